@@ -1,0 +1,17 @@
+//! Pure domain rules: types, lifecycles and the backup window. No I/O here.
+
+pub mod actor;
+pub mod catalog;
+pub mod cluster;
+pub mod restore_job;
+pub mod sla;
+pub mod ticket;
+pub mod validation;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Times are kept to the microsecond: the precision both databases store, so
+/// a time read back equals the time written.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}

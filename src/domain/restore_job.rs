@@ -1,0 +1,608 @@
+//! The restore-job lifecycle (SPEC §5) as one pure function.
+//!
+//! ```text
+//! queued → provisioning → restoring_snapshot → replaying_log → verifying → finalizing → succeeded
+//!             any step: retry with backoff up to a limit, then → failing → failed
+//!             cancel (before finalizing): → cancelling → cancelled
+//! ```
+//!
+//! `failing` and `cancelling` are the compensation: a worker removes the
+//! half-built cluster before the job rests in `failed` or `cancelled`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::actor::{Actor, Role};
+use super::ticket::TicketCommand;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Provisioning,
+    RestoringSnapshot,
+    ReplayingLog,
+    Verifying,
+    Finalizing,
+    Succeeded,
+    Failing,
+    Cancelling,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 11] = [
+        JobState::Queued,
+        JobState::Provisioning,
+        JobState::RestoringSnapshot,
+        JobState::ReplayingLog,
+        JobState::Verifying,
+        JobState::Finalizing,
+        JobState::Succeeded,
+        JobState::Failing,
+        JobState::Cancelling,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The steps that build the new cluster, in order.
+    pub const STEPS: [JobState; 5] = [
+        JobState::Provisioning,
+        JobState::RestoringSnapshot,
+        JobState::ReplayingLog,
+        JobState::Verifying,
+        JobState::Finalizing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Provisioning => "provisioning",
+            JobState::RestoringSnapshot => "restoring_snapshot",
+            JobState::ReplayingLog => "replaying_log",
+            JobState::Verifying => "verifying",
+            JobState::Finalizing => "finalizing",
+            JobState::Succeeded => "succeeded",
+            JobState::Failing => "failing",
+            JobState::Cancelling => "cancelling",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The step label shown with the progress bar.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobState::Queued => "Waiting to start",
+            JobState::Provisioning => "Provisioning the new cluster",
+            JobState::RestoringSnapshot => "Restoring the snapshot",
+            JobState::ReplayingLog => "Replaying the log to the target time",
+            JobState::Verifying => "Verifying the new cluster",
+            JobState::Finalizing => "Handing over the new cluster",
+            JobState::Succeeded => "Restore complete",
+            JobState::Failing => "Failed: removing the half-built cluster",
+            JobState::Cancelling => "Cancelled: removing the half-built cluster",
+            JobState::Failed => "Restore failed",
+            JobState::Cancelled => "Restore cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    /// A step that builds the new cluster.
+    pub fn is_build_step(self) -> bool {
+        JobState::STEPS.contains(&self)
+    }
+
+    pub fn is_compensating(self) -> bool {
+        matches!(self, JobState::Failing | JobState::Cancelling)
+    }
+
+    /// Staff may cancel until the job starts handing the cluster over.
+    pub fn may_cancel(self) -> bool {
+        matches!(
+            self,
+            JobState::Queued
+                | JobState::Provisioning
+                | JobState::RestoringSnapshot
+                | JobState::ReplayingLog
+                | JobState::Verifying
+                | JobState::Failing
+        )
+    }
+
+    /// The step after this one when it succeeds.
+    pub fn next(self) -> Option<JobState> {
+        match self {
+            JobState::Provisioning => Some(JobState::RestoringSnapshot),
+            JobState::RestoringSnapshot => Some(JobState::ReplayingLog),
+            JobState::ReplayingLog => Some(JobState::Verifying),
+            JobState::Verifying => Some(JobState::Finalizing),
+            JobState::Finalizing => Some(JobState::Succeeded),
+            _ => None,
+        }
+    }
+
+    /// The share of the whole restore, in percent, this step covers:
+    /// overall progress = start + (end − start) × step progress.
+    pub fn progress_span(self) -> (u8, u8) {
+        match self {
+            JobState::Queued => (0, 0),
+            JobState::Provisioning => (0, 10),
+            JobState::RestoringSnapshot => (10, 60),
+            JobState::ReplayingLog => (60, 85),
+            JobState::Verifying => (85, 95),
+            JobState::Finalizing => (95, 100),
+            JobState::Succeeded => (100, 100),
+            JobState::Failing | JobState::Cancelling | JobState::Failed | JobState::Cancelled => {
+                (0, 0)
+            }
+        }
+    }
+
+    /// Overall percent for `fraction` (0.0–1.0) of this step done.
+    pub fn overall_progress(self, fraction: f64) -> u8 {
+        let (start, end) = self.progress_span();
+        let fraction = fraction.clamp(0.0, 1.0);
+        (f64::from(start) + f64::from(end - start) * fraction).round() as u8
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+/// Why a step did not finish, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// Stable, machine-readable: a SPEC §4 code or a backend error code.
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobCommand {
+    /// A worker takes up a queued job.
+    Start,
+    StepSucceeded,
+    StepFailed(StepFailure),
+    Cancel,
+    /// The half-built cluster is gone.
+    CompensationDone,
+    /// Staff try a failed restore again.
+    Retry,
+}
+
+impl JobCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobCommand::Start => "start",
+            JobCommand::StepSucceeded => "step_succeeded",
+            JobCommand::StepFailed(_) => "step_failed",
+            JobCommand::Cancel => "cancel",
+            JobCommand::CompensationDone => "compensation_done",
+            JobCommand::Retry => "retry",
+        }
+    }
+}
+
+/// Retries: exponential backoff from `base_delay`, capped at `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per build step, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`, after `attempt` failed.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        let delay = self.base_delay * 2_i32.pow(doublings);
+        delay.min(self.max_delay)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::seconds(2),
+            max_delay: Duration::minutes(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFacts {
+    /// The attempt of the current step now ending, starting at 1.
+    pub attempt: u32,
+    pub now: DateTime<Utc>,
+    pub policy: RetryPolicy,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEffect {
+    /// A new step begins at its first attempt, now.
+    BeginStep,
+    /// Run the same step again from `at`, as attempt number `attempt`.
+    RetryAt {
+        at: DateTime<Utc>,
+        attempt: u32,
+    },
+    RecordFailure(StepFailure),
+    /// Staff retry: a fresh run with a fresh target cluster.
+    NewRun,
+    /// The ticket follows its job.
+    Ticket(TicketCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTransition {
+    pub to: JobState,
+    pub effects: Vec<JobEffect>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JobRefusal {
+    #[error("your role may not do this to a restore job")]
+    Forbidden,
+    #[error("not possible while the restore job is {0}")]
+    WrongState(JobState),
+}
+
+/// Decides what a command does to a job in `state`.
+pub fn transition(
+    state: JobState,
+    command: &JobCommand,
+    actor: &Actor,
+    facts: &JobFacts,
+) -> Result<JobTransition, JobRefusal> {
+    use JobState as S;
+    let role = actor.role;
+    let system = role == Role::System;
+    let staff_or_system = system || role.works_tickets();
+    let go = |to: JobState, effects: Vec<JobEffect>| Ok(JobTransition { to, effects });
+    let wrong_state = Err(JobRefusal::WrongState(state));
+    let allow = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(JobRefusal::Forbidden)
+        }
+    };
+
+    match command {
+        JobCommand::Start => {
+            allow(system)?;
+            match state {
+                S::Queued => go(
+                    S::Provisioning,
+                    vec![
+                        JobEffect::BeginStep,
+                        JobEffect::Ticket(TicketCommand::JobStarted),
+                    ],
+                ),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::StepSucceeded => {
+            allow(system)?;
+            match state.next() {
+                Some(S::Succeeded) => go(
+                    S::Succeeded,
+                    vec![
+                        JobEffect::BeginStep,
+                        JobEffect::Ticket(TicketCommand::JobSucceeded),
+                    ],
+                ),
+                Some(next) => go(next, vec![JobEffect::BeginStep]),
+                None => wrong_state,
+            }
+        }
+        JobCommand::StepFailed(failure) => {
+            allow(system)?;
+            let retry = JobEffect::RetryAt {
+                at: facts.now + facts.policy.delay(facts.attempt),
+                attempt: facts.attempt + 1,
+            };
+            let record = JobEffect::RecordFailure(failure.clone());
+            if state.is_build_step() {
+                if failure.retryable && facts.attempt < facts.policy.max_attempts {
+                    go(state, vec![record, retry])
+                } else {
+                    go(S::Failing, vec![record, JobEffect::BeginStep])
+                }
+            } else if state.is_compensating() {
+                // Removing a half-built cluster must eventually happen: it
+                // retries without limit, at the capped delay, watched by the
+                // stall watchdog.
+                go(state, vec![record, retry])
+            } else {
+                wrong_state
+            }
+        }
+        JobCommand::Cancel => {
+            allow(staff_or_system)?;
+            match state {
+                S::Queued => go(S::Cancelled, vec![]),
+                s if s.may_cancel() => go(S::Cancelling, vec![JobEffect::BeginStep]),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::CompensationDone => {
+            allow(system)?;
+            match state {
+                S::Failing => {
+                    let reason = facts
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "the restore failed".to_string());
+                    go(
+                        S::Failed,
+                        vec![JobEffect::Ticket(TicketCommand::JobFailed { reason })],
+                    )
+                }
+                S::Cancelling => go(S::Cancelled, vec![]),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::Retry => {
+            allow(staff_or_system)?;
+            match state {
+                S::Failed => go(S::Queued, vec![JobEffect::NewRun, JobEffect::BeginStep]),
+                _ => wrong_state,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    fn actor(role: Role) -> Actor {
+        match role {
+            Role::System => Actor::SYSTEM,
+            other => Actor::user(Uuid::from_u128(7), other),
+        }
+    }
+
+    fn facts(attempt: u32) -> JobFacts {
+        JobFacts {
+            attempt,
+            now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            policy: RetryPolicy::default(),
+            last_error: Some("disk full".into()),
+        }
+    }
+
+    fn failure(retryable: bool) -> StepFailure {
+        StepFailure {
+            code: "backend_error".into(),
+            message: "boom".into(),
+            retryable,
+        }
+    }
+
+    fn command(name: &str) -> JobCommand {
+        match name {
+            "start" => JobCommand::Start,
+            "step_succeeded" => JobCommand::StepSucceeded,
+            "transient_failure" => JobCommand::StepFailed(failure(true)),
+            "permanent_failure" => JobCommand::StepFailed(failure(false)),
+            "cancel" => JobCommand::Cancel,
+            "compensation_done" => JobCommand::CompensationDone,
+            "retry" => JobCommand::Retry,
+            other => panic!("no command {other}"),
+        }
+    }
+
+    fn outcome(r: &Result<JobTransition, JobRefusal>) -> String {
+        match r {
+            Ok(t) => t.to.as_str().to_string(),
+            Err(JobRefusal::Forbidden) => "forbidden".into(),
+            Err(JobRefusal::WrongState(_)) => "wrong_state".into(),
+        }
+    }
+
+    /// Every command × every state × every role, on attempt 1 of 5.
+    const TABLE: &str = "
+    # command            state               customer   staff        admin        system
+    start                queued              forbidden  forbidden    forbidden    provisioning
+    start                provisioning        forbidden  forbidden    forbidden    wrong_state
+    start                restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    start                replaying_log       forbidden  forbidden    forbidden    wrong_state
+    start                verifying           forbidden  forbidden    forbidden    wrong_state
+    start                finalizing          forbidden  forbidden    forbidden    wrong_state
+    start                succeeded           forbidden  forbidden    forbidden    wrong_state
+    start                failing             forbidden  forbidden    forbidden    wrong_state
+    start                cancelling          forbidden  forbidden    forbidden    wrong_state
+    start                failed              forbidden  forbidden    forbidden    wrong_state
+    start                cancelled           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       queued              forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       provisioning        forbidden  forbidden    forbidden    restoring_snapshot
+    step_succeeded       restoring_snapshot  forbidden  forbidden    forbidden    replaying_log
+    step_succeeded       replaying_log       forbidden  forbidden    forbidden    verifying
+    step_succeeded       verifying           forbidden  forbidden    forbidden    finalizing
+    step_succeeded       finalizing          forbidden  forbidden    forbidden    succeeded
+    step_succeeded       succeeded           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       failing             forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       cancelling          forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       failed              forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       cancelled           forbidden  forbidden    forbidden    wrong_state
+    transient_failure    queued              forbidden  forbidden    forbidden    wrong_state
+    transient_failure    provisioning        forbidden  forbidden    forbidden    provisioning
+    transient_failure    restoring_snapshot  forbidden  forbidden    forbidden    restoring_snapshot
+    transient_failure    replaying_log       forbidden  forbidden    forbidden    replaying_log
+    transient_failure    verifying           forbidden  forbidden    forbidden    verifying
+    transient_failure    finalizing          forbidden  forbidden    forbidden    finalizing
+    transient_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
+    transient_failure    failing             forbidden  forbidden    forbidden    failing
+    transient_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    transient_failure    failed              forbidden  forbidden    forbidden    wrong_state
+    transient_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    queued              forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    provisioning        forbidden  forbidden    forbidden    failing
+    permanent_failure    restoring_snapshot  forbidden  forbidden    forbidden    failing
+    permanent_failure    replaying_log       forbidden  forbidden    forbidden    failing
+    permanent_failure    verifying           forbidden  forbidden    forbidden    failing
+    permanent_failure    finalizing          forbidden  forbidden    forbidden    failing
+    permanent_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    failing             forbidden  forbidden    forbidden    failing
+    permanent_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    permanent_failure    failed              forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
+    cancel               queued              forbidden  cancelled    cancelled    cancelled
+    cancel               provisioning        forbidden  cancelling   cancelling   cancelling
+    cancel               restoring_snapshot  forbidden  cancelling   cancelling   cancelling
+    cancel               replaying_log       forbidden  cancelling   cancelling   cancelling
+    cancel               verifying           forbidden  cancelling   cancelling   cancelling
+    cancel               finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               succeeded           forbidden  wrong_state  wrong_state  wrong_state
+    cancel               failing             forbidden  cancelling   cancelling   cancelling
+    cancel               cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               failed              forbidden  wrong_state  wrong_state  wrong_state
+    cancel               cancelled           forbidden  wrong_state  wrong_state  wrong_state
+    compensation_done    queued              forbidden  forbidden    forbidden    wrong_state
+    compensation_done    provisioning        forbidden  forbidden    forbidden    wrong_state
+    compensation_done    restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    compensation_done    replaying_log       forbidden  forbidden    forbidden    wrong_state
+    compensation_done    verifying           forbidden  forbidden    forbidden    wrong_state
+    compensation_done    finalizing          forbidden  forbidden    forbidden    wrong_state
+    compensation_done    succeeded           forbidden  forbidden    forbidden    wrong_state
+    compensation_done    failing             forbidden  forbidden    forbidden    failed
+    compensation_done    cancelling          forbidden  forbidden    forbidden    cancelled
+    compensation_done    failed              forbidden  forbidden    forbidden    wrong_state
+    compensation_done    cancelled           forbidden  forbidden    forbidden    wrong_state
+    retry                queued              forbidden  wrong_state  wrong_state  wrong_state
+    retry                provisioning        forbidden  wrong_state  wrong_state  wrong_state
+    retry                restoring_snapshot  forbidden  wrong_state  wrong_state  wrong_state
+    retry                replaying_log       forbidden  wrong_state  wrong_state  wrong_state
+    retry                verifying           forbidden  wrong_state  wrong_state  wrong_state
+    retry                finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    retry                succeeded           forbidden  wrong_state  wrong_state  wrong_state
+    retry                failing             forbidden  wrong_state  wrong_state  wrong_state
+    retry                cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    retry                failed              forbidden  queued       queued       queued
+    retry                cancelled           forbidden  wrong_state  wrong_state  wrong_state
+    ";
+
+    #[test]
+    fn every_state_command_and_role() {
+        let mut seen = std::collections::HashSet::new();
+        let mut failures = Vec::new();
+        for line in TABLE.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cols.len(), 6, "malformed row: {line}");
+            let state: JobState = cols[1].parse().unwrap();
+            let cmd = command(cols[0]);
+            for (role, expected) in Role::ALL.into_iter().zip(&cols[2..]) {
+                seen.insert((cols[0].to_string(), state, role));
+                let got = outcome(&transition(state, &cmd, &actor(role), &facts(1)));
+                if got != *expected {
+                    failures.push(format!(
+                        "{line}\n    {role}: expected {expected}, got {got}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert_eq!(seen.len(), 7 * JobState::ALL.len() * Role::ALL.len());
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_give_up() {
+        let policy = RetryPolicy::default();
+        let mut delays = Vec::new();
+        for attempt in 1..policy.max_attempts {
+            let t = transition(
+                JobState::ReplayingLog,
+                &command("transient_failure"),
+                &Actor::SYSTEM,
+                &facts(attempt),
+            )
+            .unwrap();
+            assert_eq!(t.to, JobState::ReplayingLog);
+            let Some(JobEffect::RetryAt { at, attempt: next }) = t.effects.last().cloned() else {
+                panic!("no retry: {t:?}");
+            };
+            assert_eq!(next, attempt + 1);
+            delays.push((at - facts(attempt).now).num_seconds());
+        }
+        assert_eq!(delays, vec![2, 4, 8, 16]);
+        let last = transition(
+            JobState::ReplayingLog,
+            &command("transient_failure"),
+            &Actor::SYSTEM,
+            &facts(policy.max_attempts),
+        )
+        .unwrap();
+        assert_eq!(last.to, JobState::Failing);
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay(40), policy.max_delay);
+    }
+
+    #[test]
+    fn failed_job_tells_the_ticket_why() {
+        let t = transition(
+            JobState::Failing,
+            &JobCommand::CompensationDone,
+            &Actor::SYSTEM,
+            &facts(1),
+        )
+        .unwrap();
+        assert_eq!(
+            t.effects,
+            vec![JobEffect::Ticket(TicketCommand::JobFailed {
+                reason: "disk full".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn progress_is_monotonic_across_steps() {
+        let mut last = 0;
+        for step in JobState::STEPS {
+            for i in 0..=10 {
+                let p = step.overall_progress(f64::from(i) / 10.0);
+                assert!(p >= last, "{step} {i}: {p} < {last}");
+                last = p;
+            }
+        }
+        assert_eq!(last, 100);
+    }
+}

@@ -1,0 +1,136 @@
+//! Deadlines and response targets that order the staff queue (SPEC §4).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{ClusterLife, RetentionPolicy};
+
+/// How urgent the customer says the request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Severity {
+    /// Critical: production is down or losing data.
+    A,
+    B,
+    C,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::A, Severity::B, Severity::C];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::A => "A",
+            Severity::B => "B",
+            Severity::C => "C",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Severity::A => "A — critical impact",
+            Severity::B => "B — moderate impact",
+            Severity::C => "C — minimal impact",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "A" | "a" => Ok(Severity::A),
+            "B" | "b" => Ok(Severity::B),
+            "C" | "c" => Ok(Severity::C),
+            other => Err(format!("unknown severity {other:?}: expected A, B or C")),
+        }
+    }
+}
+
+/// The moment the target falls out of the restorable window: after it the
+/// request can no longer be honoured. For a deleted cluster, the end of its
+/// grace period comes first if it is sooner.
+pub fn deadline(
+    target: DateTime<Utc>,
+    life: &ClusterLife,
+    policy: &RetentionPolicy,
+) -> DateTime<Utc> {
+    let by_retention = target + policy.retention;
+    match life.deleted_at {
+        Some(deleted) => by_retention.min(deleted + policy.deleted_grace),
+        None => by_retention,
+    }
+}
+
+/// When staff should first answer a new ticket: A within an hour, B within
+/// four, C by the same time on the next business day (Monday to Friday, UTC).
+pub fn first_response_due(created_at: DateTime<Utc>, severity: Severity) -> DateTime<Utc> {
+    match severity {
+        Severity::A => created_at + Duration::hours(1),
+        Severity::B => created_at + Duration::hours(4),
+        Severity::C => {
+            let mut due = created_at + Duration::days(1);
+            while matches!(due.weekday(), Weekday::Sat | Weekday::Sun) {
+                due += Duration::days(1);
+            }
+            due
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn deadline_is_target_plus_retention_or_end_of_grace() {
+        let target = Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap();
+        let policy = RetentionPolicy::default();
+        let live = ClusterLife {
+            created_at: target - Duration::days(60),
+            deleted_at: None,
+        };
+        assert_eq!(
+            deadline(target, &live, &policy),
+            target + Duration::days(35)
+        );
+        let deleted = ClusterLife {
+            deleted_at: Some(target + Duration::days(1)),
+            ..live
+        };
+        assert_eq!(
+            deadline(target, &deleted, &policy),
+            target + Duration::days(8)
+        );
+    }
+
+    #[test]
+    fn business_day_skips_weekends() {
+        let friday = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        assert_eq!(friday.weekday(), Weekday::Fri);
+        let due = first_response_due(friday, Severity::C);
+        assert_eq!(due, Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap());
+        let saturday = friday + Duration::days(1);
+        assert_eq!(
+            first_response_due(saturday, Severity::C).weekday(),
+            Weekday::Mon
+        );
+        assert_eq!(
+            first_response_due(friday, Severity::A),
+            friday + Duration::hours(1)
+        );
+        assert_eq!(
+            first_response_due(friday, Severity::B),
+            friday + Duration::hours(4)
+        );
+    }
+}

@@ -1,0 +1,1011 @@
+//! The ticket lifecycle (SPEC §3) as one pure function.
+//!
+//! ```text
+//! submitted ─auto-validate→ triage ─claim→ in_review ─approve→ approved ─job starts→ restoring
+//!                                          │  ▲                                     ├→ completed
+//!                             request_info │  │ customer replies                    └→ failed ─retry→ restoring
+//!                                          ▼  │
+//!                                   awaiting_customer          in_review ─reject→ rejected
+//! cancelled: by the customer before restoring; by staff while the restore can still stop
+//! ```
+//!
+//! `transition` decides; the caller applies the effects in one transaction
+//! with the state change, guarded by the ticket's version.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::actor::{Actor, Role};
+use super::restore_job::JobState;
+use super::validation::ValidationError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketState {
+    Submitted,
+    Triage,
+    InReview,
+    AwaitingCustomer,
+    Approved,
+    Restoring,
+    Completed,
+    Failed,
+    Rejected,
+    Cancelled,
+}
+
+impl TicketState {
+    pub const ALL: [TicketState; 10] = [
+        TicketState::Submitted,
+        TicketState::Triage,
+        TicketState::InReview,
+        TicketState::AwaitingCustomer,
+        TicketState::Approved,
+        TicketState::Restoring,
+        TicketState::Completed,
+        TicketState::Failed,
+        TicketState::Rejected,
+        TicketState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Submitted => "submitted",
+            TicketState::Triage => "triage",
+            TicketState::InReview => "in_review",
+            TicketState::AwaitingCustomer => "awaiting_customer",
+            TicketState::Approved => "approved",
+            TicketState::Restoring => "restoring",
+            TicketState::Completed => "completed",
+            TicketState::Failed => "failed",
+            TicketState::Rejected => "rejected",
+            TicketState::Cancelled => "cancelled",
+        }
+    }
+
+    /// How the state reads on a page.
+    pub fn label(self) -> &'static str {
+        match self {
+            TicketState::Submitted => "Submitted",
+            TicketState::Triage => "Waiting for an engineer",
+            TicketState::InReview => "In review",
+            TicketState::AwaitingCustomer => "Waiting for the customer",
+            TicketState::Approved => "Approved",
+            TicketState::Restoring => "Restoring",
+            TicketState::Completed => "Completed",
+            TicketState::Failed => "Restore failed",
+            TicketState::Rejected => "Rejected",
+            TicketState::Cancelled => "Cancelled",
+        }
+    }
+
+    /// No command changes a terminal ticket's state any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TicketState::Completed | TicketState::Rejected | TicketState::Cancelled
+        )
+    }
+
+    /// Whether the customer may still cancel: only before the restore starts.
+    pub fn customer_may_cancel(self) -> bool {
+        matches!(
+            self,
+            TicketState::Submitted
+                | TicketState::Triage
+                | TicketState::InReview
+                | TicketState::AwaitingCustomer
+                | TicketState::Approved
+        )
+    }
+
+    /// States in which the target must still be restored before its deadline.
+    pub fn deadline_matters(self) -> bool {
+        matches!(
+            self,
+            TicketState::Submitted
+                | TicketState::Triage
+                | TicketState::InReview
+                | TicketState::AwaitingCustomer
+                | TicketState::Approved
+                | TicketState::Failed
+        )
+    }
+}
+
+impl fmt::Display for TicketState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TicketState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TicketState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown ticket state {s:?}"))
+    }
+}
+
+/// Everything that can happen to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketCommand {
+    /// The filing's validation passed; the ticket joins the queue.
+    AutoValidate,
+    Claim,
+    RequestInfo {
+        message: String,
+    },
+    Reply {
+        body: String,
+    },
+    Note {
+        body: String,
+    },
+    Approve,
+    Reject {
+        reason: String,
+    },
+    /// The customer withdraws the request.
+    Cancel,
+    /// Staff stop the restore job.
+    CancelRestore {
+        reason: String,
+    },
+    Retry,
+    JobStarted,
+    JobSucceeded,
+    JobFailed {
+        reason: String,
+    },
+    WarnDeadline,
+}
+
+impl TicketCommand {
+    /// The command's name in events, the audit log and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TicketCommand::AutoValidate => "auto_validate",
+            TicketCommand::Claim => "claim",
+            TicketCommand::RequestInfo { .. } => "request_info",
+            TicketCommand::Reply { .. } => "reply",
+            TicketCommand::Note { .. } => "note",
+            TicketCommand::Approve => "approve",
+            TicketCommand::Reject { .. } => "reject",
+            TicketCommand::Cancel => "cancel",
+            TicketCommand::CancelRestore { .. } => "cancel_restore",
+            TicketCommand::Retry => "retry",
+            TicketCommand::JobStarted => "job_started",
+            TicketCommand::JobSucceeded => "job_succeeded",
+            TicketCommand::JobFailed { .. } => "job_failed",
+            TicketCommand::WarnDeadline => "warn_deadline",
+        }
+    }
+}
+
+/// The result of checking the target against the window just now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetCheck {
+    NotChecked,
+    Passed,
+    Failed(ValidationError),
+}
+
+/// What the transition needs to know beyond the state, read by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub assignee: Option<Uuid>,
+    pub target_check: TargetCheck,
+    pub job: Option<JobState>,
+    pub deadline_warned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    /// Staff only: never on a customer's page, API answer or email.
+    Internal,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Internal => "internal",
+        }
+    }
+}
+
+impl FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "internal" => Ok(Visibility::Internal),
+            other => Err(format!("unknown visibility {other:?}")),
+        }
+    }
+}
+
+/// Who an email goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// The customer who filed the ticket.
+    Requester,
+    /// The assigned engineer, or every engineer while nobody is assigned.
+    Assignee,
+    AllStaff,
+}
+
+/// The emails of SPEC §7, plus the two conversation notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    RequestReceived,
+    NewRequest,
+    InformationRequested,
+    CustomerReplied,
+    StaffReplied,
+    Approved,
+    Rejected,
+    RestoreStarted,
+    RestoreCompleted,
+    RestoreFailed,
+    Cancelled,
+    DeadlineNear,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 12] = [
+        NoticeKind::RequestReceived,
+        NoticeKind::NewRequest,
+        NoticeKind::InformationRequested,
+        NoticeKind::CustomerReplied,
+        NoticeKind::StaffReplied,
+        NoticeKind::Approved,
+        NoticeKind::Rejected,
+        NoticeKind::RestoreStarted,
+        NoticeKind::RestoreCompleted,
+        NoticeKind::RestoreFailed,
+        NoticeKind::Cancelled,
+        NoticeKind::DeadlineNear,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::RequestReceived => "request_received",
+            NoticeKind::NewRequest => "new_request",
+            NoticeKind::InformationRequested => "information_requested",
+            NoticeKind::CustomerReplied => "customer_replied",
+            NoticeKind::StaffReplied => "staff_replied",
+            NoticeKind::Approved => "approved",
+            NoticeKind::Rejected => "rejected",
+            NoticeKind::RestoreStarted => "restore_started",
+            NoticeKind::RestoreCompleted => "restore_completed",
+            NoticeKind::RestoreFailed => "restore_failed",
+            NoticeKind::Cancelled => "cancelled",
+            NoticeKind::DeadlineNear => "deadline_near",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub to: Audience,
+}
+
+/// What the restore job should do because of a ticket command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRequest {
+    /// Approval: exactly one job per ticket.
+    Create,
+    Cancel,
+    Retry,
+}
+
+/// Effects as data, applied by the caller in the state change's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketEffect {
+    Assign(Uuid),
+    PostMessage {
+        visibility: Visibility,
+        body: String,
+    },
+    RecordRejection(String),
+    /// Counts towards the first-response target if it is the first.
+    RecordFirstResponse,
+    MarkDeadlineWarned,
+    Notify(Notice),
+    Job(JobRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub to: TicketState,
+    pub effects: Vec<TicketEffect>,
+}
+
+/// Why a command was refused. Nothing changes on a refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("your role may not do this")]
+    Forbidden,
+    #[error("not possible while the ticket is {}", .0.label().to_lowercase())]
+    WrongState(TicketState),
+    #[error("only the assigned engineer may do this: claim the ticket first")]
+    NotAssignee,
+    #[error("the ticket is already assigned to you")]
+    AlreadyAssigned,
+    #[error("{message}")]
+    BadText {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(ValidationError),
+    #[error("the target was not checked against the backup window")]
+    TargetNotChecked,
+    #[error("the restore is finishing and can no longer be cancelled")]
+    TooLateToCancel,
+    #[error("the deadline warning was already sent")]
+    AlreadyWarned,
+}
+
+/// Longest message or note, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Longest reason for a rejection or a cancellation, in characters.
+pub const MAX_REASON_CHARS: usize = 2_000;
+
+/// Trims and bounds a text a person typed.
+pub fn checked_text(field: &'static str, text: &str, max_chars: usize) -> Result<String, Refusal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Refusal::BadText {
+            field,
+            message: format!("The {} cannot be empty", field.replace('_', " ")),
+        });
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(Refusal::BadText {
+            field,
+            message: format!(
+                "The {} is {chars} characters long; the limit is {max_chars}",
+                field.replace('_', " ")
+            ),
+        });
+    }
+    Ok(text.to_string())
+}
+
+fn notify(kind: NoticeKind, to: Audience) -> TicketEffect {
+    TicketEffect::Notify(Notice { kind, to })
+}
+
+fn allow(ok: bool) -> Result<(), Refusal> {
+    if ok { Ok(()) } else { Err(Refusal::Forbidden) }
+}
+
+/// Decides what a command does to a ticket in `state`. Checks run in a fixed
+/// order — role, state, assignment, input, facts — so refusals are predictable.
+pub fn transition(
+    state: TicketState,
+    command: &TicketCommand,
+    actor: &Actor,
+    facts: &TicketFacts,
+) -> Result<Transition, Refusal> {
+    use TicketState as S;
+    let role = actor.role;
+    let staff = role.works_tickets();
+    let system = role == Role::System;
+    let is_assignee = facts.assignee.is_some() && facts.assignee == actor.user_id;
+    let go = |to: TicketState, effects: Vec<TicketEffect>| Ok(Transition { to, effects });
+    let wrong_state = Err(Refusal::WrongState(state));
+    let must_be_assignee = || {
+        if is_assignee {
+            Ok(())
+        } else {
+            Err(Refusal::NotAssignee)
+        }
+    };
+
+    match command {
+        TicketCommand::AutoValidate => {
+            allow(system)?;
+            match state {
+                S::Submitted => go(
+                    S::Triage,
+                    vec![
+                        notify(NoticeKind::RequestReceived, Audience::Requester),
+                        notify(NoticeKind::NewRequest, Audience::AllStaff),
+                    ],
+                ),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::Claim => {
+            allow(staff)?;
+            let me = actor.user_id.ok_or(Refusal::Forbidden)?;
+            match state {
+                S::Triage => go(S::InReview, vec![TicketEffect::Assign(me)]),
+                S::InReview | S::AwaitingCustomer | S::Approved | S::Restoring | S::Failed => {
+                    if is_assignee {
+                        Err(Refusal::AlreadyAssigned)
+                    } else {
+                        go(state, vec![TicketEffect::Assign(me)])
+                    }
+                }
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::RequestInfo { message } => {
+            allow(staff)?;
+            if state != S::InReview {
+                return wrong_state;
+            }
+            must_be_assignee()?;
+            let body = checked_text("message", message, MAX_MESSAGE_CHARS)?;
+            go(
+                S::AwaitingCustomer,
+                vec![
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body,
+                    },
+                    TicketEffect::RecordFirstResponse,
+                    notify(NoticeKind::InformationRequested, Audience::Requester),
+                ],
+            )
+        }
+        TicketCommand::Reply { body } => {
+            allow(!system)?;
+            let body = checked_text("message", body, MAX_MESSAGE_CHARS)?;
+            let message = TicketEffect::PostMessage {
+                visibility: Visibility::Public,
+                body,
+            };
+            if role == Role::Customer {
+                let to = if state == S::AwaitingCustomer {
+                    S::InReview
+                } else {
+                    state
+                };
+                go(
+                    to,
+                    vec![
+                        message,
+                        notify(NoticeKind::CustomerReplied, Audience::Assignee),
+                    ],
+                )
+            } else {
+                go(
+                    state,
+                    vec![
+                        message,
+                        TicketEffect::RecordFirstResponse,
+                        notify(NoticeKind::StaffReplied, Audience::Requester),
+                    ],
+                )
+            }
+        }
+        TicketCommand::Note { body } => {
+            allow(staff)?;
+            let body = checked_text("note", body, MAX_MESSAGE_CHARS)?;
+            go(
+                state,
+                vec![TicketEffect::PostMessage {
+                    visibility: Visibility::Internal,
+                    body,
+                }],
+            )
+        }
+        TicketCommand::Approve => {
+            allow(staff)?;
+            if state != S::InReview {
+                return wrong_state;
+            }
+            must_be_assignee()?;
+            match &facts.target_check {
+                TargetCheck::Passed => {}
+                TargetCheck::Failed(error) => return Err(Refusal::Invalid(error.clone())),
+                TargetCheck::NotChecked => return Err(Refusal::TargetNotChecked),
+            }
+            go(
+                S::Approved,
+                vec![
+                    TicketEffect::Job(JobRequest::Create),
+                    TicketEffect::RecordFirstResponse,
+                    notify(NoticeKind::Approved, Audience::Requester),
+                ],
+            )
+        }
+        TicketCommand::Reject { reason } => {
+            allow(staff)?;
+            if !matches!(state, S::InReview | S::AwaitingCustomer) {
+                return wrong_state;
+            }
+            must_be_assignee()?;
+            let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
+            go(
+                S::Rejected,
+                vec![
+                    TicketEffect::RecordRejection(reason),
+                    TicketEffect::RecordFirstResponse,
+                    notify(NoticeKind::Rejected, Audience::Requester),
+                ],
+            )
+        }
+        TicketCommand::Cancel => {
+            allow(role == Role::Customer)?;
+            if !state.customer_may_cancel() {
+                return wrong_state;
+            }
+            let mut effects = Vec::new();
+            if state == S::Approved {
+                effects.push(TicketEffect::Job(JobRequest::Cancel));
+            }
+            effects.push(notify(NoticeKind::Cancelled, Audience::Requester));
+            if facts.assignee.is_some() {
+                effects.push(notify(NoticeKind::Cancelled, Audience::Assignee));
+            }
+            go(S::Cancelled, effects)
+        }
+        TicketCommand::CancelRestore { reason } => {
+            allow(staff)?;
+            if !matches!(state, S::Approved | S::Restoring) {
+                return wrong_state;
+            }
+            let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
+            if !facts.job.is_some_and(JobState::may_cancel) {
+                return Err(Refusal::TooLateToCancel);
+            }
+            go(
+                S::Cancelled,
+                vec![
+                    TicketEffect::Job(JobRequest::Cancel),
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body: format!("The restore was cancelled: {reason}"),
+                    },
+                    notify(NoticeKind::Cancelled, Audience::Requester),
+                ],
+            )
+        }
+        TicketCommand::Retry => {
+            allow(staff)?;
+            match state {
+                S::Failed => go(S::Restoring, vec![TicketEffect::Job(JobRequest::Retry)]),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::JobStarted => {
+            allow(system)?;
+            match state {
+                S::Approved | S::Restoring => go(
+                    S::Restoring,
+                    vec![notify(NoticeKind::RestoreStarted, Audience::Requester)],
+                ),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::JobSucceeded => {
+            allow(system)?;
+            match state {
+                S::Restoring => go(
+                    S::Completed,
+                    vec![notify(NoticeKind::RestoreCompleted, Audience::Requester)],
+                ),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::JobFailed { .. } => {
+            allow(system)?;
+            match state {
+                S::Restoring => go(
+                    S::Failed,
+                    vec![
+                        notify(NoticeKind::RestoreFailed, Audience::Requester),
+                        notify(NoticeKind::RestoreFailed, Audience::Assignee),
+                    ],
+                ),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::WarnDeadline => {
+            allow(system)?;
+            if !state.deadline_matters() {
+                return wrong_state;
+            }
+            if facts.deadline_warned {
+                return Err(Refusal::AlreadyWarned);
+            }
+            go(
+                state,
+                vec![
+                    TicketEffect::MarkDeadlineWarned,
+                    notify(NoticeKind::DeadlineNear, Audience::Assignee),
+                ],
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validation::ValidationCode;
+
+    const CUSTOMER: Uuid = Uuid::from_u128(1);
+    const STAFF: Uuid = Uuid::from_u128(2);
+    const ADMIN: Uuid = Uuid::from_u128(3);
+
+    fn actor(role: Role) -> Actor {
+        match role {
+            Role::Customer => Actor::user(CUSTOMER, role),
+            Role::Staff => Actor::user(STAFF, role),
+            Role::Admin => Actor::user(ADMIN, role),
+            Role::System => Actor::SYSTEM,
+        }
+    }
+
+    /// The facts every table row runs with: from in_review on, `STAFF` is
+    /// assigned; the job is where the ticket state says it is.
+    fn facts(state: TicketState) -> TicketFacts {
+        use TicketState as S;
+        TicketFacts {
+            assignee: (!matches!(state, S::Submitted | S::Triage)).then_some(STAFF),
+            target_check: TargetCheck::Passed,
+            job: match state {
+                S::Approved => Some(JobState::Queued),
+                S::Restoring => Some(JobState::ReplayingLog),
+                S::Failed => Some(JobState::Failed),
+                S::Completed => Some(JobState::Succeeded),
+                _ => None,
+            },
+            deadline_warned: false,
+        }
+    }
+
+    fn command(name: &str) -> TicketCommand {
+        let text = "some words".to_string();
+        match name {
+            "auto_validate" => TicketCommand::AutoValidate,
+            "claim" => TicketCommand::Claim,
+            "request_info" => TicketCommand::RequestInfo { message: text },
+            "reply" => TicketCommand::Reply { body: text },
+            "note" => TicketCommand::Note { body: text },
+            "approve" => TicketCommand::Approve,
+            "reject" => TicketCommand::Reject { reason: text },
+            "cancel" => TicketCommand::Cancel,
+            "cancel_restore" => TicketCommand::CancelRestore { reason: text },
+            "retry" => TicketCommand::Retry,
+            "job_started" => TicketCommand::JobStarted,
+            "job_succeeded" => TicketCommand::JobSucceeded,
+            "job_failed" => TicketCommand::JobFailed { reason: text },
+            "warn_deadline" => TicketCommand::WarnDeadline,
+            other => panic!("no command {other}"),
+        }
+    }
+
+    fn outcome(result: &Result<Transition, Refusal>) -> String {
+        match result {
+            Ok(t) => t.to.as_str().to_string(),
+            Err(Refusal::Forbidden) => "forbidden".into(),
+            Err(Refusal::WrongState(_)) => "wrong_state".into(),
+            Err(Refusal::NotAssignee) => "not_assignee".into(),
+            Err(Refusal::AlreadyAssigned) => "already_assigned".into(),
+            Err(Refusal::TooLateToCancel) => "too_late".into(),
+            Err(Refusal::AlreadyWarned) => "already_warned".into(),
+            Err(other) => format!("{other:?}"),
+        }
+    }
+
+    /// Every command × every state × every role, the expected outcome written
+    /// out: the new state, or why it is refused.
+    const TABLE: &str = "
+    # command        state              customer     staff             admin             system
+    auto_validate    submitted          forbidden    forbidden         forbidden         triage
+    auto_validate    triage             forbidden    forbidden         forbidden         wrong_state
+    auto_validate    in_review          forbidden    forbidden         forbidden         wrong_state
+    auto_validate    awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    auto_validate    approved           forbidden    forbidden         forbidden         wrong_state
+    auto_validate    restoring          forbidden    forbidden         forbidden         wrong_state
+    auto_validate    completed          forbidden    forbidden         forbidden         wrong_state
+    auto_validate    failed             forbidden    forbidden         forbidden         wrong_state
+    auto_validate    rejected           forbidden    forbidden         forbidden         wrong_state
+    auto_validate    cancelled          forbidden    forbidden         forbidden         wrong_state
+    claim            submitted          forbidden    wrong_state       wrong_state       forbidden
+    claim            triage             forbidden    in_review         in_review         forbidden
+    claim            in_review          forbidden    already_assigned  in_review         forbidden
+    claim            awaiting_customer  forbidden    already_assigned  awaiting_customer forbidden
+    claim            approved           forbidden    already_assigned  approved          forbidden
+    claim            restoring          forbidden    already_assigned  restoring         forbidden
+    claim            completed          forbidden    wrong_state       wrong_state       forbidden
+    claim            failed             forbidden    already_assigned  failed            forbidden
+    claim            rejected           forbidden    wrong_state       wrong_state       forbidden
+    claim            cancelled          forbidden    wrong_state       wrong_state       forbidden
+    request_info     submitted          forbidden    wrong_state       wrong_state       forbidden
+    request_info     triage             forbidden    wrong_state       wrong_state       forbidden
+    request_info     in_review          forbidden    awaiting_customer not_assignee      forbidden
+    request_info     awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
+    request_info     approved           forbidden    wrong_state       wrong_state       forbidden
+    request_info     restoring          forbidden    wrong_state       wrong_state       forbidden
+    request_info     completed          forbidden    wrong_state       wrong_state       forbidden
+    request_info     failed             forbidden    wrong_state       wrong_state       forbidden
+    request_info     rejected           forbidden    wrong_state       wrong_state       forbidden
+    request_info     cancelled          forbidden    wrong_state       wrong_state       forbidden
+    reply            submitted          submitted    submitted         submitted         forbidden
+    reply            triage             triage       triage            triage            forbidden
+    reply            in_review          in_review    in_review         in_review         forbidden
+    reply            awaiting_customer  in_review    awaiting_customer awaiting_customer forbidden
+    reply            approved           approved     approved          approved          forbidden
+    reply            restoring          restoring    restoring         restoring         forbidden
+    reply            completed          completed    completed         completed         forbidden
+    reply            failed             failed       failed            failed            forbidden
+    reply            rejected           rejected     rejected          rejected          forbidden
+    reply            cancelled          cancelled    cancelled         cancelled         forbidden
+    note             submitted          forbidden    submitted         submitted         forbidden
+    note             triage             forbidden    triage            triage            forbidden
+    note             in_review          forbidden    in_review         in_review         forbidden
+    note             awaiting_customer  forbidden    awaiting_customer awaiting_customer forbidden
+    note             approved           forbidden    approved          approved          forbidden
+    note             restoring          forbidden    restoring         restoring         forbidden
+    note             completed          forbidden    completed         completed         forbidden
+    note             failed             forbidden    failed            failed            forbidden
+    note             rejected           forbidden    rejected          rejected          forbidden
+    note             cancelled          forbidden    cancelled         cancelled         forbidden
+    approve          submitted          forbidden    wrong_state       wrong_state       forbidden
+    approve          triage             forbidden    wrong_state       wrong_state       forbidden
+    approve          in_review          forbidden    approved          not_assignee      forbidden
+    approve          awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
+    approve          approved           forbidden    wrong_state       wrong_state       forbidden
+    approve          restoring          forbidden    wrong_state       wrong_state       forbidden
+    approve          completed          forbidden    wrong_state       wrong_state       forbidden
+    approve          failed             forbidden    wrong_state       wrong_state       forbidden
+    approve          rejected           forbidden    wrong_state       wrong_state       forbidden
+    approve          cancelled          forbidden    wrong_state       wrong_state       forbidden
+    reject           submitted          forbidden    wrong_state       wrong_state       forbidden
+    reject           triage             forbidden    wrong_state       wrong_state       forbidden
+    reject           in_review          forbidden    rejected          not_assignee      forbidden
+    reject           awaiting_customer  forbidden    rejected          not_assignee      forbidden
+    reject           approved           forbidden    wrong_state       wrong_state       forbidden
+    reject           restoring          forbidden    wrong_state       wrong_state       forbidden
+    reject           completed          forbidden    wrong_state       wrong_state       forbidden
+    reject           failed             forbidden    wrong_state       wrong_state       forbidden
+    reject           rejected           forbidden    wrong_state       wrong_state       forbidden
+    reject           cancelled          forbidden    wrong_state       wrong_state       forbidden
+    cancel           submitted          cancelled    forbidden         forbidden         forbidden
+    cancel           triage             cancelled    forbidden         forbidden         forbidden
+    cancel           in_review          cancelled    forbidden         forbidden         forbidden
+    cancel           awaiting_customer  cancelled    forbidden         forbidden         forbidden
+    cancel           approved           cancelled    forbidden         forbidden         forbidden
+    cancel           restoring          wrong_state  forbidden         forbidden         forbidden
+    cancel           completed          wrong_state  forbidden         forbidden         forbidden
+    cancel           failed             wrong_state  forbidden         forbidden         forbidden
+    cancel           rejected           wrong_state  forbidden         forbidden         forbidden
+    cancel           cancelled          wrong_state  forbidden         forbidden         forbidden
+    cancel_restore   submitted          forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   triage             forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   in_review          forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   approved           forbidden    cancelled         cancelled         forbidden
+    cancel_restore   restoring          forbidden    cancelled         cancelled         forbidden
+    cancel_restore   completed          forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   failed             forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   rejected           forbidden    wrong_state       wrong_state       forbidden
+    cancel_restore   cancelled          forbidden    wrong_state       wrong_state       forbidden
+    retry            submitted          forbidden    wrong_state       wrong_state       forbidden
+    retry            triage             forbidden    wrong_state       wrong_state       forbidden
+    retry            in_review          forbidden    wrong_state       wrong_state       forbidden
+    retry            awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
+    retry            approved           forbidden    wrong_state       wrong_state       forbidden
+    retry            restoring          forbidden    wrong_state       wrong_state       forbidden
+    retry            completed          forbidden    wrong_state       wrong_state       forbidden
+    retry            failed             forbidden    restoring         restoring         forbidden
+    retry            rejected           forbidden    wrong_state       wrong_state       forbidden
+    retry            cancelled          forbidden    wrong_state       wrong_state       forbidden
+    job_started      submitted          forbidden    forbidden         forbidden         wrong_state
+    job_started      triage             forbidden    forbidden         forbidden         wrong_state
+    job_started      in_review          forbidden    forbidden         forbidden         wrong_state
+    job_started      awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    job_started      approved           forbidden    forbidden         forbidden         restoring
+    job_started      restoring          forbidden    forbidden         forbidden         restoring
+    job_started      completed          forbidden    forbidden         forbidden         wrong_state
+    job_started      failed             forbidden    forbidden         forbidden         wrong_state
+    job_started      rejected           forbidden    forbidden         forbidden         wrong_state
+    job_started      cancelled          forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    submitted          forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    triage             forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    in_review          forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    approved           forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    restoring          forbidden    forbidden         forbidden         completed
+    job_succeeded    completed          forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    failed             forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    rejected           forbidden    forbidden         forbidden         wrong_state
+    job_succeeded    cancelled          forbidden    forbidden         forbidden         wrong_state
+    job_failed       submitted          forbidden    forbidden         forbidden         wrong_state
+    job_failed       triage             forbidden    forbidden         forbidden         wrong_state
+    job_failed       in_review          forbidden    forbidden         forbidden         wrong_state
+    job_failed       awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    job_failed       approved           forbidden    forbidden         forbidden         wrong_state
+    job_failed       restoring          forbidden    forbidden         forbidden         failed
+    job_failed       completed          forbidden    forbidden         forbidden         wrong_state
+    job_failed       failed             forbidden    forbidden         forbidden         wrong_state
+    job_failed       rejected           forbidden    forbidden         forbidden         wrong_state
+    job_failed       cancelled          forbidden    forbidden         forbidden         wrong_state
+    warn_deadline    submitted          forbidden    forbidden         forbidden         submitted
+    warn_deadline    triage             forbidden    forbidden         forbidden         triage
+    warn_deadline    in_review          forbidden    forbidden         forbidden         in_review
+    warn_deadline    awaiting_customer  forbidden    forbidden         forbidden         awaiting_customer
+    warn_deadline    approved           forbidden    forbidden         forbidden         approved
+    warn_deadline    restoring          forbidden    forbidden         forbidden         wrong_state
+    warn_deadline    completed          forbidden    forbidden         forbidden         wrong_state
+    warn_deadline    failed             forbidden    forbidden         forbidden         failed
+    warn_deadline    rejected           forbidden    forbidden         forbidden         wrong_state
+    warn_deadline    cancelled          forbidden    forbidden         forbidden         wrong_state
+    ";
+
+    #[test]
+    fn every_state_command_and_role() {
+        let mut seen = std::collections::HashSet::new();
+        let mut failures = Vec::new();
+        for line in TABLE.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cols.len(), 6, "malformed row: {line}");
+            let state: TicketState = cols[1].parse().unwrap();
+            let cmd = command(cols[0]);
+            assert_eq!(cmd.name(), cols[0]);
+            for (role, expected) in Role::ALL.into_iter().zip(&cols[2..]) {
+                seen.insert((cols[0].to_string(), state, role));
+                let got = outcome(&transition(state, &cmd, &actor(role), &facts(state)));
+                if got != *expected {
+                    failures.push(format!(
+                        "{line}\n    {role}: expected {expected}, got {got}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // The table is exhaustive: 14 commands × 10 states × 4 roles.
+        assert_eq!(seen.len(), 14 * TicketState::ALL.len() * Role::ALL.len());
+    }
+
+    #[test]
+    fn approve_emits_one_job_and_tells_the_customer() {
+        let t = transition(
+            TicketState::InReview,
+            &TicketCommand::Approve,
+            &actor(Role::Staff),
+            &facts(TicketState::InReview),
+        )
+        .unwrap();
+        let jobs = t
+            .effects
+            .iter()
+            .filter(|e| matches!(e, TicketEffect::Job(JobRequest::Create)))
+            .count();
+        assert_eq!(jobs, 1);
+        assert!(
+            t.effects
+                .contains(&notify(NoticeKind::Approved, Audience::Requester))
+        );
+    }
+
+    #[test]
+    fn approve_refuses_a_target_that_left_the_window() {
+        let mut f = facts(TicketState::InReview);
+        let error =
+            ValidationError::new(ValidationCode::TargetOutsideRetention, "target_time", "x");
+        f.target_check = TargetCheck::Failed(error.clone());
+        let r = transition(
+            TicketState::InReview,
+            &TicketCommand::Approve,
+            &actor(Role::Staff),
+            &f,
+        );
+        assert_eq!(r, Err(Refusal::Invalid(error)));
+        f.target_check = TargetCheck::NotChecked;
+        let r = transition(
+            TicketState::InReview,
+            &TicketCommand::Approve,
+            &actor(Role::Staff),
+            &f,
+        );
+        assert_eq!(r, Err(Refusal::TargetNotChecked));
+    }
+
+    #[test]
+    fn notes_are_internal_and_notify_nobody() {
+        let t = transition(
+            TicketState::InReview,
+            &command("note"),
+            &actor(Role::Staff),
+            &facts(TicketState::InReview),
+        )
+        .unwrap();
+        assert_eq!(
+            t.effects,
+            vec![TicketEffect::PostMessage {
+                visibility: Visibility::Internal,
+                body: "some words".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn staff_cannot_cancel_a_finishing_restore() {
+        let mut f = facts(TicketState::Restoring);
+        f.job = Some(JobState::Finalizing);
+        let r = transition(
+            TicketState::Restoring,
+            &command("cancel_restore"),
+            &actor(Role::Staff),
+            &f,
+        );
+        assert_eq!(r, Err(Refusal::TooLateToCancel));
+    }
+
+    #[test]
+    fn customer_cancel_of_an_approved_ticket_cancels_its_job() {
+        let t = transition(
+            TicketState::Approved,
+            &TicketCommand::Cancel,
+            &actor(Role::Customer),
+            &facts(TicketState::Approved),
+        )
+        .unwrap();
+        assert!(t.effects.contains(&TicketEffect::Job(JobRequest::Cancel)));
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_bounded() {
+        let empty = TicketCommand::Reply { body: "   ".into() };
+        let r = transition(
+            TicketState::Triage,
+            &empty,
+            &actor(Role::Customer),
+            &facts(TicketState::Triage),
+        );
+        assert!(matches!(
+            r,
+            Err(Refusal::BadText {
+                field: "message",
+                ..
+            })
+        ));
+        let long = TicketCommand::Note {
+            body: "x".repeat(MAX_MESSAGE_CHARS + 1),
+        };
+        let r = transition(
+            TicketState::Triage,
+            &long,
+            &actor(Role::Staff),
+            &facts(TicketState::Triage),
+        );
+        assert!(matches!(r, Err(Refusal::BadText { field: "note", .. })));
+    }
+
+    #[test]
+    fn deadline_warning_is_sent_once() {
+        let mut f = facts(TicketState::InReview);
+        f.deadline_warned = true;
+        let r = transition(
+            TicketState::InReview,
+            &TicketCommand::WarnDeadline,
+            &Actor::SYSTEM,
+            &f,
+        );
+        assert_eq!(r, Err(Refusal::AlreadyWarned));
+    }
+}
