@@ -6,3 +6,5 @@
 pub mod clock;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
+/// Persistence behind one trait, for SQLite and PostgreSQL.
+pub mod store;

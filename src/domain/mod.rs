@@ -7,6 +7,7 @@ pub mod restore_job;
 pub mod sla;
 pub mod ticket;
 pub mod validation;
+pub mod verification;
 
 use chrono::{DateTime, SubsecRound, Utc};
 

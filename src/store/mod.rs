@@ -1,0 +1,326 @@
+//! Persistence: one `Store` trait, implemented for SQLite (the embedded
+//! default) and PostgreSQL (several instances sharing one database).
+//!
+//! Both implementations compile the same SQL from `sql.rs`; see `sqlite.rs`
+//! and `postgres.rs` for what differs. Every state change goes through
+//! `Store::commit`, which applies a `Commit` — the guarded state change and
+//! all of its effects — in one transaction.
+
+pub mod postgres;
+pub mod records;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::domain::catalog::{Zone, ZoneSet};
+use crate::domain::cluster::Cluster;
+use crate::domain::ticket::TicketState;
+
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A guard failed: somebody else changed the row first. Nothing was written.
+    #[error("{0} was changed by someone else in the meantime")]
+    Conflict(&'static str),
+    /// A unique rule would be broken. Nothing was written.
+    #[error("{0} already exists")]
+    Duplicate(Unique),
+    #[error("{0}")]
+    Database(sqlx::Error),
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+}
+
+/// The unique rules callers react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// A live cluster or an open ticket already holds the new cluster's name.
+    ClusterName,
+    Email,
+    SubscriptionSlug,
+    /// A ticket has a restore job already.
+    JobForTicket,
+    OutboxDedupeKey,
+    Other,
+}
+
+impl std::fmt::Display for Unique {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unique::ClusterName => "a cluster with this name",
+            Unique::Email => "a user with this email",
+            Unique::SubscriptionSlug => "a subscription with this name",
+            Unique::JobForTicket => "a restore job for this ticket",
+            Unique::OutboxDedupeKey => "this email",
+            Unique::Other => "this record",
+        })
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    /// Unique violations become `Duplicate`, named by the rule they broke,
+    /// whichever database reported them (PostgreSQL names the constraint,
+    /// SQLite the columns).
+    fn from(error: sqlx::Error) -> StoreError {
+        let sqlx::Error::Database(db) = &error else {
+            return StoreError::Database(error);
+        };
+        if !db.is_unique_violation() {
+            return StoreError::Database(error);
+        }
+        let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+        let rule = if text.contains("new_cluster_name")
+            || text.contains("tickets_reserved_name")
+            || text.contains("clusters_live_name")
+            || text.contains("clusters.name")
+        {
+            Unique::ClusterName
+        } else if text.contains("email") {
+            Unique::Email
+        } else if text.contains("slug") {
+            Unique::SubscriptionSlug
+        } else if text.contains("restore_jobs") && text.contains("ticket_id") {
+            Unique::JobForTicket
+        } else if text.contains("dedupe_key") {
+            Unique::OutboxDedupeKey
+        } else {
+            Unique::Other
+        };
+        StoreError::Duplicate(rule)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Which rows a reader may see. Customers see their subscription only;
+/// the filter is part of every query, not a check after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Subscription(Uuid),
+    Everything,
+}
+
+impl Scope {
+    pub fn subscription(self) -> Option<Uuid> {
+        match self {
+            Scope::Subscription(id) => Some(id),
+            Scope::Everything => None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn kind(&self) -> StoreKind;
+    /// Brings the schema up to date; refuses a schema newer than this build.
+    async fn migrate(&self) -> Result<(), OpenError>;
+    async fn ping(&self) -> StoreResult<()>;
+    /// True before anything was seeded: no subscription and no user.
+    async fn is_empty(&self) -> StoreResult<bool>;
+
+    // Subscriptions and users.
+    async fn create_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
+    async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>>;
+    async fn subscription_by_slug(&self, slug: &str) -> StoreResult<Option<Subscription>>;
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    async fn create_user(&self, user: &User, audit: Option<NewEvent>) -> StoreResult<()>;
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()>;
+    /// Enabled users of one role, for notifications.
+    async fn users_with_role(&self, role: crate::domain::actor::Role) -> StoreResult<Vec<User>>;
+    async fn create_api_token(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The enabled user holding an unexpired token.
+    async fn user_for_api_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    async fn revoke_api_token(&self, token_hash: &str) -> StoreResult<()>;
+
+    // Zones and clusters.
+    async fn zones(&self) -> StoreResult<Vec<ZoneStatus>>;
+    async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet>;
+    async fn ensure_zone(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Sets a zone on- or offline with its audit event; false if unknown.
+    async fn set_zone_online(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        audit: NewEvent,
+    ) -> StoreResult<bool>;
+    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()>;
+    async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>>;
+    /// Clusters by name, deleted ones included when asked.
+    async fn clusters(&self, scope: Scope, include_deleted: bool) -> StoreResult<Vec<Cluster>>;
+    /// Is `name` held by a live cluster or reserved by an open ticket?
+    async fn cluster_name_in_use(
+        &self,
+        subscription_id: Uuid,
+        resource_group: &str,
+        name: &str,
+    ) -> StoreResult<bool>;
+    async fn delete_cluster(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: NewEvent,
+    ) -> StoreResult<bool>;
+
+    // The simulated fleet's catalog and faults.
+    async fn sandbox_snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>>;
+    async fn sandbox_log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>>;
+    async fn sandbox_add_snapshot(&self, snapshot: &SandboxSnapshot) -> StoreResult<()>;
+    async fn sandbox_add_log_span(&self, span: &SandboxLogSpan) -> StoreResult<()>;
+    /// Removes snapshots finished before `before` and log that ended before it.
+    async fn sandbox_expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64>;
+    async fn sandbox_faults(&self) -> StoreResult<Vec<SandboxFault>>;
+    async fn sandbox_add_fault(&self, fault: &SandboxFault, audit: NewEvent) -> StoreResult<()>;
+    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()>;
+    /// Uses up one firing of a fault for `step`, if any is armed.
+    async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>>;
+
+    // Tickets.
+    async fn allocate_ticket_number(&self) -> StoreResult<i64>;
+    async fn ticket(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Ticket>>;
+    async fn ticket_by_number(&self, number: i64, scope: Scope) -> StoreResult<Option<Ticket>>;
+    async fn tickets(&self, query: &TicketQuery) -> StoreResult<Vec<Ticket>>;
+    async fn count_tickets(&self, scope: Scope, states: &[TicketState]) -> StoreResult<i64>;
+    async fn messages(&self, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<Message>>;
+    async fn ticket_events(&self, ticket_id: Uuid) -> StoreResult<Vec<Event>>;
+    /// The audit log, newest first, before event id `before`.
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<Event>>;
+    /// Open tickets whose deadline falls before `before` and that have not
+    /// been warned about yet.
+    async fn tickets_nearing_deadline(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>>;
+    /// Applies a change and all of its effects in one transaction.
+    async fn commit(&self, commit: &Commit) -> StoreResult<()>;
+
+    // Restore jobs.
+    async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>>;
+    async fn job_for_ticket(&self, ticket_id: Uuid) -> StoreResult<Option<RestoreJob>>;
+    async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>>;
+    /// Takes the lease of one due job nobody holds (or whose lease expired),
+    /// bumping its fencing token.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<RestoreJob>>;
+    /// Extends a held lease and records progress. `None` means the lease is
+    /// lost: the worker must stop. Otherwise the job's current state, which
+    /// staff may have moved to `cancelling`.
+    async fn renew_lease(
+        &self,
+        fence: &Fence,
+        lease: Duration,
+        progress: Option<&ProgressUpdate>,
+    ) -> StoreResult<Option<crate::domain::restore_job::JobState>>;
+    async fn release_lease(&self, fence: &Fence) -> StoreResult<()>;
+    /// When the next queued or retrying job becomes due.
+    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()>;
+
+    // Outbox.
+    /// Claims due messages for sending, marking each attempt.
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        claim_for: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Settles one claimed attempt; false if the claim was lost meanwhile.
+    async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool>;
+    async fn outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "DATABASE_URL {0:?} is not a database URL: use sqlite://path/to/file.db or postgres://user@host:port/database"
+    )]
+    BadUrl(String),
+    #[error("cannot open the database at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the database at {url} has schema version {found}, newer than this restore-desk knows (up to {known}): upgrade restore-desk"
+    )]
+    SchemaTooNew { url: String, found: i64, known: i64 },
+    #[error("migrating the database at {url} failed: {reason}")]
+    Migration { url: String, reason: String },
+}
+
+/// Hides a password in a database URL, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens the store the URL names, without migrating it.
+pub async fn open(url: &str) -> Result<DynStore, OpenError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+    } else {
+        Err(OpenError::BadUrl(redact_url(url)))
+    }
+}
+
+/// Maps a migration failure to a one-line reason.
+pub(crate) fn migration_error(
+    url: &str,
+    error: sqlx::migrate::MigrateError,
+    known: i64,
+) -> OpenError {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::VersionMissing(found) => OpenError::SchemaTooNew {
+            url: redact_url(url),
+            found,
+            known,
+        },
+        other => OpenError::Migration {
+            url: redact_url(url),
+            reason: other.to_string(),
+        },
+    }
+}

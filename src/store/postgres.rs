@@ -1,0 +1,46 @@
+//! PostgreSQL: for teams running several instances against one database.
+//! Claims use `FOR UPDATE SKIP LOCKED` so workers never wait on each other.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::{OpenError, StoreKind, redact_url};
+
+type Db = sqlx::Postgres;
+const KIND: StoreKind = StoreKind::Postgres;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Where PostgreSQL's SQL differs from SQLite's.
+mod dialect {
+    pub const BEGIN_WRITE: &str = "BEGIN";
+    /// Concurrent claimers skip rows another worker is claiming.
+    pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    pub const FOR_UPDATE: &str = " FOR UPDATE";
+}
+
+#[path = "sql.rs"]
+mod sql;
+
+pub type PostgresStore = sql::SqlStore;
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<PostgresStore, OpenError> {
+        let options =
+            PgConnectOptions::from_str(url).map_err(|_| OpenError::BadUrl(redact_url(url)))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| OpenError::Unreachable {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?;
+        Ok(sql::SqlStore {
+            pool,
+            url: url.to_string(),
+        })
+    }
+}

@@ -1,0 +1,559 @@
+//! Rows as the rest of the program sees them, and the writes it asks for.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::actor::{Actor, Role};
+use crate::domain::catalog::{Zone, ZoneSet};
+use crate::domain::cluster::{Cluster, Connection};
+use crate::domain::restore_job::{JobState, StepFailure};
+use crate::domain::sla::Severity;
+use crate::domain::ticket::{TicketState, Visibility};
+use crate::domain::validation::ValidationReport;
+use crate::domain::verification::VerificationReport;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub subscription_id: Option<Uuid>,
+    pub time_zone: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("subscription_id", &self.subscription_id)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    pub fn actor(&self) -> Actor {
+        Actor::user(self.id, self.role)
+    }
+}
+
+/// An admin's change to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub subscription_id: Option<Option<Uuid>>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneStatus {
+    pub region: String,
+    pub zone: Zone,
+    pub online: bool,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSnapshot {
+    pub id: String,
+    pub cluster_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub zones: ZoneSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxLogSpan {
+    pub cluster_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    /// `None` while the log is still being archived.
+    pub ended_at: Option<DateTime<Utc>>,
+    pub zones: ZoneSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The step fails; `permanent` decides whether retrying can help.
+    FailStep,
+    /// The step takes `delay_ms` longer, making no progress meanwhile.
+    SlowStep,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::FailStep => "fail_step",
+            FaultKind::SlowStep => "slow_step",
+        }
+    }
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fail_step" => Ok(FaultKind::FailStep),
+            "slow_step" => Ok(FaultKind::SlowStep),
+            other => Err(format!(
+                "unknown fault {other:?}: expected fail_step or slow_step"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxFault {
+    pub id: Uuid,
+    pub kind: FaultKind,
+    pub step: JobState,
+    pub permanent: bool,
+    /// How many more times it fires.
+    pub remaining: i64,
+    pub delay_ms: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: Uuid,
+    pub number: i64,
+    pub subscription_id: Uuid,
+    pub requester_id: Uuid,
+    pub cluster_id: Uuid,
+    pub resource_group: String,
+    pub target_time: DateTime<Utc>,
+    pub time_zone: String,
+    pub new_cluster_name: String,
+    pub severity: Severity,
+    pub description: String,
+    pub state: TicketState,
+    pub version: i64,
+    pub assignee_id: Option<Uuid>,
+    pub validation_report: ValidationReport,
+    pub rejection_reason: Option<String>,
+    pub deadline: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub deadline_warned_at: Option<DateTime<Utc>>,
+    pub new_cluster_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `RD-000123`: the number people quote.
+pub fn ticket_reference(number: i64) -> String {
+    format!("RD-{number:06}")
+}
+
+impl Ticket {
+    pub fn reference(&self) -> String {
+        ticket_reference(self.number)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicket {
+    pub id: Uuid,
+    pub number: i64,
+    pub subscription_id: Uuid,
+    pub requester_id: Uuid,
+    pub cluster_id: Uuid,
+    pub resource_group: String,
+    pub target_time: DateTime<Utc>,
+    pub time_zone: String,
+    pub new_cluster_name: String,
+    pub severity: Severity,
+    pub description: String,
+    pub state: TicketState,
+    pub validation_report: ValidationReport,
+    pub deadline: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub author_id: Option<Uuid>,
+    pub author_role: Role,
+    pub visibility: Visibility,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub author: Actor,
+    pub visibility: Visibility,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub ticket_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Role,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub detail: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub ticket_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub actor: Actor,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// An admin action on something other than a ticket.
+    pub fn admin(actor: Actor, action: &str, detail: impl Into<String>, at: DateTime<Utc>) -> Self {
+        NewEvent {
+            ticket_id: None,
+            job_id: None,
+            actor,
+            action: action.to_string(),
+            from_state: None,
+            to_state: None,
+            detail: detail.into(),
+            at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreJob {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub source_cluster_id: Uuid,
+    pub target_time: DateTime<Utc>,
+    pub state: JobState,
+    pub run: i64,
+    pub attempt: i64,
+    pub run_after: DateTime<Utc>,
+    pub new_cluster_id: Uuid,
+    pub snapshot_id: Option<String>,
+    pub zone: Option<Zone>,
+    pub progress: i64,
+    pub step_detail: String,
+    pub lease_owner: Option<String>,
+    pub lease_token: i64,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub last_error_code: Option<String>,
+    pub last_error: Option<String>,
+    pub step_started_at: DateTime<Utc>,
+    pub progress_at: DateTime<Utc>,
+    pub stalled_since: Option<DateTime<Utc>>,
+    pub reached_point: Option<DateTime<Utc>>,
+    pub verification_report: Option<VerificationReport>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RestoreJob {
+    /// The fence a worker holding this claim writes with.
+    pub fn fence(&self, now: DateTime<Utc>) -> Fence {
+        Fence {
+            job_id: self.id,
+            token: self.lease_token,
+            owner: self.lease_owner.clone().unwrap_or_default(),
+            now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub source_cluster_id: Uuid,
+    pub target_time: DateTime<Utc>,
+    pub new_cluster_id: Uuid,
+}
+
+/// A worker's proof that it still holds a job: the token of its claim, and
+/// the time it writes at (the lease must not have expired by then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub job_id: Uuid,
+    pub token: i64,
+    pub owner: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub progress: i64,
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What guards a job change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobGuard {
+    /// A worker's write: it must hold the lease.
+    Lease(Fence),
+    /// A person's command (cancel, retry): the job must still be in `state`
+    /// and in the run the person saw.
+    State { run: i64 },
+}
+
+/// One job state change with its outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobChange {
+    pub job_id: Uuid,
+    pub guard: JobGuard,
+    pub from: JobState,
+    pub to: JobState,
+    /// Entering a step: attempt 1, step clock and progress reset.
+    pub begin_step: bool,
+    /// The same step again later: `(run_after, attempt)`.
+    pub retry: Option<(DateTime<Utc>, i64)>,
+    pub failure: Option<StepFailure>,
+    /// Staff retry: a new run towards a fresh cluster id.
+    pub new_run: Option<Uuid>,
+    pub release_lease: bool,
+    pub outputs: JobOutputs,
+}
+
+/// What a finished step learned, stored with its state change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOutputs {
+    pub snapshot: Option<(String, Zone)>,
+    pub reached_point: Option<DateTime<Utc>>,
+    pub verification_report: Option<VerificationReport>,
+    pub progress: Option<i64>,
+    pub step_detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobWrite {
+    Create(NewJob),
+    Change(JobChange),
+}
+
+/// Guards for a ticket change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketGuard {
+    pub state: TicketState,
+    /// People's commands check the version they decided on; the engine's
+    /// follow-ups check the state only, so a customer's reply does not make
+    /// a finished restore step fail.
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketChange {
+    pub ticket_id: Uuid,
+    pub guard: TicketGuard,
+    pub to: TicketState,
+    pub assign: Option<Uuid>,
+    pub rejection_reason: Option<String>,
+    pub record_first_response: bool,
+    pub mark_deadline_warned: bool,
+    pub validation_report: Option<ValidationReport>,
+    pub new_cluster_id: Option<Uuid>,
+}
+
+impl TicketChange {
+    pub fn new(ticket_id: Uuid, guard: TicketGuard, to: TicketState) -> TicketChange {
+        TicketChange {
+            ticket_id,
+            guard,
+            to,
+            assign: None,
+            rejection_reason: None,
+            record_first_response: false,
+            mark_deadline_warned: false,
+            validation_report: None,
+            new_cluster_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketWrite {
+    Create(NewTicket),
+    Change(TicketChange),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterWrite {
+    /// Provisioning: the new cluster's record, status `building`.
+    Insert(Box<Cluster>),
+    /// Handing over: ready, with where to connect.
+    MarkReady { id: Uuid, connection: Connection },
+    /// Compensation: a half-built cluster disappears.
+    Remove(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxMessage {
+    pub id: Uuid,
+    /// One email per cause and recipient, however often the cause is replayed.
+    pub dedupe_key: String,
+    pub ticket_id: Option<Uuid>,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// A state change and everything it causes. `Store::commit` applies all of
+/// it in one transaction, or nothing if a guard fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub at: DateTime<Utc>,
+    pub ticket: Option<TicketWrite>,
+    pub job: Option<JobWrite>,
+    pub cluster: Option<ClusterWrite>,
+    pub messages: Vec<NewMessage>,
+    pub events: Vec<NewEvent>,
+    pub outbox: Vec<NewOutboxMessage>,
+}
+
+impl Commit {
+    pub fn at(at: DateTime<Utc>) -> Commit {
+        Commit {
+            at,
+            ticket: None,
+            job: None,
+            cluster: None,
+            messages: Vec::new(),
+            events: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 4] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown outbox status {s:?}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub dedupe_key: String,
+    pub ticket_id: Option<Uuid>,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent { at: DateTime<Utc> },
+    RetryAt { at: DateTime<Utc>, error: String },
+    Failed { at: DateTime<Utc>, error: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxQuery {
+    pub status: Option<OutboxStatus>,
+    pub ticket_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// The order of a ticket list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketOrder {
+    /// The staff queue: soonest deadline first, then severity. The cursor is
+    /// the last row seen: `(deadline, severity, number)`.
+    Queue {
+        after: Option<(DateTime<Utc>, Severity, i64)>,
+    },
+    /// Newest first; the cursor is the last number seen.
+    Newest { before: Option<i64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Anyone,
+    Unassigned,
+    User(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketQuery {
+    pub scope: super::Scope,
+    /// Empty: every state.
+    pub states: Vec<TicketState>,
+    pub severity: Option<Severity>,
+    pub assignee: AssigneeFilter,
+    pub order: TicketOrder,
+    pub limit: i64,
+}

@@ -1,0 +1,1533 @@
+//! The store's SQL, written once and compiled twice: as `sqlite::sql` with
+//! `Db = Sqlite` and as `postgres::sql` with `Db = Postgres`. The parent
+//! module supplies `Db`, `MIGRATOR`, `KIND` and the few `dialect` strings
+//! that differ. Queries bind every value (`$1`, which both databases read)
+//! and are checked at run time, since the compile-time macros know one
+//! database only.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::types::Json;
+use sqlx::{Pool, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{Db, KIND, MIGRATOR, dialect};
+use crate::domain::actor::Role;
+use crate::domain::catalog::{Zone, ZoneSet};
+use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
+use crate::domain::restore_job::JobState;
+use crate::domain::ticket::TicketState;
+use crate::domain::validation::ValidationReport;
+use crate::domain::verification::VerificationReport;
+use crate::store::*;
+
+type DbRow = <Db as sqlx::Database>::Row;
+type Tx = sqlx::Transaction<'static, Db>;
+
+pub struct SqlStore {
+    pub(super) pool: Pool<Db>,
+    pub(super) url: String,
+}
+
+impl SqlStore {
+    /// The pool, for the session store and for tests.
+    pub fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin_with(dialect::BEGIN_WRITE).await?)
+    }
+}
+
+fn decode<T: std::str::FromStr<Err = String>>(text: String) -> Result<T, sqlx::Error> {
+    text.parse()
+        .map_err(|e: String| sqlx::Error::Decode(e.into()))
+}
+
+fn zones_of(r: &DbRow) -> Result<ZoneSet, sqlx::Error> {
+    let mut set = ZoneSet::NONE;
+    for zone in Zone::ALL {
+        if r.try_get::<bool, _>(format!("in_{zone}").as_str())? {
+            set = set.with(zone);
+        }
+    }
+    Ok(set)
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, slug, name, created_at";
+
+fn subscription_row(r: &DbRow) -> Result<Subscription, sqlx::Error> {
+    Ok(Subscription {
+        id: r.try_get("id")?,
+        slug: r.try_get("slug")?,
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, password_hash, role, subscription_id, \
+                            time_zone, disabled, created_at";
+
+fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        role: decode(r.try_get("role")?)?,
+        subscription_id: r.try_get("subscription_id")?,
+        time_zone: r.try_get("time_zone")?,
+        disabled: r.try_get("disabled")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const CLUSTER_COLUMNS: &str = "id, subscription_id, resource_group, region, name, tier, vcores, \
+    storage_gib, node_count, high_availability, server_version, host, port, database_name, \
+    db_user, status, created_at, deleted_at, restored_from_ticket_id, restored_point";
+
+fn cluster_row(r: &DbRow) -> Result<Cluster, sqlx::Error> {
+    let restored_ticket: Option<Uuid> = r.try_get("restored_from_ticket_id")?;
+    let restored_point: Option<DateTime<Utc>> = r.try_get("restored_point")?;
+    Ok(Cluster {
+        id: r.try_get("id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        resource_group: r.try_get("resource_group")?,
+        region: r.try_get("region")?,
+        name: r.try_get("name")?,
+        config: ClusterConfig {
+            tier: r.try_get("tier")?,
+            vcores: r.try_get("vcores")?,
+            storage_gib: r.try_get("storage_gib")?,
+            node_count: r.try_get("node_count")?,
+            high_availability: r.try_get("high_availability")?,
+            server_version: r.try_get("server_version")?,
+        },
+        connection: Connection {
+            host: r.try_get("host")?,
+            port: r.try_get("port")?,
+            database: r.try_get("database_name")?,
+            user: r.try_get("db_user")?,
+        },
+        status: decode(r.try_get("status")?)?,
+        created_at: r.try_get("created_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        restored_from: match (restored_ticket, restored_point) {
+            (Some(ticket_id), Some(point_in_time)) => Some(RestoredFrom {
+                ticket_id,
+                point_in_time,
+            }),
+            _ => None,
+        },
+    })
+}
+
+const TICKET_COLUMNS: &str = "id, number, subscription_id, requester_id, cluster_id, \
+    resource_group, target_time, time_zone, new_cluster_name, severity, description, state, \
+    version, assignee_id, validation_report, rejection_reason, deadline, first_response_due, \
+    first_response_at, deadline_warned_at, new_cluster_id, created_at, updated_at";
+
+fn ticket_row(r: &DbRow) -> Result<Ticket, sqlx::Error> {
+    Ok(Ticket {
+        id: r.try_get("id")?,
+        number: r.try_get("number")?,
+        subscription_id: r.try_get("subscription_id")?,
+        requester_id: r.try_get("requester_id")?,
+        cluster_id: r.try_get("cluster_id")?,
+        resource_group: r.try_get("resource_group")?,
+        target_time: r.try_get("target_time")?,
+        time_zone: r.try_get("time_zone")?,
+        new_cluster_name: r.try_get("new_cluster_name")?,
+        severity: decode(r.try_get("severity")?)?,
+        description: r.try_get("description")?,
+        state: decode(r.try_get("state")?)?,
+        version: r.try_get("version")?,
+        assignee_id: r.try_get("assignee_id")?,
+        validation_report: r
+            .try_get::<Json<ValidationReport>, _>("validation_report")?
+            .0,
+        rejection_reason: r.try_get("rejection_reason")?,
+        deadline: r.try_get("deadline")?,
+        first_response_due: r.try_get("first_response_due")?,
+        first_response_at: r.try_get("first_response_at")?,
+        deadline_warned_at: r.try_get("deadline_warned_at")?,
+        new_cluster_id: r.try_get("new_cluster_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_role, visibility, body, created_at";
+
+fn message_row(r: &DbRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: r.try_get("id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        author_id: r.try_get("author_id")?,
+        author_role: decode(r.try_get("author_role")?)?,
+        visibility: decode(r.try_get("visibility")?)?,
+        body: r.try_get("body")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "id, ticket_id, job_id, actor_id, actor_role, action, from_state, to_state, detail, created_at";
+
+fn event_row(r: &DbRow) -> Result<Event, sqlx::Error> {
+    Ok(Event {
+        id: r.try_get("id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        job_id: r.try_get("job_id")?,
+        actor_id: r.try_get("actor_id")?,
+        actor_role: decode(r.try_get("actor_role")?)?,
+        action: r.try_get("action")?,
+        from_state: r.try_get("from_state")?,
+        to_state: r.try_get("to_state")?,
+        detail: r.try_get("detail")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
+    run_after, new_cluster_id, snapshot_id, zone, progress, step_detail, lease_owner, \
+    lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
+    stalled_since, reached_point, verification_report, created_at, updated_at, finished_at";
+
+fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
+    let zone: Option<String> = r.try_get("zone")?;
+    Ok(RestoreJob {
+        id: r.try_get("id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        source_cluster_id: r.try_get("source_cluster_id")?,
+        target_time: r.try_get("target_time")?,
+        state: decode(r.try_get("state")?)?,
+        run: r.try_get("run")?,
+        attempt: r.try_get("attempt")?,
+        run_after: r.try_get("run_after")?,
+        new_cluster_id: r.try_get("new_cluster_id")?,
+        snapshot_id: r.try_get("snapshot_id")?,
+        zone: zone.map(decode).transpose()?,
+        progress: r.try_get("progress")?,
+        step_detail: r.try_get("step_detail")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_token: r.try_get("lease_token")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
+        last_error_code: r.try_get("last_error_code")?,
+        last_error: r.try_get("last_error")?,
+        step_started_at: r.try_get("step_started_at")?,
+        progress_at: r.try_get("progress_at")?,
+        stalled_since: r.try_get("stalled_since")?,
+        reached_point: r.try_get("reached_point")?,
+        verification_report: r
+            .try_get::<Option<Json<VerificationReport>>, _>("verification_report")?
+            .map(|j| j.0),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str = "id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
+    html_body, status, attempts, next_attempt_at, claimed_until, last_error, created_at, sent_at";
+
+fn outbox_row(r: &DbRow) -> Result<OutboxMessage, sqlx::Error> {
+    Ok(OutboxMessage {
+        id: r.try_get("id")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        ticket_id: r.try_get("ticket_id")?,
+        kind: r.try_get("kind")?,
+        recipient: r.try_get("recipient")?,
+        subject: r.try_get("subject")?,
+        text_body: r.try_get("text_body")?,
+        html_body: r.try_get("html_body")?,
+        status: decode(r.try_get("status")?)?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        claimed_until: r.try_get("claimed_until")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        sent_at: r.try_get("sent_at")?,
+    })
+}
+
+const FAULT_COLUMNS: &str = "id, kind, step, permanent, remaining, delay_ms, created_at";
+
+fn fault_row(r: &DbRow) -> Result<SandboxFault, sqlx::Error> {
+    Ok(SandboxFault {
+        id: r.try_get("id")?,
+        kind: decode(r.try_get("kind")?)?,
+        step: decode(r.try_get("step")?)?,
+        permanent: r.try_get("permanent")?,
+        remaining: r.try_get("remaining")?,
+        delay_ms: r.try_get("delay_ms")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const OPEN_TICKET_STATES: &str = "('submitted', 'triage', 'in_review', 'awaiting_customer', \
+                                  'approved', 'restoring', 'failed')";
+
+async fn insert_event(tx: &mut Tx, e: &NewEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (ticket_id, job_id, actor_id, actor_role, action, from_state, \
+         to_state, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.ticket_id)
+    .bind(e.job_id)
+    .bind(e.actor.user_id)
+    .bind(e.actor.role.as_str())
+    .bind(&e.action)
+    .bind(&e.from_state)
+    .bind(&e.to_state)
+    .bind(&e.detail)
+    .bind(e.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tickets (id, number, subscription_id, requester_id, cluster_id, \
+         resource_group, target_time, time_zone, new_cluster_name, severity, description, \
+         state, version, validation_report, deadline, first_response_due, created_at, \
+         updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $16)",
+    )
+    .bind(t.id)
+    .bind(t.number)
+    .bind(t.subscription_id)
+    .bind(t.requester_id)
+    .bind(t.cluster_id)
+    .bind(&t.resource_group)
+    .bind(t.target_time)
+    .bind(&t.time_zone)
+    .bind(&t.new_cluster_name)
+    .bind(t.severity.as_str())
+    .bind(&t.description)
+    .bind(t.state.as_str())
+    .bind(Json(&t.validation_report))
+    .bind(t.deadline)
+    .bind(t.first_response_due)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn change_ticket(tx: &mut Tx, c: &TicketChange, at: DateTime<Utc>) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE tickets SET state = $1, version = version + 1, updated_at = $2, \
+           assignee_id = COALESCE($3, assignee_id), \
+           rejection_reason = COALESCE($4, rejection_reason), \
+           first_response_at = CASE WHEN $5 THEN COALESCE(first_response_at, $2) \
+                                    ELSE first_response_at END, \
+           deadline_warned_at = CASE WHEN $6 THEN $2 ELSE deadline_warned_at END, \
+           validation_report = COALESCE($7, validation_report), \
+           new_cluster_id = COALESCE($8, new_cluster_id) \
+         WHERE id = $9 AND state = $10 AND ($11 IS NULL OR version = $11)",
+    )
+    .bind(c.to.as_str())
+    .bind(at)
+    .bind(c.assign)
+    .bind(&c.rejection_reason)
+    .bind(c.record_first_response)
+    .bind(c.mark_deadline_warned)
+    .bind(c.validation_report.as_ref().map(Json))
+    .bind(c.new_cluster_id)
+    .bind(c.ticket_id)
+    .bind(c.guard.state.as_str())
+    .bind(c.guard.version)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("the ticket"))
+    }
+}
+
+async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO restore_jobs (id, ticket_id, source_cluster_id, target_time, state, run, \
+         attempt, run_after, new_cluster_id, progress, step_detail, lease_token, \
+         step_started_at, progress_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'queued', 1, 1, $5, $6, 0, '', 0, $5, $5, $5, $5)",
+    )
+    .bind(j.id)
+    .bind(j.ticket_id)
+    .bind(j.source_cluster_id)
+    .bind(j.target_time)
+    .bind(at)
+    .bind(j.new_cluster_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResult<()> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1{}",
+        dialect::FOR_UPDATE
+    ))
+    .bind(c.job_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::Conflict("the restore job"));
+    };
+    let mut job = job_row(&row)?;
+    let guard_holds = job.state == c.from
+        && match &c.guard {
+            JobGuard::Lease(fence) => {
+                job.lease_token == fence.token
+                    && job.lease_owner.as_deref() == Some(fence.owner.as_str())
+                    && job.lease_expires_at.is_some_and(|until| until > fence.now)
+            }
+            JobGuard::State { run } => job.run == *run,
+        };
+    if !guard_holds {
+        return Err(StoreError::Conflict("the restore job"));
+    }
+    let (old_state, old_token) = (job.state, job.lease_token);
+
+    job.state = c.to;
+    job.updated_at = at;
+    if let Some(new_cluster_id) = c.new_run {
+        job.run += 1;
+        job.new_cluster_id = new_cluster_id;
+        job.snapshot_id = None;
+        job.zone = None;
+        job.reached_point = None;
+        job.verification_report = None;
+        job.last_error = None;
+        job.last_error_code = None;
+        job.finished_at = None;
+    }
+    if c.begin_step {
+        job.attempt = 1;
+        job.run_after = at;
+        job.step_started_at = at;
+        job.progress_at = at;
+        job.stalled_since = None;
+        job.step_detail = String::new();
+        if c.to.is_build_step() || c.to == JobState::Succeeded || c.to == JobState::Queued {
+            job.progress = i64::from(c.to.progress_span().0);
+        }
+    }
+    if let Some((run_after, attempt)) = c.retry {
+        job.run_after = run_after;
+        job.attempt = attempt;
+    }
+    if let Some(failure) = &c.failure {
+        job.last_error_code = Some(failure.code.clone());
+        job.last_error = Some(failure.message.clone());
+    }
+    let outputs = &c.outputs;
+    if let Some((snapshot_id, zone)) = &outputs.snapshot {
+        job.snapshot_id = Some(snapshot_id.clone());
+        job.zone = Some(*zone);
+    }
+    if let Some(point) = outputs.reached_point {
+        job.reached_point = Some(point);
+    }
+    if let Some(report) = &outputs.verification_report {
+        job.verification_report = Some(report.clone());
+    }
+    if let Some(progress) = outputs.progress {
+        job.progress = progress.clamp(0, 100);
+    }
+    if let Some(detail) = &outputs.step_detail {
+        job.step_detail = detail.clone();
+    }
+    if c.to.is_terminal() {
+        job.finished_at = Some(at);
+    }
+    if c.release_lease || c.to.is_terminal() {
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+    }
+
+    let done = sqlx::query(
+        "UPDATE restore_jobs SET state = $1, run = $2, attempt = $3, run_after = $4, \
+           new_cluster_id = $5, snapshot_id = $6, zone = $7, progress = $8, step_detail = $9, \
+           lease_owner = $10, lease_expires_at = $11, last_error_code = $12, last_error = $13, \
+           step_started_at = $14, progress_at = $15, stalled_since = $16, reached_point = $17, \
+           verification_report = $18, updated_at = $19, finished_at = $20 \
+         WHERE id = $21 AND state = $22 AND lease_token = $23",
+    )
+    .bind(job.state.as_str())
+    .bind(job.run)
+    .bind(job.attempt)
+    .bind(job.run_after)
+    .bind(job.new_cluster_id)
+    .bind(&job.snapshot_id)
+    .bind(job.zone.map(Zone::as_str))
+    .bind(job.progress)
+    .bind(&job.step_detail)
+    .bind(&job.lease_owner)
+    .bind(job.lease_expires_at)
+    .bind(&job.last_error_code)
+    .bind(&job.last_error)
+    .bind(job.step_started_at)
+    .bind(job.progress_at)
+    .bind(job.stalled_since)
+    .bind(job.reached_point)
+    .bind(job.verification_report.as_ref().map(Json))
+    .bind(job.updated_at)
+    .bind(job.finished_at)
+    .bind(job.id)
+    .bind(old_state.as_str())
+    .bind(old_token)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("the restore job"))
+    }
+}
+
+async fn insert_cluster(tx: &mut Tx, c: &Cluster) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO clusters (id, subscription_id, resource_group, region, name, tier, vcores, \
+         storage_gib, node_count, high_availability, server_version, host, port, \
+         database_name, db_user, status, created_at, deleted_at, restored_from_ticket_id, \
+         restored_point) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20)",
+    )
+    .bind(c.id)
+    .bind(c.subscription_id)
+    .bind(&c.resource_group)
+    .bind(&c.region)
+    .bind(&c.name)
+    .bind(&c.config.tier)
+    .bind(c.config.vcores)
+    .bind(c.config.storage_gib)
+    .bind(c.config.node_count)
+    .bind(c.config.high_availability)
+    .bind(&c.config.server_version)
+    .bind(&c.connection.host)
+    .bind(c.connection.port)
+    .bind(&c.connection.database)
+    .bind(&c.connection.user)
+    .bind(c.status.as_str())
+    .bind(c.created_at)
+    .bind(c.deleted_at)
+    .bind(c.restored_from.as_ref().map(|r| r.ticket_id))
+    .bind(c.restored_from.as_ref().map(|r| r.point_in_time))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_cluster(tx: &mut Tx, write: &ClusterWrite) -> StoreResult<()> {
+    match write {
+        ClusterWrite::Insert(cluster) => insert_cluster(tx, cluster).await,
+        ClusterWrite::MarkReady { id, connection } => {
+            sqlx::query(
+                "UPDATE clusters SET status = 'ready', host = $1, port = $2, database_name = $3, \
+                 db_user = $4 WHERE id = $5",
+            )
+            .bind(&connection.host)
+            .bind(connection.port)
+            .bind(&connection.database)
+            .bind(&connection.user)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+        ClusterWrite::Remove(id) => {
+            // Only a cluster still being built may disappear; a source or a
+            // handed-over cluster is never removed by a restore.
+            sqlx::query("DELETE FROM clusters WHERE id = $1 AND status = 'building'")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn insert_message(tx: &mut Tx, m: &NewMessage, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, ticket_id, author_id, author_role, visibility, body, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(m.id)
+    .bind(m.ticket_id)
+    .bind(m.author.user_id)
+    .bind(m.author.role.as_str())
+    .bind(m.visibility.as_str())
+    .bind(&m.body)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_outbox(tx: &mut Tx, m: &NewOutboxMessage, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
+         html_body, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)",
+    )
+    .bind(m.id)
+    .bind(&m.dedupe_key)
+    .bind(m.ticket_id)
+    .bind(&m.kind)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.text_body)
+    .bind(&m.html_body)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
+    match &c.ticket {
+        Some(TicketWrite::Create(ticket)) => insert_ticket(tx, ticket, c.at).await?,
+        Some(TicketWrite::Change(change)) => change_ticket(tx, change, c.at).await?,
+        None => {}
+    }
+    match &c.job {
+        Some(JobWrite::Create(job)) => insert_job(tx, job, c.at).await?,
+        Some(JobWrite::Change(change)) => change_job(tx, change, c.at).await?,
+        None => {}
+    }
+    if let Some(write) = &c.cluster {
+        write_cluster(tx, write).await?;
+    }
+    for message in &c.messages {
+        insert_message(tx, message, c.at).await?;
+    }
+    for event in &c.events {
+        insert_event(tx, event).await?;
+    }
+    for message in &c.outbox {
+        insert_outbox(tx, message, c.at).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn kind(&self) -> StoreKind {
+        KIND
+    }
+
+    async fn migrate(&self) -> Result<(), OpenError> {
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| migration_error(&self.url, e, known))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        let subscriptions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(users == 0 && subscriptions == 0)
+    }
+
+    async fn create_subscription(&self, s: &Subscription) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO subscriptions (id, slug, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(s.id)
+        .bind(&s.slug)
+        .bind(&s.name)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(subscription_row).transpose()?)
+    }
+
+    async fn subscription_by_slug(&self, slug: &str) -> StoreResult<Option<Subscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE slug = $1"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(subscription_row).transpose()?)
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY slug"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(subscription_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn create_user(&self, u: &User, audit: Option<NewEvent>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, role, subscription_id, \
+             time_zone, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(u.id)
+        .bind(u.email.to_lowercase())
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(u.subscription_id)
+        .bind(&u.time_zone)
+        .bind(u.disabled)
+        .bind(u.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(event) = &audit {
+            insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY role, email"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
+            dialect::FOR_UPDATE
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut user) = row.as_ref().map(user_row).transpose()? else {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict("the user"));
+        };
+        if let Some(role) = update.role {
+            user.role = role;
+        }
+        if let Some(subscription_id) = update.subscription_id {
+            user.subscription_id = subscription_id;
+        }
+        if let Some(disabled) = update.disabled {
+            user.disabled = disabled;
+        }
+        if let Some(hash) = &update.password_hash {
+            user.password_hash = hash.clone();
+        }
+        if let Some(zone) = &update.time_zone {
+            user.time_zone = zone.clone();
+        }
+        sqlx::query(
+            "UPDATE users SET role = $1, subscription_id = $2, disabled = $3, \
+             password_hash = $4, time_zone = $5 WHERE id = $6",
+        )
+        .bind(user.role.as_str())
+        .bind(user.subscription_id)
+        .bind(user.disabled)
+        .bind(&user.password_hash)
+        .bind(&user.time_zone)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if user.disabled {
+            // A disabled user's API tokens die with the account.
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_event(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn users_with_role(&self, role: Role) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE role = $1 AND disabled = FALSE ORDER BY email"
+        ))
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn create_api_token(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn user_for_api_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.disabled = FALSE"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn revoke_api_token(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn zones(&self) -> StoreResult<Vec<ZoneStatus>> {
+        let rows =
+            sqlx::query("SELECT region, zone, online, changed_at FROM zones ORDER BY region, zone")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ZoneStatus {
+                    region: r.try_get("region")?,
+                    zone: decode(r.try_get("zone")?)?,
+                    online: r.try_get("online")?,
+                    changed_at: r.try_get("changed_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet> {
+        let rows = sqlx::query("SELECT zone FROM zones WHERE region = $1 AND online = TRUE")
+            .bind(region)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut set = ZoneSet::NONE;
+        for row in rows {
+            set = set.with(decode(row.try_get("zone")?)?);
+        }
+        Ok(set)
+    }
+
+    async fn ensure_zone(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO zones (region, zone, online, changed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (region, zone) DO NOTHING",
+        )
+        .bind(region)
+        .bind(zone.as_str())
+        .bind(online)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_zone_online(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        audit: NewEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE zones SET online = $1, changed_at = $2 WHERE region = $3 AND zone = $4",
+        )
+        .bind(online)
+        .bind(audit.at)
+        .bind(region)
+        .bind(zone.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        insert_cluster(&mut tx, cluster).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 \
+             AND ($2 IS NULL OR subscription_id = $2)"
+        ))
+        .bind(id)
+        .bind(scope.subscription())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(cluster_row).transpose()?)
+    }
+
+    async fn clusters(&self, scope: Scope, include_deleted: bool) -> StoreResult<Vec<Cluster>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE ($1 IS NULL OR subscription_id = $1) \
+             AND ($2 OR deleted_at IS NULL) ORDER BY name, created_at"
+        ))
+        .bind(scope.subscription())
+        .bind(include_deleted)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(cluster_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn cluster_name_in_use(
+        &self,
+        subscription_id: Uuid,
+        resource_group: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let in_use: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM clusters WHERE subscription_id = $1 \
+                AND resource_group = $2 AND name = $3 AND deleted_at IS NULL) \
+             OR EXISTS (SELECT 1 FROM tickets WHERE subscription_id = $1 \
+                AND resource_group = $2 AND new_cluster_name = $3 \
+                AND state IN {OPEN_TICKET_STATES})"
+        ))
+        .bind(subscription_id)
+        .bind(resource_group)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(in_use)
+    }
+
+    async fn delete_cluster(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: NewEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done =
+            sqlx::query("UPDATE clusters SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_event(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn sandbox_snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>> {
+        let rows = sqlx::query(
+            "SELECT id, cluster_id, started_at, finished_at, in_az1, in_az2, in_az3 \
+             FROM sandbox_snapshots WHERE cluster_id = $1 ORDER BY finished_at",
+        )
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SandboxSnapshot {
+                    id: r.try_get("id")?,
+                    cluster_id: r.try_get("cluster_id")?,
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    zones: zones_of(r)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn sandbox_log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>> {
+        let rows = sqlx::query(
+            "SELECT cluster_id, started_at, ended_at, in_az1, in_az2, in_az3 \
+             FROM sandbox_log_spans WHERE cluster_id = $1 ORDER BY started_at",
+        )
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SandboxLogSpan {
+                    cluster_id: r.try_get("cluster_id")?,
+                    started_at: r.try_get("started_at")?,
+                    ended_at: r.try_get("ended_at")?,
+                    zones: zones_of(r)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn sandbox_add_snapshot(&self, s: &SandboxSnapshot) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_snapshots (id, cluster_id, started_at, finished_at, in_az1, \
+             in_az2, in_az3) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&s.id)
+        .bind(s.cluster_id)
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .bind(s.zones.contains(Zone::Az1))
+        .bind(s.zones.contains(Zone::Az2))
+        .bind(s.zones.contains(Zone::Az3))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sandbox_add_log_span(&self, s: &SandboxLogSpan) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sandbox_log_spans (cluster_id, started_at, ended_at, in_az1, in_az2, \
+             in_az3) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.cluster_id)
+        .bind(s.started_at)
+        .bind(s.ended_at)
+        .bind(s.zones.contains(Zone::Az1))
+        .bind(s.zones.contains(Zone::Az2))
+        .bind(s.zones.contains(Zone::Az3))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sandbox_expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let snapshots =
+            sqlx::query("DELETE FROM sandbox_snapshots WHERE cluster_id = $1 AND finished_at < $2")
+                .bind(cluster_id)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query(
+            "DELETE FROM sandbox_log_spans WHERE cluster_id = $1 AND ended_at IS NOT NULL \
+             AND ended_at < $2",
+        )
+        .bind(cluster_id)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE sandbox_log_spans SET started_at = $2 WHERE cluster_id = $1 \
+             AND started_at < $2",
+        )
+        .bind(cluster_id)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(snapshots)
+    }
+
+    async fn sandbox_faults(&self) -> StoreResult<Vec<SandboxFault>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FAULT_COLUMNS} FROM sandbox_faults WHERE remaining > 0 ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(fault_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn sandbox_add_fault(&self, f: &SandboxFault, audit: NewEvent) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sandbox_faults (id, kind, step, permanent, remaining, delay_ms, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(f.id)
+        .bind(f.kind.as_str())
+        .bind(f.step.as_str())
+        .bind(f.permanent)
+        .bind(f.remaining)
+        .bind(f.delay_ms)
+        .bind(f.created_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM sandbox_faults")
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE sandbox_faults SET remaining = remaining - 1 WHERE id = ( \
+               SELECT id FROM sandbox_faults WHERE step = $1 AND remaining > 0 \
+               ORDER BY created_at LIMIT 1{}) \
+             RETURNING {FAULT_COLUMNS}",
+            dialect::SKIP_LOCKED
+        ))
+        .bind(step)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.as_ref().map(fault_row).transpose()?)
+    }
+
+    async fn allocate_ticket_number(&self) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(number)
+    }
+
+    async fn ticket(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1 \
+             AND ($2 IS NULL OR subscription_id = $2)"
+        ))
+        .bind(id)
+        .bind(scope.subscription())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ticket_row).transpose()?)
+    }
+
+    async fn ticket_by_number(&self, number: i64, scope: Scope) -> StoreResult<Option<Ticket>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1 \
+             AND ($2 IS NULL OR subscription_id = $2)"
+        ))
+        .bind(number)
+        .bind(scope.subscription())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ticket_row).transpose()?)
+    }
+
+    async fn tickets(&self, q: &TicketQuery) -> StoreResult<Vec<Ticket>> {
+        let mut sql =
+            QueryBuilder::<Db>::new(format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE TRUE"));
+        if let Some(subscription) = q.scope.subscription() {
+            sql.push(" AND subscription_id = ").push_bind(subscription);
+        }
+        if !q.states.is_empty() {
+            sql.push(" AND state IN (");
+            let mut list = sql.separated(", ");
+            for state in &q.states {
+                list.push_bind(state.as_str());
+            }
+            list.push_unseparated(")");
+        }
+        if let Some(severity) = q.severity {
+            sql.push(" AND severity = ").push_bind(severity.as_str());
+        }
+        match q.assignee {
+            AssigneeFilter::Anyone => {}
+            AssigneeFilter::Unassigned => {
+                sql.push(" AND assignee_id IS NULL");
+            }
+            AssigneeFilter::User(id) => {
+                sql.push(" AND assignee_id = ").push_bind(id);
+            }
+        }
+        match &q.order {
+            TicketOrder::Queue { after } => {
+                if let Some((deadline, severity, number)) = after {
+                    sql.push(" AND (deadline, severity, number) > (")
+                        .push_bind(*deadline)
+                        .push(", ")
+                        .push_bind(severity.as_str())
+                        .push(", ")
+                        .push_bind(*number)
+                        .push(")");
+                }
+                sql.push(" ORDER BY deadline, severity, number");
+            }
+            TicketOrder::Newest { before } => {
+                if let Some(number) = before {
+                    sql.push(" AND number < ").push_bind(*number);
+                }
+                sql.push(" ORDER BY number DESC");
+            }
+        }
+        sql.push(" LIMIT ").push_bind(q.limit.clamp(1, 1000));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_tickets(&self, scope: Scope, states: &[TicketState]) -> StoreResult<i64> {
+        let mut sql = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM tickets WHERE TRUE");
+        if let Some(subscription) = scope.subscription() {
+            sql.push(" AND subscription_id = ").push_bind(subscription);
+        }
+        if !states.is_empty() {
+            sql.push(" AND state IN (");
+            let mut list = sql.separated(", ");
+            for state in states {
+                list.push_bind(state.as_str());
+            }
+            list.push_unseparated(")");
+        }
+        let count: i64 = sql.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(count)
+    }
+
+    async fn messages(&self, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket_id = $1 \
+             AND ($2 OR visibility = 'public') ORDER BY created_at, id"
+        ))
+        .bind(ticket_id)
+        .bind(include_internal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(message_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn ticket_events(&self, ticket_id: Uuid) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id = $1 ORDER BY id"
+        ))
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE ($1 IS NULL OR id < $1) \
+             ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn tickets_nearing_deadline(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE deadline < $1 \
+             AND deadline_warned_at IS NULL \
+             AND state IN ('submitted', 'triage', 'in_review', 'awaiting_customer', 'approved', \
+                           'failed') \
+             ORDER BY deadline LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn commit(&self, c: &Commit) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        match apply_commit(&mut tx, c).await {
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(error) => {
+                // Roll back now rather than on drop: a rollback left queued on
+                // a pooled connection keeps PostgreSQL's row locks a moment
+                // longer, and concurrent claims would skip the row.
+                tx.rollback().await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(job_row).transpose()?)
+    }
+
+    async fn job_for_ticket(&self, ticket_id: Uuid) -> StoreResult<Option<RestoreJob>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE ticket_id = $1"
+        ))
+        .bind(ticket_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(job_row).transpose()?)
+    }
+
+    async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM restore_jobs \
+             WHERE NOT $1 OR state NOT IN ('succeeded', 'failed', 'cancelled') \
+             ORDER BY created_at DESC LIMIT $2"
+        ))
+        .bind(active_only)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<RestoreJob>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
+               lease_expires_at = $3, updated_at = $2 \
+             WHERE id = ( \
+               SELECT id FROM restore_jobs \
+               WHERE state NOT IN ('succeeded', 'failed', 'cancelled') AND run_after <= $2 \
+                 AND (lease_owner IS NULL OR lease_expires_at <= $2) \
+               ORDER BY run_after LIMIT 1{}) \
+             RETURNING {JOB_COLUMNS}",
+            dialect::SKIP_LOCKED
+        ))
+        .bind(worker)
+        .bind(now)
+        .bind(now + lease)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.as_ref().map(job_row).transpose()?)
+    }
+
+    async fn renew_lease(
+        &self,
+        fence: &Fence,
+        lease: Duration,
+        progress: Option<&ProgressUpdate>,
+    ) -> StoreResult<Option<JobState>> {
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE restore_jobs SET lease_expires_at = $1, updated_at = $2, \
+               progress = COALESCE($3, progress), step_detail = COALESCE($4, step_detail), \
+               progress_at = CASE WHEN $5 THEN $2 ELSE progress_at END, \
+               stalled_since = CASE WHEN $5 THEN NULL ELSE stalled_since END \
+             WHERE id = $6 AND lease_token = $7 AND lease_owner = $8 AND lease_expires_at > $2 \
+             RETURNING state",
+        )
+        .bind(fence.now + lease)
+        .bind(fence.now)
+        .bind(progress.map(|p| p.progress.clamp(0, 100)))
+        .bind(progress.map(|p| p.detail.as_str()))
+        .bind(progress.is_some())
+        .bind(fence.job_id)
+        .bind(fence.token)
+        .bind(&fence.owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(state.map(decode).transpose()?)
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE restore_jobs SET lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 AND lease_owner = $3",
+        )
+        .bind(fence.job_id)
+        .bind(fence.token)
+        .bind(&fence.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_after \
+                             THEN lease_expires_at ELSE run_after END) \
+             FROM restore_jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due)
+    }
+
+    async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()> {
+        sqlx::query("UPDATE restore_jobs SET stalled_since = $1 WHERE id = $2")
+            .bind(since)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        claim_for: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
+             WHERE id IN ( \
+               SELECT id FROM outbox \
+               WHERE (status = 'pending' AND next_attempt_at <= $1) \
+                  OR (status = 'sending' AND claimed_until <= $1) \
+               ORDER BY next_attempt_at LIMIT $3{}) \
+             RETURNING {OUTBOX_COLUMNS}",
+            dialect::SKIP_LOCKED
+        ))
+        .bind(now)
+        .bind(now + claim_for)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool> {
+        let (status, at, sent_at, error) = match outcome {
+            Delivery::Sent { at } => (OutboxStatus::Sent, *at, Some(*at), None),
+            Delivery::RetryAt { at, error } => (OutboxStatus::Pending, *at, None, Some(error)),
+            Delivery::Failed { at, error } => (OutboxStatus::Failed, *at, None, Some(error)),
+        };
+        // The attempt number fences the update: a sender whose claim expired
+        // and was taken over cannot settle the newer attempt.
+        let done = sqlx::query(
+            "UPDATE outbox SET status = $1, next_attempt_at = $2, sent_at = $3, \
+             last_error = $4, claimed_until = NULL \
+             WHERE id = $5 AND attempts = $6 AND status = 'sending'",
+        )
+        .bind(status.as_str())
+        .bind(at)
+        .bind(sent_at)
+        .bind(error)
+        .bind(id)
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR ticket_id = $2) ORDER BY created_at DESC, id LIMIT $3"
+        ))
+        .bind(q.status.map(OutboxStatus::as_str))
+        .bind(q.ticket_id)
+        .bind(q.limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

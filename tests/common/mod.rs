@@ -1,0 +1,190 @@
+//! Shared test harness: fresh databases of both kinds.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sqlx::Connection;
+use uuid::Uuid;
+
+use restore_desk::domain::actor::Role;
+use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection as Conn};
+use restore_desk::store::{self, DynStore, Subscription, User};
+
+/// The PostgreSQL server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database that exists for one test: a SQLite file in a temporary
+/// directory, or a fresh PostgreSQL database dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("desk.db").display());
+        TestDb {
+            url,
+            pg_name: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres() -> TestDb {
+        let name = format!("rd_test_{}", Uuid::new_v4().simple());
+        let admin = pg_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("admin url");
+        url.set_path(&name);
+        TestDb {
+            url: url.to_string(),
+            pg_name: Some(name),
+            _dir: None,
+        }
+    }
+
+    pub async fn of_kind(postgres: bool) -> TestDb {
+        if postgres {
+            TestDb::postgres().await
+        } else {
+            TestDb::sqlite().await
+        }
+    }
+
+    /// Opens and migrates the store.
+    pub async fn store(&self) -> DynStore {
+        let store = store::open(&self.url).await.expect("open store");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async context: use a small runtime on a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+/// Two subscriptions, a customer in each, a staff member and an admin, and
+/// a cluster in each subscription.
+pub struct Seed {
+    pub contoso: Subscription,
+    pub fabrikam: Subscription,
+    pub alice: User,
+    pub bob: User,
+    pub sam: User,
+    pub ada: User,
+    pub orders: Cluster,
+    pub inventory: Cluster,
+}
+
+pub fn user(email: &str, role: Role, subscription: Option<Uuid>) -> User {
+    User {
+        id: Uuid::new_v4(),
+        email: email.to_string(),
+        display_name: email.split('@').next().unwrap().to_string(),
+        password_hash: "not-a-real-hash".to_string(),
+        role,
+        subscription_id: subscription,
+        time_zone: "Europe/Amsterdam".to_string(),
+        disabled: false,
+        created_at: t0(),
+    }
+}
+
+pub fn cluster(subscription: Uuid, name: &str) -> Cluster {
+    Cluster {
+        id: Uuid::new_v4(),
+        subscription_id: subscription,
+        resource_group: "rg-prod".into(),
+        region: "westeurope".into(),
+        name: name.into(),
+        config: ClusterConfig {
+            tier: "GeneralPurpose".into(),
+            vcores: 4,
+            storage_gib: 128,
+            node_count: 2,
+            high_availability: true,
+            server_version: "15".into(),
+        },
+        connection: Conn {
+            host: format!("{name}.westeurope.example"),
+            port: 5432,
+            database: "app".into(),
+            user: "app".into(),
+        },
+        status: ClusterStatus::Ready,
+        created_at: t0() - Duration::days(60),
+        deleted_at: None,
+        restored_from: None,
+    }
+}
+
+pub async fn seed(store: &DynStore) -> Seed {
+    let sub = |slug: &str| Subscription {
+        id: Uuid::new_v4(),
+        slug: slug.into(),
+        name: slug.into(),
+        created_at: t0(),
+    };
+    let contoso = sub("contoso");
+    let fabrikam = sub("fabrikam");
+    store.create_subscription(&contoso).await.unwrap();
+    store.create_subscription(&fabrikam).await.unwrap();
+    let alice = user("alice@contoso.example", Role::Customer, Some(contoso.id));
+    let bob = user("bob@fabrikam.example", Role::Customer, Some(fabrikam.id));
+    let sam = user("sam@support.example", Role::Staff, None);
+    let ada = user("ada@admin.example", Role::Admin, None);
+    for u in [&alice, &bob, &sam, &ada] {
+        store.create_user(u, None).await.unwrap();
+    }
+    let orders = cluster(contoso.id, "orders-prod");
+    let inventory = cluster(fabrikam.id, "inventory");
+    store.insert_cluster(&orders).await.unwrap();
+    store.insert_cluster(&inventory).await.unwrap();
+    Seed {
+        contoso,
+        fabrikam,
+        alice,
+        bob,
+        sam,
+        ada,
+        orders,
+        inventory,
+    }
+}
+
+pub type Shared<T> = Arc<T>;

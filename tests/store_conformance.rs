@@ -1,0 +1,1032 @@
+//! One conformance suite, two databases: every test below runs against a
+//! fresh SQLite file and a fresh PostgreSQL database. A difference in
+//! behaviour between them is a bug.
+
+mod common;
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use common::{Seed, TestDb, seed, t0};
+use restore_desk::domain::actor::{Actor, Role};
+use restore_desk::domain::catalog::{Zone, ZoneSet};
+use restore_desk::domain::restore_job::{JobState, StepFailure};
+use restore_desk::domain::sla::Severity;
+use restore_desk::domain::ticket::{TicketState, Visibility};
+use restore_desk::domain::validation::ValidationReport;
+use restore_desk::store::*;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::common::TestDb::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::common::TestDb::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrating_twice_is_a_no_op,
+    tickets_round_trip,
+    every_rust_state_is_accepted_by_the_database,
+    a_transition_writes_state_events_messages_and_outbox_together,
+    concurrent_changes_on_one_version_apply_once,
+    a_failed_commit_leaves_nothing_behind,
+    open_tickets_reserve_their_cluster_name,
+    one_job_per_ticket,
+    job_leases_fence_stale_workers,
+    outbox_claims_and_settles_each_attempt_once,
+    queue_is_ordered_by_deadline_then_severity_in_keyset_pages,
+    customers_see_only_their_subscription,
+    internal_messages_are_filtered_out,
+    sandbox_catalog_round_trips_and_expires,
+    users_tokens_and_zones,
+);
+
+fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
+    ValidationReport {
+        checked_at: t0(),
+        target,
+        window: None,
+        online_zones: ZoneSet::ALL,
+        plan: None,
+        error: None,
+        deadline: target + Duration::days(35),
+    }
+}
+
+fn new_ticket(seed: &Seed, number: i64, state: TicketState, name: &str) -> NewTicket {
+    let target = t0() - Duration::hours(number);
+    NewTicket {
+        id: Uuid::new_v4(),
+        number,
+        subscription_id: seed.contoso.id,
+        requester_id: seed.alice.id,
+        cluster_id: seed.orders.id,
+        resource_group: "rg-prod".into(),
+        target_time: target,
+        time_zone: "Europe/Amsterdam".into(),
+        new_cluster_name: name.into(),
+        severity: Severity::B,
+        description: "dropped a table".into(),
+        state,
+        validation_report: report(target),
+        deadline: target + Duration::days(35),
+        first_response_due: t0() + Duration::hours(4),
+    }
+}
+
+async fn create(store: &DynStore, ticket: NewTicket) -> Ticket {
+    let id = ticket.id;
+    let mut commit = Commit::at(t0());
+    commit.ticket = Some(TicketWrite::Create(ticket));
+    store.commit(&commit).await.expect("create ticket");
+    store.ticket(id, Scope::Everything).await.unwrap().unwrap()
+}
+
+fn event(ticket: &Ticket, actor: Actor, action: &str, to: TicketState) -> NewEvent {
+    NewEvent {
+        ticket_id: Some(ticket.id),
+        job_id: None,
+        actor,
+        action: action.into(),
+        from_state: Some(ticket.state.as_str().into()),
+        to_state: Some(to.as_str().into()),
+        detail: String::new(),
+        at: t0(),
+    }
+}
+
+fn outbox(ticket: &Ticket, key: &str) -> NewOutboxMessage {
+    NewOutboxMessage {
+        id: Uuid::new_v4(),
+        dedupe_key: key.into(),
+        ticket_id: Some(ticket.id),
+        kind: "test".into(),
+        recipient: "alice@contoso.example".into(),
+        subject: format!("[{}] test", ticket.reference()),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+    }
+}
+
+fn claim_commit(ticket: &Ticket, seed: &Seed, version: i64) -> Commit {
+    let mut change = TicketChange::new(
+        ticket.id,
+        TicketGuard {
+            state: TicketState::Triage,
+            version: Some(version),
+        },
+        TicketState::InReview,
+    );
+    change.assign = Some(seed.sam.id);
+    let mut commit = Commit::at(t0() + Duration::minutes(5));
+    commit.ticket = Some(TicketWrite::Change(change));
+    commit.events.push(event(
+        ticket,
+        seed.sam.actor(),
+        "claim",
+        TicketState::InReview,
+    ));
+    commit
+}
+
+async fn migrating_twice_is_a_no_op(db: TestDb) {
+    let store = db.store().await;
+    store.migrate().await.expect("second migration");
+    assert!(store.is_empty().await.unwrap());
+    seed(&store).await;
+    assert!(!store.is_empty().await.unwrap());
+}
+
+async fn tickets_round_trip(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let number = store.allocate_ticket_number().await.unwrap();
+    assert_eq!(number, 1);
+    assert_eq!(store.allocate_ticket_number().await.unwrap(), 2);
+    let new = new_ticket(&seed, number, TicketState::Triage, "orders-restored");
+    let ticket = create(&store, new.clone()).await;
+    assert_eq!(ticket.number, new.number);
+    assert_eq!(ticket.reference(), "RD-000001");
+    assert_eq!(ticket.target_time, new.target_time);
+    assert_eq!(ticket.time_zone, new.time_zone);
+    assert_eq!(ticket.validation_report, new.validation_report);
+    assert_eq!(ticket.state, TicketState::Triage);
+    assert_eq!(ticket.version, 1);
+    assert_eq!(ticket.severity, Severity::B);
+    assert_eq!(ticket.created_at, t0());
+    let by_number = store
+        .ticket_by_number(number, Scope::Subscription(seed.contoso.id))
+        .await
+        .unwrap();
+    assert_eq!(by_number.as_ref(), Some(&ticket));
+    let cluster = store
+        .cluster(seed.orders.id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cluster, seed.orders);
+}
+
+async fn every_rust_state_is_accepted_by_the_database(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    for (i, state) in TicketState::ALL.into_iter().enumerate() {
+        let t = create(
+            &store,
+            new_ticket(&seed, 100 + i as i64, state, &format!("name-{i}")),
+        )
+        .await;
+        assert_eq!(t.state, state);
+    }
+    // Walk one job through every job state.
+    let ticket = create(
+        &store,
+        new_ticket(&seed, 1, TicketState::Approved, "walker"),
+    )
+    .await;
+    let job_id = Uuid::new_v4();
+    let mut commit = Commit::at(t0());
+    commit.job = Some(JobWrite::Create(NewJob {
+        id: job_id,
+        ticket_id: ticket.id,
+        source_cluster_id: seed.orders.id,
+        target_time: ticket.target_time,
+        new_cluster_id: Uuid::new_v4(),
+    }));
+    store.commit(&commit).await.unwrap();
+    let mut from = JobState::Queued;
+    for to in JobState::ALL.into_iter().skip(1) {
+        let mut commit = Commit::at(t0());
+        commit.job = Some(JobWrite::Change(JobChange {
+            job_id,
+            guard: JobGuard::State { run: 1 },
+            from,
+            to,
+            begin_step: true,
+            retry: None,
+            failure: None,
+            new_run: None,
+            release_lease: false,
+            outputs: JobOutputs::default(),
+        }));
+        store.commit(&commit).await.unwrap();
+        assert_eq!(store.job(job_id).await.unwrap().unwrap().state, to);
+        from = to;
+    }
+    for role in Role::PEOPLE {
+        let u = common::user(
+            &format!("{role}@x.example"),
+            role,
+            (role == Role::Customer).then_some(seed.contoso.id),
+        );
+        store.create_user(&u, None).await.unwrap();
+        assert_eq!(store.user(u.id).await.unwrap().unwrap().role, role);
+    }
+}
+
+async fn a_transition_writes_state_events_messages_and_outbox_together(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(
+        &store,
+        new_ticket(&seed, 1, TicketState::Triage, "restored-1"),
+    )
+    .await;
+    let mut commit = claim_commit(&ticket, &seed, 1);
+    commit.messages.push(NewMessage {
+        id: Uuid::new_v4(),
+        ticket_id: ticket.id,
+        author: seed.sam.actor(),
+        visibility: Visibility::Public,
+        body: "Looking at it now".into(),
+    });
+    commit.outbox.push(outbox(&ticket, "claim-1"));
+    store.commit(&commit).await.unwrap();
+
+    let after = store
+        .ticket(ticket.id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, TicketState::InReview);
+    assert_eq!(after.version, 2);
+    assert_eq!(after.assignee_id, Some(seed.sam.id));
+    assert_eq!(after.updated_at, t0() + Duration::minutes(5));
+    let events = store.ticket_events(ticket.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "claim");
+    assert_eq!(events[0].actor_id, Some(seed.sam.id));
+    assert_eq!(store.messages(ticket.id, false).await.unwrap().len(), 1);
+    let mail = store
+        .outbox(&OutboxQuery {
+            ticket_id: Some(ticket.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].status, OutboxStatus::Pending);
+}
+
+async fn concurrent_changes_on_one_version_apply_once(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(
+        &store,
+        new_ticket(&seed, 1, TicketState::Triage, "restored-1"),
+    )
+    .await;
+    let mut attempts = Vec::new();
+    for i in 0..6 {
+        let store = store.clone();
+        let mut commit = claim_commit(&ticket, &seed, 1);
+        commit.outbox.push(outbox(&ticket, &format!("claim-{i}")));
+        attempts.push(tokio::spawn(async move { store.commit(&commit).await }));
+    }
+    let mut applied = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => applied += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(applied, 1);
+    let after = store
+        .ticket(ticket.id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.version, 2);
+    assert_eq!(store.ticket_events(ticket.id).await.unwrap().len(), 1);
+    let mail = store
+        .outbox(&OutboxQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mail.len(), 1);
+}
+
+async fn a_failed_commit_leaves_nothing_behind(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(
+        &store,
+        new_ticket(&seed, 1, TicketState::Triage, "restored-1"),
+    )
+    .await;
+    let mut first = Commit::at(t0());
+    first.outbox.push(outbox(&ticket, "only-once"));
+    store.commit(&first).await.unwrap();
+
+    // The last write of this commit breaks a unique rule: all of it goes.
+    let mut commit = claim_commit(&ticket, &seed, 1);
+    commit.messages.push(NewMessage {
+        id: Uuid::new_v4(),
+        ticket_id: ticket.id,
+        author: seed.sam.actor(),
+        visibility: Visibility::Internal,
+        body: "note".into(),
+    });
+    commit.outbox.push(outbox(&ticket, "only-once"));
+    match store.commit(&commit).await {
+        Err(StoreError::Duplicate(Unique::OutboxDedupeKey)) => {}
+        other => panic!("expected a duplicate outbox key, got {other:?}"),
+    }
+    // A stale guard: the approval's job is not created either.
+    let mut stale = Commit::at(t0());
+    stale.ticket = Some(TicketWrite::Change(TicketChange::new(
+        ticket.id,
+        TicketGuard {
+            state: TicketState::InReview,
+            version: Some(1),
+        },
+        TicketState::Approved,
+    )));
+    stale.job = Some(JobWrite::Create(NewJob {
+        id: Uuid::new_v4(),
+        ticket_id: ticket.id,
+        source_cluster_id: seed.orders.id,
+        target_time: ticket.target_time,
+        new_cluster_id: Uuid::new_v4(),
+    }));
+    stale.outbox.push(outbox(&ticket, "approved"));
+    assert!(matches!(
+        store.commit(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let after = store
+        .ticket(ticket.id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, ticket);
+    assert!(store.ticket_events(ticket.id).await.unwrap().is_empty());
+    assert!(store.messages(ticket.id, true).await.unwrap().is_empty());
+    assert!(store.job_for_ticket(ticket.id).await.unwrap().is_none());
+    let mail = store
+        .outbox(&OutboxQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mail.len(), 1);
+}
+
+async fn open_tickets_reserve_their_cluster_name(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let first = create(
+        &store,
+        new_ticket(&seed, 1, TicketState::Triage, "orders-copy"),
+    )
+    .await;
+    assert!(
+        store
+            .cluster_name_in_use(seed.contoso.id, "rg-prod", "orders-copy")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .cluster_name_in_use(seed.contoso.id, "rg-prod", "orders-prod")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .cluster_name_in_use(seed.fabrikam.id, "rg-prod", "orders-copy")
+            .await
+            .unwrap()
+    );
+    let mut second = Commit::at(t0());
+    second.ticket = Some(TicketWrite::Create(new_ticket(
+        &seed,
+        2,
+        TicketState::Triage,
+        "orders-copy",
+    )));
+    assert!(matches!(
+        store.commit(&second).await,
+        Err(StoreError::Duplicate(Unique::ClusterName))
+    ));
+    // Cancelling the first frees the name.
+    let mut cancel = Commit::at(t0());
+    cancel.ticket = Some(TicketWrite::Change(TicketChange::new(
+        first.id,
+        TicketGuard {
+            state: TicketState::Triage,
+            version: Some(1),
+        },
+        TicketState::Cancelled,
+    )));
+    store.commit(&cancel).await.unwrap();
+    store.commit(&second).await.unwrap();
+}
+
+async fn one_job_per_ticket(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Approved, "copy")).await;
+    let job = |id| {
+        let mut commit = Commit::at(t0());
+        commit.job = Some(JobWrite::Create(NewJob {
+            id,
+            ticket_id: ticket.id,
+            source_cluster_id: seed.orders.id,
+            target_time: ticket.target_time,
+            new_cluster_id: Uuid::new_v4(),
+        }));
+        commit
+    };
+    store.commit(&job(Uuid::new_v4())).await.unwrap();
+    assert!(matches!(
+        store.commit(&job(Uuid::new_v4())).await,
+        Err(StoreError::Duplicate(Unique::JobForTicket))
+    ));
+}
+
+fn step(job_id: Uuid, fence: Fence, from: JobState, to: JobState) -> Commit {
+    let mut commit = Commit::at(fence.now);
+    commit.job = Some(JobWrite::Change(JobChange {
+        job_id,
+        guard: JobGuard::Lease(fence),
+        from,
+        to,
+        begin_step: true,
+        retry: None,
+        failure: None,
+        new_run: None,
+        release_lease: false,
+        outputs: JobOutputs::default(),
+    }));
+    commit
+}
+
+async fn job_leases_fence_stale_workers(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Approved, "copy")).await;
+    let job_id = Uuid::new_v4();
+    let mut commit = Commit::at(t0());
+    commit.job = Some(JobWrite::Create(NewJob {
+        id: job_id,
+        ticket_id: ticket.id,
+        source_cluster_id: seed.orders.id,
+        target_time: ticket.target_time,
+        new_cluster_id: Uuid::new_v4(),
+    }));
+    store.commit(&commit).await.unwrap();
+    let lease = Duration::seconds(30);
+
+    let w1 = store.claim_job("w1", t0(), lease).await.unwrap().unwrap();
+    assert_eq!((w1.lease_token, w1.lease_owner.as_deref()), (1, Some("w1")));
+    assert!(store.claim_job("w2", t0(), lease).await.unwrap().is_none());
+
+    // w1 stops heartbeating; after its lease w2 takes the job over.
+    let later = t0() + Duration::seconds(31);
+    let w2 = store.claim_job("w2", later, lease).await.unwrap().unwrap();
+    assert_eq!(w2.lease_token, 2);
+
+    let stale = step(
+        job_id,
+        w1.fence(later),
+        JobState::Queued,
+        JobState::Provisioning,
+    );
+    assert!(matches!(
+        store.commit(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .renew_lease(&w1.fence(later), lease, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let progress = ProgressUpdate {
+        progress: 3,
+        detail: "copying".into(),
+        at: later,
+    };
+    assert_eq!(
+        store
+            .renew_lease(&w2.fence(later), lease, Some(&progress))
+            .await
+            .unwrap(),
+        Some(JobState::Queued)
+    );
+    store
+        .commit(&step(
+            job_id,
+            w2.fence(later),
+            JobState::Queued,
+            JobState::Provisioning,
+        ))
+        .await
+        .unwrap();
+    let job = store.job(job_id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Provisioning);
+    assert_eq!(job.lease_token, 2);
+
+    // A worker paused past its lease cannot commit even if nobody else
+    // claimed the job meanwhile.
+    let much_later = later + Duration::seconds(45);
+    let paused = step(
+        job_id,
+        w2.fence(much_later),
+        JobState::Provisioning,
+        JobState::RestoringSnapshot,
+    );
+    assert!(matches!(
+        store.commit(&paused).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A retryable failure releases the lease and waits for its backoff.
+    let w3 = store
+        .claim_job("w3", much_later, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut retry = Commit::at(much_later);
+    retry.job = Some(JobWrite::Change(JobChange {
+        job_id,
+        guard: JobGuard::Lease(w3.fence(much_later)),
+        from: JobState::Provisioning,
+        to: JobState::Provisioning,
+        begin_step: false,
+        retry: Some((much_later + Duration::seconds(2), 2)),
+        failure: Some(StepFailure {
+            code: "zone_offline".into(),
+            message: "az2 went away".into(),
+            retryable: true,
+        }),
+        new_run: None,
+        release_lease: true,
+        outputs: JobOutputs::default(),
+    }));
+    store.commit(&retry).await.unwrap();
+    let job = store.job(job_id).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.last_error_code.as_deref(), Some("zone_offline"));
+    assert_eq!(job.lease_owner, None);
+    assert_eq!(
+        store.next_job_due().await.unwrap(),
+        Some(much_later + Duration::seconds(2))
+    );
+    assert!(
+        store
+            .claim_job("w4", much_later + Duration::seconds(1), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let w4 = store
+        .claim_job("w4", much_later + Duration::seconds(2), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w4.lease_token, 4);
+}
+
+async fn outbox_claims_and_settles_each_attempt_once(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Triage, "copy")).await;
+    let mut commit = Commit::at(t0());
+    for key in ["a", "b", "c"] {
+        commit.outbox.push(outbox(&ticket, key));
+    }
+    store.commit(&commit).await.unwrap();
+    let claim = Duration::seconds(60);
+
+    let batch = store.claim_outbox(t0(), claim, 10).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    assert!(
+        batch
+            .iter()
+            .all(|m| m.status == OutboxStatus::Sending && m.attempts == 1)
+    );
+    assert!(
+        store
+            .claim_outbox(t0(), claim, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let by_key = |k: &str| batch.iter().find(|m| m.dedupe_key == k).unwrap().clone();
+    let (a, b, c) = (by_key("a"), by_key("b"), by_key("c"));
+    assert!(
+        store
+            .settle_outbox(a.id, 1, &Delivery::Sent { at: t0() })
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_outbox(
+                b.id,
+                1,
+                &Delivery::RetryAt {
+                    at: t0() + Duration::seconds(60),
+                    error: "421 try later".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_outbox(
+                c.id,
+                1,
+                &Delivery::Failed {
+                    at: t0(),
+                    error: "550 no such user".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    // Settling the same attempt twice does nothing.
+    assert!(
+        !store
+            .settle_outbox(a.id, 1, &Delivery::Sent { at: t0() })
+            .await
+            .unwrap()
+    );
+    let at = |s| t0() + Duration::seconds(s);
+    assert!(
+        store
+            .claim_outbox(at(30), claim, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_outbox(at(61), claim, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (b.id, 2));
+    assert_eq!(again[0].last_error.as_deref(), Some("421 try later"));
+    // The sender dies holding the claim: after it expires, another takes it.
+    let taken_over = store.claim_outbox(at(122), claim, 10).await.unwrap();
+    assert_eq!((taken_over[0].id, taken_over[0].attempts), (b.id, 3));
+    assert!(
+        !store
+            .settle_outbox(b.id, 2, &Delivery::Sent { at: at(123) })
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .settle_outbox(b.id, 3, &Delivery::Sent { at: at(123) })
+            .await
+            .unwrap()
+    );
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("failed".to_string(), 1), ("sent".to_string(), 2)]
+    );
+    let failed = store
+        .outbox(&OutboxQuery {
+            status: Some(OutboxStatus::Failed),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
+}
+
+async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let mut expected = Vec::new();
+    for i in 0..11_i64 {
+        let mut t = new_ticket(&seed, i + 1, TicketState::Triage, &format!("copy-{i}"));
+        t.deadline = t0() + Duration::days(i % 4);
+        t.severity = [Severity::C, Severity::A, Severity::B][(i % 3) as usize];
+        if i == 10 {
+            t.state = TicketState::Completed;
+        }
+        expected.push((t.deadline, t.severity, t.number, t.state));
+        create(&store, t).await;
+    }
+    expected.retain(|e| e.3 == TicketState::Triage);
+    expected.sort_by_key(|e| (e.0, e.1, e.2));
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .tickets(&TicketQuery {
+                scope: Scope::Everything,
+                states: vec![TicketState::Triage, TicketState::InReview],
+                severity: None,
+                assignee: AssigneeFilter::Anyone,
+                order: TicketOrder::Queue { after },
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        let last = page.last().unwrap();
+        after = Some((last.deadline, last.severity, last.number));
+        seen.extend(
+            page.iter()
+                .map(|t| (t.deadline, t.severity, t.number, t.state)),
+        );
+    }
+    assert_eq!(seen, expected);
+
+    let only_a = store
+        .tickets(&TicketQuery {
+            scope: Scope::Everything,
+            states: vec![],
+            severity: Some(Severity::A),
+            assignee: AssigneeFilter::Unassigned,
+            order: TicketOrder::Newest { before: None },
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(only_a.iter().all(|t| t.severity == Severity::A));
+    assert!(only_a.windows(2).all(|w| w[0].number > w[1].number));
+    assert_eq!(only_a.len(), 4);
+    assert_eq!(
+        store
+            .count_tickets(Scope::Everything, &[TicketState::Triage])
+            .await
+            .unwrap(),
+        10
+    );
+}
+
+async fn customers_see_only_their_subscription(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Triage, "copy")).await;
+    let fabrikam = Scope::Subscription(seed.fabrikam.id);
+    assert!(store.ticket(ticket.id, fabrikam).await.unwrap().is_none());
+    assert!(store.ticket_by_number(1, fabrikam).await.unwrap().is_none());
+    assert!(
+        store
+            .cluster(seed.orders.id, fabrikam)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let theirs = store.clusters(fabrikam, false).await.unwrap();
+    assert_eq!(theirs, vec![seed.inventory.clone()]);
+    let listed = store
+        .tickets(&TicketQuery {
+            scope: fabrikam,
+            states: vec![],
+            severity: None,
+            assignee: AssigneeFilter::Anyone,
+            order: TicketOrder::Newest { before: None },
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    assert_eq!(
+        store
+            .count_tickets(Scope::Subscription(seed.contoso.id), &[])
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn internal_messages_are_filtered_out(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Triage, "copy")).await;
+    let mut commit = Commit::at(t0());
+    for (visibility, body) in [
+        (Visibility::Public, "customer-visible"),
+        (Visibility::Internal, "staff only"),
+    ] {
+        commit.messages.push(NewMessage {
+            id: Uuid::new_v4(),
+            ticket_id: ticket.id,
+            author: seed.sam.actor(),
+            visibility,
+            body: body.into(),
+        });
+    }
+    store.commit(&commit).await.unwrap();
+    let public = store.messages(ticket.id, false).await.unwrap();
+    assert_eq!(public.len(), 1);
+    assert_eq!(public[0].body, "customer-visible");
+    assert_eq!(store.messages(ticket.id, true).await.unwrap().len(), 2);
+}
+
+async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let cluster = seed.orders.id;
+    for day in 0..5 {
+        store
+            .sandbox_add_snapshot(&SandboxSnapshot {
+                id: format!("snap-{day}"),
+                cluster_id: cluster,
+                started_at: t0() - Duration::days(5 - day),
+                finished_at: t0() - Duration::days(5 - day) + Duration::minutes(10),
+                zones: if day < 2 {
+                    ZoneSet::of(&[Zone::Az1])
+                } else {
+                    ZoneSet::ALL
+                },
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .sandbox_add_log_span(&SandboxLogSpan {
+            cluster_id: cluster,
+            started_at: t0() - Duration::days(6),
+            ended_at: None,
+            zones: ZoneSet::ALL,
+        })
+        .await
+        .unwrap();
+    let snapshots = store.sandbox_snapshots(cluster).await.unwrap();
+    assert_eq!(snapshots.len(), 5);
+    assert_eq!(snapshots[0].zones, ZoneSet::of(&[Zone::Az1]));
+    assert_eq!(snapshots[4].zones, ZoneSet::ALL);
+    let removed = store
+        .sandbox_expire(cluster, t0() - Duration::days(3))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let spans = store.sandbox_log_spans(cluster).await.unwrap();
+    assert_eq!(spans[0].started_at, t0() - Duration::days(3));
+    assert_eq!(spans[0].ended_at, None);
+
+    let fault = SandboxFault {
+        id: Uuid::new_v4(),
+        kind: FaultKind::FailStep,
+        step: JobState::ReplayingLog,
+        permanent: false,
+        remaining: 2,
+        delay_ms: 0,
+        created_at: t0(),
+    };
+    let audit = NewEvent::admin(seed.ada.actor(), "inject_fault", "fail replaying_log", t0());
+    store
+        .sandbox_add_fault(&fault, audit.clone())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .sandbox_take_fault("verifying")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .sandbox_take_fault("replaying_log")
+            .await
+            .unwrap()
+            .unwrap()
+            .remaining,
+        1
+    );
+    assert!(
+        store
+            .sandbox_take_fault("replaying_log")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .sandbox_take_fault("replaying_log")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.sandbox_faults().await.unwrap().is_empty());
+}
+
+async fn users_tokens_and_zones(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let found = store
+        .user_by_email("  Alice@Contoso.Example ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, seed.alice.id);
+    let duplicate = common::user(
+        "ALICE@contoso.example",
+        Role::Customer,
+        Some(seed.contoso.id),
+    );
+    assert!(matches!(
+        store.create_user(&duplicate, None).await,
+        Err(StoreError::Duplicate(Unique::Email))
+    ));
+    store
+        .create_api_token("hash-1", seed.alice.id, t0(), t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_for_api_token("hash-1", t0())
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(seed.alice.id)
+    );
+    assert!(
+        store
+            .user_for_api_token("hash-1", t0() + Duration::hours(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = NewEvent::admin(seed.ada.actor(), "disable_user", "alice", t0());
+    store
+        .update_user(
+            seed.alice.id,
+            &UserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            audit,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_for_api_token("hash-1", t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.users_with_role(Role::Staff).await.unwrap(),
+        vec![seed.sam.clone()]
+    );
+
+    for zone in Zone::ALL {
+        store
+            .ensure_zone("westeurope", zone, zone != Zone::Az1, t0())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.online_zones("westeurope").await.unwrap(),
+        ZoneSet::of(&[Zone::Az2, Zone::Az3])
+    );
+    let audit = NewEvent::admin(seed.ada.actor(), "zone_online", "westeurope/az1", t0());
+    assert!(
+        store
+            .set_zone_online("westeurope", Zone::Az1, true, audit.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_zone_online("nowhere", Zone::Az1, true, audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.online_zones("westeurope").await.unwrap(),
+        ZoneSet::ALL
+    );
+    let log = store.audit_log(None, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        vec!["zone_online", "disable_user"]
+    );
+}
