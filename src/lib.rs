@@ -3,8 +3,17 @@
 //! approve them, and a durable job engine restores the backups into a new
 //! cluster.
 
+pub mod app;
+pub mod backend;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod desk;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
+pub mod notify;
+pub mod password;
 /// Persistence behind one trait, for SQLite and PostgreSQL.
 pub mod store;
+pub mod web;

@@ -1,1 +1,18 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use restore_desk::cli::{Cli, init_tracing, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.settings.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, every cause, no backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -4,7 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
 use super::{OpenError, StoreKind, redact_url};
 
@@ -29,15 +30,26 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<PostgresStore, OpenError> {
         let options =
             PgConnectOptions::from_str(url).map_err(|_| OpenError::BadUrl(redact_url(url)))?;
+        let unreachable = |reason: String| OpenError::Unreachable {
+            url: redact_url(url),
+            reason,
+        };
+        // One direct connection first: a pool would only report a timeout,
+        // where this names the cause (refused, unknown database, bad password).
+        let probe = tokio::time::timeout(
+            Duration::from_secs(10),
+            PgConnection::connect_with(&options),
+        )
+        .await
+        .map_err(|_| unreachable("no answer within 10 seconds".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| OpenError::Unreachable {
-                url: redact_url(url),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(sql::SqlStore {
             pool,
             url: url.to_string(),

@@ -188,3 +188,42 @@ pub async fn seed(store: &DynStore) -> Seed {
 }
 
 pub type Shared<T> = Arc<T>;
+
+/// Settings as the binary would parse them, with `args` as flags.
+pub fn settings(db: &TestDb, args: &[&str]) -> restore_desk::config::Settings {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: restore_desk::config::Settings,
+    }
+    let mut all = vec![
+        "restore-desk".to_string(),
+        "--database-url".into(),
+        db.url.clone(),
+        "--sandbox-step-ms".into(),
+        "0".into(),
+        "--retry-base-ms".into(),
+        "1000".into(),
+        "--mail-dir".into(),
+        std::env::temp_dir()
+            .join(format!("rd-mail-{}", Uuid::new_v4().simple()))
+            .display()
+            .to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    Flags::parse_from(all).settings
+}
+
+/// An app on `db` whose time is `clock`, seeded with the demo data.
+pub async fn demo_app(
+    db: &TestDb,
+    clock: restore_desk::clock::ManualClock,
+    args: &[&str],
+) -> restore_desk::app::App {
+    let app = restore_desk::cli::build(settings(db, args), Arc::new(clock))
+        .await
+        .expect("build app");
+    assert!(restore_desk::demo::seed(&app, "demo").await.expect("seed"));
+    app
+}

@@ -1,0 +1,165 @@
+//! The data plane: the one trait between the restore engine and the fleet it
+//! restores. `sandbox` simulates a fleet in-process; `pgbackrest` drives real
+//! PostgreSQL clusters and their pgBackRest repositories.
+//!
+//! Every step may be interrupted (a crash, a lost lease, a cancel) and run
+//! again from the start: implementations make each one idempotent, keyed by
+//! the job id and run.
+
+pub mod sandbox;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::catalog::{Catalog, RestorePlan, ZoneSet};
+use crate::domain::cluster::{Cluster, Connection};
+use crate::domain::restore_job::StepFailure;
+use crate::domain::verification::ObservedCluster;
+
+/// What a step needs to know about its job.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub job_id: Uuid,
+    pub run: i64,
+    pub ticket_id: Uuid,
+    pub source: Cluster,
+    pub target: DateTime<Utc>,
+    pub new_cluster_id: Uuid,
+    pub new_cluster_name: String,
+    /// Chosen when the snapshot restore starts; known from then on.
+    pub plan: Option<RestorePlan>,
+}
+
+/// How a step ended short of success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// Trying again later may work: a zone outage, a busy host.
+    #[error("{message}")]
+    Retryable { code: String, message: String },
+    /// Trying again cannot help: the target left the window, a check failed.
+    #[error("{message}")]
+    Fatal { code: String, message: String },
+    /// The worker asked the step to stop (cancel, lost lease, shutdown).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl StepError {
+    pub fn retryable(code: &str, message: impl Into<String>) -> StepError {
+        StepError::Retryable {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn fatal(code: &str, message: impl Into<String>) -> StepError {
+        StepError::Fatal {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The failure to record, or `None` for an interruption.
+    pub fn failure(&self) -> Option<StepFailure> {
+        match self {
+            StepError::Retryable { code, message } => Some(StepFailure {
+                code: code.clone(),
+                message: message.clone(),
+                retryable: true,
+            }),
+            StepError::Fatal { code, message } => Some(StepFailure {
+                code: code.clone(),
+                message: message.clone(),
+                retryable: false,
+            }),
+            StepError::Interrupted => None,
+        }
+    }
+}
+
+/// A failure to read from the fleet outside a job (catalog, zones, backups).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct FleetError(pub String);
+
+/// Where a long step reports how far it got (0.0–1.0) and what it is doing.
+pub trait Progress: Send + Sync {
+    fn report(&self, fraction: f64, detail: &str);
+}
+
+/// Reports nowhere: for steps run outside a worker.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn report(&self, _fraction: f64, _detail: &str) {}
+}
+
+/// What a round of automatic backups did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupRound {
+    pub snapshots_taken: usize,
+    pub snapshots_expired: usize,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// The cluster's backups as they are now.
+    async fn catalog(&self, cluster: &Cluster) -> Result<Catalog, FleetError>;
+
+    /// Zones of the cluster's region that can serve a restore right now.
+    async fn online_zones(&self, cluster: &Cluster) -> Result<ZoneSet, FleetError>;
+
+    /// Makes room for the new cluster and says where it will answer.
+    async fn provision(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError>;
+
+    /// Lays down the chosen snapshot from the chosen zone.
+    async fn restore_snapshot(
+        &self,
+        job: &JobContext,
+        plan: &RestorePlan,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError>;
+
+    /// Replays the log to exactly the target time and promotes the cluster.
+    /// Returns the commit time of the last transaction replayed, if any.
+    async fn replay_log(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Option<DateTime<Utc>>, StepError>;
+
+    /// Looks at the new cluster for verification.
+    async fn inspect(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<ObservedCluster, StepError>;
+
+    /// Opens the new cluster for use and returns where to connect.
+    async fn finalize(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError>;
+
+    /// Removes whatever a run built. Harmless when nothing was built.
+    async fn teardown(&self, job: &JobContext) -> Result<(), StepError>;
+
+    /// Automatic backups and retention expiry, run on a schedule.
+    async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError>;
+}
+
+pub type DynBackend = Arc<dyn Backend>;

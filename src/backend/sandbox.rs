@@ -1,0 +1,387 @@
+//! A simulated fleet, in-process and deterministic: the embedded default, so
+//! a new user can click through the whole flow at once.
+//!
+//! Its catalog lives in the store (`sandbox_*` tables) so several processes
+//! share one fleet. Each step takes `SANDBOX_STEP_MS` in ten ticks, reporting
+//! progress; faults armed from the admin pages make a step fail or stall,
+//! and taking a zone offline interrupts a snapshot restore from it.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Backend, BackupRound, FleetError, JobContext, Progress, StepError};
+use crate::clock::Clock;
+use crate::domain::catalog::{
+    Catalog, LogSpan, RestorePlan, RetentionPolicy, Snapshot, Zone, ZoneSet,
+};
+use crate::domain::cluster::{Cluster, ClusterStatus, Connection};
+use crate::domain::restore_job::JobState;
+use crate::domain::verification::ObservedCluster;
+use crate::store::{DynStore, FaultKind, SandboxLogSpan, SandboxSnapshot, Scope, StoreError};
+
+/// The archived log trails the present by this much: like a real archiver,
+/// the last minute is not restorable yet.
+pub const ARCHIVE_LAG: Duration = Duration::seconds(60);
+
+/// Automatic backups are daily.
+pub const BACKUP_INTERVAL: Duration = Duration::hours(24);
+
+/// Simulated clusters commit a transaction every few seconds.
+const COMMIT_INTERVAL_SECS: i64 = 7;
+
+pub struct SandboxBackend {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    step: StdDuration,
+    policy: RetentionPolicy,
+}
+
+impl SandboxBackend {
+    pub fn new(
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        step: StdDuration,
+        policy: RetentionPolicy,
+    ) -> SandboxBackend {
+        SandboxBackend {
+            store,
+            clock,
+            step,
+            policy,
+        }
+    }
+
+    /// The last simulated commit at or before `t`.
+    pub fn last_commit_before(t: DateTime<Utc>) -> DateTime<Utc> {
+        let secs = t.timestamp();
+        let floored = secs - secs.rem_euclid(COMMIT_INTERVAL_SECS);
+        DateTime::from_timestamp(floored, 0).unwrap_or(t)
+    }
+
+    /// The host name a simulated cluster answers on.
+    pub fn host_for(cluster_name: &str, region: &str) -> String {
+        format!("{cluster_name}.{region}.sandbox.restore-desk.localhost")
+    }
+
+    fn store_failure(error: StoreError) -> StepError {
+        StepError::retryable(
+            "store_unavailable",
+            format!("the desk's database failed: {error}"),
+        )
+    }
+
+    async fn pause(
+        &self,
+        duration: StdDuration,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError> {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => Ok(()),
+            _ = cancel.cancelled() => Err(StepError::Interrupted),
+        }
+    }
+
+    /// One simulated step: an armed fault first, then the step's time in ten
+    /// ticks. With `watch`, the zone the step reads from must stay online.
+    async fn simulate(
+        &self,
+        step: JobState,
+        detail: &str,
+        watch: Option<(&str, Zone)>,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError> {
+        if let Some(fault) = self
+            .store
+            .sandbox_take_fault(step.as_str())
+            .await
+            .map_err(Self::store_failure)?
+        {
+            match fault.kind {
+                FaultKind::FailStep if fault.permanent => {
+                    return Err(StepError::fatal(
+                        "injected_failure",
+                        format!("{} failed for good (injected fault)", step.label()),
+                    ));
+                }
+                FaultKind::FailStep => {
+                    return Err(StepError::retryable(
+                        "injected_failure",
+                        format!("{} failed (injected fault)", step.label()),
+                    ));
+                }
+                FaultKind::SlowStep => {
+                    progress.report(0.0, "waiting for a slow host");
+                    let delay = StdDuration::from_millis(fault.delay_ms.max(0) as u64);
+                    self.pause(delay, cancel).await?;
+                }
+            }
+        }
+        const TICKS: u32 = 10;
+        for tick in 1..=TICKS {
+            self.pause(self.step / TICKS, cancel).await?;
+            if let Some((region, zone)) = watch {
+                let online = self
+                    .store
+                    .online_zones(region)
+                    .await
+                    .map_err(Self::store_failure)?;
+                if !online.contains(zone) {
+                    return Err(StepError::retryable(
+                        "zone_offline",
+                        format!("zone {zone} went offline while restoring from it"),
+                    ));
+                }
+            }
+            progress.report(f64::from(tick) / f64::from(TICKS), detail);
+        }
+        Ok(())
+    }
+
+    async fn backup_cluster(
+        &self,
+        cluster: &Cluster,
+        now: DateTime<Utc>,
+        round: &mut BackupRound,
+    ) -> Result<(), StoreError> {
+        let snapshots = self.store.sandbox_snapshots(cluster.id).await?;
+        if let Some(deleted) = cluster.deleted_at {
+            // A deleted cluster's backups go once its grace period is over.
+            if now > deleted + self.policy.deleted_grace && !snapshots.is_empty() {
+                round.snapshots_expired += self
+                    .store
+                    .sandbox_expire(cluster.id, now + Duration::days(36500))
+                    .await? as usize;
+            }
+            return Ok(());
+        }
+        let newest = snapshots.iter().map(|s| s.finished_at).max();
+        if newest.is_none_or(|n| now - n >= BACKUP_INTERVAL) {
+            let zones = self.store.online_zones(&cluster.region).await?;
+            if !zones.is_empty() {
+                self.store
+                    .sandbox_add_snapshot(&SandboxSnapshot {
+                        id: format!(
+                            "auto-{}-{}",
+                            cluster.id.simple(),
+                            now.format("%Y%m%dT%H%M%S")
+                        ),
+                        cluster_id: cluster.id,
+                        started_at: (now - Duration::minutes(10)).max(cluster.created_at),
+                        finished_at: now,
+                        zones,
+                    })
+                    .await?;
+                round.snapshots_taken += 1;
+            }
+        }
+        // Time-based retention keeps the newest snapshot older than the
+        // cutoff: without it the oldest part of the window could not be restored.
+        let cutoff = now - self.policy.retention;
+        if let Some(keep) = snapshots
+            .iter()
+            .map(|s| s.finished_at)
+            .filter(|f| *f <= cutoff)
+            .max()
+        {
+            round.snapshots_expired += self.store.sandbox_expire(cluster.id, keep).await? as usize;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for SandboxBackend {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn catalog(&self, cluster: &Cluster) -> Result<Catalog, FleetError> {
+        let now = self.clock.now();
+        let fail = |e: StoreError| FleetError(format!("reading the sandbox catalog: {e}"));
+        let snapshots = self
+            .store
+            .sandbox_snapshots(cluster.id)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .filter(|s| s.finished_at <= now)
+            .map(|s| Snapshot {
+                id: s.id,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                zones: s.zones,
+            })
+            .collect();
+        let archived_until = now - ARCHIVE_LAG;
+        let log = self
+            .store
+            .sandbox_log_spans(cluster.id)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .filter_map(|s| {
+                let mut to = s.ended_at.unwrap_or(archived_until).min(archived_until);
+                if let Some(deleted) = cluster.deleted_at {
+                    to = to.min(deleted);
+                }
+                (s.started_at <= to).then_some(LogSpan {
+                    from: s.started_at,
+                    to,
+                    zones: s.zones,
+                })
+            })
+            .collect();
+        Ok(Catalog { snapshots, log })
+    }
+
+    async fn online_zones(&self, cluster: &Cluster) -> Result<ZoneSet, FleetError> {
+        self.store
+            .online_zones(&cluster.region)
+            .await
+            .map_err(|e| FleetError(format!("reading zone status: {e}")))
+    }
+
+    async fn provision(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError> {
+        self.simulate(
+            JobState::Provisioning,
+            "allocating compute and storage",
+            None,
+            progress,
+            cancel,
+        )
+        .await?;
+        Ok(Connection {
+            host: Self::host_for(&job.new_cluster_name, &job.source.region),
+            port: job.source.connection.port,
+            database: job.source.connection.database.clone(),
+            user: job.source.connection.user.clone(),
+        })
+    }
+
+    async fn restore_snapshot(
+        &self,
+        job: &JobContext,
+        plan: &RestorePlan,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError> {
+        let detail = format!("copying snapshot {} from {}", plan.snapshot_id, plan.zone);
+        self.simulate(
+            JobState::RestoringSnapshot,
+            &detail,
+            Some((job.source.region.as_str(), plan.zone)),
+            progress,
+            cancel,
+        )
+        .await
+    }
+
+    async fn replay_log(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Option<DateTime<Utc>>, StepError> {
+        self.simulate(
+            JobState::ReplayingLog,
+            "replaying archived log",
+            None,
+            progress,
+            cancel,
+        )
+        .await?;
+        Ok(Some(Self::last_commit_before(job.target)))
+    }
+
+    async fn inspect(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<ObservedCluster, StepError> {
+        self.simulate(
+            JobState::Verifying,
+            "checking the new cluster",
+            None,
+            &super::NoProgress,
+            cancel,
+        )
+        .await?;
+        Ok(ObservedCluster {
+            accepting_connections: true,
+            in_recovery: false,
+            last_replayed_commit: Some(Self::last_commit_before(job.target)),
+            config: job.source.config.clone(),
+        })
+    }
+
+    async fn finalize(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError> {
+        self.simulate(
+            JobState::Finalizing,
+            "opening the cluster for connections",
+            None,
+            &super::NoProgress,
+            cancel,
+        )
+        .await?;
+        // The new cluster is backed up like any other from now on.
+        let now = self.clock.now();
+        let spans = self
+            .store
+            .sandbox_log_spans(job.new_cluster_id)
+            .await
+            .map_err(Self::store_failure)?;
+        if spans.is_empty() {
+            self.store
+                .sandbox_add_log_span(&SandboxLogSpan {
+                    cluster_id: job.new_cluster_id,
+                    started_at: now,
+                    ended_at: None,
+                    zones: ZoneSet::ALL,
+                })
+                .await
+                .map_err(Self::store_failure)?;
+        }
+        Ok(Connection {
+            host: Self::host_for(&job.new_cluster_name, &job.source.region),
+            port: job.source.connection.port,
+            database: job.source.connection.database.clone(),
+            user: job.source.connection.user.clone(),
+        })
+    }
+
+    async fn teardown(&self, _job: &JobContext) -> Result<(), StepError> {
+        // A simulated cluster is only its record, which the engine removes
+        // in the same transaction as the state change (its catalog rows go
+        // with it).
+        Ok(())
+    }
+
+    async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {
+        let clusters = self
+            .store
+            .clusters(Scope::Everything, true)
+            .await
+            .map_err(|e| FleetError(e.to_string()))?;
+        let mut round = BackupRound::default();
+        for cluster in clusters.iter().filter(|c| c.status == ClusterStatus::Ready) {
+            self.backup_cluster(cluster, now, &mut round)
+                .await
+                .map_err(|e| FleetError(format!("backing up {}: {e}", cluster.name)))?;
+        }
+        Ok(round)
+    }
+}

@@ -1,0 +1,253 @@
+//! The `restore-desk` command line: one binary for the web desk, the
+//! workers, migrations, user management and the demo.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::backend::DynBackend;
+use crate::backend::sandbox::SandboxBackend;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{BackendKind, LogFormat, Settings};
+use crate::domain::actor::Role;
+use crate::store::{self, DynStore, Subscription, User};
+use crate::{demo, password, web};
+
+#[derive(Parser)]
+#[command(
+    name = "restore-desk",
+    version,
+    about = "A help desk for point-in-time restores of managed database clusters"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the web desk and run restore workers.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Seed an empty database with the demo data, then serve it.
+    Demo,
+    /// Manage people who sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user who can sign in.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// How the person is named on pages and in emails.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Customers only: the subscription's short name (created if new).
+        #[arg(long)]
+        subscription: Option<String>,
+        /// IANA time zone the person reads times in.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// The password; prefer the environment variable over the flag.
+        #[arg(long, env = "RESTORE_DESK_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    match text.parse::<Role>()? {
+        Role::System => Err("system is not a role a person can hold".into()),
+        role => Ok(role),
+    }
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn,lettre=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens and migrates the store, and wires the fleet backend.
+pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    let store = store::open(&settings.database_url).await?;
+    store.migrate().await?;
+    let backend: DynBackend = match settings.backend {
+        BackendKind::Sandbox => Arc::new(SandboxBackend::new(
+            store.clone(),
+            clock.clone(),
+            Duration::from_millis(settings.sandbox_step_ms),
+            settings.retention(),
+        )),
+    };
+    Ok(App {
+        settings: Arc::new(settings),
+        store,
+        backend,
+        clock,
+    })
+}
+
+/// Fires on Ctrl-C or SIGTERM.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        fire.cancel();
+    });
+    token
+}
+
+async fn serve(app: App) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&app.settings.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", app.settings.bind))?;
+    let shutdown = shutdown_signal();
+    tracing::info!(address = %listener.local_addr()?, backend = app.backend.name(), "serving");
+    web::serve(app, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn create_user(store: &DynStore, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Create {
+        email,
+        name,
+        role,
+        subscription,
+        time_zone,
+        password,
+    } = command;
+    time_zone
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| anyhow::anyhow!("{time_zone:?} is not an IANA time zone"))?;
+    let subscription_id = match (role, subscription) {
+        (Role::Customer, Some(slug)) => {
+            let existing = store.subscription_by_slug(&slug).await?;
+            let subscription = match existing {
+                Some(s) => s,
+                None => {
+                    let created = Subscription {
+                        id: Uuid::new_v4(),
+                        slug: slug.clone(),
+                        name: slug.clone(),
+                        created_at: chrono::Utc::now(),
+                    };
+                    store.create_subscription(&created).await?;
+                    created
+                }
+            };
+            Some(subscription.id)
+        }
+        (Role::Customer, None) => anyhow::bail!("a customer needs --subscription"),
+        (_, Some(_)) => anyhow::bail!("only customers belong to a subscription"),
+        (_, None) => None,
+    };
+    if !email.contains('@') {
+        anyhow::bail!("{email:?} is not an email address");
+    }
+    let user = User {
+        id: Uuid::new_v4(),
+        email: email.trim().to_lowercase(),
+        display_name: name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string()),
+        password_hash: password::hash(&password).await?,
+        role,
+        subscription_id,
+        time_zone,
+        disabled: false,
+        created_at: chrono::Utc::now(),
+    };
+    store.create_user(&user, None).await?;
+    println!("created {} {} ({})", user.role, user.email, user.id);
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    settings.validate().map_err(anyhow::Error::msg)?;
+    tracing::debug!(?settings, "settings");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Migrate => {
+            let store = store::open(&settings.database_url).await?;
+            store.migrate().await?;
+            println!(
+                "database schema of {} is up to date",
+                store::redact_url(&settings.database_url)
+            );
+            Ok(())
+        }
+        Command::User(command) => {
+            let app = build(settings, clock).await?;
+            create_user(&app.store, command).await
+        }
+        Command::Serve => serve(build(settings, clock).await?).await,
+        Command::Demo => {
+            let app = build(settings, clock).await?;
+            let seeded = demo::seed(&app, &app.settings.demo_password).await?;
+            print_demo_banner(&app, seeded);
+            serve(app).await
+        }
+    }
+}
+
+fn print_demo_banner(app: &App, seeded: bool) {
+    let s = &app.settings;
+    println!();
+    if seeded {
+        println!(
+            "Seeded the demo data into {}.",
+            store::redact_url(&s.database_url)
+        );
+    } else {
+        println!(
+            "The database {} already holds data: serving it as it is.",
+            store::redact_url(&s.database_url)
+        );
+    }
+    println!("Restore Desk is running at {}", s.public_url());
+    println!("Sign in with password {:?} as:", s.demo_password);
+    for (email, _, role, subscription, _) in demo::USERS {
+        let of = subscription.map(|s| format!(" ({s})")).unwrap_or_default();
+        println!("  {:<9} {email}{of}", role.as_str());
+    }
+    match &s.smtp_url {
+        Some(url) => println!("Emails go to {}", store::redact_url(url)),
+        None => println!("Emails are written to {}/", s.mail_dir.display()),
+    }
+    println!("Stop with Ctrl-C.");
+    println!();
+}

@@ -1,0 +1,271 @@
+//! Settings from flags and environment variables. Secrets never appear in
+//! `Debug` output, so settings can be logged whole.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::Duration;
+use clap::{Args, ValueEnum};
+
+use crate::domain::catalog::RetentionPolicy;
+use crate::domain::restore_job::RetryPolicy;
+use crate::store::redact_url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// A simulated fleet inside the process: the embedded default.
+    Sandbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Where tickets live: sqlite://file.db (embedded) or postgres://… (several instances).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://restore-desk.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Address the web server listens on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+
+    /// The address people reach the desk at, for links in emails.
+    /// Defaults to http://<BIND>.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// The fleet restores run against.
+    #[arg(
+        long,
+        env = "BACKEND",
+        value_enum,
+        default_value = "sandbox",
+        global = true
+    )]
+    pub backend: BackendKind,
+
+    /// How long backups are kept.
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = 35, global = true)]
+    pub retention_days: i64,
+
+    /// SMTP server for email, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host.
+    /// When unset, emails are written to MAIL_DIR.
+    #[arg(long, env = "SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder of the file mail transport: one .eml file per message.
+    #[arg(long, env = "MAIL_DIR", default_value = "mail", global = true)]
+    pub mail_dir: PathBuf,
+
+    /// Sender of every email.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Restore Desk <desk@restore-desk.localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
+    /// How long each simulated restore step takes (sandbox backend).
+    #[arg(long, env = "SANDBOX_STEP_MS", default_value_t = 3000, global = true)]
+    pub sandbox_step_ms: u64,
+
+    /// Sign-in attempts per minute, per address and per account (0: no limit).
+    #[arg(long, env = "LOGIN_RATE_LIMIT", default_value_t = 10, global = true)]
+    pub login_rate_limit: u32,
+
+    /// Restore requests filed per minute, per user and per address (0: no limit).
+    #[arg(long, env = "FILING_RATE_LIMIT", default_value_t = 10, global = true)]
+    pub filing_rate_limit: u32,
+
+    /// Restore jobs one process runs at once.
+    #[arg(long, env = "WORKERS", default_value_t = 2, global = true)]
+    pub workers: usize,
+
+    /// How long a worker's claim on a job lasts without a heartbeat.
+    #[arg(long, env = "LEASE_SECONDS", default_value_t = 30, global = true)]
+    pub lease_seconds: i64,
+
+    /// Attempts per restore step before the job fails.
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, global = true)]
+    pub max_attempts: u32,
+
+    /// First retry delay of a restore step; it doubles at each attempt.
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = 2000, global = true)]
+    pub retry_base_ms: i64,
+
+    /// Staff are warned when an open ticket's deadline is this close.
+    #[arg(
+        long,
+        env = "DEADLINE_WARNING_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub deadline_warning_hours: i64,
+
+    /// How often automatic backups, expiry and deadline checks run.
+    #[arg(long, env = "SCHEDULER_SECONDS", default_value_t = 60, global = true)]
+    pub scheduler_seconds: u64,
+
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Password of the demo users.
+    #[arg(long, env = "DEMO_PASSWORD", default_value = "demo", global = true)]
+    pub demo_password: String,
+
+    /// Working folder of the pgbackrest backend: clusters, repositories, logs.
+    #[arg(long, env = "FLEET_DIR", default_value = "fleet", global = true)]
+    pub fleet_dir: PathBuf,
+
+    /// PostgreSQL server binaries for the pgbackrest backend.
+    #[arg(
+        long,
+        env = "PG_BIN_DIR",
+        default_value = "/usr/lib/postgresql/15/bin",
+        global = true
+    )]
+    pub pg_bin_dir: PathBuf,
+
+    /// OS user that runs PostgreSQL and pgBackRest (PostgreSQL refuses root).
+    #[arg(long, env = "PG_OS_USER", default_value = "postgres", global = true)]
+    pub pg_os_user: String,
+
+    /// Passphrase base for the AES-256 repositories; one is generated and kept
+    /// in FLEET_DIR when unset.
+    #[arg(long, env = "BACKUP_CIPHER_PASS", global = true)]
+    pub backup_cipher_pass: Option<String>,
+}
+
+impl Settings {
+    pub fn retention(&self) -> RetentionPolicy {
+        RetentionPolicy::days(self.retention_days)
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            base_delay: Duration::milliseconds(self.retry_base_ms.max(0)),
+            max_delay: Duration::minutes(5).max(Duration::milliseconds(self.retry_base_ms)),
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::seconds(self.lease_seconds.max(2))
+    }
+
+    pub fn public_url(&self) -> String {
+        let url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.bind),
+        };
+        url.trim_end_matches('/').to_string()
+    }
+
+    /// Cookies get the Secure flag when people reach the desk over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    /// Checks values clap cannot: one clear line per problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err(format!(
+                "RETENTION_DAYS must be between 1 and 3650, not {}",
+                self.retention_days
+            ));
+        }
+        if self.workers == 0 {
+            return Err("WORKERS must be at least 1".into());
+        }
+        if let Some(url) = &self.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(format!(
+                    "SMTP_URL {:?} must start with smtp:// or smtps://",
+                    redact_url(url)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url())
+            .field("backend", &self.backend)
+            .field("retention_days", &self.retention_days)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_dir", &self.mail_dir)
+            .field("mail_from", &self.mail_from)
+            .field("sandbox_step_ms", &self.sandbox_step_ms)
+            .field("login_rate_limit", &self.login_rate_limit)
+            .field("filing_rate_limit", &self.filing_rate_limit)
+            .field("workers", &self.workers)
+            .field("lease_seconds", &self.lease_seconds)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field("deadline_warning_hours", &self.deadline_warning_hours)
+            .field("scheduler_seconds", &self.scheduler_seconds)
+            .field("log_format", &self.log_format)
+            .field("demo_password", &"***")
+            .field("fleet_dir", &self.fleet_dir)
+            .field("pg_bin_dir", &self.pg_bin_dir)
+            .field("pg_os_user", &self.pg_os_user)
+            .field(
+                "backup_cipher_pass",
+                &self.backup_cipher_pass.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let cli = Cli::parse_from([
+            "x",
+            "--database-url",
+            "postgres://desk:hunter2@db.example/desk",
+            "--smtp-url",
+            "smtps://mailer:s3cret@mail.example",
+            "--demo-password",
+            "letmein",
+            "--backup-cipher-pass",
+            "aes-key-material",
+        ]);
+        let shown = format!("{:?}", cli.settings);
+        for secret in ["hunter2", "s3cret", "letmein", "aes-key-material"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert!(shown.contains("db.example"));
+    }
+}

@@ -1,0 +1,345 @@
+//! Commands on an existing ticket, by people (claim, approve, reply, …) and
+//! by the system (the job's progress, deadline warnings).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::notices::{self, Details};
+use super::{DeskError, scope_for};
+use crate::app::App;
+use crate::domain::actor::{Actor, Role};
+use crate::domain::cluster::{Cluster, Connection};
+use crate::domain::restore_job::{self, JobCommand, JobEffect, JobFacts, JobTransition};
+use crate::domain::ticket::{
+    self, JobRequest, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
+    Visibility,
+};
+use crate::domain::validation::{TargetContext, ValidationReport, validation_report};
+use crate::store::{
+    Commit, JobChange, JobGuard, JobOutputs, JobWrite, NewEvent, NewJob, NewMessage, RestoreJob,
+    Scope, Ticket, TicketChange, TicketGuard, TicketWrite, User,
+};
+
+/// Checks the ticket's target against the cluster's backups as they are now.
+pub async fn revalidate(
+    app: &App,
+    target: DateTime<Utc>,
+    cluster: &Cluster,
+) -> Result<ValidationReport, DeskError> {
+    let catalog = app.backend.catalog(cluster).await?;
+    let online = app.backend.online_zones(cluster).await?;
+    let ctx = TargetContext {
+        catalog: &catalog,
+        life: cluster.life(),
+        online,
+        policy: app.policy(),
+        now: app.now(),
+    };
+    Ok(validation_report(target, &ctx))
+}
+
+/// A ticket and what surrounds it, loaded by the caller.
+pub struct Situation<'a> {
+    pub ticket: &'a Ticket,
+    pub cluster: &'a Cluster,
+    pub job: Option<&'a RestoreJob>,
+}
+
+/// Who issues a command, and how their change is guarded.
+pub struct Issuer<'a> {
+    pub actor: Actor,
+    pub name: Option<&'a str>,
+    /// People decide on the version they saw; the engine's follow-ups only
+    /// need the state to be unchanged.
+    pub guard_version: bool,
+    /// Names the change in the outbox dedupe keys.
+    pub cause: String,
+}
+
+/// Facts for the notices of job outcomes.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome<'a> {
+    pub connection: Option<&'a Connection>,
+    pub restored_point: Option<DateTime<Utc>>,
+    pub new_cluster_id: Option<Uuid>,
+}
+
+/// The job state change a job transition asks for. Effects that concern
+/// the ticket are returned for the caller to apply.
+pub fn job_change(
+    job: &RestoreJob,
+    transition: &JobTransition,
+    guard: JobGuard,
+) -> (JobChange, Vec<TicketCommand>) {
+    let mut change = JobChange {
+        job_id: job.id,
+        guard,
+        from: job.state,
+        to: transition.to,
+        begin_step: false,
+        retry: None,
+        failure: None,
+        new_run: None,
+        release_lease: false,
+        outputs: JobOutputs::default(),
+    };
+    let mut follow_ups = Vec::new();
+    for effect in &transition.effects {
+        match effect {
+            JobEffect::BeginStep => change.begin_step = true,
+            JobEffect::RetryAt { at, attempt } => {
+                change.retry = Some((*at, i64::from(*attempt)));
+                // Nobody should hold a job while it waits out its backoff.
+                change.release_lease = true;
+            }
+            JobEffect::RecordFailure(failure) => change.failure = Some(failure.clone()),
+            JobEffect::NewRun => change.new_run = Some(Uuid::new_v4()),
+            JobEffect::Ticket(command) => follow_ups.push(command.clone()),
+        }
+    }
+    (change, follow_ups)
+}
+
+pub fn job_facts(app: &App, job: &RestoreJob) -> JobFacts {
+    JobFacts {
+        attempt: u32::try_from(job.attempt).unwrap_or(1),
+        now: app.now(),
+        policy: app.settings.retry_policy(),
+        last_error: job.last_error.clone(),
+    }
+}
+
+/// The job write a ticket command's `JobRequest` becomes.
+fn job_write(
+    app: &App,
+    situation: &Situation<'_>,
+    request: JobRequest,
+    actor: &Actor,
+    commit: &mut Commit,
+) -> Result<JobWrite, DeskError> {
+    let ticket = situation.ticket;
+    let command = match request {
+        JobRequest::Create => {
+            return Ok(JobWrite::Create(NewJob {
+                id: Uuid::new_v4(),
+                ticket_id: ticket.id,
+                source_cluster_id: ticket.cluster_id,
+                target_time: ticket.target_time,
+                new_cluster_id: Uuid::new_v4(),
+            }));
+        }
+        JobRequest::Cancel => JobCommand::Cancel,
+        JobRequest::Retry => JobCommand::Retry,
+    };
+    let job = situation.job.ok_or(DeskError::Stale)?;
+    // A customer's cancel reaches the job through the ticket, which already
+    // authorised it; the job sees the system acting on their behalf.
+    let job_actor = if actor.role == Role::Customer {
+        Actor::SYSTEM
+    } else {
+        *actor
+    };
+    let transition = restore_job::transition(job.state, &command, &job_actor, &job_facts(app, job))
+        .map_err(DeskError::JobRefused)?;
+    let (change, _) = job_change(job, &transition, JobGuard::State { run: job.run });
+    commit.events.push(NewEvent {
+        ticket_id: Some(ticket.id),
+        job_id: Some(job.id),
+        actor: *actor,
+        action: format!("job_{}", command.name()),
+        from_state: Some(job.state.as_str().into()),
+        to_state: Some(transition.to.as_str().into()),
+        detail: String::new(),
+        at: commit.at,
+    });
+    Ok(JobWrite::Change(change))
+}
+
+fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -> String {
+    match command {
+        TicketCommand::Claim => format!("assigned to {}", issuer.name.unwrap_or("staff")),
+        TicketCommand::RequestInfo { .. } => "asked the customer for information".into(),
+        TicketCommand::Reply { .. } => "public reply".into(),
+        TicketCommand::Note { .. } => "internal note".into(),
+        TicketCommand::Approve => "target re-checked against the backup window".into(),
+        TicketCommand::Reject { reason } | TicketCommand::CancelRestore { reason } => {
+            reason.clone()
+        }
+        TicketCommand::JobFailed { reason } => reason.clone(),
+        TicketCommand::WarnDeadline => format!("deadline {}", ticket.deadline.to_rfc3339()),
+        _ => String::new(),
+    }
+}
+
+/// Decides `command` on the ticket and adds the state change and all its
+/// effects — messages, the job, the event, the emails — to `commit`.
+pub async fn plan(
+    app: &App,
+    situation: &Situation<'_>,
+    command: &TicketCommand,
+    issuer: &Issuer<'_>,
+    target_check: TargetCheck,
+    report: Option<ValidationReport>,
+    outcome: &Outcome<'_>,
+    commit: &mut Commit,
+) -> Result<TicketState, DeskError> {
+    let ticket = situation.ticket;
+    let facts = TicketFacts {
+        assignee: ticket.assignee_id,
+        target_check,
+        job: situation.job.map(|j| j.state),
+        deadline_warned: ticket.deadline_warned_at.is_some(),
+    };
+    let transition = ticket::transition(ticket.state, command, &issuer.actor, &facts)
+        .map_err(DeskError::Refused)?;
+    let mut change = TicketChange::new(
+        ticket.id,
+        TicketGuard {
+            state: ticket.state,
+            version: issuer.guard_version.then_some(ticket.version),
+        },
+        transition.to,
+    );
+    change.validation_report = report;
+    change.new_cluster_id = outcome.new_cluster_id;
+
+    // The ticket as the emails should describe it: after the change.
+    let mut after = ticket.clone();
+    after.state = transition.to;
+    if let Some(report) = &change.validation_report {
+        after.validation_report = report.clone();
+    }
+    let mut notices = Vec::new();
+    let mut notice_text = match command {
+        TicketCommand::JobFailed { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    for effect in transition.effects {
+        match effect {
+            TicketEffect::Assign(user) => {
+                change.assign = Some(user);
+                after.assignee_id = Some(user);
+            }
+            TicketEffect::PostMessage { visibility, body } => {
+                if visibility == Visibility::Public {
+                    notice_text = Some(body.clone());
+                }
+                commit.messages.push(NewMessage {
+                    id: Uuid::new_v4(),
+                    ticket_id: ticket.id,
+                    author: issuer.actor,
+                    visibility,
+                    body,
+                });
+            }
+            TicketEffect::RecordRejection(reason) => {
+                notice_text = Some(reason.clone());
+                after.rejection_reason = Some(reason.clone());
+                change.rejection_reason = Some(reason);
+            }
+            TicketEffect::RecordFirstResponse => change.record_first_response = true,
+            TicketEffect::MarkDeadlineWarned => change.mark_deadline_warned = true,
+            TicketEffect::Notify(notice) => notices.push(notice),
+            TicketEffect::Job(request) => {
+                commit.job = Some(job_write(app, situation, request, &issuer.actor, commit)?);
+            }
+        }
+    }
+    commit.events.push(NewEvent {
+        ticket_id: Some(ticket.id),
+        job_id: situation.job.map(|j| j.id),
+        actor: issuer.actor,
+        action: command.name().to_string(),
+        from_state: Some(ticket.state.as_str().into()),
+        to_state: Some(transition.to.as_str().into()),
+        detail: event_detail(command, issuer, ticket),
+        at: commit.at,
+    });
+    let details = Details {
+        text: notice_text.as_deref(),
+        actor_name: issuer.name,
+        connection: outcome.connection,
+        restored_point: outcome.restored_point,
+    };
+    let mail = notices::outbox_for(
+        app,
+        &after,
+        &situation.cluster.name,
+        &notices,
+        &details,
+        &issuer.cause,
+    )
+    .await?;
+    commit.outbox.extend(mail);
+    commit.ticket = Some(TicketWrite::Change(change));
+    Ok(transition.to)
+}
+
+/// A person's command on a ticket: checked, planned and committed, or
+/// refused with nothing changed. `expected_version` is the version the
+/// person saw; a different one means someone else acted first.
+pub async fn act(
+    app: &App,
+    user: &User,
+    ticket_id: Uuid,
+    command: TicketCommand,
+    expected_version: Option<i64>,
+) -> Result<Ticket, DeskError> {
+    let ticket = app
+        .store
+        .ticket(ticket_id, scope_for(user))
+        .await?
+        .ok_or(DeskError::NotFound)?;
+    if expected_version.is_some_and(|v| v != ticket.version) {
+        return Err(DeskError::Stale);
+    }
+    let cluster = app
+        .store
+        .cluster(ticket.cluster_id, Scope::Everything)
+        .await?
+        .ok_or(DeskError::NotFound)?;
+    let job = app.store.job_for_ticket(ticket.id).await?;
+    // Approval re-checks the target: the window has slid since filing.
+    let wants_check = command == TicketCommand::Approve
+        && user.role.works_tickets()
+        && ticket.state == TicketState::InReview;
+    let (check, report) = if wants_check {
+        let report = revalidate(app, ticket.target_time, &cluster).await?;
+        let check = match &report.error {
+            None => TargetCheck::Passed,
+            Some(error) => TargetCheck::Failed(error.clone()),
+        };
+        (check, Some(report))
+    } else {
+        (TargetCheck::NotChecked, None)
+    };
+    let mut commit = Commit::at(app.now());
+    let issuer = Issuer {
+        actor: user.actor(),
+        name: Some(&user.display_name),
+        guard_version: true,
+        cause: format!("ticket:{}:v{}", ticket.id, ticket.version),
+    };
+    let situation = Situation {
+        ticket: &ticket,
+        cluster: &cluster,
+        job: job.as_ref(),
+    };
+    plan(
+        app,
+        &situation,
+        &command,
+        &issuer,
+        check,
+        report,
+        &Outcome::default(),
+        &mut commit,
+    )
+    .await?;
+    app.store.commit(&commit).await?;
+    tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");
+    app.store
+        .ticket(ticket.id, Scope::Everything)
+        .await?
+        .ok_or(DeskError::NotFound)
+}

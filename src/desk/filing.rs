@@ -1,0 +1,289 @@
+//! Filing a restore request: validated at once against the real catalog, so
+//! the customer sees the answer before anything is stored.
+
+use chrono::DateTime;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::notices::{self, Details};
+use super::{DeskError, scope_for};
+use crate::app::App;
+use crate::domain::actor::{Actor, Role};
+use crate::domain::catalog::RestorePlan;
+use crate::domain::cluster::Cluster;
+use crate::domain::sla::{self, Severity};
+use crate::domain::ticket::{
+    self, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
+};
+use crate::domain::validation::{
+    CLUSTER_FIELD, ClusterName, NAME_FIELD, TargetContext, TargetInput, TargetTime, ValidationCode,
+    ValidationError, ValidationReport, parse_target, validation_report,
+};
+use crate::store::{
+    Commit, NewEvent, NewTicket, Scope, StoreError, Ticket, TicketWrite, Unique, User,
+};
+
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct FilingRequest {
+    pub cluster_id: Option<Uuid>,
+    pub target: TargetInput,
+    pub new_cluster_name: String,
+    pub severity: Severity,
+    pub description: String,
+}
+
+/// A request that passed every rule of SPEC §4.
+#[derive(Debug, Clone)]
+pub struct CheckedRequest {
+    pub cluster: Cluster,
+    pub target: TargetTime,
+    pub name: ClusterName,
+    pub report: ValidationReport,
+    pub plan: RestorePlan,
+    pub deadline: DateTime<Utc>,
+}
+
+fn not_found() -> ValidationError {
+    ValidationError::new(
+        ValidationCode::ClusterNotFound,
+        CLUSTER_FIELD,
+        "Choose one of your subscription's clusters",
+    )
+}
+
+/// Runs every rule of SPEC §4 and returns all refusals, field by field, or
+/// the checked request. Writes nothing.
+pub async fn check_request(
+    app: &App,
+    requester: &User,
+    request: &FilingRequest,
+) -> Result<CheckedRequest, DeskError> {
+    if requester.role != Role::Customer {
+        return Err(DeskError::Refused(ticket::Refusal::Forbidden));
+    }
+    if request.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(DeskError::BadInput {
+            field: "description",
+            message: format!(
+                "The description is {} characters long; the limit is {MAX_DESCRIPTION_CHARS}",
+                request.description.chars().count()
+            ),
+        });
+    }
+    let mut errors = Vec::new();
+    let cluster = match request.cluster_id {
+        Some(id) => app.store.cluster(id, scope_for(requester)).await?,
+        None => None,
+    };
+    if cluster.is_none() {
+        errors.push(not_found());
+    }
+    let target = parse_target(&request.target);
+    let mut report = None;
+    match (&cluster, &target) {
+        (_, Err(error)) => errors.push(error.clone()),
+        (Some(cluster), Ok(target)) => {
+            let catalog = app.backend.catalog(cluster).await?;
+            let online = app.backend.online_zones(cluster).await?;
+            let ctx = TargetContext {
+                catalog: &catalog,
+                life: cluster.life(),
+                online,
+                policy: app.policy(),
+                now: app.now(),
+            };
+            let checked = validation_report(target.utc, &ctx);
+            if let Some(error) = &checked.error {
+                errors.push(error.clone());
+            }
+            report = Some(checked);
+        }
+        (None, Ok(_)) => {}
+    }
+    let name = ClusterName::parse(&request.new_cluster_name);
+    match (&name, &cluster) {
+        (Err(error), _) => errors.push(error.clone()),
+        (Ok(name), Some(cluster)) => {
+            if app
+                .store
+                .cluster_name_in_use(
+                    cluster.subscription_id,
+                    &cluster.resource_group,
+                    name.as_str(),
+                )
+                .await?
+            {
+                errors.push(name_taken(name, &cluster.resource_group));
+            }
+        }
+        (Ok(_), None) => {}
+    }
+    if !errors.is_empty() {
+        return Err(DeskError::Invalid(errors));
+    }
+    let (Some(cluster), Ok(target), Ok(name), Some(report)) = (cluster, target, name, report)
+    else {
+        return Err(DeskError::Invalid(vec![not_found()]));
+    };
+    let plan = report
+        .plan
+        .clone()
+        .ok_or_else(|| DeskError::Invalid(vec![not_found()]))?;
+    let deadline = sla::deadline(target.utc, &cluster.life(), &app.policy());
+    Ok(CheckedRequest {
+        cluster,
+        target,
+        name,
+        report,
+        plan,
+        deadline,
+    })
+}
+
+fn name_taken(name: &ClusterName, resource_group: &str) -> ValidationError {
+    ValidationError::new(
+        ValidationCode::ClusterNameTaken,
+        NAME_FIELD,
+        format!(
+            "A cluster named {name} already exists in {resource_group}, or another open request \
+             will create it: choose another name"
+        ),
+    )
+}
+
+/// Files a request: validates it, then stores the ticket, its events and the
+/// emails to customer and staff in one transaction. Nothing is stored when
+/// any rule fails.
+pub async fn file_ticket(
+    app: &App,
+    requester: &User,
+    request: &FilingRequest,
+) -> Result<Ticket, DeskError> {
+    let checked = check_request(app, requester, request).await?;
+    let number = app.store.allocate_ticket_number().await?;
+    let now = app.now();
+    let facts = TicketFacts {
+        assignee: None,
+        target_check: TargetCheck::NotChecked,
+        job: None,
+        deadline_warned: false,
+    };
+    let validated = ticket::transition(
+        TicketState::Submitted,
+        &TicketCommand::AutoValidate,
+        &Actor::SYSTEM,
+        &facts,
+    )
+    .map_err(DeskError::Refused)?;
+    let cluster = &checked.cluster;
+    let new = NewTicket {
+        id: Uuid::new_v4(),
+        number,
+        subscription_id: cluster.subscription_id,
+        requester_id: requester.id,
+        cluster_id: cluster.id,
+        resource_group: cluster.resource_group.clone(),
+        target_time: checked.target.utc,
+        time_zone: checked.target.time_zone.name().to_string(),
+        new_cluster_name: checked.name.to_string(),
+        severity: request.severity,
+        description: request.description.trim().to_string(),
+        state: validated.to,
+        validation_report: checked.report.clone(),
+        deadline: checked.deadline,
+        first_response_due: sla::first_response_due(now, request.severity),
+    };
+    let ticket = Ticket {
+        id: new.id,
+        number: new.number,
+        subscription_id: new.subscription_id,
+        requester_id: new.requester_id,
+        cluster_id: new.cluster_id,
+        resource_group: new.resource_group.clone(),
+        target_time: new.target_time,
+        time_zone: new.time_zone.clone(),
+        new_cluster_name: new.new_cluster_name.clone(),
+        severity: new.severity,
+        description: new.description.clone(),
+        state: new.state,
+        version: 1,
+        assignee_id: None,
+        validation_report: new.validation_report.clone(),
+        rejection_reason: None,
+        deadline: new.deadline,
+        first_response_due: new.first_response_due,
+        first_response_at: None,
+        deadline_warned_at: None,
+        new_cluster_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut commit = Commit::at(now);
+    let event =
+        |actor: Actor, action: &str, from: Option<TicketState>, to: TicketState, detail: String| {
+            NewEvent {
+                ticket_id: Some(ticket.id),
+                job_id: None,
+                actor,
+                action: action.to_string(),
+                from_state: from.map(|s| s.as_str().to_string()),
+                to_state: Some(to.as_str().to_string()),
+                detail,
+                at: now,
+            }
+        };
+    commit.events.push(event(
+        requester.actor(),
+        "file",
+        None,
+        TicketState::Submitted,
+        format!("severity {}", request.severity),
+    ));
+    commit.events.push(event(
+        Actor::SYSTEM,
+        TicketCommand::AutoValidate.name(),
+        Some(TicketState::Submitted),
+        validated.to,
+        format!(
+            "restorable from snapshot {} in {}",
+            checked.plan.snapshot_id, checked.plan.zone
+        ),
+    ));
+    let notices: Vec<_> = validated
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            TicketEffect::Notify(notice) => Some(*notice),
+            _ => None,
+        })
+        .collect();
+    commit.outbox = notices::outbox_for(
+        app,
+        &ticket,
+        &cluster.name,
+        &notices,
+        &Details::default(),
+        &format!("ticket:{}:filed", ticket.id),
+    )
+    .await?;
+    commit.ticket = Some(TicketWrite::Create(new));
+    match app.store.commit(&commit).await {
+        Ok(()) => {}
+        // Another request took the name between the check and the commit.
+        Err(StoreError::Duplicate(Unique::ClusterName)) => {
+            return Err(DeskError::Invalid(vec![name_taken(
+                &checked.name,
+                &cluster.resource_group,
+            )]));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    tracing::info!(ticket = %ticket.reference(), cluster = %cluster.name, "restore request filed");
+    app.store
+        .ticket(ticket.id, Scope::Everything)
+        .await?
+        .ok_or(DeskError::NotFound)
+}

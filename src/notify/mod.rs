@@ -1,0 +1,3 @@
+//! Email: composing notices from templates, and delivering the outbox.
+
+pub mod compose;
