@@ -21,6 +21,10 @@ mod dialect {
     pub const FOR_UPDATE: &str = " FOR UPDATE";
 }
 
+fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
+    super::PoolHandle::Postgres(pool.clone())
+}
+
 #[path = "sql.rs"]
 mod sql;
 

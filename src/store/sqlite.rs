@@ -23,6 +23,10 @@ mod dialect {
     pub const FOR_UPDATE: &str = "";
 }
 
+fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
+    super::PoolHandle::Sqlite(pool.clone())
+}
+
 #[path = "sql.rs"]
 mod sql;
 
