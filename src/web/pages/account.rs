@@ -100,7 +100,13 @@ pub async fn login(
         }
     };
     if let Err(limited) = limits.sign_in(addr, &form.email) {
-        return again(limited.status, limited.message).await;
+        let mut response = again(limited.status, limited.message).await?;
+        if let Some(wait) = limited.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, wait.into());
+        }
+        return Ok(response);
     }
     let user = auth
         .authenticate(Credentials {
