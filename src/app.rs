@@ -16,6 +16,9 @@ pub struct App {
     pub store: DynStore,
     pub backend: DynBackend,
     pub clock: Arc<dyn Clock>,
+    /// Wakes this process's idle workers when a job became runnable here,
+    /// so they need not wait for their next poll.
+    pub work_ready: Arc<tokio::sync::Notify>,
 }
 
 impl App {

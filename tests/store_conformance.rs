@@ -53,6 +53,7 @@ conformance!(
     internal_messages_are_filtered_out,
     sandbox_catalog_round_trips_and_expires,
     users_tokens_and_zones,
+    a_duty_has_one_holder_at_a_time,
 );
 
 fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
@@ -1029,4 +1030,18 @@ async fn users_tokens_and_zones(db: TestDb) {
         log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         vec!["zone_online", "disable_user"]
     );
+}
+
+async fn a_duty_has_one_holder_at_a_time(db: TestDb) {
+    let store = db.store().await;
+    let ttl = Duration::seconds(60);
+    let at = |s| t0() + Duration::seconds(s);
+    assert!(store.take_duty("backups", "a", at(0), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "b", at(10), ttl).await.unwrap());
+    assert!(store.take_duty("backups", "a", at(20), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "b", at(79), ttl).await.unwrap());
+    assert!(store.take_duty("other", "b", at(79), ttl).await.unwrap());
+    // a stopped renewing at 20: its lease ran out at 80.
+    assert!(store.take_duty("backups", "b", at(80), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "a", at(81), ttl).await.unwrap());
 }

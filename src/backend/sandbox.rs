@@ -370,6 +370,11 @@ impl Backend for SandboxBackend {
         Ok(())
     }
 
+    fn step_bound(&self, _step: JobState) -> StdDuration {
+        // Three step lengths, and never less than ten seconds of slack.
+        self.step * 3 + StdDuration::from_secs(10)
+    }
+
     async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {
         let clusters = self
             .store

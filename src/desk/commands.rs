@@ -337,6 +337,9 @@ pub async fn act(
     )
     .await?;
     app.store.commit(&commit).await?;
+    if commit.job.is_some() {
+        app.work_ready.notify_waiters();
+    }
     tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");
     app.store
         .ticket(ticket.id, Scope::Everything)

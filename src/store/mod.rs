@@ -251,6 +251,16 @@ pub trait Store: Send + Sync + 'static {
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()>;
 
+    /// Takes or renews the lease on a periodic duty; false while another
+    /// owner holds it.
+    async fn take_duty(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+
     // Outbox.
     /// Claims due messages for sending, marking each attempt.
     async fn claim_outbox(

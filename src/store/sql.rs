@@ -191,7 +191,7 @@ fn event_row(r: &DbRow) -> Result<Event, sqlx::Error> {
 }
 
 const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
-    run_after, new_cluster_id, snapshot_id, zone, progress, step_detail, lease_owner, \
+    run_after, new_cluster_id, snapshot_id, snapshot_finished_at, zone, progress, step_detail, lease_owner, \
     lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
     stalled_since, reached_point, verification_report, created_at, updated_at, finished_at";
 
@@ -208,6 +208,7 @@ fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
         run_after: r.try_get("run_after")?,
         new_cluster_id: r.try_get("new_cluster_id")?,
         snapshot_id: r.try_get("snapshot_id")?,
+        snapshot_finished_at: r.try_get("snapshot_finished_at")?,
         zone: zone.map(decode).transpose()?,
         progress: r.try_get("progress")?,
         step_detail: r.try_get("step_detail")?,
@@ -399,6 +400,7 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
         job.run += 1;
         job.new_cluster_id = new_cluster_id;
         job.snapshot_id = None;
+        job.snapshot_finished_at = None;
         job.zone = None;
         job.reached_point = None;
         job.verification_report = None;
@@ -426,9 +428,10 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
         job.last_error = Some(failure.message.clone());
     }
     let outputs = &c.outputs;
-    if let Some((snapshot_id, zone)) = &outputs.snapshot {
-        job.snapshot_id = Some(snapshot_id.clone());
-        job.zone = Some(*zone);
+    if let Some(plan) = &outputs.snapshot {
+        job.snapshot_id = Some(plan.snapshot_id.clone());
+        job.snapshot_finished_at = Some(plan.snapshot_finished_at);
+        job.zone = Some(plan.zone);
     }
     if let Some(point) = outputs.reached_point {
         job.reached_point = Some(point);
@@ -455,7 +458,8 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
            new_cluster_id = $5, snapshot_id = $6, zone = $7, progress = $8, step_detail = $9, \
            lease_owner = $10, lease_expires_at = $11, last_error_code = $12, last_error = $13, \
            step_started_at = $14, progress_at = $15, stalled_since = $16, reached_point = $17, \
-           verification_report = $18, updated_at = $19, finished_at = $20 \
+           verification_report = $18, updated_at = $19, finished_at = $20, \
+           snapshot_finished_at = $24 \
          WHERE id = $21 AND state = $22 AND lease_token = $23",
     )
     .bind(job.state.as_str())
@@ -481,6 +485,7 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
     .bind(job.id)
     .bind(old_state.as_str())
     .bind(old_token)
+    .bind(job.snapshot_finished_at)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
@@ -1455,6 +1460,31 @@ impl Store for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn take_duty(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO duty_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+               expires_at = excluded.expires_at \
+             WHERE duty_leases.owner = excluded.owner OR duty_leases.expires_at <= $4 \
+             RETURNING owner",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now + ttl)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(held.is_some())
     }
 
     async fn claim_outbox(
