@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
 use crate::domain::actor::Role;
 use crate::store::{self, DynStore, Subscription, User};
-use crate::{demo, engine, password, web};
+use crate::{demo, engine, notify, password, web};
 
 #[derive(Parser)]
 #[command(
@@ -102,12 +102,15 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
             settings.retention(),
         )),
     };
+    let mailer = notify::mailer(&settings).map_err(anyhow::Error::msg)?;
     Ok(App {
         settings: Arc::new(settings),
         store,
         backend,
         clock,
+        mailer,
         work_ready: Arc::new(tokio::sync::Notify::new()),
+        mail_ready: Arc::new(tokio::sync::Notify::new()),
     })
 }
 

@@ -193,6 +193,12 @@ impl Settings {
         if self.workers == 0 {
             return Err("WORKERS must be at least 1".into());
         }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return Err(format!(
+                "MAIL_FROM {:?} is not an address: {e}",
+                self.mail_from
+            ));
+        }
         if let Some(url) = &self.smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
                 return Err(format!(

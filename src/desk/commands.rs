@@ -336,10 +336,7 @@ pub async fn act(
         &mut commit,
     )
     .await?;
-    app.store.commit(&commit).await?;
-    if commit.job.is_some() {
-        app.work_ready.notify_waiters();
-    }
+    app.commit(&commit).await?;
     tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");
     app.store
         .ticket(ticket.id, Scope::Everything)

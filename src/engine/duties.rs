@@ -64,7 +64,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
             Err(DeskError::Refused(_)) => continue,
             Err(other) => return Err(other.into()),
         }
-        match app.store.commit(&commit).await {
+        match app.commit(&commit).await {
             Ok(()) => {
                 warned += 1;
                 tracing::warn!(ticket = %ticket.reference(), deadline = %ticket.deadline, "deadline near: staff warned");

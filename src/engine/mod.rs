@@ -1,6 +1,6 @@
 //! The durable restore engine: workers that drive approved restores through
-//! the job lifecycle, and the periodic duties (automatic backups, expiry,
-//! deadline warnings, the stall watchdog).
+//! the job lifecycle, the periodic duties (automatic backups, expiry,
+//! deadline warnings, the stall watchdog), and the email relay beside them.
 //!
 //! Several processes may share one PostgreSQL database: jobs are claimed
 //! with leases, every write is fenced, and duties run where their lease is.
@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::desk::DeskError;
 use crate::store::StoreError;
 
+use crate::notify::relay::{self, DeliveryPolicy, Relay};
 pub use worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,12 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> JoinSet<()> {
     for n in 0..app.settings.workers {
         let worker = Worker::new(app.clone(), format!("{name}/{n}"));
         tasks.spawn(work(worker, app.clone(), shutdown.clone()));
+    }
+    match Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()) {
+        Ok(relay) => {
+            tasks.spawn(relay::run(relay, shutdown.clone()));
+        }
+        Err(error) => tracing::error!(%error, "email relay not started"),
     }
     tasks.spawn(duties::run(app, name, shutdown));
     tasks

@@ -560,7 +560,7 @@ impl Worker {
             }
         }
         commit.job = Some(JobWrite::Change(change));
-        match app.store.commit(&commit).await {
+        match app.commit(&commit).await {
             Ok(()) => {
                 tracing::info!(from = %job.state, to = %transition.to, "job moved");
                 Ok(Next::Continue)
