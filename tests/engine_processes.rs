@@ -443,3 +443,51 @@ async fn two_processes_share_thousands_of_jobs_exactly_once() {
         assert!(worker.log().contains("job moved"), "{}", worker.log());
     }
 }
+
+#[tokio::test]
+async fn a_stopping_worker_releases_its_lease_at_once() {
+    let db = TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = desk(&db, dir.path()).await;
+    let ticket = approve(&app, "handed-on").await;
+    let slow = [
+        ("SANDBOX_STEP_MS", "20000"),
+        ("WORKERS", "1"),
+        ("LEASE_SECONDS", "60"),
+        ("SHUTDOWN_GRACE_SECONDS", "1"),
+    ];
+    let mut stopping = WorkerProcess::start(&db, dir.path(), "stopping", &slow);
+    wait_for("the first step", StdDuration::from_secs(30), async || {
+        let job = job_of(&app, ticket).await;
+        (job.state == JobState::Provisioning && job.lease_owner.is_some()).then_some(())
+    })
+    .await;
+    stopping.signal("TERM");
+    let started = Instant::now();
+    let status = stopping.child.wait().unwrap();
+    assert!(status.success(), "{}", stopping.log());
+    assert!(started.elapsed() < StdDuration::from_secs(15));
+    let job = job_of(&app, ticket).await;
+    assert_eq!(
+        job.state,
+        JobState::Provisioning,
+        "the interrupted step committed nothing"
+    );
+    assert_eq!(
+        job.lease_owner, None,
+        "the lease was released, not left to expire"
+    );
+    // Another worker takes over without waiting out the 60 s lease.
+    let _next = WorkerProcess::start(
+        &db,
+        dir.path(),
+        "next",
+        &[("SANDBOX_STEP_MS", "50"), ("WORKERS", "1")],
+    );
+    let job = wait_for("the other worker", StdDuration::from_secs(20), async || {
+        let job = job_of(&app, ticket).await;
+        job.state.is_terminal().then_some(job)
+    })
+    .await;
+    assert_eq!(job.state, JobState::Succeeded);
+}

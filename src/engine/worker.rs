@@ -260,7 +260,7 @@ impl Worker {
             .to_std()
             .unwrap_or(StdDuration::from_secs(1))
             .min(StdDuration::from_millis(500));
-        let grace = StdDuration::from_secs(10);
+        let grace = StdDuration::from_secs(self.app.settings.shutdown_grace_seconds);
         let mut shutdown_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
