@@ -121,6 +121,9 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<(), EngineError> {
         let token = job.lease_token;
+        // What a step reads of the ticket and the source does not change
+        // while the job runs: read it once.
+        let (ticket, source) = self.load(&job).await?;
         loop {
             if job.state.is_terminal() || job.run_after > self.app.now() {
                 return Ok(());
@@ -132,7 +135,7 @@ impl Worker {
                     .await?;
                 return Ok(());
             }
-            match self.step(&job, shutdown).await? {
+            match self.step(&job, &ticket, &source, shutdown).await? {
                 Next::Stop => return Ok(()),
                 Next::Continue => {}
             }
@@ -153,24 +156,13 @@ impl Worker {
     async fn step(
         &self,
         job: &RestoreJob,
+        ticket: &Ticket,
+        source: &Cluster,
         shutdown: &CancellationToken,
     ) -> Result<Next, EngineError> {
         if job.state == JobState::Queued {
             return self.commit(job, JobCommand::Start, StepDone::empty()).await;
         }
-        let fence = job.fence(self.app.now());
-        match self
-            .app
-            .store
-            .renew_lease(&fence, self.app.settings.lease(), None)
-            .await?
-        {
-            Some(state) if state == job.state => {}
-            // Cancelled meanwhile: reload and compensate.
-            Some(_) => return Ok(Next::Continue),
-            None => return Ok(Next::Stop),
-        }
-        let (ticket, source) = self.load(job).await?;
         let context = JobContext {
             job_id: job.id,
             run: job.run,

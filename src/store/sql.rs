@@ -29,6 +29,10 @@ pub struct SqlStore {
     pub(super) url: String,
 }
 
+// Single-statement writes (claims, heartbeats, counters) run without an
+// explicit transaction: one statement is atomic in both databases, and in
+// SQLite a writing statement takes the write lock before it reads.
+
 impl SqlStore {
     /// The pool, for the session store and for tests.
     pub fn pool(&self) -> &Pool<Db> {
@@ -1152,7 +1156,6 @@ impl Store for SqlStore {
     }
 
     async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
-        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE sandbox_faults SET remaining = remaining - 1 WHERE id = ( \
                SELECT id FROM sandbox_faults WHERE step = $1 AND remaining > 0 \
@@ -1161,20 +1164,17 @@ impl Store for SqlStore {
             dialect::SKIP_LOCKED
         ))
         .bind(step)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(row.as_ref().map(fault_row).transpose()?)
     }
 
     async fn allocate_ticket_number(&self) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
         let number: i64 = sqlx::query_scalar(
             "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(number)
     }
 
@@ -1379,7 +1379,6 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Option<RestoreJob>> {
-        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
                lease_expires_at = $3, updated_at = $2 \
@@ -1394,9 +1393,8 @@ impl Store for SqlStore {
         .bind(worker)
         .bind(now)
         .bind(now + lease)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(row.as_ref().map(job_row).transpose()?)
     }
 
@@ -1406,7 +1404,6 @@ impl Store for SqlStore {
         lease: Duration,
         progress: Option<&ProgressUpdate>,
     ) -> StoreResult<Option<JobState>> {
-        let mut tx = self.begin_write().await?;
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE restore_jobs SET lease_expires_at = $1, updated_at = $2, \
                progress = COALESCE($3, progress), step_detail = COALESCE($4, step_detail), \
@@ -1423,9 +1420,8 @@ impl Store for SqlStore {
         .bind(fence.job_id)
         .bind(fence.token)
         .bind(&fence.owner)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(state.map(decode).transpose()?)
     }
 
@@ -1469,7 +1465,6 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
         let held: Option<String> = sqlx::query_scalar(
             "INSERT INTO duty_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
@@ -1481,9 +1476,8 @@ impl Store for SqlStore {
         .bind(owner)
         .bind(now + ttl)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(held.is_some())
     }
 
@@ -1493,7 +1487,6 @@ impl Store for SqlStore {
         claim_for: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
              WHERE id IN ( \
@@ -1507,9 +1500,8 @@ impl Store for SqlStore {
         .bind(now)
         .bind(now + claim_for)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
     }
 
