@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::desk::DeskError;
-use crate::store::StoreError;
+use crate::store::{StoreError, WakeUp};
 
 use crate::notify::relay::{self, DeliveryPolicy, Relay};
 pub use worker::Worker;
@@ -94,6 +94,29 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> JoinSet<()> {
         }
         Err(error) => tracing::error!(%error, "email relay not started"),
     }
+    tasks.spawn(relay_wake_ups(app.clone(), shutdown.clone()));
     tasks.spawn(duties::run(app, name, shutdown));
     tasks
+}
+
+/// Passes on other processes' commits to this process's workers and relay.
+async fn relay_wake_ups(app: App, shutdown: CancellationToken) {
+    let mut wake_ups = match app.store.wake_ups().await {
+        Ok(Some(wake_ups)) => wake_ups,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "no cross-process notifications; polling only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            wake = wake_ups.recv() => match wake {
+                Some(WakeUp::Work) => app.work_ready.notify_one(),
+                Some(WakeUp::Mail) => app.mail_ready.notify_one(),
+                None => return,
+            },
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use sqlx::{Pool, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{Db, KIND, MIGRATOR, dialect};
+use super::{Db, KIND, MIGRATOR, dialect, listen};
 use crate::domain::actor::Role;
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
@@ -622,6 +622,12 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     for message in &c.outbox {
         insert_outbox(tx, message, c.at).await?;
     }
+    if let (Some(notify), Some(_)) = (dialect::NOTIFY_WORK, &c.job) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
+    if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -637,6 +643,10 @@ impl Store for SqlStore {
             .run(&self.pool)
             .await
             .map_err(|e| migration_error(&self.url, e, known))
+    }
+
+    async fn wake_ups(&self) -> StoreResult<Option<WakeUps>> {
+        listen(&self.pool).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
