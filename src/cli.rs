@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
 use crate::domain::actor::Role;
 use crate::store::{self, DynStore, Subscription, User};
-use crate::{demo, password, web};
+use crate::{demo, engine, notify, password, web};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the web desk and run restore workers.
     Serve,
+    /// Run restore workers and scheduled duties only (no web server).
+    Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Seed an empty database with the demo data, then serve it.
@@ -100,11 +102,15 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
             settings.retention(),
         )),
     };
+    let mailer = notify::mailer(&settings).map_err(anyhow::Error::msg)?;
     Ok(App {
         settings: Arc::new(settings),
         store,
         backend,
         clock,
+        mailer,
+        work_ready: Arc::new(tokio::sync::Notify::new()),
+        mail_ready: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -132,13 +138,31 @@ pub fn shutdown_signal() -> CancellationToken {
     token
 }
 
+/// The web desk, with workers and duties beside it.
 async fn serve(app: App) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&app.settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", app.settings.bind))?;
     let shutdown = shutdown_signal();
+    let mut engine = engine::spawn(app.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, backend = app.backend.name(), "serving");
-    web::serve(app, listener, shutdown).await?;
+    let served = web::serve(app, listener, shutdown.clone()).await;
+    shutdown.cancel();
+    while engine.join_next().await.is_some() {}
+    served?;
+    Ok(())
+}
+
+/// Workers and duties only, until a signal; then leases are released.
+async fn work(app: App) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
+    tracing::info!(
+        workers = app.settings.workers,
+        backend = app.backend.name(),
+        "working"
+    );
+    let mut engine = engine::spawn(app, shutdown);
+    while engine.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -215,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             create_user(&app.store, command).await
         }
         Command::Serve => serve(build(settings, clock).await?).await,
+        Command::Worker => work(build(settings, clock).await?).await,
         Command::Demo => {
             let app = build(settings, clock).await?;
             let seeded = demo::seed(&app, &app.settings.demo_password).await?;

@@ -336,7 +336,7 @@ pub async fn act(
         &mut commit,
     )
     .await?;
-    app.store.commit(&commit).await?;
+    app.commit(&commit).await?;
     tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");
     app.store
         .ticket(ticket.id, Scope::Everything)
