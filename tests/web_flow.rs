@@ -223,6 +223,24 @@ async fn html_flow(postgres: bool) {
     assert_eq!(progress["state"], "approved");
     assert_eq!(progress["job"]["progress"], 0);
 
+    // The engine restores it; the customer's page hands over the new cluster.
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    assert_eq!(ticket_state(&t, 1).await, TicketState::Completed);
+    let page = alice.page(&format!("/tickets/{ticket_path}")).await;
+    assert!(page.contains("Your new cluster is ready"), "{page}");
+    assert!(page.contains("orders-fix.westeurope.sandbox.restore-desk.localhost"));
+    assert!(page.contains("value=\"100\""));
+    let progress = alice
+        .get(&format!("/tickets/{ticket_path}/progress"))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(progress["state"], "completed");
+    assert_eq!(progress["job"]["progress"], 100);
+    let page = sam.page(&staff_path).await;
+    assert!(page.contains("Verification") && page.contains("passed"));
+
     // Emails went out at each step, and the staff actions are in the audit log.
     let mail = t
         .app
@@ -240,6 +258,8 @@ async fn html_flow(postgres: bool) {
         "information_requested",
         "customer_replied",
         "approved",
+        "restore_started",
+        "restore_completed",
     ] {
         assert!(kinds.contains(&kind), "{kind} missing in {kinds:?}");
     }
@@ -247,7 +267,7 @@ async fn html_flow(postgres: bool) {
     let events = t.app.store.ticket_events(ticket_path).await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
-        actions,
+        actions[..7],
         [
             "file",
             "auto_validate",
@@ -255,9 +275,11 @@ async fn html_flow(postgres: bool) {
             "request_info",
             "reply",
             "note",
-            "approve"
+            "approve",
         ]
     );
+    assert!(actions.contains(&"job_started"));
+    assert_eq!(actions.last(), Some(&"job_succeeded"));
 
     // A second request, cancelled by the customer before anyone acts.
     let filed = alice
@@ -430,6 +452,22 @@ async fn api_flow(postgres: bool) {
     assert_eq!(actions, ["file", "auto_validate", "claim", "approve"]);
     let (_, staff_messages) = sam.get(&format!("/api/v1/tickets/{id}/messages")).await;
     assert!(staff_messages.to_string().contains("INTERNAL-ONLY"));
+
+    // The engine restores it: the job and the new cluster are there to read.
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    let (_, job) = alice.get(&format!("/api/v1/jobs/{job_id}")).await;
+    assert_eq!(job["state"], "succeeded");
+    assert_eq!(job["progress"], 100);
+    assert!(job["reached_point"].is_string());
+    assert!(job.get("last_error").is_none(), "staff-only field");
+    let (_, done) = alice.get(&format!("/api/v1/tickets/{id}")).await;
+    assert_eq!(done["state"], "completed");
+    let new_cluster = done["new_cluster_id"].as_str().unwrap();
+    let (status, restored) = alice.get(&format!("/api/v1/clusters/{new_cluster}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(restored["name"], "orders-api");
+    assert_eq!(restored["restored_from"]["ticket_id"], id.as_str());
+    assert_eq!(restored["config"], orders["config"]);
 
     // A second request: rejected with a reason the customer reads.
     let (_, second) = alice

@@ -256,9 +256,14 @@ impl EventView {
 }
 
 fn state_words(state: &Option<String>) -> Option<String> {
-    state.as_deref().map(|s| match s.parse::<TicketState>() {
-        Ok(state) => state.label().to_string(),
-        Err(_) => s.replace('_', " "),
+    state.as_deref().map(|s| {
+        if let Ok(state) = s.parse::<TicketState>() {
+            state.label().to_string()
+        } else if let Ok(step) = s.parse::<crate::domain::restore_job::JobState>() {
+            step.label().to_string()
+        } else {
+            s.replace('_', " ")
+        }
     })
 }
 
