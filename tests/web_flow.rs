@@ -41,7 +41,7 @@ async fn html_flow(postgres: bool) {
         .page(&format!("/requests/new?problem=restore&cluster={orders}"))
         .await;
     assert!(form.contains("name=\"time_zone\""));
-    assert!(form.contains("<option selected>Europe/Amsterdam</option>"));
+    assert!(form.contains("<option value=\"Europe/Amsterdam\" selected>Europe/Amsterdam</option>"));
 
     // A target older than the retention: the form says why, and nothing is stored.
     let refused = alice

@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{TestDb, demo_app, t0};
+use super::{TestDb, settings, t0};
 use restore_desk::app::App;
 use restore_desk::clock::ManualClock;
+use restore_desk::config::Settings;
 use restore_desk::store::Scope;
 
 pub struct TestApp {
@@ -22,6 +23,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub postgres: bool,
     shutdown: CancellationToken,
+    engine: Option<tokio::task::JoinSet<()>>,
     // Dropped last: the server stops before its database goes.
     _db: TestDb,
 }
@@ -34,6 +36,16 @@ impl Drop for TestApp {
 
 /// Serves the seeded demo. Rate limits are off unless `args` set them.
 pub async fn spawn_app(postgres: bool, args: &[&str]) -> TestApp {
+    spawn_app_with(postgres, args, |_| {}).await
+}
+
+/// As `spawn_app`, with settings the flags of `common::settings` fix
+/// (such as the sandbox's step duration) changed by `tweak`.
+pub async fn spawn_app_with(
+    postgres: bool,
+    args: &[&str],
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let db = TestDb::of_kind(postgres).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -46,7 +58,12 @@ pub async fn spawn_app(postgres: bool, args: &[&str]) -> TestApp {
     }
     all.extend(args);
     let clock = ManualClock::new(t0());
-    let app = demo_app(&db, clock.clone(), &all).await;
+    let mut settings = settings(&db, &all);
+    tweak(&mut settings);
+    let app = restore_desk::cli::build(settings, std::sync::Arc::new(clock.clone()))
+        .await
+        .expect("build app");
+    assert!(restore_desk::demo::seed(&app, "demo").await.expect("seed"));
     let shutdown = CancellationToken::new();
     let serving = app.clone();
     let stop = shutdown.clone();
@@ -61,11 +78,20 @@ pub async fn spawn_app(postgres: bool, args: &[&str]) -> TestApp {
         clock,
         postgres,
         shutdown,
+        engine: None,
         _db: db,
     }
 }
 
 impl TestApp {
+    /// Starts the restore workers, duties and email relay, as `serve` does.
+    pub fn start_engine(&mut self) {
+        self.engine = Some(restore_desk::engine::spawn(
+            self.app.clone(),
+            self.shutdown.clone(),
+        ));
+    }
+
     pub async fn cluster_id(&self, name: &str) -> Uuid {
         self.app
             .store
