@@ -61,7 +61,45 @@
       offsetField.hidden = false;
     }
 
+    // What the server said about the last submit is stale once anything changes.
+    var stale = true;
+    function clearServerErrors() {
+      if (!stale) return;
+      stale = false;
+      form.querySelectorAll(".field-error").forEach(function (n) { n.remove(); });
+      form.querySelectorAll(".invalid").forEach(function (n) { n.classList.remove("invalid"); });
+      form.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
+      var alert = document.querySelector("main > .alert");
+      if (alert) alert.remove();
+    }
+
+    function moveMarker(p) {
+      var section = document.querySelector("[data-timeline-of]");
+      if (!section) return;
+      var cluster = form.querySelector("#cluster_id");
+      var same = cluster && cluster.value === section.getAttribute("data-timeline-of");
+      section.hidden = !same;
+      var marker = section.querySelector("[data-target-marker]");
+      if (!marker) return;
+      var m = p.target_marker;
+      if (!same || !m) {
+        marker.setAttribute("display", "none");
+        return;
+      }
+      var line = marker.querySelector("line");
+      var text = marker.querySelector("text");
+      line.setAttribute("x1", m.x);
+      line.setAttribute("x2", m.x);
+      text.setAttribute("x", m.x);
+      text.setAttribute("dx", m.anchor_end ? "-5" : "5");
+      text.setAttribute("text-anchor", m.anchor_end ? "end" : "start");
+      text.textContent = m.label;
+      marker.classList.toggle("tl-target-outside", !m.inside);
+      marker.removeAttribute("display");
+    }
+
     function render(p) {
+      moveMarker(p);
       panel.textContent = "";
       panel.setAttribute("data-state", p.ok ? "ok" : "bad");
       if (p.utc_text) {
@@ -95,6 +133,7 @@
     }
 
     function later() {
+      clearServerErrors();
       clearTimeout(timer);
       timer = setTimeout(check, 300);
     }

@@ -45,9 +45,11 @@ pub struct ZoneRow {
 pub struct AxisMark {
     pub x: String,
     pub label: String,
+    /// `middle`, or `end` for the last mark so it stays inside the drawing.
+    pub anchor: &'static str,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Marker {
     pub x: String,
     pub label: String,
@@ -92,14 +94,54 @@ fn fmt(x: f64) -> String {
     format!("{x:.1}")
 }
 
+/// Where `t` falls on a drawing of the retention period ending `now`.
+fn x_at(t: DateTime<Utc>, now: DateTime<Utc>, policy: &RetentionPolicy) -> f64 {
+    let start = now - policy.retention;
+    let span_secs = (now - start).num_seconds().max(1) as f64;
+    let clamped = t.clamp(start, now);
+    LEFT + (RIGHT - LEFT) * ((clamped - start).num_seconds() as f64 / span_secs)
+}
+
+fn marker_at(
+    t: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: &RetentionPolicy,
+    label: String,
+    inside: bool,
+) -> Marker {
+    let x = x_at(t, now, policy);
+    Marker {
+        x: fmt(x),
+        label,
+        inside,
+        anchor_end: x > RIGHT - 160.0,
+    }
+}
+
+/// The chosen target's marker, for the drawing and for the form's live check.
+pub fn target_marker(
+    t: DateTime<Utc>,
+    window: Option<Window>,
+    now: DateTime<Utc>,
+    policy: &RetentionPolicy,
+    zone: Tz,
+) -> Marker {
+    let inside = window.is_some_and(|w| w.contains(t));
+    let when = stamp_in(t, zone).local;
+    let label = if t < now - policy.retention {
+        format!("target {when} (before the window)")
+    } else if t > now {
+        format!("target {when} (in the future)")
+    } else {
+        format!("target {when}")
+    };
+    marker_at(t, now, policy, label, inside)
+}
+
 pub fn build(input: &TimelineInput<'_>) -> Timeline {
     let end = input.now;
     let start = end - input.policy.retention;
-    let span_secs = (end - start).num_seconds().max(1) as f64;
-    let x_of = |t: DateTime<Utc>| -> f64 {
-        let clamped = t.clamp(start, end);
-        LEFT + (RIGHT - LEFT) * ((clamped - start).num_seconds() as f64 / span_secs)
-    };
+    let x_of = |t: DateTime<Utc>| x_at(t, input.now, &input.policy);
     let when = |t: DateTime<Utc>| precise_in(t, input.zone);
     let mut rows = Vec::new();
     for (i, zone) in Zone::ALL.into_iter().enumerate() {
@@ -160,12 +202,14 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
         axis.push(AxisMark {
             x: fmt(x_of(t)),
             label: t.with_timezone(&input.zone).format("%-d %b").to_string(),
+            anchor: "middle",
         });
         day += step;
     }
     axis.push(AxisMark {
         x: fmt(RIGHT),
         label: "now".into(),
+        anchor: "end",
     });
     // Drop a weekly label that would collide with "now".
     if axis.len() >= 2 {
@@ -175,30 +219,13 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
             axis.remove(last);
         }
     }
-    let marker = |t: DateTime<Utc>, label: String, inside: bool| Marker {
-        x: fmt(x_of(t)),
-        label,
-        inside,
-        anchor_end: x_of(t) > RIGHT - 160.0,
-    };
-    let target = input.target.map(|t| {
-        let inside = input.window.is_some_and(|w| w.contains(t));
-        let label = if t < start {
-            format!(
-                "target {} (before the window)",
-                stamp_in(t, input.zone).local
-            )
-        } else if t > end {
-            format!("target {} (in the future)", stamp_in(t, input.zone).local)
-        } else {
-            format!("target {}", stamp_in(t, input.zone).local)
-        };
-        marker(t, label, inside)
-    });
+    let target = input
+        .target
+        .map(|t| target_marker(t, input.window, input.now, &input.policy, input.zone));
     let deleted = input
         .deleted_at
         .filter(|d| *d >= start)
-        .map(|d| marker(d, "deleted".into(), false));
+        .map(|d| marker_at(d, input.now, &input.policy, "deleted".into(), false));
 
     let mut summary = match input.window {
         Some(w) => format!(

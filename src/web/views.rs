@@ -50,6 +50,14 @@ impl Times {
         stamp_in(t, self.zone)
     }
 
+    /// To the second: for the exact point a restore reached.
+    pub fn precise(&self, t: DateTime<Utc>) -> Stamp {
+        Stamp {
+            local: precise_in(t, self.zone),
+            ..stamp_in(t, self.zone)
+        }
+    }
+
     pub fn maybe(&self, t: Option<DateTime<Utc>>) -> Option<Stamp> {
         t.map(|t| self.stamp(t))
     }
@@ -142,9 +150,18 @@ pub fn event_label(event: &Event) -> String {
 }
 
 /// Events a customer may see on their ticket: internal notes and staff-only
-/// warnings stay out, even as a bare mention.
+/// warnings stay out, even as a bare mention, and the restore's inner steps
+/// are the progress bar's business.
 pub fn customer_may_see(event: &Event) -> bool {
-    !matches!(event.action.as_str(), "note" | "warn_deadline")
+    !matches!(
+        event.action.as_str(),
+        "note"
+            | "warn_deadline"
+            | "job_start"
+            | "job_step_succeeded"
+            | "job_step_failed"
+            | "job_compensation_done"
+    )
 }
 
 /// Shortens long text for tables.

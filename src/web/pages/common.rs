@@ -207,7 +207,7 @@ pub fn job_view(job: &RestoreJob, times: &Times) -> JobView {
         zone: job.zone.map(|z| z.as_str()),
         last_error: job.last_error.clone(),
         stalled_since: times.maybe(job.stalled_since),
-        reached_point: times.maybe(job.reached_point),
+        reached_point: job.reached_point.map(|t| times.precise(t)),
         updated: times.stamp(job.updated_at),
     }
 }

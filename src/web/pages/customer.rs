@@ -325,6 +325,8 @@ pub struct Preview {
     /// The two readings of a time that happens twice, e.g. `+02:00`, `+01:00`.
     pub fold_offsets: Vec<String>,
     pub errors: Vec<FieldError>,
+    /// Where the target sits on the cluster's timeline.
+    pub target_marker: Option<crate::web::timeline::Marker>,
 }
 
 struct Assessment {
@@ -392,12 +394,22 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     if let Some(cluster_id) = request.cluster_id {
         if let Ok(Some(cluster)) = app.store.cluster(cluster_id, scope_for(user)).await {
             if let Ok(catalog) = app.backend.catalog(&cluster).await {
-                if let Some(w) = crate::domain::catalog::restorable_window(
+                let window = crate::domain::catalog::restorable_window(
                     &catalog,
                     &cluster.life(),
                     &app.policy(),
                     app.now(),
-                ) {
+                );
+                preview.target_marker = parsed.map(|t| {
+                    crate::web::timeline::target_marker(
+                        t.utc,
+                        window,
+                        app.now(),
+                        &app.policy(),
+                        zone_of(&user.time_zone),
+                    )
+                });
+                if let Some(w) = window {
                     let tz = zone_of(&user.time_zone);
                     preview.window_text = Some(format!(
                         "{} can be restored to a moment from {} to {}",
