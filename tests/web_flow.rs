@@ -517,6 +517,148 @@ async fn api_flow(postgres: bool) {
     assert_eq!(error["error"]["code"], "unauthenticated");
 }
 
+/// Admins drive the fleet from their pages: a fault makes a restore fail,
+/// staff retry it, a zone comes back online, a person is added.
+async fn admin_pages_and_a_retried_restore(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let mut ada = t.browser();
+    ada.sign_in("ada@admin.example").await;
+    ada.page("/admin/zones").await;
+    let armed = ada
+        .post(
+            "/admin/faults",
+            &[
+                ("kind", "fail_step"),
+                ("step", "verifying"),
+                ("times", "1"),
+                ("delay_ms", "0"),
+                ("permanent", "1"),
+            ],
+        )
+        .await;
+    let page = ada.follow(armed).await;
+    assert!(page.contains("The fault is armed") && page.contains("for good"));
+
+    // A restore that fails at verification.
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let (_, ticket) = alice
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "orders-retry", "severity": "A"}),
+        )
+        .await;
+    let id = ticket["id"].as_str().unwrap().to_string();
+    let sam_api = Api::signed_in(&t.base, "sam@support.example").await;
+    sam_api
+        .post(&format!("/api/v1/tickets/{id}/claim"), json!({}))
+        .await;
+    let (status, _) = sam_api
+        .post(&format!("/api/v1/tickets/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    assert_eq!(ticket_state(&t, 1).await, TicketState::Failed);
+
+    // Staff see why, and retry from the ticket page.
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let path = format!("/staff/tickets/{id}");
+    let page = sam.page(&path).await;
+    assert!(page.contains("Retry the restore"));
+    assert!(page.contains("injected fault"), "the last error shows");
+    let queue = sam.page("/staff/tickets?state=failed").await;
+    assert!(queue.contains("RD-000001"));
+    let version = version_in(&page).unwrap().to_string();
+    let retried = sam
+        .post(&format!("{path}/retry"), &[("version", &version)])
+        .await;
+    let page = sam.follow(retried).await;
+    assert!(page.contains("starts again"));
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    assert_eq!(ticket_state(&t, 1).await, TicketState::Completed);
+
+    // az1 is offline: legacy-crm's older backups are out of reach until an
+    // admin brings it back.
+    let legacy = t.cluster_id("legacy-crm").await;
+    let mut customer = t.browser();
+    customer.sign_in("alice@contoso.example").await;
+    let check = format!(
+        "/requests/preview?cluster_id={legacy}&date=2026-10-31&time=12:00&time_zone=UTC&new_cluster_name=crm-old"
+    );
+    let preview: serde_json::Value = customer.get(&check).await.json().await.unwrap();
+    assert_eq!(preview["errors"][0]["code"], "no_backup_in_online_zone");
+    let online = ada.post("/admin/zones/westeurope/az1/online", &[]).await;
+    let page = ada.follow(online).await;
+    assert!(page.contains("westeurope/az1 is online"));
+    let preview: serde_json::Value = customer.get(&check).await.json().await.unwrap();
+    assert_eq!(preview["ok"], true, "{preview}");
+
+    // A new customer in a new subscription; a bad email stays in the form.
+    ada.page("/admin/users").await;
+    let refused = ada
+        .post(
+            "/admin/users",
+            &[
+                ("email", "not-an-email"),
+                ("role", "customer"),
+                ("subscription", "northwind"),
+                ("time_zone", "UTC"),
+                ("password", "longenough"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("Enter an email address") && html.contains("value=\"not-an-email\""));
+    let created = ada
+        .post(
+            "/admin/users",
+            &[
+                ("email", "nina@northwind.example"),
+                ("display_name", "Nina Nord"),
+                ("role", "customer"),
+                ("subscription", "northwind"),
+                ("time_zone", "Europe/Oslo"),
+                ("password", "longenough"),
+            ],
+        )
+        .await;
+    let page = ada.follow(created).await;
+    assert!(page.contains("nina@northwind.example can now sign in"));
+    let nina = Api::new(&t.base);
+    let (status, _) = nina
+        .post(
+            "/api/v1/login",
+            json!({"email": "nina@northwind.example", "password": "longenough"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Deleting a cluster; the outbox and the audit log show it all.
+    let analytics = t.cluster_id("analytics").await;
+    ada.page("/admin/clusters").await;
+    let deleted = ada
+        .post(&format!("/admin/clusters/{analytics}/delete"), &[])
+        .await;
+    let page = ada.follow(deleted).await;
+    assert!(page.contains("marked deleted"));
+    let outbox = ada.page("/admin/outbox").await;
+    assert!(outbox.contains("alice@contoso.example") && outbox.contains("RD-000001"));
+    let audit = ada.page("/admin/audit").await;
+    for label in [
+        "Fault armed",
+        "Zone brought online",
+        "User created",
+        "Cluster deleted",
+        "Restore retried",
+        "Approved",
+    ] {
+        assert!(audit.contains(label), "{label} missing from the audit log");
+    }
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
@@ -524,4 +666,4 @@ macro_rules! both {
     };
 }
 
-both!(html_flow, api_flow);
+both!(html_flow, api_flow, admin_pages_and_a_retried_restore);
