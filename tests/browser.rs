@@ -63,10 +63,10 @@ async fn start_driver() -> Driver {
     };
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/status")).await {
-            if response.status().is_success() {
-                return driver;
-            }
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/status")).await
+            && response.status().is_success()
+        {
+            return driver;
         }
         assert!(Instant::now() < deadline, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;

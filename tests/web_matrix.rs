@@ -24,6 +24,8 @@ const SECRET: &str = "contoso-private-description-7f3a";
 
 /// Expected status per actor, in `ACTORS` order; 0 skips that actor.
 type Expect = [u16; 5];
+/// A form post: path, fields, expected statuses.
+type FormCase<'a> = (String, Vec<(&'a str, &'a str)>, Expect);
 
 struct World {
     /// alice's ticket (contoso), in triage.
@@ -182,7 +184,7 @@ async fn matrix(postgres: bool) {
     }
 
     // Refused page actions: the ticket stays as it was.
-    let page_posts: Vec<(String, Vec<(&str, &str)>, Expect)> = vec![
+    let page_posts: Vec<FormCase> = vec![
         (
             format!("/tickets/{a}/reply"),
             vec![("body", "hi")],

@@ -245,14 +245,14 @@ pub async fn update_user(
             update.role = Some(role);
         }
     }
-    if let Some(disabled) = change.disabled {
-        if disabled != user.disabled {
-            if disabled && user.id == admin.id {
-                return Err(bad("disabled", "You cannot disable your own account"));
-            }
-            update.disabled = Some(disabled);
-            said.push(if disabled { "disabled" } else { "enabled" }.to_string());
+    if let Some(disabled) = change.disabled
+        && disabled != user.disabled
+    {
+        if disabled && user.id == admin.id {
+            return Err(bad("disabled", "You cannot disable your own account"));
         }
+        update.disabled = Some(disabled);
+        said.push(if disabled { "disabled" } else { "enabled" }.to_string());
     }
     if let Some(zone) = &change.time_zone {
         let zone = parse_zone_name(zone)?;

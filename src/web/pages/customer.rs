@@ -22,7 +22,8 @@ use super::common::{
 };
 use super::{Chrome, FormErrors, chrome, flash, render};
 use crate::app::App;
-use crate::desk::{self, CheckedRequest, FilingRequest, scope_for};
+use crate::desk::{self, FilingRequest, scope_for};
+use crate::domain::catalog::restorable_window;
 use crate::domain::cluster::Cluster;
 use crate::domain::sla::Severity;
 use crate::domain::ticket::TicketCommand;
@@ -33,6 +34,7 @@ use crate::store::{AssigneeFilter, TicketOrder, TicketQuery, User};
 use crate::web::auth::{ClientAddr, CustomerUser};
 use crate::web::error::{AppError, AppResult, FieldError};
 use crate::web::limits::Limits;
+use crate::web::timeline;
 use crate::web::views::{Stamp, precise_in, zone_of};
 use crate::web::{ValidForm, ValidQuery};
 
@@ -329,31 +331,32 @@ pub struct Preview {
     pub target_marker: Option<crate::web::timeline::Marker>,
 }
 
+/// What the check of a form found: the preview to show, and the refusal.
 struct Assessment {
     preview: Preview,
-    checked: Option<CheckedRequest>,
     error: Option<AppError>,
 }
 
+/// Runs `desk::check_request` on what was typed and prepares what the
+/// customer reads: the UTC equivalent, the plan, or every refusal.
 async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     let request = form.filing();
-    let zone = zone_of(&form.time_zone);
+    let entered = zone_of(&form.time_zone);
+    let reader = zone_of(&user.time_zone);
     let parsed: Option<TargetTime> = parse_target(&request.target).ok();
     let local_time = form.local_time();
-    let fold: Vec<String> = form
-        .time_zone
-        .parse::<Tz>()
-        .map(|tz| fold_offsets(&local_time, tz))
-        .unwrap_or_default()
-        .into_iter()
-        .map(format_offset)
-        .collect();
-    let result = desk::check_request(app, user, &request).await;
     let mut preview = Preview {
         utc: parsed.map(|t| crate::web::views::iso(t.utc)),
         utc_text: parsed.map(|t| t.utc.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-        local_text: parsed.map(|t| format!("{} ({})", precise_in(t.utc, zone), zone.name())),
-        fold_offsets: fold,
+        local_text: parsed.map(|t| format!("{} ({})", precise_in(t.utc, entered), entered.name())),
+        fold_offsets: form
+            .time_zone
+            .parse::<Tz>()
+            .map(|tz| fold_offsets(&local_time, tz))
+            .unwrap_or_default()
+            .into_iter()
+            .map(format_offset)
+            .collect(),
         ..Preview::default()
     };
     let mut errors = Vec::new();
@@ -364,7 +367,7 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
             field: Some("severity".into()),
         });
     }
-    let (checked, error) = match result {
+    let error = match desk::check_request(app, user, &request).await {
         Ok(checked) => {
             preview.plan_text = Some(format!(
                 "Restorable: from snapshot {} in {}, with the log replayed to the target",
@@ -372,9 +375,9 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
             ));
             preview.deadline_text = Some(format!(
                 "This moment stays restorable until {}",
-                precise_in(checked.deadline, zone_of(&user.time_zone))
+                precise_in(checked.deadline, reader)
             ));
-            (Some(checked), None)
+            None
         }
         Err(e) => {
             let error = AppError::from(e);
@@ -386,54 +389,30 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
                 }
                 errors.push(e);
             }
-            (None, Some(error))
+            Some(error)
         }
     };
     preview.ok = errors.is_empty();
     preview.errors = errors;
-    if let Some(cluster_id) = request.cluster_id {
-        if let Ok(Some(cluster)) = app.store.cluster(cluster_id, scope_for(user)).await {
-            if let Ok(catalog) = app.backend.catalog(&cluster).await {
-                let window = crate::domain::catalog::restorable_window(
-                    &catalog,
-                    &cluster.life(),
-                    &app.policy(),
-                    app.now(),
-                );
-                preview.target_marker = parsed.map(|t| {
-                    crate::web::timeline::target_marker(
-                        t.utc,
-                        window,
-                        app.now(),
-                        &app.policy(),
-                        zone_of(&user.time_zone),
-                    )
-                });
-                if let Some(w) = window {
-                    let tz = zone_of(&user.time_zone);
-                    preview.window_text = Some(format!(
-                        "{} can be restored to a moment from {} to {}",
-                        cluster.name,
-                        precise_in(w.earliest, tz),
-                        precise_in(w.latest, tz)
-                    ));
-                }
-            }
-        }
+    // The chosen cluster's window, and where the target falls on its timeline.
+    if let Some(cluster_id) = request.cluster_id
+        && let Ok(Some(cluster)) = app.store.cluster(cluster_id, scope_for(user)).await
+        && let Ok(catalog) = app.backend.catalog(&cluster).await
+    {
+        let now = app.now();
+        let window = restorable_window(&catalog, &cluster.life(), &app.policy(), now);
+        preview.target_marker =
+            parsed.map(|t| timeline::target_marker(t.utc, window, now, &app.policy(), reader));
+        preview.window_text = window.map(|w| {
+            format!(
+                "{} can be restored to a moment from {} to {}",
+                cluster.name,
+                precise_in(w.earliest, reader),
+                precise_in(w.latest, reader)
+            )
+        });
     }
-    Assessment {
-        preview,
-        checked: if errors_free(&checked, form) {
-            checked
-        } else {
-            None
-        },
-        error,
-    }
-}
-
-fn errors_free(checked: &Option<CheckedRequest>, form: &RequestForm) -> bool {
-    checked.is_some() && form.severity().is_some()
+    Assessment { preview, error }
 }
 
 #[derive(Template)]
@@ -551,25 +530,23 @@ pub async fn file_request(
     ValidForm(form): ValidForm<RequestForm>,
 ) -> AppResult<Response> {
     let checking = form.intent == "check";
-    if !checking {
-        if let Err(limited) = limits.filing(viewer.user.id, addr) {
-            let errors = FormErrors(vec![FieldError {
-                code: limited.code.clone(),
-                message: limited.message.clone(),
-                field: None,
-            }]);
-            let page = request_page(&app, &viewer, form, errors, None, false).await?;
-            let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
-            if let Some(wait) = limited.retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, wait.into());
-            }
-            return Ok(response);
+    if !checking && let Err(limited) = limits.filing(viewer.user.id, addr) {
+        let errors = FormErrors(vec![FieldError {
+            code: limited.code.clone(),
+            message: limited.message.clone(),
+            field: None,
+        }]);
+        let page = request_page(&app, &viewer, form, errors, None, false).await?;
+        let mut response = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+        if let Some(wait) = limited.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, wait.into());
         }
+        return Ok(response);
     }
     let assessment = assess(&app, &viewer.user, &form).await;
-    if checking || assessment.checked.is_none() {
+    if checking || !assessment.preview.ok {
         let status = if assessment.preview.ok {
             StatusCode::OK
         } else {
