@@ -159,6 +159,36 @@ async fn sessions_rotate_at_sign_in_and_die_at_sign_out() {
     alice.page("/tickets").await;
     let token = alice.csrf.clone();
 
+    // Signing in as someone else from the same browser renews the id again,
+    // and the old one is gone.
+    let switched = alice
+        .post(
+            "/login",
+            &[("email", "bob@fabrikam.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    let bobs = session_cookie(&switched).expect("a new session cookie");
+    assert_ne!(cookie_value(&bobs), cookie_value(&after));
+    let old = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/tickets", t.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status(),
+        StatusCode::SEE_OTHER,
+        "alice's old id is dead"
+    );
+    let cookie = format!("rd_session={}", cookie_value(&bobs));
+    let page = alice.page("/tickets").await;
+    assert!(page.contains("Bob Chen"));
+    let token = alice.csrf.clone();
+
     alice.sign_out().await;
     // Replaying the old cookie, by hand, with its old form token.
     let replay = reqwest::Client::builder()

@@ -196,11 +196,16 @@ impl IntoResponse for PageRefusal {
 fn viewer(parts: &Parts, allowed: impl Fn(Role) -> bool) -> Result<Viewer, PageRefusal> {
     let session = session_of(parts).map_err(PageRefusal::Error)?;
     let Some(user) = user_of(parts) else {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        // Come back to the page after signing in; a form post cannot be
+        // replayed by a redirect, so it starts over from the home page.
+        let next = match parts.method {
+            axum::http::Method::GET => parts
+                .uri
+                .path_and_query()
+                .map(|pq| pq.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            _ => "/".into(),
+        };
         return Err(PageRefusal::SignIn(next));
     };
     if !allowed(user.role) {

@@ -126,11 +126,14 @@ pub async fn login(
         )
         .await;
     };
-    // A new session id (against fixation) and a new form token.
+    // A new session id (against fixation) and a new form token. axum-login
+    // renews the id only for a session nobody was signed in to; renewing it
+    // here as well covers switching accounts.
     auth.login(&user).await.map_err(|e| {
         tracing::error!(error = %e, "storing the session failed");
         AppError::internal()
     })?;
+    auth.session.cycle_id().await?;
     csrf::renew(&auth.session).await?;
     tracing::info!(user = %user.0.email, "signed in");
     let to = local_path(&form.next).unwrap_or(home_of(user.0.role));
