@@ -240,6 +240,7 @@ async fn html_flow(postgres: bool) {
     assert_eq!(progress["job"]["progress"], 100);
     let page = sam.page(&staff_path).await;
     assert!(page.contains("Verification") && page.contains("passed"));
+    assert!(page.contains("New cluster handed over"));
 
     // Emails went out at each step, and the staff actions are in the audit log.
     let mail = t

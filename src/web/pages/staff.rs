@@ -323,6 +323,8 @@ struct StaffTicketPage {
     card: ClusterCard,
     report: ReportView,
     job: Option<JobView>,
+    /// The restored cluster, once handed over.
+    new_cluster: Option<crate::domain::cluster::Cluster>,
     verification: Option<VerificationReport>,
     verification_checked: Option<Stamp>,
     messages: Vec<MessageView>,
@@ -431,6 +433,10 @@ async fn staff_ticket_page(
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let card = cluster_card(app, cluster, &times, Some(ticket.target_time)).await?;
     let verification = job.as_ref().and_then(|j| j.verification_report.clone());
+    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
+        (Some(id), TicketState::Completed) => app.store.cluster(id, Scope::Everything).await?,
+        _ => None,
+    };
     Ok(StaffTicketPage {
         chrome: chrome(
             &viewer.session,
@@ -442,6 +448,7 @@ async fn staff_ticket_page(
         can: allowed(&ticket, job.as_ref(), &viewer.user),
         report: report_view(&ticket, &times),
         job: job.as_ref().map(|j| job_view(j, &times)),
+        new_cluster,
         verification_checked: verification.as_ref().map(|v| times.stamp(v.checked_at)),
         verification,
         first_response_at: times.maybe(ticket.first_response_at),
