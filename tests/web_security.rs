@@ -40,9 +40,8 @@ async fn reload(t: &TestApp, ticket: &Ticket) -> Ticket {
         .unwrap()
 }
 
-#[tokio::test]
-async fn forms_without_the_right_csrf_token_are_refused() {
-    let t = spawn_app(false, &[]).await;
+async fn forms_without_the_right_csrf_token_are_refused(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
     let ticket = file_for_alice(&t, "csrf-target", "x").await;
     let mut sam = t.browser();
     sam.sign_in("sam@support.example").await;
@@ -136,9 +135,8 @@ fn cookie_value(set_cookie: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn sessions_rotate_at_sign_in_and_die_at_sign_out() {
-    let t = spawn_app(false, &[]).await;
+async fn sessions_rotate_at_sign_in_and_die_at_sign_out(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
     let mut alice = t.browser();
     let login = alice.get("/login").await;
     let before = session_cookie(&login).expect("a session for the form token");
@@ -218,9 +216,8 @@ async fn sessions_rotate_at_sign_in_and_die_at_sign_out() {
     assert_eq!(post.status(), StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn disabling_a_user_ends_their_sessions_and_tokens() {
-    let t = spawn_app(false, &[]).await;
+async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
     let mut alice = t.browser();
     alice.sign_in("alice@contoso.example").await;
     let alice_api = Api::signed_in(&t.base, "alice@contoso.example").await;
@@ -271,9 +268,8 @@ fn shows_escaped(html: &str, raw: &str) -> bool {
         .any(|(lt, gt)| html.contains(&raw.replace('<', lt).replace('>', gt)))
 }
 
-#[tokio::test]
-async fn user_text_is_escaped_and_sql_looking_text_is_stored_verbatim() {
-    let t = spawn_app(false, &[]).await;
+async fn user_text_is_escaped_and_sql_looking_text_is_stored_verbatim(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
     let hostile = "<script>alert('pwned')</script> '; DROP TABLE tickets; -- \" OR 1=1 --";
     let ticket = file_for_alice(&t, "escape-test", hostile).await;
     assert_eq!(ticket.description, hostile, "stored verbatim");
@@ -583,3 +579,19 @@ async fn security_headers_and_cookie_free_api() {
     assert_eq!(response.headers()["location"], "/clusters");
     let _ = Browser::new(&t.base);
 }
+
+// The defences that depend on the database (sessions, tokens, stored text)
+// run on both.
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+both!(
+    forms_without_the_right_csrf_token_are_refused,
+    sessions_rotate_at_sign_in_and_die_at_sign_out,
+    disabling_a_user_ends_their_sessions_and_tokens,
+    user_text_is_escaped_and_sql_looking_text_is_stored_verbatim
+);

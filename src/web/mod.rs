@@ -94,7 +94,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidForm<T> {
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The largest JSON or form body a handler reads.
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
-/// A session ends after this long without a request.
+/// A session ends this long after it last changed (signing in, a form).
 const SESSION_IDLE_HOURS: i64 = 12;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
