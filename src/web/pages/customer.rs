@@ -307,6 +307,7 @@ impl RequestForm {
                 utc_offset: Some(self.utc_offset.clone()).filter(|o| !o.trim().is_empty()),
             },
             new_cluster_name: self.new_cluster_name.clone(),
+            // An unknown severity is refused by `assess` before anything is filed.
             severity: self.severity().unwrap_or(Severity::C),
             description: self.description.clone(),
         }
