@@ -13,6 +13,7 @@ pub mod desk;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
 pub mod engine;
+pub mod metrics;
 pub mod notify;
 pub mod password;
 /// Persistence behind one trait, for SQLite and PostgreSQL.

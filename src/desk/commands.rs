@@ -337,6 +337,8 @@ pub async fn act(
     )
     .await?;
     app.commit(&commit).await?;
+    metrics::counter!("restore_desk_ticket_commands_total", "command" => command.name())
+        .increment(1);
     tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");
     app.store
         .ticket(ticket.id, Scope::Everything)

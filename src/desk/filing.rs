@@ -281,6 +281,7 @@ pub async fn file_ticket(
         }
         Err(other) => return Err(other.into()),
     }
+    metrics::counter!("restore_desk_tickets_filed_total").increment(1);
     tracing::info!(ticket = %ticket.reference(), cluster = %cluster.name, "restore request filed");
     app.store
         .ticket(ticket.id, Scope::Everything)

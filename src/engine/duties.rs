@@ -67,6 +67,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
         match app.commit(&commit).await {
             Ok(()) => {
                 warned += 1;
+                metrics::counter!("restore_desk_deadline_warnings_total").increment(1);
                 tracing::warn!(ticket = %ticket.reference(), deadline = %ticket.deadline, "deadline near: staff warned");
             }
             // Somebody acted on the ticket meanwhile: the next round decides again.
@@ -98,6 +99,8 @@ pub async fn watch_stalls(app: &App) -> Result<usize, EngineError> {
                     .set_job_stalled(job.id, Some(quiet_since + bound))
                     .await?;
                 flagged += 1;
+                metrics::counter!("restore_desk_stalled_steps_total", "step" => job.state.as_str())
+                    .increment(1);
                 tracing::warn!(
                     job = %job.id, ticket = %job.ticket_id, state = %job.state,
                     quiet_for = %(now - quiet_since), "restore step stalled: no progress within its bound"

@@ -184,7 +184,15 @@ impl Worker {
             end
         };
         let beat = self.heartbeat(job, &progress, &cancel, &stop, shutdown);
+        let started = std::time::Instant::now();
         let (end, interruption) = tokio::join!(work, beat);
+        let outcome = match &end {
+            StepEnd::Done(_) => "done",
+            StepEnd::Failed(StepError::Interrupted, _) => "interrupted",
+            StepEnd::Failed(_, _) => "failed",
+        };
+        metrics::histogram!("restore_desk_step_seconds", "step" => job.state.as_str(), "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
 
         match (end, interruption) {
             (_, Some(Interruption::LeaseLost)) => {
@@ -554,6 +562,8 @@ impl Worker {
         commit.job = Some(JobWrite::Change(change));
         match app.commit(&commit).await {
             Ok(()) => {
+                metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())
+                    .increment(1);
                 tracing::info!(from = %job.state, to = %transition.to, "job moved");
                 Ok(Next::Continue)
             }

@@ -132,6 +132,12 @@ impl Relay {
             Err(error) => Err(SendError::Permanent(error)),
         };
         let now = self.app.now();
+        let label = match &outcome {
+            Ok(()) => "sent",
+            Err(SendError::Permanent(_)) => "refused",
+            Err(SendError::Transient(_)) => "deferred",
+        };
+        metrics::counter!("restore_desk_email_attempts_total", "outcome" => label).increment(1);
         match outcome {
             Ok(()) => {
                 tracing::info!(to = %message.recipient, "email sent");

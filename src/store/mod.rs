@@ -287,6 +287,8 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool>;
     async fn outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>>;
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Rows per state of `tickets` or `restore_jobs`.
+    async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

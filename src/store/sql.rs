@@ -1566,4 +1566,21 @@ impl Store for SqlStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
+
+    async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>> {
+        // The table name is one of two constants, never user input.
+        let table = match table {
+            "restore_jobs" => "restore_jobs",
+            _ => "tickets",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT state, COUNT(*) AS n FROM {table} GROUP BY state ORDER BY state"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
 }
