@@ -612,3 +612,24 @@ async fn role_route_matrix_postgres() {
 async fn openapi_document_covers_every_route() {
     openapi_covers_every_route(false).await
 }
+
+/// The operational endpoints answer without signing in.
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let t = spawn_app(false, &[]).await;
+    let mut anyone = t.browser();
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(anyone.get(path).await.status(), StatusCode::OK, "{path}");
+    }
+    anyone.get("/login").await;
+    let metrics = anyone.get("/metrics").await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("restore_desk_tickets"), "{text}");
+    assert!(
+        text.contains(
+            r#"restore_desk_http_requests_total{route="/healthz",method="GET",status="200"}"#
+        ),
+        "{text}"
+    );
+}

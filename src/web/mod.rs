@@ -210,6 +210,8 @@ where
 /// Builds the whole web desk. Creates the session table if needed and keeps
 /// it tidy until `shutdown`.
 pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Router> {
+    // Record from the first request on, not from the first scrape.
+    crate::metrics::handle();
     let state = WebState {
         limits: Arc::new(Limits::new(&app.settings)),
         app,
@@ -237,9 +239,11 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(api::router())
         .merge(static_files)
         .merge(pages)
+        .route_layer(from_fn(track))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -261,6 +265,44 @@ fn security_header(
     value: &'static str,
 ) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// Counts requests and their durations by route, method and status.
+async fn track(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    ::metrics::histogram!(
+        "restore_desk_http_request_seconds",
+        "route" => route.clone(),
+        "method" => method.clone(),
+    )
+    .record(started.elapsed().as_secs_f64());
+    ::metrics::counter!(
+        "restore_desk_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => status,
+    )
+    .increment(1);
+    response
+}
+
+/// Prometheus metrics of this process, with the shared state's gauges.
+async fn metrics(State(app): State<App>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        crate::metrics::render(&app).await,
+    )
 }
 
 /// The process is up.
