@@ -160,6 +160,11 @@ pub struct Settings {
     /// in FLEET_DIR when unset.
     #[arg(long, env = "BACKUP_CIPHER_PASS", global = true)]
     pub backup_cipher_pass: Option<String>,
+
+    /// Where the web desk's stylesheet and scripts are. Defaults to
+    /// `./static`, else the source tree's.
+    #[arg(long, env = "STATIC_DIR", global = true)]
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -251,6 +256,7 @@ impl fmt::Debug for Settings {
                 "backup_cipher_pass",
                 &self.backup_cipher_pass.as_ref().map(|_| "***"),
             )
+            .field("static_dir", &self.static_dir)
             .finish()
     }
 }

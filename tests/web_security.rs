@@ -155,7 +155,6 @@ async fn sessions_rotate_at_sign_in_and_die_at_sign_out(postgres: bool) {
     assert_ne!(cookie_value(&before), cookie_value(&after), "id rotated");
     let cookie = format!("rd_session={}", cookie_value(&after));
     alice.page("/tickets").await;
-    let token = alice.csrf.clone();
 
     // Signing in as someone else from the same browser renews the id again,
     // and the old one is gone.

@@ -103,9 +103,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Where the stylesheet and scripts are: `STATIC_DIR`, else `./static`, else
 /// the source tree's.
-pub fn static_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATIC_DIR") {
-        return PathBuf::from(dir);
+pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
+    if let Some(dir) = &settings.static_dir {
+        return dir.clone();
     }
     let here = PathBuf::from("static");
     if here.join("app.css").is_file() {
@@ -231,7 +231,7 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
         }
     };
     let static_files = Router::new()
-        .nest_service("/static", ServeDir::new(static_dir()))
+        .nest_service("/static", ServeDir::new(static_dir(&state.app.settings)))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
