@@ -314,7 +314,7 @@ pub fn event_views(
 }
 
 /// What the progress bar polls.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ProgressJson {
     pub state: String,
     pub state_label: String,
@@ -323,7 +323,7 @@ pub struct ProgressJson {
     pub job: Option<ProgressJob>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ProgressJob {
     pub state: String,
     pub step: String,
