@@ -23,7 +23,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The browser's own time zone, unlike alice's account (Europe/Amsterdam):
 /// the form must start from the browser's.
 const BROWSER_ZONE: &str = "America/New_York";
-const WAIT: Duration = Duration::from_secs(20);
+/// Generous: CI machines have two cores and other tests run beside this one.
+const WAIT: Duration = Duration::from_secs(45);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

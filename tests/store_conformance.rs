@@ -999,6 +999,30 @@ async fn users_tokens_and_zones(db: TestDb) {
         store.users_with_role(Role::Staff).await.unwrap(),
         vec![seed.sam.clone()]
     );
+    // A new password ends the tokens issued under the old one.
+    store
+        .create_api_token("hash-2", seed.bob.id, t0(), t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    let reset = NewEvent::admin(seed.ada.actor(), "user_update", "bob: password reset", t0());
+    store
+        .update_user(
+            seed.bob.id,
+            &UserUpdate {
+                password_hash: Some("another-hash".into()),
+                ..Default::default()
+            },
+            reset,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .user_for_api_token("hash-2", t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     for zone in Zone::ALL {
         store
@@ -1030,7 +1054,7 @@ async fn users_tokens_and_zones(db: TestDb) {
     let log = store.audit_log(None, 10).await.unwrap();
     assert_eq!(
         log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        vec!["zone_online", "disable_user"]
+        vec!["zone_online", "user_update", "disable_user"]
     );
 }
 

@@ -466,6 +466,11 @@ pub fn transition(
         }
         TicketCommand::Reply { body } => {
             allow(!system)?;
+            // A closed ticket's conversation is over: a new question is a
+            // new request, so nobody is emailed about a finished one.
+            if state.is_terminal() {
+                return wrong_state;
+            }
             let body = checked_text("message", body, MAX_MESSAGE_CHARS)?;
             let message = TicketEffect::PostMessage {
                 visibility: Visibility::Public,
@@ -747,10 +752,10 @@ mod tests {
     reply            awaiting_customer  in_review    awaiting_customer awaiting_customer forbidden
     reply            approved           approved     approved          approved          forbidden
     reply            restoring          restoring    restoring         restoring         forbidden
-    reply            completed          completed    completed         completed         forbidden
+    reply            completed          wrong_state  wrong_state       wrong_state       forbidden
     reply            failed             failed       failed            failed            forbidden
-    reply            rejected           rejected     rejected          rejected          forbidden
-    reply            cancelled          cancelled    cancelled         cancelled         forbidden
+    reply            rejected           wrong_state  wrong_state       wrong_state       forbidden
+    reply            cancelled          wrong_state  wrong_state       wrong_state       forbidden
     note             submitted          forbidden    submitted         submitted         forbidden
     note             triage             forbidden    triage            triage            forbidden
     note             in_review          forbidden    in_review         in_review         forbidden

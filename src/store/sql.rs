@@ -804,8 +804,9 @@ impl Store for SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if user.disabled {
-            // A disabled user's API tokens die with the account.
+        if user.disabled || update.password_hash.is_some() {
+            // A disabled account's API tokens die with it, and a new
+            // password ends every token issued under the old one.
             sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
