@@ -196,31 +196,8 @@ pub async fn file_ticket(
         deadline: checked.deadline,
         first_response_due: sla::first_response_due(now, request.severity),
     };
-    let ticket = Ticket {
-        id: new.id,
-        number: new.number,
-        subscription_id: new.subscription_id,
-        requester_id: new.requester_id,
-        cluster_id: new.cluster_id,
-        resource_group: new.resource_group.clone(),
-        target_time: new.target_time,
-        time_zone: new.time_zone.clone(),
-        new_cluster_name: new.new_cluster_name.clone(),
-        severity: new.severity,
-        description: new.description.clone(),
-        state: new.state,
-        version: 1,
-        assignee_id: None,
-        validation_report: new.validation_report.clone(),
-        rejection_reason: None,
-        deadline: new.deadline,
-        first_response_due: new.first_response_due,
-        first_response_at: None,
-        deadline_warned_at: None,
-        new_cluster_id: None,
-        created_at: now,
-        updated_at: now,
-    };
+    // The emails describe the ticket as it will be stored.
+    let ticket = new.as_ticket(now);
     let mut commit = Commit::at(now);
     let event =
         |actor: Actor, action: &str, from: Option<TicketState>, to: TicketState, detail: String| {

@@ -188,6 +188,37 @@ pub struct NewTicket {
     pub first_response_due: DateTime<Utc>,
 }
 
+impl NewTicket {
+    /// The ticket this row becomes when inserted at `at`.
+    pub fn as_ticket(&self, at: DateTime<Utc>) -> Ticket {
+        Ticket {
+            id: self.id,
+            number: self.number,
+            subscription_id: self.subscription_id,
+            requester_id: self.requester_id,
+            cluster_id: self.cluster_id,
+            resource_group: self.resource_group.clone(),
+            target_time: self.target_time,
+            time_zone: self.time_zone.clone(),
+            new_cluster_name: self.new_cluster_name.clone(),
+            severity: self.severity,
+            description: self.description.clone(),
+            state: self.state,
+            version: 1,
+            assignee_id: None,
+            validation_report: self.validation_report.clone(),
+            rejection_reason: None,
+            deadline: self.deadline,
+            first_response_due: self.first_response_due,
+            first_response_at: None,
+            deadline_warned_at: None,
+            new_cluster_id: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: Uuid,
