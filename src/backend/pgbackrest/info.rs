@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::catalog::{Catalog, LogSpan, Snapshot, Zone, ZoneSet};
 
@@ -68,7 +68,7 @@ struct StatusJson {
 }
 
 /// A completed backup in one repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backup {
     pub label: String,
     pub started_at: DateTime<Utc>,
@@ -94,6 +94,16 @@ pub struct Repo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StanzaInfo {
     pub repos: Vec<Repo>,
+}
+
+/// What a zone held when it was last readable, with where its log ended:
+/// kept so an unreadable zone's backups still show, as held in a zone that
+/// is offline, instead of vanishing from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenZone {
+    pub backups: Vec<Backup>,
+    pub wal: Option<(String, String)>,
+    pub log_end: Option<DateTime<Utc>>,
 }
 
 fn unix(seconds: i64) -> Result<DateTime<Utc>, String> {
@@ -161,6 +171,35 @@ impl StanzaInfo {
         self.repos.iter().find(|r| r.zone == zone)
     }
 
+    /// Fills the unreadable zones with what they held when last seen, and
+    /// returns what to remember of the readable ones (with `log_end`).
+    pub fn merge_last_seen(
+        &mut self,
+        seen: &BTreeMap<Zone, SeenZone>,
+        log_end: &mut BTreeMap<Zone, DateTime<Utc>>,
+    ) -> BTreeMap<Zone, SeenZone> {
+        let mut now_seen = seen.clone();
+        for repo in &mut self.repos {
+            if repo.readable {
+                now_seen.insert(
+                    repo.zone,
+                    SeenZone {
+                        backups: repo.backups.clone(),
+                        wal: repo.wal.clone(),
+                        log_end: log_end.get(&repo.zone).copied(),
+                    },
+                );
+            } else if let Some(old) = seen.get(&repo.zone) {
+                repo.backups = old.backups.clone();
+                repo.wal = old.wal.clone();
+                if let Some(end) = old.log_end {
+                    log_end.insert(repo.zone, end);
+                }
+            }
+        }
+        now_seen
+    }
+
     /// The newest archived segment of each readable zone.
     pub fn newest_segments(&self) -> BTreeMap<Zone, String> {
         self.repos
@@ -170,7 +209,9 @@ impl StanzaInfo {
             .collect()
     }
 
-    /// The catalog the desk reasons with.
+    /// The catalog the desk reasons with. Unreadable zones contribute what
+    /// `merge_last_seen` filled in, if anything; they are offline, so no
+    /// restore is planned from them.
     ///
     /// Each repository's backups are separate snapshots held in one zone:
     /// pgBackRest backs up each repository on its own, so the same label
@@ -183,7 +224,7 @@ impl StanzaInfo {
     /// transaction end archived there, the last moment recovery can stop at.
     pub fn catalog(&self, log_end: &BTreeMap<Zone, DateTime<Utc>>) -> Catalog {
         let mut catalog = Catalog::default();
-        for repo in self.repos.iter().filter(|r| r.readable) {
+        for repo in &self.repos {
             for backup in &repo.backups {
                 catalog.snapshots.push(Snapshot {
                     id: backup.label.clone(),
@@ -314,6 +355,31 @@ mod tests {
         let info = parse_info(ALL_DOWN, "src").unwrap();
         assert_eq!(info.readable_zones(), ZoneSet::NONE);
         assert_eq!(info.catalog(&ends(Utc::now())), Catalog::default());
+    }
+
+    #[test]
+    fn an_unreadable_zone_shows_what_it_held_when_last_seen() {
+        let end = Utc.timestamp_opt(1795612300, 0).unwrap();
+        let mut healthy = parse_info(THREE, "src").unwrap();
+        let mut log_end = ends(end);
+        let seen = healthy.merge_last_seen(&BTreeMap::new(), &mut log_end);
+        assert_eq!(seen.len(), 3);
+
+        let mut down = parse_info(AZ1_DOWN, "src").unwrap();
+        let mut log_end: BTreeMap<Zone, DateTime<Utc>> =
+            [(Zone::Az2, end), (Zone::Az3, end)].into_iter().collect();
+        let kept = down.merge_last_seen(&seen, &mut log_end);
+        assert_eq!(kept.get(&Zone::Az1), seen.get(&Zone::Az1));
+        assert_eq!(log_end.get(&Zone::Az1), Some(&end));
+        let catalog = down.catalog(&log_end);
+        assert!(
+            catalog
+                .snapshots
+                .iter()
+                .any(|s| s.zones.contains(Zone::Az1))
+        );
+        // Still unreadable: not a zone to restore from.
+        assert!(!down.readable_zones().contains(Zone::Az1));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::domain::cluster::{Cluster, ClusterConfig, Connection};
 use crate::domain::verification::ObservedCluster;
 use crate::store::{DynStore, Scope};
 
-pub use info::{StanzaInfo, last_transaction_end, parse_info};
+pub use info::{SeenZone, StanzaInfo, last_transaction_end, parse_info};
 use layout::{ClusterHome, Layout, make_dir, write_file};
 use process::{Finished, OsUser, RunError, run_quiet, run_tracked, stop_leftover};
 use server::{Server, ServerError};
@@ -899,8 +899,20 @@ impl Backend for PgBackRestBackend {
         if !self.is_source(cluster.id) {
             return Ok(Catalog::default());
         }
-        let info = self.info(cluster.id).await?;
-        let ends = self.log_ends(cluster.id, &info).await;
+        let mut info = self.info(cluster.id).await?;
+        let mut ends = self.log_ends(cluster.id, &info).await;
+        let seen_path = self.layout.cluster(cluster.id).dir().join("last-seen.json");
+        let seen: BTreeMap<Zone, SeenZone> = std::fs::read_to_string(&seen_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let now_seen = info.merge_last_seen(&seen, &mut ends);
+        if now_seen != seen {
+            let text = serde_json::to_string_pretty(&now_seen).expect("zones serialise");
+            if let Err(error) = write_file(&seen_path, &text, &self.user, 0o640) {
+                tracing::warn!(%error, "remembering what the zones hold");
+            }
+        }
         Ok(info.catalog(&ends))
     }
 
