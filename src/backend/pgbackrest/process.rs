@@ -150,11 +150,21 @@ fn program_name(command: &Command) -> String {
         .into_owned()
 }
 
-/// Stops a process and everything it forked (it leads its own group).
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid {
-        super::sys::kill_group(pid as i32, libc::SIGKILL);
+/// Stops a process and everything it forked (it leads its own group),
+/// and waits (a few seconds at most) until none of them runs any more.
+async fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid else {
+        return;
+    };
+    let pgid = pid as i32;
+    super::sys::kill_group(pgid, libc::SIGKILL);
+    for _ in 0..250 {
+        if !super::sys::group_alive(pgid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tracing::warn!(pgid, "processes still run after being killed");
 }
 
 /// Runs a command to its end, handing each stdout line to `on_line` as it
@@ -228,7 +238,7 @@ pub async fn run_tracked(
         outcome = tokio::time::timeout(timeout, work) => match outcome {
             Ok(finished) => finished,
             Err(_) => {
-                kill_group(pid);
+                kill_group(pid).await;
                 Err(RunError::TimedOut {
                     program,
                     seconds: timeout.as_secs(),
@@ -236,7 +246,7 @@ pub async fn run_tracked(
             }
         },
         _ = cancel.cancelled() => {
-            kill_group(pid);
+            kill_group(pid).await;
             Err(RunError::Cancelled)
         }
     };
@@ -262,8 +272,8 @@ pub async fn stop_leftover(pid_file: &Path, expect: &str) {
         tracing::warn!(pid, "stopping a restore left running by an earlier attempt");
         super::sys::kill_group(pid, libc::SIGKILL);
         super::sys::kill(pid, libc::SIGKILL);
-        for _ in 0..100 {
-            if !super::sys::alive(pid) {
+        for _ in 0..250 {
+            if !super::sys::alive(pid) && !super::sys::group_alive(pid) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
