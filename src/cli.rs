@@ -41,6 +41,9 @@ pub enum Command {
     Migrate,
     /// Seed an empty database with the demo data, then serve it.
     Demo,
+    /// Stop every PostgreSQL server of the pgbackrest fleet (they outlive
+    /// the desk; `serve` starts them again).
+    StopFleet,
     /// Manage people who sign in.
     #[command(subcommand)]
     User(UserCommand),
@@ -250,6 +253,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 start_fleet(fleet, CancellationToken::new()).await?;
             }
             serve(app).await
+        }
+        Command::StopFleet => {
+            let (_, fleet) = build_with_fleet(settings, clock).await?;
+            let fleet = fleet.context("stop-fleet needs BACKEND=pgbackrest")?;
+            fleet.stop_fleet().await;
+            println!("stopped the servers of {}", fleet.fleet_dir().display());
+            Ok(())
         }
         Command::Demo => {
             let (app, fleet) = build_with_fleet(settings, clock).await?;

@@ -119,7 +119,8 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
         return Ok(false);
     }
     let now = app.now();
-    let subscriptions = seed_people(app, password).await?;
+    let subscriptions = subscriptions(now);
+    seed_people(app, &subscriptions, password).await?;
     for spec in &CLUSTERS {
         let created_at = now - Duration::days(spec.age_days);
         let deleted_at = spec.deleted_days_ago.map(|d| now - Duration::days(d));
@@ -134,20 +135,28 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
     Ok(true)
 }
 
-/// The subscriptions, the users and the region's zones (az1 offline).
-async fn seed_people(app: &App, password: &str) -> Result<Vec<Subscription>, DemoError> {
-    let store = &app.store;
-    let now = app.now();
-    let mut subscriptions = Vec::new();
-    for (slug, name) in [("contoso", "Contoso Ltd"), ("fabrikam", "Fabrikam Inc")] {
-        let subscription = Subscription {
+fn subscriptions(now: DateTime<Utc>) -> Vec<Subscription> {
+    [("contoso", "Contoso Ltd"), ("fabrikam", "Fabrikam Inc")]
+        .into_iter()
+        .map(|(slug, name)| Subscription {
             id: Uuid::new_v4(),
             slug: slug.into(),
             name: name.into(),
             created_at: now - Duration::days(400),
-        };
-        store.create_subscription(&subscription).await?;
-        subscriptions.push(subscription);
+        })
+        .collect()
+}
+
+/// Stores the subscriptions, the users and the region's zones (az1 offline).
+async fn seed_people(
+    app: &App,
+    subscriptions: &[Subscription],
+    password: &str,
+) -> Result<(), DemoError> {
+    let store = &app.store;
+    let now = app.now();
+    for subscription in subscriptions {
+        store.create_subscription(subscription).await?;
     }
     let password_hash = password::hash(password).await?;
     for (email, name, role, subscription, time_zone) in USERS {
@@ -159,7 +168,7 @@ async fn seed_people(app: &App, password: &str) -> Result<Vec<Subscription>, Dem
                     display_name: name.into(),
                     password_hash: password_hash.clone(),
                     role,
-                    subscription_id: subscription.map(|slug| subscription_id(&subscriptions, slug)),
+                    subscription_id: subscription.map(|slug| subscription_id(subscriptions, slug)),
                     time_zone: time_zone.into(),
                     disabled: false,
                     created_at: now - Duration::days(300),
@@ -173,7 +182,7 @@ async fn seed_people(app: &App, password: &str) -> Result<Vec<Subscription>, Dem
             .ensure_zone(REGION, zone, zone != Zone::Az1, now)
             .await?;
     }
-    Ok(subscriptions)
+    Ok(())
 }
 
 fn subscription_id(subscriptions: &[Subscription], slug: &str) -> Uuid {
@@ -230,6 +239,9 @@ const SAMPLE_ROWS: i64 = 20_000;
 ///   before them get `no_backup_in_online_zone`;
 /// - `old-billing` is created, filled, then deleted: its server stops and
 ///   its backups stay, restorable for the grace period.
+///
+/// The desk's database is written only once every cluster exists, so a
+/// failed creation can simply be run again.
 pub async fn seed_fleet(
     app: &App,
     fleet: &PgBackRestBackend,
@@ -238,7 +250,7 @@ pub async fn seed_fleet(
     if !app.store.is_empty().await? {
         return Ok(false);
     }
-    let subscriptions = seed_people(app, password).await?;
+    let subscriptions = subscriptions(app.now());
     let version = fleet.server_major_version().await?;
     let builds = CLUSTERS.iter().map(|spec| {
         let subscriptions = &subscriptions;
@@ -272,7 +284,9 @@ pub async fn seed_fleet(
             Ok::<_, DemoError>(cluster)
         }
     });
-    for cluster in futures::future::try_join_all(builds).await? {
+    let clusters = futures::future::try_join_all(builds).await?;
+    seed_people(app, &subscriptions, password).await?;
+    for cluster in clusters {
         app.store.insert_cluster(&cluster).await?;
     }
     Ok(true)

@@ -185,24 +185,7 @@ impl Drop for TestFleet {
         for zone in Zone::ALL {
             self.set_zone_readable(zone, true);
         }
-        let fleet = self.root.path().join("fleet");
-        for parent in ["clusters", "restores"] {
-            let Ok(entries) = std::fs::read_dir(fleet.join(parent)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let data = entry.path().join("data");
-                if data.join("postmaster.pid").exists() {
-                    let _ = std::process::Command::new("runuser")
-                        .args(["-u", "postgres", "--"])
-                        .arg(Path::new(PG_BIN).join("pg_ctl"))
-                        .args(["stop", "-m", "immediate", "-w", "-D"])
-                        .arg(&data)
-                        .current_dir("/")
-                        .output();
-                }
-            }
-        }
+        common::stop_fleet_servers(&self.root.path().join("fleet"));
     }
 }
 

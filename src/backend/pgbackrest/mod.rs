@@ -507,12 +507,17 @@ impl PgBackRestBackend {
         let mut conn = sqlx::PgConnection::connect_with(&options)
             .await
             .map_err(fail)?;
-        sqlx::query(&format!(
+        sqlx::query(
             "CREATE TABLE IF NOT EXISTS sample_rows (\
                id bigserial PRIMARY KEY, \
                created_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
-               note text NOT NULL); \
-             ALTER TABLE sample_rows OWNER TO \"{}\"",
+               note text NOT NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(fail)?;
+        sqlx::query(&format!(
+            "ALTER TABLE sample_rows OWNER TO \"{}\"",
             cluster.connection.user
         ))
         .execute(&mut conn)
