@@ -116,7 +116,7 @@ pub async fn build_with_fleet(
             None,
         ),
         BackendKind::Pgbackrest => {
-            let fleet = Arc::new(PgBackRestBackend::open(settings.fleet(), store.clone())?);
+            let fleet = Arc::new(PgBackRestBackend::open(settings.fleet(), store.clone()).await?);
             (fleet.clone(), Some(fleet))
         }
     };

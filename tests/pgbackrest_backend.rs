@@ -65,7 +65,11 @@ impl TestFleet {
             ports,
             replay_timeout: StdDuration::from_secs(120),
         };
-        let backend = Arc::new(PgBackRestBackend::open(config, store.clone()).expect("open fleet"));
+        let backend = Arc::new(
+            PgBackRestBackend::open(config, store.clone())
+                .await
+                .expect("open fleet"),
+        );
         TestFleet {
             root,
             backend,

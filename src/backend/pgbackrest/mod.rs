@@ -161,12 +161,29 @@ fn restore_percent(line: &str) -> Option<f64> {
 impl PgBackRestBackend {
     /// Sets up the fleet folder (owned by the fleet's OS user) and checks
     /// the account. Starts nothing.
-    pub fn open(config: FleetConfig, store: DynStore) -> Result<PgBackRestBackend, FleetError> {
+    pub async fn open(
+        config: FleetConfig,
+        store: DynStore,
+    ) -> Result<PgBackRestBackend, FleetError> {
         let user = OsUser::lookup(&config.os_user).map_err(FleetError)?;
         let layout = Layout::new(&config.fleet_dir).map_err(FleetError)?;
         layout
             .prepare(&user)
             .map_err(|e| FleetError(format!("preparing {}: {e}", layout.root().display())))?;
+        // Every parent folder must let the fleet's user through.
+        let mut probe = user.command("/usr/bin/test", Path::new("/"));
+        probe.arg("-w").arg(layout.root());
+        let reachable = run_quiet(probe, StdDuration::from_secs(10))
+            .await
+            .map_err(|e| FleetError(e.to_string()))?;
+        if !reachable.success() {
+            return Err(FleetError(format!(
+                "FLEET_DIR {} cannot be reached by the OS user {}: every folder above it \
+                 must be searchable by others (chmod o+x)",
+                layout.root().display(),
+                config.os_user
+            )));
+        }
         let cipher_base = layout
             .cipher_base(config.cipher_pass.as_deref())
             .map_err(|e| FleetError(format!("reading the fleet's passphrase: {e}")))?;
@@ -1059,24 +1076,55 @@ impl Backend for PgBackRestBackend {
             .arg("restore");
         let detail = format!("restoring snapshot {} from {}", plan.snapshot_id, plan.zone);
         progress.report(0.0, &detail);
-        let mut last_reported = 0.0;
-        let finished = run_tracked(
-            command,
-            StdDuration::from_secs(6 * 3600),
-            cancel,
-            Some(&home.restore_pid()),
-            |line| {
-                if let Some(percent) = restore_percent(line) {
-                    let fraction = (percent / 100.0).clamp(0.0, 1.0);
-                    if fraction - last_reported >= 0.01 || fraction >= 1.0 {
-                        last_reported = fraction;
-                        progress.report(fraction, &detail);
+        // Like the sandbox, give up when an admin takes the zone offline.
+        let stop = cancel.child_token();
+        let went_offline = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+                }
+                if let Ok(online) = self.store.online_zones(&job.source.region).await {
+                    if !online.contains(plan.zone) {
+                        went_offline.store(true, std::sync::atomic::Ordering::SeqCst);
+                        stop.cancel();
+                        return;
                     }
                 }
-            },
-        )
-        .await
-        .map_err(RunError::into_step)?;
+            }
+        };
+        let mut last_reported = 0.0;
+        let restore = async {
+            let outcome = run_tracked(
+                command,
+                StdDuration::from_secs(6 * 3600),
+                &stop,
+                Some(&home.restore_pid()),
+                |line| {
+                    if let Some(percent) = restore_percent(line) {
+                        let fraction = (percent / 100.0).clamp(0.0, 1.0);
+                        if fraction - last_reported >= 0.01 || fraction >= 1.0 {
+                            last_reported = fraction;
+                            progress.report(fraction, &detail);
+                        }
+                    }
+                },
+            )
+            .await;
+            stop.cancel();
+            outcome
+        };
+        let (outcome, ()) = tokio::join!(restore, watch);
+        let finished = match outcome {
+            Err(RunError::Cancelled) if went_offline.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(StepError::retryable(
+                    "zone_offline",
+                    format!("zone {} went offline while restoring from it", plan.zone),
+                ));
+            }
+            other => other.map_err(RunError::into_step)?,
+        };
         if !finished.success() {
             return Err(exit::restore_failure(
                 finished.code(),
