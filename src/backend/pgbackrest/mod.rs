@@ -1206,6 +1206,11 @@ impl Backend for PgBackRestBackend {
             }
             Err(other) => return Err(server_step("replaying the log", other)),
         };
+        // Restarted since its promotion, the server no longer says.
+        let replayed = replayed.or_else(|| {
+            let log = std::fs::read_to_string(home.server_log()).ok()?;
+            server::last_completed_transaction(&log)
+        });
         state.promoted = true;
         state.last_replayed_commit = replayed;
         self.write_state(&home, &state)?;

@@ -182,6 +182,18 @@ impl Server<'_> {
     }
 }
 
+/// The commit time recovery logged as its last replayed transaction
+/// ("last completed transaction was at log time …"), for when the server
+/// was restarted since and `pg_last_xact_replay_timestamp()` forgot it.
+pub fn last_completed_transaction(log: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    const MARK: &str = "last completed transaction was at log time ";
+    let line = log.lines().rfind(|l| l.contains(MARK))?;
+    let stamp = line.split(MARK).nth(1)?.trim();
+    chrono::DateTime::parse_from_str(&format!("{stamp}00"), "%Y-%m-%d %H:%M:%S%.f%z")
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// The last FATAL or PANIC line of a server log that explains a stop.
 /// Connection attempts refused during start-up and shutdown are logged as
 /// FATAL too; they explain nothing and are skipped.
@@ -223,5 +235,16 @@ mod tests {
             last_error_line("LOG: database system is ready to accept connections"),
             None
         );
+    }
+
+    #[test]
+    fn the_last_replayed_commit_is_read_back_from_the_log() {
+        let log = "2026-11-25 13:12:14.087 UTC [5802] LOG:  last completed transaction was \
+                   at log time 2026-11-25 13:12:07.06894+00\n";
+        assert_eq!(
+            last_completed_transaction(log).map(|t| t.to_rfc3339()),
+            Some("2026-11-25T13:12:07.068940+00:00".to_string())
+        );
+        assert_eq!(last_completed_transaction("LOG: redo done"), None);
     }
 }
