@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
 use crate::domain::actor::Role;
 use crate::store::{self, DynStore, Subscription, User};
-use crate::{demo, password, web};
+use crate::{demo, engine, notify, password, web};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the web desk and run restore workers.
     Serve,
+    /// Run restore workers and scheduled duties only (no web server).
+    Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Seed an empty database with the demo data, then serve it.
@@ -120,11 +122,15 @@ pub async fn build_with_fleet(
             (fleet.clone(), Some(fleet))
         }
     };
+    let mailer = notify::mailer(&settings).map_err(anyhow::Error::msg)?;
     let app = App {
         settings: Arc::new(settings),
         store,
         backend,
         clock,
+        mailer,
+        work_ready: Arc::new(tokio::sync::Notify::new()),
+        mail_ready: Arc::new(tokio::sync::Notify::new()),
     };
     Ok((app, fleet))
 }
@@ -165,13 +171,31 @@ pub fn shutdown_signal() -> CancellationToken {
     token
 }
 
+/// The web desk, with workers and duties beside it.
 async fn serve(app: App) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&app.settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", app.settings.bind))?;
     let shutdown = shutdown_signal();
+    let mut engine = engine::spawn(app.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, backend = app.backend.name(), "serving");
-    web::serve(app, listener, shutdown).await?;
+    let served = web::serve(app, listener, shutdown.clone()).await;
+    shutdown.cancel();
+    while engine.join_next().await.is_some() {}
+    served?;
+    Ok(())
+}
+
+/// Workers and duties only, until a signal; then leases are released.
+async fn work(app: App) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
+    tracing::info!(
+        workers = app.settings.workers,
+        backend = app.backend.name(),
+        "working"
+    );
+    let mut engine = engine::spawn(app, shutdown);
+    while engine.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -253,6 +277,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 start_fleet(fleet, CancellationToken::new()).await?;
             }
             serve(app).await
+        }
+        Command::Worker => {
+            let (app, fleet) = build_with_fleet(settings, clock).await?;
+            if let Some(fleet) = &fleet {
+                start_fleet(fleet, CancellationToken::new()).await?;
+            }
+            work(app).await
         }
         Command::StopFleet => {
             let (_, fleet) = build_with_fleet(settings, clock).await?;

@@ -106,6 +106,16 @@ pub struct Settings {
     #[arg(long, env = "RETRY_BASE_MS", default_value_t = 2000, global = true)]
     pub retry_base_ms: i64,
 
+    /// On shutdown, how long a running restore step may take to finish
+    /// before it is interrupted and its lease released for another worker.
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+
     /// Staff are warned when an open ticket's deadline is this close.
     #[arg(
         long,
@@ -258,6 +268,12 @@ impl Settings {
         if self.workers == 0 {
             return Err("WORKERS must be at least 1".into());
         }
+        if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return Err(format!(
+                "MAIL_FROM {:?} is not an address: {e}",
+                self.mail_from
+            ));
+        }
         if let Some(url) = &self.smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
                 return Err(format!(
@@ -288,6 +304,7 @@ impl fmt::Debug for Settings {
             .field("lease_seconds", &self.lease_seconds)
             .field("max_attempts", &self.max_attempts)
             .field("retry_base_ms", &self.retry_base_ms)
+            .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("deadline_warning_hours", &self.deadline_warning_hours)
             .field("scheduler_seconds", &self.scheduler_seconds)
             .field("log_format", &self.log_format)

@@ -12,6 +12,8 @@ pub mod demo;
 pub mod desk;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
+pub mod engine;
+pub mod metrics;
 pub mod notify;
 pub mod password;
 /// Persistence behind one trait, for SQLite and PostgreSQL.

@@ -190,3 +190,89 @@ fn a_bad_setting_is_one_clear_line() {
         .unwrap();
     assert_one_line_failure(&output, "RETENTION_DAYS must be between 1 and 3650");
 }
+
+#[tokio::test]
+async fn user_create_adds_people_who_can_sign_in() {
+    let db = TestDb::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let created = desk(&db.url, dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Carol@Contoso.example",
+            "--role",
+            "customer",
+        ])
+        .args([
+            "--subscription",
+            "contoso",
+            "--name",
+            "Carol",
+            "--time-zone",
+            "Europe/Paris",
+        ])
+        .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    assert!(
+        String::from_utf8_lossy(&created.stdout).contains("created customer carol@contoso.example")
+    );
+    let staff = desk(&db.url, dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "dan@support.example",
+            "--role",
+            "staff",
+        ])
+        .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+        .output()
+        .unwrap();
+    assert!(staff.status.success(), "{staff:?}");
+
+    let store = db.store().await;
+    let carol = store
+        .user_by_email("carol@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(carol.role, restore_desk::domain::actor::Role::Customer);
+    assert_eq!(carol.time_zone, "Europe/Paris");
+    let contoso = store
+        .subscription_by_slug("contoso")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(carol.subscription_id, Some(contoso.id));
+    assert!(restore_desk::password::verify("long enough", &carol.password_hash).await);
+    assert!(!carol.password_hash.contains("long enough"));
+
+    for (args, expected) in [
+        (
+            vec!["--email", "eve@x.example", "--role", "customer"],
+            "a customer needs --subscription",
+        ),
+        (
+            vec!["--email", "dan@support.example", "--role", "staff"],
+            "already exists",
+        ),
+        (
+            vec!["--email", "sys@x.example", "--role", "system"],
+            "system is not a role",
+        ),
+    ] {
+        let output = desk(&db.url, dir.path())
+            .args(["user", "create"])
+            .args(&args)
+            .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}

@@ -53,6 +53,8 @@ conformance!(
     internal_messages_are_filtered_out,
     sandbox_catalog_round_trips_and_expires,
     users_tokens_and_zones,
+    a_duty_has_one_holder_at_a_time,
+    commits_with_new_work_notify_other_processes,
 );
 
 fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
@@ -1029,4 +1031,45 @@ async fn users_tokens_and_zones(db: TestDb) {
         log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         vec!["zone_online", "disable_user"]
     );
+}
+
+async fn a_duty_has_one_holder_at_a_time(db: TestDb) {
+    let store = db.store().await;
+    let ttl = Duration::seconds(60);
+    let at = |s| t0() + Duration::seconds(s);
+    assert!(store.take_duty("backups", "a", at(0), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "b", at(10), ttl).await.unwrap());
+    assert!(store.take_duty("backups", "a", at(20), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "b", at(79), ttl).await.unwrap());
+    assert!(store.take_duty("other", "b", at(79), ttl).await.unwrap());
+    // a stopped renewing at 20: its lease ran out at 80.
+    assert!(store.take_duty("backups", "b", at(80), ttl).await.unwrap());
+    assert!(!store.take_duty("backups", "a", at(81), ttl).await.unwrap());
+}
+
+async fn commits_with_new_work_notify_other_processes(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let Some(mut wake_ups) = store.wake_ups().await.unwrap() else {
+        assert_eq!(store.kind(), StoreKind::Sqlite, "only SQLite goes without");
+        return;
+    };
+    let ticket = create(&store, new_ticket(&seed, 1, TicketState::Approved, "copy")).await;
+    let mut commit = Commit::at(t0());
+    commit.job = Some(JobWrite::Create(NewJob {
+        id: Uuid::new_v4(),
+        ticket_id: ticket.id,
+        source_cluster_id: seed.orders.id,
+        target_time: ticket.target_time,
+        new_cluster_id: Uuid::new_v4(),
+    }));
+    store.commit(&commit).await.unwrap();
+    let limit = std::time::Duration::from_secs(10);
+    let next = tokio::time::timeout(limit, wake_ups.recv()).await.unwrap();
+    assert_eq!(next, Some(WakeUp::Work));
+    let mut mail = Commit::at(t0());
+    mail.outbox.push(outbox(&ticket, "hello"));
+    store.commit(&mail).await.unwrap();
+    let next = tokio::time::timeout(limit, wake_ups.recv()).await.unwrap();
+    assert_eq!(next, Some(WakeUp::Mail));
 }

@@ -186,6 +186,7 @@ CREATE TABLE restore_jobs (
     run_after           TEXT NOT NULL,                -- not before: backoff between attempts
     new_cluster_id      BLOB NOT NULL,
     snapshot_id         TEXT,
+    snapshot_finished_at TEXT,
     zone                TEXT CHECK (zone IN ('az1', 'az2', 'az3')),
     progress            INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
     step_detail         TEXT NOT NULL DEFAULT '',
@@ -228,3 +229,11 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX outbox_recent ON outbox (created_at);
+
+-- Periodic duties (automatic backups, expiry, deadline warnings, the stall
+-- watchdog) run in one process at a time: whoever holds the lease.
+CREATE TABLE duty_leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::catalog::{Catalog, RestorePlan, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
-use crate::domain::restore_job::StepFailure;
+use crate::domain::restore_job::{JobState, StepFailure};
 use crate::domain::verification::ObservedCluster;
 
 /// What a step needs to know about its job.
@@ -158,6 +158,12 @@ pub trait Backend: Send + Sync {
 
     /// Removes whatever a run built. Harmless when nothing was built.
     async fn teardown(&self, job: &JobContext) -> Result<(), StepError>;
+
+    /// How long `step` may go without progress before the watchdog flags it.
+    fn step_bound(&self, step: JobState) -> std::time::Duration {
+        let _ = step;
+        std::time::Duration::from_secs(15 * 60)
+    }
 
     /// Automatic backups and retention expiry, run on a schedule.
     async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError>;

@@ -270,7 +270,7 @@ pub async fn file_ticket(
     )
     .await?;
     commit.ticket = Some(TicketWrite::Create(new));
-    match app.store.commit(&commit).await {
+    match app.commit(&commit).await {
         Ok(()) => {}
         // Another request took the name between the check and the commit.
         Err(StoreError::Duplicate(Unique::ClusterName)) => {
@@ -281,6 +281,7 @@ pub async fn file_ticket(
         }
         Err(other) => return Err(other.into()),
     }
+    metrics::counter!("restore_desk_tickets_filed_total").increment(1);
     tracing::info!(ticket = %ticket.reference(), cluster = %cluster.name, "restore request filed");
     app.store
         .ticket(ticket.id, Scope::Everything)

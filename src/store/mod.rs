@@ -126,6 +126,9 @@ pub trait Store: Send + Sync + 'static {
     /// Brings the schema up to date; refuses a schema newer than this build.
     async fn migrate(&self) -> Result<(), OpenError>;
     async fn ping(&self) -> StoreResult<()>;
+    /// Commits in other processes that created work, if the database can
+    /// tell (PostgreSQL can; SQLite serves one process).
+    async fn wake_ups(&self) -> StoreResult<Option<WakeUps>>;
     /// True before anything was seeded: no subscription and no user.
     async fn is_empty(&self) -> StoreResult<bool>;
 
@@ -251,6 +254,16 @@ pub trait Store: Send + Sync + 'static {
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()>;
 
+    /// Takes or renews the lease on a periodic duty; false while another
+    /// owner holds it.
+    async fn take_duty(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+
     // Outbox.
     /// Claims due messages for sending, marking each attempt.
     async fn claim_outbox(
@@ -263,9 +276,22 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool>;
     async fn outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>>;
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Rows per state of `tickets` or `restore_jobs`.
+    async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Work that another process committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeUp {
+    /// A restore job became runnable.
+    Work,
+    /// Emails were written to the outbox.
+    Mail,
+}
+
+pub type WakeUps = tokio::sync::mpsc::UnboundedReceiver<WakeUp>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -19,6 +19,41 @@ mod dialect {
     /// Concurrent claimers skip rows another worker is claiming.
     pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
     pub const FOR_UPDATE: &str = " FOR UPDATE";
+    /// Sent inside the committing transaction, so listeners in other
+    /// processes hear of new work exactly when it becomes visible.
+    pub const NOTIFY_WORK: Option<&str> = Some("NOTIFY restore_desk_work");
+    pub const NOTIFY_MAIL: Option<&str> = Some("NOTIFY restore_desk_mail");
+}
+
+/// Forwards the notifications of commits in any process to this one.
+async fn listen(pool: &sqlx::PgPool) -> super::StoreResult<Option<super::WakeUps>> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener
+        .listen_all(["restore_desk_work", "restore_desk_mail"])
+        .await?;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            // recv reconnects by itself after a lost connection.
+            match listener.recv().await {
+                Ok(note) => {
+                    let wake = if note.channel() == "restore_desk_mail" {
+                        super::WakeUp::Mail
+                    } else {
+                        super::WakeUp::Work
+                    };
+                    if sender.send(wake).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "notification listener failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(Some(receiver))
 }
 
 #[path = "sql.rs"]

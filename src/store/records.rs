@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::actor::{Actor, Role};
-use crate::domain::catalog::{Zone, ZoneSet};
+use crate::domain::catalog::{RestorePlan, Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{JobState, StepFailure};
 use crate::domain::sla::Severity;
@@ -262,6 +262,7 @@ pub struct RestoreJob {
     pub run_after: DateTime<Utc>,
     pub new_cluster_id: Uuid,
     pub snapshot_id: Option<String>,
+    pub snapshot_finished_at: Option<DateTime<Utc>>,
     pub zone: Option<Zone>,
     pub progress: i64,
     pub step_detail: String,
@@ -281,6 +282,15 @@ pub struct RestoreJob {
 }
 
 impl RestoreJob {
+    /// Where this run restores from, once the snapshot restore has chosen.
+    pub fn plan(&self) -> Option<RestorePlan> {
+        Some(RestorePlan {
+            snapshot_id: self.snapshot_id.clone()?,
+            snapshot_finished_at: self.snapshot_finished_at?,
+            zone: self.zone?,
+        })
+    }
+
     /// The fence a worker holding this claim writes with.
     pub fn fence(&self, now: DateTime<Utc>) -> Fence {
         Fence {
@@ -349,7 +359,7 @@ pub struct JobChange {
 /// What a finished step learned, stored with its state change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobOutputs {
-    pub snapshot: Option<(String, Zone)>,
+    pub snapshot: Option<RestorePlan>,
     pub reached_point: Option<DateTime<Utc>>,
     pub verification_report: Option<VerificationReport>,
     pub progress: Option<i64>,

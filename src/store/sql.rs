@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use sqlx::{Pool, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{Db, KIND, MIGRATOR, dialect};
+use super::{Db, KIND, MIGRATOR, dialect, listen};
 use crate::domain::actor::Role;
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
@@ -28,6 +28,10 @@ pub struct SqlStore {
     pub(super) pool: Pool<Db>,
     pub(super) url: String,
 }
+
+// Single-statement writes (claims, heartbeats, counters) run without an
+// explicit transaction: one statement is atomic in both databases, and in
+// SQLite a writing statement takes the write lock before it reads.
 
 impl SqlStore {
     /// The pool, for the session store and for tests.
@@ -191,7 +195,7 @@ fn event_row(r: &DbRow) -> Result<Event, sqlx::Error> {
 }
 
 const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
-    run_after, new_cluster_id, snapshot_id, zone, progress, step_detail, lease_owner, \
+    run_after, new_cluster_id, snapshot_id, snapshot_finished_at, zone, progress, step_detail, lease_owner, \
     lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
     stalled_since, reached_point, verification_report, created_at, updated_at, finished_at";
 
@@ -208,6 +212,7 @@ fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
         run_after: r.try_get("run_after")?,
         new_cluster_id: r.try_get("new_cluster_id")?,
         snapshot_id: r.try_get("snapshot_id")?,
+        snapshot_finished_at: r.try_get("snapshot_finished_at")?,
         zone: zone.map(decode).transpose()?,
         progress: r.try_get("progress")?,
         step_detail: r.try_get("step_detail")?,
@@ -399,6 +404,7 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
         job.run += 1;
         job.new_cluster_id = new_cluster_id;
         job.snapshot_id = None;
+        job.snapshot_finished_at = None;
         job.zone = None;
         job.reached_point = None;
         job.verification_report = None;
@@ -426,9 +432,10 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
         job.last_error = Some(failure.message.clone());
     }
     let outputs = &c.outputs;
-    if let Some((snapshot_id, zone)) = &outputs.snapshot {
-        job.snapshot_id = Some(snapshot_id.clone());
-        job.zone = Some(*zone);
+    if let Some(plan) = &outputs.snapshot {
+        job.snapshot_id = Some(plan.snapshot_id.clone());
+        job.snapshot_finished_at = Some(plan.snapshot_finished_at);
+        job.zone = Some(plan.zone);
     }
     if let Some(point) = outputs.reached_point {
         job.reached_point = Some(point);
@@ -455,7 +462,8 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
            new_cluster_id = $5, snapshot_id = $6, zone = $7, progress = $8, step_detail = $9, \
            lease_owner = $10, lease_expires_at = $11, last_error_code = $12, last_error = $13, \
            step_started_at = $14, progress_at = $15, stalled_since = $16, reached_point = $17, \
-           verification_report = $18, updated_at = $19, finished_at = $20 \
+           verification_report = $18, updated_at = $19, finished_at = $20, \
+           snapshot_finished_at = $24 \
          WHERE id = $21 AND state = $22 AND lease_token = $23",
     )
     .bind(job.state.as_str())
@@ -481,6 +489,7 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
     .bind(job.id)
     .bind(old_state.as_str())
     .bind(old_token)
+    .bind(job.snapshot_finished_at)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
@@ -613,6 +622,12 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     for message in &c.outbox {
         insert_outbox(tx, message, c.at).await?;
     }
+    if let (Some(notify), Some(_)) = (dialect::NOTIFY_WORK, &c.job) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
+    if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -628,6 +643,10 @@ impl Store for SqlStore {
             .run(&self.pool)
             .await
             .map_err(|e| migration_error(&self.url, e, known))
+    }
+
+    async fn wake_ups(&self) -> StoreResult<Option<WakeUps>> {
+        listen(&self.pool).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -1147,7 +1166,6 @@ impl Store for SqlStore {
     }
 
     async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
-        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE sandbox_faults SET remaining = remaining - 1 WHERE id = ( \
                SELECT id FROM sandbox_faults WHERE step = $1 AND remaining > 0 \
@@ -1156,20 +1174,17 @@ impl Store for SqlStore {
             dialect::SKIP_LOCKED
         ))
         .bind(step)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(row.as_ref().map(fault_row).transpose()?)
     }
 
     async fn allocate_ticket_number(&self) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
         let number: i64 = sqlx::query_scalar(
             "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(number)
     }
 
@@ -1374,7 +1389,6 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Option<RestoreJob>> {
-        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
                lease_expires_at = $3, updated_at = $2 \
@@ -1389,9 +1403,8 @@ impl Store for SqlStore {
         .bind(worker)
         .bind(now)
         .bind(now + lease)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(row.as_ref().map(job_row).transpose()?)
     }
 
@@ -1401,7 +1414,6 @@ impl Store for SqlStore {
         lease: Duration,
         progress: Option<&ProgressUpdate>,
     ) -> StoreResult<Option<JobState>> {
-        let mut tx = self.begin_write().await?;
         let state: Option<String> = sqlx::query_scalar(
             "UPDATE restore_jobs SET lease_expires_at = $1, updated_at = $2, \
                progress = COALESCE($3, progress), step_detail = COALESCE($4, step_detail), \
@@ -1418,9 +1430,8 @@ impl Store for SqlStore {
         .bind(fence.job_id)
         .bind(fence.token)
         .bind(&fence.owner)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(state.map(decode).transpose()?)
     }
 
@@ -1457,13 +1468,35 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn take_duty(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO duty_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+               expires_at = excluded.expires_at \
+             WHERE duty_leases.owner = excluded.owner OR duty_leases.expires_at <= $4 \
+             RETURNING owner",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now + ttl)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
+    }
+
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         claim_for: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
              WHERE id IN ( \
@@ -1477,9 +1510,8 @@ impl Store for SqlStore {
         .bind(now)
         .bind(now + claim_for)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
     }
 
@@ -1527,6 +1559,23 @@ impl Store for SqlStore {
                 .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>> {
+        // The table name is one of two constants, never user input.
+        let table = match table {
+            "restore_jobs" => "restore_jobs",
+            _ => "tickets",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT state, COUNT(*) AS n FROM {table} GROUP BY state ORDER BY state"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }

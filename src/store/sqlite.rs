@@ -21,6 +21,14 @@ mod dialect {
     /// Writers are serialized by the lock above, so a claim needs no row locks.
     pub const SKIP_LOCKED: &str = "";
     pub const FOR_UPDATE: &str = "";
+    /// One process per SQLite file: its own notifications suffice.
+    pub const NOTIFY_WORK: Option<&str> = None;
+    pub const NOTIFY_MAIL: Option<&str> = None;
+}
+
+/// SQLite has no cross-process notifications.
+async fn listen(_pool: &sqlx::SqlitePool) -> super::StoreResult<Option<super::WakeUps>> {
+    Ok(None)
 }
 
 #[path = "sql.rs"]

@@ -1,0 +1,389 @@
+//! Engine figures: no-op restore jobs drained per second by `restore-desk
+//! worker` processes, against a hand-written loop that claims each job the
+//! same way and commits the same durable writes (the six state changes with
+//! their events, the ticket's two changes, the new cluster's record and the
+//! two emails) with none of the engine around them; and the latency from a
+//! job's commit to its first step, against one INSERT + COMMIT.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::support::{
+    BIN, BenchDb, Db, Figure, Target, desk, percentile, quick, seed_jobs, wait_until,
+};
+
+pub async fn run() -> Vec<Figure> {
+    let jobs = if quick() { 300 } else { 1500 };
+    let mut figures = Vec::new();
+    for db in [Db::Sqlite, Db::Postgres] {
+        for processes in [1, 2] {
+            let ours = ours_throughput(db, processes, jobs).await;
+            let baseline = baseline_throughput(db, processes, jobs).await;
+            figures.push(Figure::new(
+                format!(
+                    "engine: no-op jobs drained/s, {}, {processes} process(es)",
+                    db.name()
+                ),
+                ours,
+                baseline,
+                "jobs/s",
+                Target::AtLeast(0.5),
+            ));
+        }
+        let (ours, baseline) = first_step_latency(db).await;
+        figures.push(Figure::new(
+            format!("engine: job commit -> first step p50, {}", db.name()),
+            ours,
+            baseline,
+            "ms",
+            Target::AtMost(3.0),
+        ));
+    }
+    figures
+}
+
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn count_done(url: &str) -> i64 {
+    scalar(
+        url,
+        "SELECT COUNT(*) FROM restore_jobs WHERE state = 'succeeded'",
+    )
+    .await
+}
+
+async fn scalar(url: &str, sql: &str) -> i64 {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+/// Seconds from the first job's start to the last job's success, from the
+/// events the engine committed: process start-up is not counted.
+async fn busy_seconds(url: &str) -> f64 {
+    let sql = "SELECT MIN(created_at) AS first, MAX(created_at) AS last FROM events \
+               WHERE action IN ('job_start', 'job_succeeded')";
+    let (first, last): (DateTime<Utc>, DateTime<Utc>) = if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let row = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        row
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let row = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        row
+    };
+    (last - first).num_microseconds().unwrap() as f64 / 1e6
+}
+
+async fn ours_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
+    let bench_db = BenchDb::new(db).await;
+    let app = desk(&bench_db, &[]).await;
+    seed_jobs(&app, 100_000, jobs).await;
+    drop(app);
+    let mail = tempfile::tempdir().unwrap();
+    let workers = Workers(
+        (0..processes)
+            .map(|_| {
+                Command::new(BIN)
+                    .arg("worker")
+                    .env("DATABASE_URL", &bench_db.url)
+                    .env("SANDBOX_STEP_MS", "0")
+                    .env("WORKERS", "2")
+                    .env("SCHEDULER_SECONDS", "3600")
+                    .env("RUST_LOG", "error")
+                    .env("MAIL_DIR", mail.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("worker")
+            })
+            .collect(),
+    );
+    let url = bench_db.url.clone();
+    wait_until(StdDuration::from_secs(900), async || {
+        count_done(&url).await == jobs
+    })
+    .await;
+    drop(workers);
+    let seconds = busy_seconds(&bench_db.url).await;
+    bench_db.drop_now().await;
+    jobs as f64 / seconds
+}
+
+/// The same durable writes, committed by a plain loop.
+macro_rules! baseline_loop {
+    ($name:ident, $pool:ty, $begin:expr, $skip_locked:expr) => {
+        async fn $name(pool: $pool, worker: String, started: std::sync::Arc<std::sync::Mutex<Option<Instant>>>) {
+            let steps = [
+                ("queued", "provisioning", 0_i64),
+                ("provisioning", "restoring_snapshot", 10),
+                ("restoring_snapshot", "replaying_log", 60),
+                ("replaying_log", "verifying", 85),
+                ("verifying", "finalizing", 95),
+                ("finalizing", "succeeded", 100),
+            ];
+            loop {
+                let now = Utc::now();
+                let claimed: Option<(Uuid, Uuid, i64, Uuid, Uuid)> = sqlx::query_as(&format!(
+                    "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
+                       lease_expires_at = $3, updated_at = $2 \
+                     WHERE id = (SELECT id FROM restore_jobs \
+                       WHERE state NOT IN ('succeeded', 'failed', 'cancelled') AND run_after <= $2 \
+                         AND (lease_owner IS NULL OR lease_expires_at <= $2) \
+                       ORDER BY run_after LIMIT 1{}) \
+                     RETURNING id, ticket_id, lease_token, new_cluster_id, source_cluster_id",
+                    $skip_locked
+                ))
+                .bind(&worker)
+                .bind(now)
+                .bind(now + chrono::Duration::seconds(30))
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+                let Some((job, ticket, token, new_cluster, source)) = claimed else {
+                    return;
+                };
+                started.lock().unwrap().get_or_insert_with(Instant::now);
+                for (from, to, progress) in steps {
+                    let now = Utc::now();
+                    let mut tx = pool.begin_with($begin).await.unwrap();
+                    let done = sqlx::query(
+                        "UPDATE restore_jobs SET state = $1, attempt = 1, progress = $2, \
+                           step_started_at = $3, progress_at = $3, updated_at = $3, \
+                           finished_at = CASE WHEN $1 = 'succeeded' THEN $3 ELSE NULL END, \
+                           lease_owner = CASE WHEN $1 = 'succeeded' THEN NULL ELSE lease_owner END \
+                         WHERE id = $4 AND state = $5 AND lease_token = $6",
+                    )
+                    .bind(to)
+                    .bind(progress)
+                    .bind(now)
+                    .bind(job)
+                    .bind(from)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    assert_eq!(done.rows_affected(), 1);
+                    sqlx::query(
+                        "INSERT INTO events (ticket_id, job_id, actor_role, action, from_state, \
+                         to_state, detail, created_at) VALUES ($1, $2, 'system', 'job_step', $3, $4, '', $5)",
+                    )
+                    .bind(ticket)
+                    .bind(job)
+                    .bind(from)
+                    .bind(to)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    let ticket_to = match to {
+                        "provisioning" => Some(("approved", "restoring")),
+                        "succeeded" => Some(("restoring", "completed")),
+                        _ => None,
+                    };
+                    if let Some((ticket_from, ticket_to)) = ticket_to {
+                        sqlx::query(
+                            "UPDATE tickets SET state = $1, version = version + 1, updated_at = $2 \
+                             WHERE id = $3 AND state = $4",
+                        )
+                        .bind(ticket_to)
+                        .bind(now)
+                        .bind(ticket)
+                        .bind(ticket_from)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                        sqlx::query(
+                            "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, \
+                             text_body, html_body, status, attempts, next_attempt_at, created_at) \
+                             VALUES ($1, $2, $3, 'notice', 'alice@contoso.example', 'subject', \
+                             'text', '<p>html</p>', 'pending', 0, $4, $4)",
+                        )
+                        .bind(Uuid::new_v4())
+                        .bind(format!("{job}:{to}"))
+                        .bind(ticket)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    }
+                    if to == "restoring_snapshot" {
+                        sqlx::query(
+                            "INSERT INTO clusters (id, subscription_id, resource_group, region, name, \
+                             tier, vcores, storage_gib, node_count, high_availability, server_version, \
+                             host, port, database_name, db_user, status, created_at, \
+                             restored_from_ticket_id, restored_point) \
+                             SELECT $1, subscription_id, resource_group, region, $2, tier, vcores, \
+                             storage_gib, node_count, high_availability, server_version, host, port, \
+                             database_name, db_user, 'building', $3, $4, $3 FROM clusters WHERE id = $5",
+                        )
+                        .bind(new_cluster)
+                        .bind(format!("copy-{new_cluster}"))
+                        .bind(now)
+                        .bind(ticket)
+                        .bind(source)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    }
+                    if to == "succeeded" {
+                        sqlx::query("UPDATE clusters SET status = 'ready' WHERE id = $1")
+                            .bind(new_cluster)
+                            .execute(&mut *tx)
+                            .await
+                            .unwrap();
+                    }
+                    tx.commit().await.unwrap();
+                }
+            }
+        }
+    };
+}
+
+baseline_loop!(baseline_sqlite, sqlx::SqlitePool, "BEGIN IMMEDIATE", "");
+baseline_loop!(
+    baseline_postgres,
+    sqlx::PgPool,
+    "BEGIN",
+    " FOR UPDATE SKIP LOCKED"
+);
+
+async fn baseline_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
+    let bench_db = BenchDb::new(db).await;
+    let app = desk(&bench_db, &[]).await;
+    seed_jobs(&app, 100_000, jobs).await;
+    drop(app);
+    let tasks = processes * 2;
+    let started = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let mut handles = Vec::new();
+    match db {
+        Db::Sqlite => {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&bench_db.url)
+                .unwrap()
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(StdDuration::from_secs(15));
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .unwrap();
+            for i in 0..tasks {
+                handles.push(tokio::spawn(baseline_sqlite(
+                    pool.clone(),
+                    format!("base/{i}"),
+                    started.clone(),
+                )));
+            }
+        }
+        Db::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .connect(&bench_db.url)
+                .await
+                .unwrap();
+            for i in 0..tasks {
+                handles.push(tokio::spawn(baseline_postgres(
+                    pool.clone(),
+                    format!("base/{i}"),
+                    started.clone(),
+                )));
+            }
+        }
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let elapsed = started.lock().unwrap().expect("some job ran").elapsed();
+    assert_eq!(count_done(&bench_db.url).await, jobs);
+    bench_db.drop_now().await;
+    jobs as f64 / elapsed.as_secs_f64()
+}
+
+/// From a job's commit to its first step beginning in a running worker of
+/// the same process, against one INSERT + COMMIT round trip.
+async fn first_step_latency(db: Db) -> (f64, f64) {
+    let samples = if quick() { 30 } else { 120 };
+    let bench_db = BenchDb::new(db).await;
+    let app = desk(&bench_db, &["--workers", "2"]).await;
+    let shutdown = CancellationToken::new();
+    let mut engine = restore_desk::engine::spawn(app.clone(), shutdown.clone());
+    let mut ours = Vec::new();
+    for i in 0..samples {
+        seed_jobs(&app, 200_000 + i, 1).await;
+        let job = wait_for_start(&app, 200_000 + i).await;
+        ours.push((job.0 - job.1).num_microseconds().unwrap() as f64 / 1000.0);
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    while engine.join_next().await.is_some() {}
+
+    let mut baseline = Vec::new();
+    for _ in 0..samples {
+        let at = Utc::now();
+        let started = Instant::now();
+        let mut commit = restore_desk::store::Commit::at(at);
+        commit.events.push(restore_desk::store::NewEvent::admin(
+            restore_desk::domain::actor::Actor::SYSTEM,
+            "bench",
+            "",
+            at,
+        ));
+        app.store.commit(&commit).await.unwrap();
+        baseline.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    bench_db.drop_now().await;
+    (percentile(&mut ours, 50.0), percentile(&mut baseline, 50.0))
+}
+
+/// (first step began, job committed) for the job of ticket `number`.
+async fn wait_for_start(
+    app: &restore_desk::app::App,
+    number: i64,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let ticket = app
+        .store
+        .ticket_by_number(number, restore_desk::store::Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(30);
+    loop {
+        let job = app.store.job_for_ticket(ticket.id).await.unwrap().unwrap();
+        if job.state != restore_desk::domain::restore_job::JobState::Queued {
+            let events = app.store.ticket_events(ticket.id).await.unwrap();
+            let start = events
+                .iter()
+                .find(|e| e.action == "job_start")
+                .map(|e| e.created_at)
+                .unwrap();
+            return (start, job.created_at);
+        }
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(StdDuration::from_millis(2)).await;
+    }
+}

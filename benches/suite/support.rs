@@ -1,0 +1,296 @@
+//! What every benchmark section shares: databases, the desk, percentiles
+//! and the result table.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use sqlx::Connection;
+use uuid::Uuid;
+
+use restore_desk::app::App;
+use restore_desk::clock::SystemClock;
+use restore_desk::domain::catalog::ZoneSet;
+use restore_desk::domain::sla::Severity;
+use restore_desk::domain::ticket::TicketState;
+use restore_desk::domain::validation::ValidationReport;
+use restore_desk::store::{Commit, JobWrite, NewJob, NewTicket, Scope, TicketWrite};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
+
+pub fn quick() -> bool {
+    std::env::var("QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether a ratio meets its target.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// ours / baseline must be at least this (throughput).
+    AtLeast(f64),
+    /// ours / baseline must be at most this (latency, cost).
+    AtMost(f64),
+    /// ours must be at most ratio × baseline + seconds.
+    AtMostPlus(f64, f64),
+    /// Reported, no target.
+    None,
+}
+
+pub struct Figure {
+    pub name: String,
+    pub ours: f64,
+    pub baseline: f64,
+    pub unit: &'static str,
+    pub target: Target,
+}
+
+impl Figure {
+    pub fn new(
+        name: impl Into<String>,
+        ours: f64,
+        baseline: f64,
+        unit: &'static str,
+        target: Target,
+    ) -> Figure {
+        Figure {
+            name: name.into(),
+            ours,
+            baseline,
+            unit,
+            target,
+        }
+    }
+
+    fn ratio(&self) -> f64 {
+        if self.baseline == 0.0 {
+            f64::NAN
+        } else {
+            self.ours / self.baseline
+        }
+    }
+
+    fn verdict(&self) -> (&'static str, String) {
+        let ratio = self.ratio();
+        match self.target {
+            Target::AtLeast(t) => (
+                if ratio >= t { "met" } else { "MISSED" },
+                format!(">= {t}x"),
+            ),
+            Target::AtMost(t) => (
+                if ratio <= t { "met" } else { "MISSED" },
+                format!("<= {t}x"),
+            ),
+            Target::AtMostPlus(t, plus) => (
+                if self.ours <= t * self.baseline + plus {
+                    "met"
+                } else {
+                    "MISSED"
+                },
+                format!("<= {t}x + {plus} s"),
+            ),
+            Target::None => ("", String::from("-")),
+        }
+    }
+}
+
+pub fn print_table(figures: &[Figure]) {
+    println!();
+    println!(
+        "| {:<58} | {:>12} | {:>12} | {:>7} | {:<8} | {:<14} | {:<6} |",
+        "figure", "ours", "baseline", "ratio", "unit", "target", ""
+    );
+    println!(
+        "|{:-<60}|{:->14}|{:->14}|{:->9}|{:-<10}|{:-<16}|{:-<8}|",
+        "", "", "", "", "", "", ""
+    );
+    for f in figures {
+        let (verdict, target) = f.verdict();
+        println!(
+            "| {:<58} | {:>12.2} | {:>12.2} | {:>6.2}x | {:<8} | {:<14} | {:<6} |",
+            f.name,
+            f.ours,
+            f.baseline,
+            f.ratio(),
+            f.unit,
+            target,
+            verdict
+        );
+    }
+    println!();
+}
+
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    assert!(!samples.is_empty());
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rank = ((p / 100.0) * (samples.len() as f64 - 1.0)).round() as usize;
+    samples[rank.min(samples.len() - 1)]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("BENCH_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database that lives for one measurement.
+pub struct BenchDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchDb {
+    pub async fn new(kind: Db) -> BenchDb {
+        match kind {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                BenchDb {
+                    url,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Db::Postgres => {
+                let name = format!("rd_bench_{}", Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+                    .await
+                    .expect("PostgreSQL for the benchmarks");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(&pg_admin_url()).unwrap();
+                url.set_path(&name);
+                BenchDb {
+                    url: url.to_string(),
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub async fn drop_now(mut self) {
+        if let Some(name) = self.pg_name.take() {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+/// Settings as the binary parses them, for this database.
+pub fn settings(db: &BenchDb, args: &[&str]) -> restore_desk::config::Settings {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: restore_desk::config::Settings,
+    }
+    let mail_dir = std::env::temp_dir().join(format!("rd-bench-mail-{}", Uuid::new_v4().simple()));
+    let mut all: Vec<String> = vec![
+        "restore-desk".into(),
+        "--database-url".into(),
+        db.url.clone(),
+        "--sandbox-step-ms".into(),
+        "0".into(),
+        "--mail-dir".into(),
+        mail_dir.display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    Flags::parse_from(all).settings
+}
+
+/// The desk on `db`, migrated and seeded with the demo data.
+pub async fn desk(db: &BenchDb, args: &[&str]) -> App {
+    let app = restore_desk::cli::build(settings(db, args), Arc::new(SystemClock))
+        .await
+        .expect("build");
+    restore_desk::demo::seed(&app, "demo").await.expect("seed");
+    app
+}
+
+/// `count` approved tickets on orders-prod, each with a queued job, written
+/// straight into the store: no-op work for the engine.
+pub async fn seed_jobs(app: &App, first_number: i64, count: i64) {
+    let alice = app
+        .store
+        .user_by_email("alice@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let orders = app
+        .store
+        .clusters(Scope::Everything, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "orders-prod")
+        .unwrap();
+    let now = Utc::now();
+    let target = now - Duration::hours(1);
+    let report = ValidationReport {
+        checked_at: now,
+        target,
+        window: None,
+        online_zones: ZoneSet::ALL,
+        plan: None,
+        error: None,
+        deadline: target + Duration::days(35),
+    };
+    for i in first_number..first_number + count {
+        let id = Uuid::new_v4();
+        let mut commit = Commit::at(now);
+        commit.ticket = Some(TicketWrite::Create(NewTicket {
+            id,
+            number: i,
+            subscription_id: orders.subscription_id,
+            requester_id: alice.id,
+            cluster_id: orders.id,
+            resource_group: orders.resource_group.clone(),
+            target_time: target,
+            time_zone: "UTC".into(),
+            new_cluster_name: format!("noop-{i}"),
+            severity: Severity::C,
+            description: String::new(),
+            state: TicketState::Approved,
+            validation_report: report.clone(),
+            deadline: target + Duration::days(35),
+            first_response_due: now + Duration::days(1),
+        }));
+        commit.job = Some(JobWrite::Create(NewJob {
+            id: Uuid::new_v4(),
+            ticket_id: id,
+            source_cluster_id: orders.id,
+            target_time: target,
+            new_cluster_id: Uuid::new_v4(),
+        }));
+        app.store.commit(&commit).await.unwrap();
+    }
+}
+
+/// Polls `probe` until it answers, at most `limit`.
+pub async fn wait_until(limit: StdDuration, mut probe: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !probe().await {
+        assert!(std::time::Instant::now() < deadline, "benchmark timed out");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}

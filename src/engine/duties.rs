@@ -1,0 +1,163 @@
+//! Periodic duties, run by whichever process holds the duty lease:
+//! automatic backups and expiry on the fleet, deadline warnings to staff,
+//! and the watchdog that flags stalled restore steps.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::EngineError;
+use crate::app::App;
+use crate::desk::DeskError;
+use crate::desk::commands::{Issuer, Outcome, Situation, plan};
+use crate::domain::actor::Actor;
+use crate::domain::ticket::{TargetCheck, TicketCommand};
+use crate::store::{Commit, Scope, StoreError};
+
+const DUTY: &str = "scheduler";
+
+/// Emails staff about open tickets whose deadline is within the margin,
+/// once per ticket. Returns how many were warned.
+pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
+    let now = app.now();
+    let margin = Duration::hours(app.settings.deadline_warning_hours);
+    let mut warned = 0;
+    for ticket in app
+        .store
+        .tickets_nearing_deadline(now + margin, 100)
+        .await?
+    {
+        let Some(cluster) = app
+            .store
+            .cluster(ticket.cluster_id, Scope::Everything)
+            .await?
+        else {
+            continue;
+        };
+        let job = app.store.job_for_ticket(ticket.id).await?;
+        let mut commit = Commit::at(now);
+        let issuer = Issuer {
+            actor: Actor::SYSTEM,
+            name: None,
+            guard_version: true,
+            cause: format!("ticket:{}:deadline", ticket.id),
+        };
+        let situation = Situation {
+            ticket: &ticket,
+            cluster: &cluster,
+            job: job.as_ref(),
+        };
+        match plan(
+            app,
+            &situation,
+            &TicketCommand::WarnDeadline,
+            &issuer,
+            TargetCheck::NotChecked,
+            None,
+            &Outcome::default(),
+            &mut commit,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(DeskError::Refused(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+        match app.commit(&commit).await {
+            Ok(()) => {
+                warned += 1;
+                metrics::counter!("restore_desk_deadline_warnings_total").increment(1);
+                tracing::warn!(ticket = %ticket.reference(), deadline = %ticket.deadline, "deadline near: staff warned");
+            }
+            // Somebody acted on the ticket meanwhile: the next round decides again.
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(warned)
+}
+
+/// Flags jobs whose step made no progress for longer than the backend's
+/// bound for it, and clears the flag when progress resumes. Returns the
+/// number of jobs newly flagged.
+pub async fn watch_stalls(app: &App) -> Result<usize, EngineError> {
+    let now = app.now();
+    let mut flagged = 0;
+    for job in app.store.jobs(true, 500).await? {
+        if !job.state.is_build_step() && !job.state.is_compensating() {
+            continue;
+        }
+        let bound =
+            Duration::from_std(app.backend.step_bound(job.state)).unwrap_or(Duration::minutes(15));
+        // Waiting out a retry's backoff is not a stall.
+        let quiet_since = job.progress_at.max(job.run_after);
+        let stalled = now - quiet_since > bound;
+        match (stalled, job.stalled_since) {
+            (true, None) => {
+                app.store
+                    .set_job_stalled(job.id, Some(quiet_since + bound))
+                    .await?;
+                flagged += 1;
+                metrics::counter!("restore_desk_stalled_steps_total", "step" => job.state.as_str())
+                    .increment(1);
+                tracing::warn!(
+                    job = %job.id, ticket = %job.ticket_id, state = %job.state,
+                    quiet_for = %(now - quiet_since), "restore step stalled: no progress within its bound"
+                );
+            }
+            (false, Some(_)) => app.store.set_job_stalled(job.id, None).await?,
+            _ => {}
+        }
+    }
+    Ok(flagged)
+}
+
+/// One round of every duty, as the scheduler runs it.
+pub async fn run_once(app: &App) -> Result<(), EngineError> {
+    let now = app.now();
+    match app.backend.run_backups(now).await {
+        Ok(round) if round.snapshots_taken + round.snapshots_expired > 0 => {
+            tracing::info!(
+                taken = round.snapshots_taken,
+                expired = round.snapshots_expired,
+                "automatic backups"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "automatic backups failed"),
+    }
+    warn_deadlines(app).await?;
+    watch_stalls(app).await?;
+    Ok(())
+}
+
+/// The scheduler loop. The watchdog looks every few seconds; backups and
+/// deadlines every `SCHEDULER_SECONDS`.
+pub async fn run(app: App, owner: String, shutdown: CancellationToken) {
+    let period = StdDuration::from_secs(app.settings.scheduler_seconds.max(1));
+    let tick = period.min(StdDuration::from_secs(5));
+    let ttl = Duration::from_std(period * 3).unwrap_or(Duration::minutes(3));
+    let mut last_round: Option<tokio::time::Instant> = None;
+    while !shutdown.is_cancelled() {
+        let result = async {
+            if !app.store.take_duty(DUTY, &owner, app.now(), ttl).await? {
+                return Ok::<(), EngineError>(());
+            }
+            if last_round.is_none_or(|at| at.elapsed() >= period) {
+                last_round = Some(tokio::time::Instant::now());
+                run_once(&app).await
+            } else {
+                watch_stalls(&app).await.map(|_| ())
+            }
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "scheduled duties failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
