@@ -1,0 +1,555 @@
+//! Restores end to end on the real fleet: a customer files a ticket for a
+//! moment between two batches of rows, staff approve it, the engine runs
+//! it against PostgreSQL and pgBackRest. The new cluster holds exactly the
+//! rows committed before that moment; the source is untouched. Then zone
+//! outages, and a worker process killed while pgBackRest is restoring.
+//!
+//! Tickets go through the desk's use cases (`file_ticket`, `act`), the
+//! calls the JSON API makes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use uuid::Uuid;
+
+use common::TestDb;
+use restore_desk::app::App;
+use restore_desk::backend::pgbackrest::PgBackRestBackend;
+use restore_desk::clock::SystemClock;
+use restore_desk::desk::{DeskError, FilingRequest, act, file_ticket};
+use restore_desk::domain::actor::Role;
+use restore_desk::domain::catalog::{Zone, ZoneSet};
+use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::restore_job::JobState;
+use restore_desk::domain::sla::Severity;
+use restore_desk::domain::ticket::{TicketCommand, TicketState};
+use restore_desk::domain::validation::{TargetContext, TargetInput, ValidationCode, check_target};
+use restore_desk::engine;
+use restore_desk::store::{OutboxQuery, RestoreJob, Scope, Subscription, Ticket, User};
+
+const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
+const CIPHER: &str = "a passphrase only these tests use";
+
+/// A desk on the real fleet, with one source cluster, a customer and a
+/// support engineer. Dropping it stops every server of the fleet.
+struct World {
+    root: tempfile::TempDir,
+    db: TestDb,
+    app: App,
+    fleet: Arc<PgBackRestBackend>,
+    alice: User,
+    sam: User,
+    source: Cluster,
+    ports: String,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for zone in Zone::ALL {
+            let _ = std::fs::set_permissions(
+                self.fleet.repo_dir(zone),
+                std::fs::Permissions::from_mode(0o750),
+            );
+        }
+        common::stop_fleet_servers(&self.fleet_dir());
+    }
+}
+
+impl World {
+    async fn new(db: TestDb, ports: &str, sample_rows: i64) -> World {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fleet_dir = root.path().join("fleet").display().to_string();
+        let settings = common::settings(
+            &db,
+            &[
+                "--backend",
+                "pgbackrest",
+                "--fleet-dir",
+                &fleet_dir,
+                "--fleet-ports",
+                ports,
+                "--archive-timeout-seconds",
+                "2",
+                "--backup-cipher-pass",
+                CIPHER,
+                "--max-attempts",
+                "2",
+                "--retry-base-ms",
+                "200",
+            ],
+        );
+        let (app, fleet) = restore_desk::cli::build_with_fleet(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let fleet = fleet.expect("the pgbackrest fleet");
+        let store = &app.store;
+        let contoso = Subscription {
+            id: Uuid::new_v4(),
+            slug: "contoso".into(),
+            name: "Contoso".into(),
+            created_at: Utc::now(),
+        };
+        store.create_subscription(&contoso).await.unwrap();
+        let alice = common::user("alice@contoso.example", Role::Customer, Some(contoso.id));
+        let sam = common::user("sam@support.example", Role::Staff, None);
+        store.create_user(&alice, None).await.unwrap();
+        store.create_user(&sam, None).await.unwrap();
+        for zone in Zone::ALL {
+            store
+                .ensure_zone("westeurope", zone, true, Utc::now())
+                .await
+                .unwrap();
+        }
+        let id = Uuid::new_v4();
+        let source = Cluster {
+            id,
+            subscription_id: contoso.id,
+            resource_group: "rg-prod".into(),
+            region: "westeurope".into(),
+            name: "orders-prod".into(),
+            config: ClusterConfig {
+                tier: "GeneralPurpose".into(),
+                vcores: 8,
+                storage_gib: 512,
+                node_count: 2,
+                high_availability: true,
+                server_version: "15".into(),
+            },
+            connection: Connection {
+                host: "127.0.0.1".into(),
+                port: i64::from(fleet.allocate_source_port(id).unwrap()),
+                database: "orders".into(),
+                user: "orders_app".into(),
+            },
+            status: ClusterStatus::Ready,
+            created_at: Utc::now(),
+            deleted_at: None,
+            restored_from: None,
+        };
+        store.insert_cluster(&source).await.unwrap();
+        fleet.create_source(&source, ZoneSet::ALL).await.unwrap();
+        if sample_rows > 0 {
+            fleet.load_sample_data(&source, sample_rows).await.unwrap();
+            for zone in Zone::ALL {
+                fleet.backup(source.id, zone).await.unwrap();
+            }
+        }
+        World {
+            root,
+            db,
+            app,
+            fleet,
+            alice,
+            sam,
+            source,
+            ports: ports.to_string(),
+        }
+    }
+
+    fn fleet_dir(&self) -> PathBuf {
+        self.root.path().join("fleet")
+    }
+
+    fn restores(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.fleet_dir().join("restores"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    fn set_zone_readable(&self, zone: Zone, readable: bool) {
+        let mode = if readable { 0o750 } else { 0o000 };
+        std::fs::set_permissions(
+            self.fleet.repo_dir(zone),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+    }
+
+    /// Polls until `target` is inside the source's restorable window.
+    async fn wait_restorable(&self, target: DateTime<Utc>) {
+        let started = Instant::now();
+        loop {
+            let catalog = self.app.backend.catalog(&self.source).await.unwrap();
+            let online = self.app.backend.online_zones(&self.source).await.unwrap();
+            let ctx = TargetContext {
+                catalog: &catalog,
+                life: self.source.life(),
+                online,
+                policy: self.app.policy(),
+                now: Utc::now(),
+            };
+            match check_target(target, &ctx) {
+                Ok(_) => return,
+                Err(e) => assert!(
+                    started.elapsed() < StdDuration::from_secs(90),
+                    "{target} never became restorable: {e:?}"
+                ),
+            }
+            tokio::time::sleep(StdDuration::from_millis(500)).await;
+        }
+    }
+
+    fn request(&self, target: DateTime<Utc>, name: &str) -> FilingRequest {
+        FilingRequest {
+            cluster_id: Some(self.source.id),
+            target: TargetInput::Instant {
+                target_time: target.to_rfc3339(),
+                time_zone: Some("Europe/Amsterdam".into()),
+            },
+            new_cluster_name: name.into(),
+            severity: Severity::A,
+            description: "someone ran DELETE without WHERE".into(),
+        }
+    }
+
+    /// Files a ticket for `target` as the customer; staff claim and approve it.
+    async fn approved(&self, target: DateTime<Utc>, name: &str) -> Ticket {
+        let ticket = file_ticket(&self.app, &self.alice, &self.request(target, name))
+            .await
+            .unwrap();
+        act(&self.app, &self.sam, ticket.id, TicketCommand::Claim, None)
+            .await
+            .unwrap();
+        let ticket = act(
+            &self.app,
+            &self.sam,
+            ticket.id,
+            TicketCommand::Approve,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ticket.state, TicketState::Approved);
+        ticket
+    }
+
+    async fn job(&self, ticket: &Ticket) -> RestoreJob {
+        self.app
+            .store
+            .job_for_ticket(ticket.id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn ticket(&self, ticket: &Ticket) -> Ticket {
+        self.app
+            .store
+            .ticket(ticket.id, Scope::Everything)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Runs the engine in this process until the job rests.
+    async fn run_to_rest(&self, ticket: &Ticket) -> RestoreJob {
+        let started = Instant::now();
+        loop {
+            engine::drain(&self.app).await.unwrap();
+            let job = self.job(ticket).await;
+            if job.state.is_terminal() {
+                return job;
+            }
+            assert!(
+                started.elapsed() < StdDuration::from_secs(120),
+                "the job did not finish: {job:?}"
+            );
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+    }
+
+    /// Email kinds the customer was sent about a ticket.
+    async fn customer_mail(&self, ticket: &Ticket) -> Vec<String> {
+        self.app
+            .store
+            .outbox(&OutboxQuery {
+                ticket_id: Some(ticket.id),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.recipient == self.alice.email)
+            .map(|m| m.kind)
+            .collect()
+    }
+}
+
+async fn connect(connection: &Connection) -> PgConnection {
+    PgConnection::connect_with(
+        &PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(connection.port as u16)
+            .username("postgres")
+            .database(&connection.database),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to port {}: {e}", connection.port))
+}
+
+async fn ids(connection: &Connection) -> Vec<i64> {
+    let mut conn = connect(connection).await;
+    let ids = sqlx::query_scalar("SELECT id FROM items ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    ids
+}
+
+/// Writes rows 1–3, notes T1 after their commit, writes rows 4–6.
+async fn rows_around_t1(source: &Cluster) -> DateTime<Utc> {
+    let mut conn = connect(&source.connection).await;
+    for sql in [
+        "CREATE TABLE items (id bigint PRIMARY KEY, note text)",
+        "INSERT INTO items SELECT g, 'before' FROM generate_series(1, 3) g",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let t1 = restore_desk::domain::micros(Utc::now());
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    sqlx::query("INSERT INTO items SELECT g, 'after' FROM generate_series(4, 6) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    t1
+}
+
+/// Command lines of the processes that name `path`.
+fn processes_in(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.contains(&needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
+    let world = World::new(TestDb::sqlite().await, "56160-56179", 0).await;
+    let t1 = rows_around_t1(&world.source).await;
+    world.wait_restorable(t1).await;
+
+    // A moment after the end of the archived log is refused at filing,
+    // before pgBackRest is ever asked to restore anything.
+    let catalog = world.app.backend.catalog(&world.source).await.unwrap();
+    let past_the_log = catalog.log_end().unwrap() + chrono::Duration::milliseconds(1);
+    match file_ticket(
+        &world.app,
+        &world.alice,
+        &world.request(past_the_log, "too-late"),
+    )
+    .await
+    {
+        Err(DeskError::Invalid(errors)) => {
+            assert_eq!(errors[0].code, ValidationCode::TargetInFuture, "{errors:?}")
+        }
+        other => panic!("expected target_in_future, got {other:?}"),
+    }
+    assert!(world.restores().is_empty());
+
+    let ticket = world.approved(t1, "orders-restored").await;
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    let report = job.verification_report.clone().unwrap();
+    assert!(report.passed(), "{report:#?}");
+    assert!(report.point_reached.unwrap() <= t1);
+
+    let ticket = world.ticket(&ticket).await;
+    assert_eq!(ticket.state, TicketState::Completed);
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored.status, ClusterStatus::Ready);
+    assert_ne!(restored.connection.port, world.source.connection.port);
+    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(ids(&world.source.connection).await, vec![1, 2, 3, 4, 5, 6]);
+    let mail = world.customer_mail(&ticket).await;
+    assert!(mail.contains(&"restore_completed".to_string()), "{mail:?}");
+    assert_eq!(world.restores().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outages_fail_over_and_then_fail_clearly() {
+    let world = World::new(TestDb::sqlite().await, "56180-56199", 0).await;
+    let t1 = rows_around_t1(&world.source).await;
+    world.wait_restorable(t1).await;
+
+    // az1's repository unreadable: the restore comes from another zone.
+    world.set_zone_readable(Zone::Az1, false);
+    let ticket = world.approved(t1, "from-another-zone").await;
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    assert_ne!(job.zone, Some(Zone::Az1));
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
+
+    // Approved while az2 and az3 were readable; all three are gone when
+    // the engine gets to it.
+    let ticket = world.approved(t1, "nowhere-to-restore-from").await;
+    world.set_zone_readable(Zone::Az2, false);
+    world.set_zone_readable(Zone::Az3, false);
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        job.last_error_code.as_deref(),
+        Some(ValidationCode::NoBackupInOnlineZone.as_str())
+    );
+    let why = job.last_error.clone().unwrap_or_default();
+    assert!(why.contains("offline"), "{why}");
+    assert_eq!(world.ticket(&ticket).await.state, TicketState::Failed);
+    let mail = world.customer_mail(&ticket).await;
+    assert!(mail.contains(&"restore_failed".to_string()), "{mail:?}");
+    // The failed job left nothing behind; the first restore stands.
+    assert_eq!(world.restores().len(), 1);
+}
+
+/// A `restore-desk worker` process on the test's database and fleet.
+struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    fn start(world: &World, name: &str) -> WorkerProcess {
+        let log = world.root.path().join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .arg("worker")
+            .current_dir(world.root.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &world.db.url)
+            .env("BACKEND", "pgbackrest")
+            .env("FLEET_DIR", world.fleet_dir())
+            .env("FLEET_PORTS", &world.ports)
+            .env("ARCHIVE_TIMEOUT_SECONDS", "2")
+            .env("BACKUP_CIPHER_PASS", CIPHER)
+            .env("MAIL_DIR", world.root.path().join("mail"))
+            .env("WORKERS", "1")
+            .env("LEASE_SECONDS", "2")
+            .env("SCHEDULER_SECONDS", "3600")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start worker");
+        WorkerProcess { child, log }
+    }
+
+    fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server() {
+    // Enough data (about 30 MB) for the restore to take a moment.
+    let world = World::new(TestDb::postgres().await, "56200-56219", 200_000).await;
+    let t1 = rows_around_t1(&world.source).await;
+    world.wait_restorable(t1).await;
+    let ticket = world.approved(t1, "survivor").await;
+
+    let mut first = WorkerProcess::start(&world, "w0");
+    // Kill it the moment pgBackRest is laying the snapshot down.
+    let started = Instant::now();
+    let pid_file = loop {
+        let found = world
+            .restores()
+            .into_iter()
+            .map(|dir| dir.join("restore.pid"))
+            .find(|p| p.exists());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(60),
+            "the restore never started: {}",
+            first.log()
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    };
+    first.kill_hard();
+    let job = world.job(&ticket).await;
+    assert_eq!(job.state, JobState::RestoringSnapshot, "killed mid-restore");
+    let dir = pid_file.parent().unwrap().to_path_buf();
+
+    let second = WorkerProcess::start(&world, "w1");
+    let started = Instant::now();
+    let job = loop {
+        let job = world.job(&ticket).await;
+        if job.state.is_terminal() {
+            break job;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(120),
+            "not finished: {job:?}\n{}",
+            second.log()
+        );
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    };
+    assert_eq!(job.state, JobState::Succeeded, "{}", second.log());
+    assert!(job.lease_token >= 2, "the second worker took over");
+
+    assert_eq!(world.restores(), vec![dir.clone()], "one data directory");
+    let running: Vec<String> = processes_in(&dir);
+    assert!(
+        running.iter().all(|cmd| !cmd.contains("pgbackrest")),
+        "no restore left running: {running:?}"
+    );
+    let servers = running
+        .iter()
+        .filter(|cmd| cmd.contains("postgres -D"))
+        .count();
+    assert_eq!(servers, 1, "exactly the new cluster's server: {running:?}");
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(ids(&world.source.connection).await.len(), 6);
+}
