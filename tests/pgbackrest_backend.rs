@@ -9,6 +9,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -297,6 +298,18 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
         .unwrap();
     assert_eq!(again, connection);
 
+    // A restore a dead worker left running (here a stand-in that just
+    // waits) is stopped before the step lays the snapshot down again.
+    let dir = fleet.backend.restore_dir(job.job_id, job.run);
+    let fake = fleet.root.path().join("pgbackrest");
+    std::os::unix::fs::symlink("/bin/sleep", &fake).unwrap();
+    let mut leftover = std::process::Command::new(&fake)
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("restore.pid"), leftover.id().to_string()).unwrap();
+
     // Cut the snapshot restore short while files are being copied.
     let cancel = CancellationToken::new();
     let outcome = fleet
@@ -304,7 +317,8 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
         .restore_snapshot(&job, &plan, &CancelWhenCopying(cancel.clone()), &cancel)
         .await;
     assert_eq!(outcome, Err(StepError::Interrupted));
-    let dir = fleet.backend.restore_dir(job.job_id, job.run);
+    let stopped = leftover.try_wait().unwrap();
+    assert!(stopped.is_some(), "the leftover restore was stopped");
     assert_eq!(processes_in(&dir), Vec::<String>::new(), "nothing runs on");
 
     // The step runs again from the start and completes.

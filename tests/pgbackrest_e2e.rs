@@ -83,8 +83,6 @@ impl World {
                 CIPHER,
                 "--max-attempts",
                 "2",
-                "--retry-base-ms",
-                "200",
             ],
         );
         let (app, fleet) = restore_desk::cli::build_with_fleet(settings, Arc::new(SystemClock))
