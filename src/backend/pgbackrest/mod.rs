@@ -87,6 +87,14 @@ impl fmt::Debug for FleetConfig {
     }
 }
 
+/// Newest transaction end per archived segment `(stanza, segment)`.
+/// Archived segments never change, so a decoded answer holds for good.
+type SegmentEnds = HashMap<(String, String), Option<DateTime<Utc>>>;
+
+/// Decoded segments kept before the cache starts afresh (only the newest
+/// few per cluster are ever asked for again).
+const SEGMENT_CACHE_LIMIT: usize = 4096;
+
 /// What a restore directory records, so a step run again finds its work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RestoreState {
@@ -111,9 +119,8 @@ pub struct PgBackRestBackend {
     cipher_base: String,
     config: FleetConfig,
     store: DynStore,
-    /// Newest transaction end per archived segment `(stanza, segment)`.
-    /// Archived segments never change, so a decoded answer holds for good.
-    segment_ends: Mutex<HashMap<(String, String), Option<DateTime<Utc>>>>,
+    /// Newest transaction end per archived segment: see `SegmentEnds`.
+    segment_ends: Mutex<SegmentEnds>,
 }
 
 impl fmt::Debug for PgBackRestBackend {
@@ -754,10 +761,11 @@ impl PgBackRestBackend {
         .await;
         let _ = std::fs::remove_dir_all(&scratch);
         let end = outcome?;
-        self.segment_ends
-            .lock()
-            .expect("cache lock")
-            .insert(key, end);
+        let mut cache = self.segment_ends.lock().expect("cache lock");
+        if cache.len() >= SEGMENT_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, end);
         Ok(end)
     }
 
@@ -850,10 +858,10 @@ impl PgBackRestBackend {
                 let _ = std::fs::remove_file(link.dir());
             }
         }
-        if home.dir().exists() {
-            if let Err(error) = std::fs::remove_dir_all(home.dir()) {
-                tracing::warn!(dir = %home.dir().display(), %error, "removing a restore");
-            }
+        if home.dir().exists()
+            && let Err(error) = std::fs::remove_dir_all(home.dir())
+        {
+            tracing::warn!(dir = %home.dir().display(), %error, "removing a restore");
         }
         self.release_ports(owner);
     }
@@ -1085,12 +1093,12 @@ impl Backend for PgBackRestBackend {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
                 }
-                if let Ok(online) = self.store.online_zones(&job.source.region).await {
-                    if !online.contains(plan.zone) {
-                        went_offline.store(true, std::sync::atomic::Ordering::SeqCst);
-                        stop.cancel();
-                        return;
-                    }
+                if let Ok(online) = self.store.online_zones(&job.source.region).await
+                    && !online.contains(plan.zone)
+                {
+                    went_offline.store(true, std::sync::atomic::Ordering::SeqCst);
+                    stop.cancel();
+                    return;
                 }
             }
         };

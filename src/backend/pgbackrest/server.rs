@@ -205,9 +205,9 @@ pub fn last_error_line(log: &str) -> Option<String> {
         "terminating connection due to administrator command",
     ];
     log.lines()
-        .filter(|l| l.contains("FATAL:") || l.contains("PANIC:"))
-        .filter(|l| !NOISE.iter().any(|n| l.contains(n)))
-        .next_back()
+        .rfind(|l| {
+            (l.contains("FATAL:") || l.contains("PANIC:")) && !NOISE.iter().any(|n| l.contains(n))
+        })
         .map(|l| {
             let at = l.find("FATAL:").or_else(|| l.find("PANIC:")).unwrap_or(0);
             l[at..].split_whitespace().collect::<Vec<_>>().join(" ")
