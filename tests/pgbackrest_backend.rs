@@ -416,6 +416,16 @@ async fn zone_outages_and_targets_past_the_archive() {
 
     // az1 unreadable: still restorable, from another zone.
     fleet.set_zone_readable(Zone::Az1, false);
+    // Automatic backups: none due yet; a day later, one per readable zone.
+    let round = fleet.backend.run_backups(Utc::now()).await.unwrap();
+    assert_eq!(round.snapshots_taken, 0);
+    let round = fleet
+        .backend
+        .run_backups(Utc::now() + Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(round.snapshots_taken, 2, "az2 and az3");
+    assert_eq!(round.snapshots_expired, 0);
     let online = fleet.backend.online_zones(&source).await.unwrap();
     assert_eq!(online, ZoneSet::of(&[Zone::Az2, Zone::Az3]));
     let plan = fleet.check(&source, t1).await.unwrap();

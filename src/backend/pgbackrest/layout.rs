@@ -246,6 +246,11 @@ pub fn backrest_conf(
             zone_pass(cipher_base, zone),
         ));
     }
+    // Asynchronous pushing lets the other zones keep receiving WAL while one
+    // is unreachable; synchronously they could get only one segment ahead.
+    // Only for archive-push: restores keep fetching WAL synchronously, with
+    // no spool queue shared between them.
+    text.push_str("\n[global:archive-push]\narchive-async=y\n");
     text.push_str(&format!(
         "\n[{stanza}]\n\
          pg1-path={}\n\

@@ -320,10 +320,9 @@ impl PgBackRestBackend {
     /// The major version of the fleet's PostgreSQL, e.g. "15": what a
     /// source's record says, since every cluster runs these binaries.
     pub async fn server_major_version(&self) -> Result<String, FleetError> {
-        let command = self
+        let mut command = self
             .user
             .command(self.bin.join("postgres"), self.layout.root());
-        let mut command = command;
         command.arg("--version");
         let done = run_quiet(command, StdDuration::from_secs(30))
             .await
@@ -1369,43 +1368,61 @@ impl Backend for PgBackRestBackend {
             .await
             .map_err(|e| FleetError(e.to_string()))?;
         let mut round = BackupRound::default();
+        // One cluster's trouble does not hold the others' backups back.
         for cluster in clusters.iter().filter(|c| self.is_source(c.id)) {
-            let before = self.info(cluster.id).await?;
-            if cluster.deleted_at.is_none() {
-                let online = self
-                    .store
-                    .online_zones(&cluster.region)
-                    .await
-                    .map_err(|e| FleetError(e.to_string()))?;
-                for repo in before
-                    .repos
-                    .iter()
-                    .filter(|r| r.readable && online.contains(r.zone))
-                {
-                    let newest = repo.backups.iter().map(|b| b.stopped_at).max();
-                    if newest.is_none_or(|n| now - n >= self.config.backup_interval) {
-                        self.backup(cluster.id, repo.zone).await?;
-                        round.snapshots_taken += 1;
-                    }
-                }
+            if let Err(error) = self.backup_cluster(cluster, now, &mut round).await {
+                tracing::error!(cluster = %cluster.name, %error, "automatic backups");
             }
-            let home = self.layout.cluster(cluster.id);
-            let mut expire = self.backrest(&home.backrest_conf(), &layout::stanza(cluster.id));
-            expire.arg("expire");
-            if let Err(error) = self.must_succeed(expire, StdDuration::from_secs(600)).await {
-                tracing::warn!(cluster = %cluster.name, %error, "expiring backups");
-            }
-            let after = self.info(cluster.id).await?;
-            let labels = |i: &StanzaInfo| -> Vec<String> {
-                i.repos
-                    .iter()
-                    .flat_map(|r| r.backups.iter().map(|b| b.label.clone()))
-                    .collect()
-            };
-            let kept = labels(&after);
-            round.snapshots_expired += labels(&before).iter().filter(|l| !kept.contains(l)).count();
         }
         Ok(round)
+    }
+}
+
+impl PgBackRestBackend {
+    /// A full backup into each readable zone an admin has online whose
+    /// newest backup is older than the interval (none for a deleted
+    /// cluster), then `expire` by the time-based retention.
+    async fn backup_cluster(
+        &self,
+        cluster: &Cluster,
+        now: DateTime<Utc>,
+        round: &mut BackupRound,
+    ) -> Result<(), FleetError> {
+        let before = self.info(cluster.id).await?;
+        if cluster.deleted_at.is_none() {
+            let online = self
+                .store
+                .online_zones(&cluster.region)
+                .await
+                .map_err(|e| FleetError(e.to_string()))?;
+            for repo in before
+                .repos
+                .iter()
+                .filter(|r| r.readable && online.contains(r.zone))
+            {
+                let newest = repo.backups.iter().map(|b| b.stopped_at).max();
+                if newest.is_none_or(|n| now - n >= self.config.backup_interval) {
+                    self.backup(cluster.id, repo.zone).await?;
+                    round.snapshots_taken += 1;
+                }
+            }
+        }
+        let home = self.layout.cluster(cluster.id);
+        let mut expire = self.backrest(&home.backrest_conf(), &layout::stanza(cluster.id));
+        expire.arg("expire");
+        self.must_succeed(expire, StdDuration::from_secs(600))
+            .await
+            .map_err(fleet_error("expiring backups"))?;
+        let after = self.info(cluster.id).await?;
+        let labels = |i: &StanzaInfo| -> Vec<String> {
+            i.repos
+                .iter()
+                .flat_map(|r| r.backups.iter().map(|b| b.label.clone()))
+                .collect()
+        };
+        let kept = labels(&after);
+        round.snapshots_expired += labels(&before).iter().filter(|l| !kept.contains(l)).count();
+        Ok(())
     }
 }
 
