@@ -868,7 +868,7 @@ impl PgBackRestBackend {
     /// Points the restored server's `restore_command` at a readable zone,
     /// preferring the planned one: the WAL is the same in every zone, so
     /// replay goes on from another when the planned zone went away.
-    async fn choose_wal_zone(&self, job: &JobContext, data: &Path) -> Result<(), StepError> {
+    async fn choose_wal_zone(&self, job: &JobContext, data: &Path) -> Result<Zone, StepError> {
         let planned = job.plan.as_ref().map(|p| p.zone);
         let readable = match self.info(job.source.id).await {
             Ok(info) => info.readable_zones(),
@@ -914,7 +914,7 @@ impl PgBackRestBackend {
             write_file(&auto, &rewritten, &self.user, 0o600)
                 .map_err(io_step("writing the restored configuration"))?;
         }
-        Ok(())
+        Ok(zone)
     }
 }
 
@@ -1171,8 +1171,9 @@ impl Backend for PgBackRestBackend {
             ));
         }
         let server = self.server(&home, state.port);
+        let mut wal_zone = job.plan.as_ref().map(|p| p.zone);
         if server.pid().is_none() {
-            self.choose_wal_zone(job, &home.data()).await?;
+            wal_zone = Some(self.choose_wal_zone(job, &home.data()).await?);
             progress.report(0.05, "starting the new cluster");
             server
                 .start()
@@ -1192,24 +1193,38 @@ impl Backend for PgBackRestBackend {
             Ok(replayed) => replayed,
             Err(ServerError::Died(reason)) => {
                 let target = target_text(job.target);
-                return Err(
-                    if reason.contains("recovery ended before configured recovery target") {
-                        StepError::fatal(
-                            "target_not_reached",
-                            format!("the archived log ends before {target}: {reason}"),
-                        )
-                    } else if reason.contains("before consistent recovery point") {
-                        StepError::fatal(
-                            "target_before_snapshot",
-                            format!("{target} is before the snapshot is consistent: {reason}"),
-                        )
-                    } else {
-                        StepError::retryable(
-                            "server_failed",
-                            format!("the new cluster stopped during recovery: {reason}"),
-                        )
-                    },
-                );
+                // A zone lost mid-replay looks like the end of the archive:
+                // PostgreSQL only sees restore_command fail.
+                let lost = match (wal_zone, self.info(job.source.id).await) {
+                    (Some(zone), Ok(info)) => {
+                        (!info.readable_zones().contains(zone)).then_some(zone)
+                    }
+                    (Some(zone), Err(_)) => Some(zone),
+                    (None, _) => None,
+                };
+                return Err(if let Some(zone) = lost {
+                    StepError::retryable(
+                        "zone_unavailable",
+                        format!(
+                            "zone {zone} became unreadable while replaying the log from it: {reason}"
+                        ),
+                    )
+                } else if reason.contains("recovery ended before configured recovery target") {
+                    StepError::fatal(
+                        "target_not_reached",
+                        format!("the archived log ends before {target}: {reason}"),
+                    )
+                } else if reason.contains("before consistent recovery point") {
+                    StepError::fatal(
+                        "target_before_snapshot",
+                        format!("{target} is before the snapshot is consistent: {reason}"),
+                    )
+                } else {
+                    StepError::retryable(
+                        "server_failed",
+                        format!("the new cluster stopped during recovery: {reason}"),
+                    )
+                });
             }
             Err(other) => return Err(server_step("replaying the log", other)),
         };
