@@ -10,17 +10,16 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use common::TestDb;
+use common::{TestDb, fleet};
 use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
 use restore_desk::backend::{Backend, JobContext, NoProgress, Progress, StepError};
 use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy, Zone, ZoneSet};
@@ -123,21 +122,11 @@ impl TestFleet {
     }
 
     fn restores(&self) -> Vec<PathBuf> {
-        let dir = self.root.path().join("fleet/restores");
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        found.sort();
-        found
+        fleet::entries(&self.root.path().join("fleet/restores"))
     }
 
     fn set_zone_readable(&self, zone: Zone, readable: bool) {
-        let mode = if readable { 0o750 } else { 0o000 };
-        std::fs::set_permissions(
-            self.backend.repo_dir(zone),
-            std::fs::Permissions::from_mode(mode),
-        )
-        .unwrap();
+        fleet::set_readable(&self.backend.repo_dir(zone), readable);
     }
 
     async fn check(
@@ -190,51 +179,8 @@ impl Drop for TestFleet {
         for zone in Zone::ALL {
             self.set_zone_readable(zone, true);
         }
-        common::stop_fleet_servers(&self.root.path().join("fleet"));
+        fleet::stop_servers(&self.root.path().join("fleet"));
     }
-}
-
-fn options(port: i64, database: &str) -> PgConnectOptions {
-    PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username("postgres")
-        .database(database)
-}
-
-async fn connect(port: i64, database: &str) -> PgConnection {
-    PgConnection::connect_with(&options(port, database))
-        .await
-        .unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
-}
-
-async fn ids(conn: &mut PgConnection) -> Vec<i64> {
-    sqlx::query_scalar("SELECT id FROM items ORDER BY id")
-        .fetch_all(conn)
-        .await
-        .unwrap()
-}
-
-/// Writes rows 1–3, notes T1 after their commit, writes rows 4–6.
-async fn rows_around_t1(source: &Cluster) -> DateTime<Utc> {
-    let mut conn = connect(source.connection.port, &source.connection.database).await;
-    sqlx::query("CREATE TABLE items (id bigint PRIMARY KEY, note text)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO items SELECT g, 'before' FROM generate_series(1, 3) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
-    let t1 = restore_desk::domain::micros(Utc::now());
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
-    sqlx::query("INSERT INTO items SELECT g, 'after' FROM generate_series(4, 6) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    t1
 }
 
 fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContext {
@@ -248,19 +194,6 @@ fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContex
         new_cluster_name: "orders-restored".into(),
         plan: Some(plan.clone()),
     }
-}
-
-/// Processes whose command line names `path`: a restore or a server there.
-fn processes_in(path: &Path) -> Vec<String> {
-    let needle = path.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.contains(&needle))
-        .collect()
 }
 
 /// Cancels its token at the first sign of files being restored.
@@ -278,7 +211,7 @@ impl Progress for CancelWhenCopying {
 async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
     let fleet = TestFleet::new(56100..=56119).await;
     let source = fleet.source("orders-prod").await;
-    let t1 = rows_around_t1(&source).await;
+    let t1 = fleet::rows_around_t1(&source.connection).await;
     let plan = fleet.wait_restorable(&source, t1).await;
     let job = job(&source, t1, &plan);
     let none = CancellationToken::new();
@@ -319,7 +252,11 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
     assert_eq!(outcome, Err(StepError::Interrupted));
     let stopped = leftover.try_wait().unwrap();
     assert!(stopped.is_some(), "the leftover restore was stopped");
-    assert_eq!(processes_in(&dir), Vec::<String>::new(), "nothing runs on");
+    assert_eq!(
+        fleet::processes_in(&dir),
+        Vec::<String>::new(),
+        "nothing runs on"
+    );
 
     // The step runs again from the start and completes.
     fleet
@@ -344,7 +281,7 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
         .await
         .unwrap();
     assert_eq!(
-        processes_in(&dir),
+        fleet::processes_in(&dir),
         Vec::<String>::new(),
         "no half-started server"
     );
@@ -370,39 +307,36 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
     let auto = std::fs::read_to_string(dir.join("data/postgresql.auto.conf")).unwrap();
     assert!(!auto.contains("recovery_target"), "{auto}");
 
-    let mut restored = connect(connection.port, &connection.database).await;
-    assert_eq!(ids(&mut restored).await, vec![1, 2, 3]);
+    assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
     // A normal cluster now: it takes writes.
+    let mut restored = fleet::connect(&connection).await;
     sqlx::query("INSERT INTO items VALUES (100, 'new')")
         .execute(&mut restored)
         .await
         .unwrap();
     restored.close().await.unwrap();
 
-    let mut original = connect(source.connection.port, &source.connection.database).await;
     assert_eq!(
-        ids(&mut original).await,
+        fleet::item_ids(&source.connection).await,
         vec![1, 2, 3, 4, 5, 6],
         "source untouched"
     );
-    original.close().await.unwrap();
 
     fleet.backend.teardown(&job).await.unwrap();
     assert_eq!(fleet.restores(), Vec::<PathBuf>::new());
-    assert_eq!(processes_in(&dir), Vec::<String>::new());
+    assert_eq!(fleet::processes_in(&dir), Vec::<String>::new());
     assert!(!fleet.backend.cluster_home(job.new_cluster_id).exists());
     // Harmless when nothing is left.
     fleet.backend.teardown(&job).await.unwrap();
     // The source still answers with all its rows.
-    let mut original = connect(source.connection.port, &source.connection.database).await;
-    assert_eq!(ids(&mut original).await.len(), 6);
+    assert_eq!(fleet::item_ids(&source.connection).await.len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_outages_and_targets_past_the_archive() {
     let fleet = TestFleet::new(56120..=56139).await;
     let source = fleet.source("billing").await;
-    let t1 = rows_around_t1(&source).await;
+    let t1 = fleet::rows_around_t1(&source.connection).await;
     fleet.wait_restorable(&source, t1).await;
 
     // After the end of the archived log: refused before any restore.
@@ -453,9 +387,7 @@ async fn zone_outages_and_targets_past_the_archive() {
     fleet.set_zone_readable(plan.zone, true);
     let observed = fleet.backend.inspect(&job1, &none).await.unwrap();
     assert!(verify(t1, &source.config, &observed, Utc::now()).passed());
-    let mut restored = connect(connection.port, &connection.database).await;
-    assert_eq!(ids(&mut restored).await, vec![1, 2, 3]);
-    restored.close().await.unwrap();
+    assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
     fleet.backend.teardown(&job1).await.unwrap();
 
     // Every zone unreadable: the backups are known but out of reach.

@@ -27,7 +27,7 @@ struct Guard(std::path::PathBuf);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        common::stop_fleet_servers(&self.0);
+        common::fleet::stop_servers(&self.0);
     }
 }
 

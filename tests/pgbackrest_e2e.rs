@@ -10,17 +10,15 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
-use common::TestDb;
+use common::{TestDb, fleet};
 use restore_desk::app::App;
 use restore_desk::backend::pgbackrest::PgBackRestBackend;
 use restore_desk::clock::SystemClock;
@@ -54,12 +52,9 @@ struct World {
 impl Drop for World {
     fn drop(&mut self) {
         for zone in Zone::ALL {
-            let _ = std::fs::set_permissions(
-                self.fleet.repo_dir(zone),
-                std::fs::Permissions::from_mode(0o750),
-            );
+            fleet::set_readable(&self.fleet.repo_dir(zone), true);
         }
-        common::stop_fleet_servers(&self.fleet_dir());
+        fleet::stop_servers(&self.fleet_dir());
     }
 }
 
@@ -158,20 +153,11 @@ impl World {
     }
 
     fn restores(&self) -> Vec<PathBuf> {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(self.fleet_dir().join("restores"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        found.sort();
-        found
+        fleet::entries(&self.fleet_dir().join("restores"))
     }
 
     fn set_zone_readable(&self, zone: Zone, readable: bool) {
-        let mode = if readable { 0o750 } else { 0o000 };
-        std::fs::set_permissions(
-            self.fleet.repo_dir(zone),
-            std::fs::Permissions::from_mode(mode),
-        )
-        .unwrap();
+        fleet::set_readable(&self.fleet.repo_dir(zone), readable);
     }
 
     /// Polls until `target` is inside the source's restorable window.
@@ -285,65 +271,10 @@ impl World {
     }
 }
 
-async fn connect(connection: &Connection) -> PgConnection {
-    PgConnection::connect_with(
-        &PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(connection.port as u16)
-            .username("postgres")
-            .database(&connection.database),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("connect to port {}: {e}", connection.port))
-}
-
-async fn ids(connection: &Connection) -> Vec<i64> {
-    let mut conn = connect(connection).await;
-    let ids = sqlx::query_scalar("SELECT id FROM items ORDER BY id")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    ids
-}
-
-/// Writes rows 1–3, notes T1 after their commit, writes rows 4–6.
-async fn rows_around_t1(source: &Cluster) -> DateTime<Utc> {
-    let mut conn = connect(&source.connection).await;
-    for sql in [
-        "CREATE TABLE items (id bigint PRIMARY KEY, note text)",
-        "INSERT INTO items SELECT g, 'before' FROM generate_series(1, 3) g",
-    ] {
-        sqlx::query(sql).execute(&mut conn).await.unwrap();
-    }
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
-    let t1 = restore_desk::domain::micros(Utc::now());
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
-    sqlx::query("INSERT INTO items SELECT g, 'after' FROM generate_series(4, 6) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    t1
-}
-
-/// Command lines of the processes that name `path`.
-fn processes_in(path: &Path) -> Vec<String> {
-    let needle = path.display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.contains(&needle))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
     let world = World::new(TestDb::sqlite().await, "56160-56179", 0).await;
-    let t1 = rows_around_t1(&world.source).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
     world.wait_restorable(t1).await;
 
     // A moment after the end of the archived log is refused at filing,
@@ -382,8 +313,11 @@ async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
         .unwrap();
     assert_eq!(restored.status, ClusterStatus::Ready);
     assert_ne!(restored.connection.port, world.source.connection.port);
-    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
-    assert_eq!(ids(&world.source.connection).await, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(
+        fleet::item_ids(&world.source.connection).await,
+        vec![1, 2, 3, 4, 5, 6]
+    );
     let mail = world.customer_mail(&ticket).await;
     assert!(mail.contains(&"restore_completed".to_string()), "{mail:?}");
     assert_eq!(world.restores().len(), 1);
@@ -392,7 +326,7 @@ async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_outages_fail_over_and_then_fail_clearly() {
     let world = World::new(TestDb::sqlite().await, "56180-56199", 0).await;
-    let t1 = rows_around_t1(&world.source).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
     world.wait_restorable(t1).await;
 
     // az1's repository unreadable: the restore comes from another zone.
@@ -408,7 +342,7 @@ async fn zone_outages_fail_over_and_then_fail_clearly() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
 
     // Approved while az2 and az3 were readable; all three are gone when
     // the engine gets to it.
@@ -485,7 +419,7 @@ impl Drop for WorkerProcess {
 async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server() {
     // Enough data (about 30 MB) for the restore to take a moment.
     let world = World::new(TestDb::postgres().await, "56200-56219", 200_000).await;
-    let t1 = rows_around_t1(&world.source).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
     world.wait_restorable(t1).await;
     let ticket = world.approved(t1, "survivor").await;
 
@@ -531,7 +465,7 @@ async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server(
     assert!(job.lease_token >= 2, "the second worker took over");
 
     assert_eq!(world.restores(), vec![dir.clone()], "one data directory");
-    let running: Vec<String> = processes_in(&dir);
+    let running: Vec<String> = fleet::processes_in(&dir);
     assert!(
         running.iter().all(|cmd| !cmd.contains("pgbackrest")),
         "no restore left running: {running:?}"
@@ -548,6 +482,6 @@ async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(ids(&restored.connection).await, vec![1, 2, 3]);
-    assert_eq!(ids(&world.source.connection).await.len(), 6);
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(fleet::item_ids(&world.source.connection).await.len(), 6);
 }

@@ -1,6 +1,8 @@
 //! Shared test harness: fresh databases of both kinds.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -226,26 +228,4 @@ pub async fn demo_app(
         .expect("build app");
     assert!(restore_desk::demo::seed(&app, "demo").await.expect("seed"));
     app
-}
-
-/// Stops every PostgreSQL server of a pgbackrest fleet folder, sources and
-/// restored clusters alike: for Drop guards, so a failed test leaves none.
-pub fn stop_fleet_servers(fleet_dir: &std::path::Path) {
-    for parent in ["clusters", "restores"] {
-        let Ok(entries) = std::fs::read_dir(fleet_dir.join(parent)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let data = entry.path().join("data");
-            if data.join("postmaster.pid").exists() {
-                let _ = std::process::Command::new("runuser")
-                    .args(["-u", "postgres", "--"])
-                    .arg("/usr/lib/postgresql/15/bin/pg_ctl")
-                    .args(["stop", "-m", "immediate", "-w", "-D"])
-                    .arg(&data)
-                    .current_dir("/")
-                    .output();
-            }
-        }
-    }
 }
