@@ -169,6 +169,11 @@ pub struct Settings {
     )]
     pub backup_cipher_pass: Option<String>,
 
+    /// Where the web desk's stylesheet and scripts are. Defaults to
+    /// `./static`, else the source tree's.
+    #[arg(long, env = "STATIC_DIR", global = true)]
+    pub static_dir: Option<PathBuf>,
+
     /// TCP ports on 127.0.0.1 the pgbackrest fleet's clusters may use, e.g. 55400-55999.
     #[arg(long, env = "FLEET_PORTS", default_value = "55400-55999", value_parser = parse_port_range, global = true)]
     pub fleet_ports: RangeInclusive<u16>,
@@ -316,6 +321,7 @@ impl fmt::Debug for Settings {
                 "backup_cipher_pass",
                 &self.backup_cipher_pass.as_ref().map(|_| "***"),
             )
+            .field("static_dir", &self.static_dir)
             .field("fleet_ports", &self.fleet_ports)
             .field("archive_timeout_seconds", &self.archive_timeout_seconds)
             .field("backup_interval_hours", &self.backup_interval_hours)

@@ -55,6 +55,7 @@ conformance!(
     users_tokens_and_zones,
     a_duty_has_one_holder_at_a_time,
     commits_with_new_work_notify_other_processes,
+    the_pool_handle_is_the_stores_own_database,
 );
 
 fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
@@ -1072,4 +1073,28 @@ async fn commits_with_new_work_notify_other_processes(db: TestDb) {
     store.commit(&mail).await.unwrap();
     let next = tokio::time::timeout(limit, wake_ups.recv()).await.unwrap();
     assert_eq!(next, Some(WakeUp::Mail));
+}
+
+/// The session store shares the desk's database through `pool_handle`: it
+/// must be the pool of the right kind, answering on the same data.
+async fn the_pool_handle_is_the_stores_own_database(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let users: i64 = match (store.kind(), store.pool_handle()) {
+        (StoreKind::Sqlite, PoolHandle::Sqlite(pool)) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+        (StoreKind::Postgres, PoolHandle::Postgres(pool)) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+        (kind, handle) => panic!("a {kind:?} store handed out {handle:?}"),
+    };
+    assert_eq!(users, 4);
+    assert!(store.user(seed.alice.id).await.unwrap().is_some());
 }

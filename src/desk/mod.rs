@@ -2,6 +2,7 @@
 //! commits the state change with all its effects in one transaction.
 //! Handlers and workers call these; they never write state themselves.
 
+pub mod admin;
 pub mod commands;
 pub mod filing;
 pub mod notices;

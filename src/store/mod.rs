@@ -97,6 +97,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The concrete connection pool behind a store, for the few libraries that
+/// keep their own tables in the same database (the web sessions). Everything
+/// else goes through the `Store` trait.
+#[derive(Debug, Clone)]
+pub enum PoolHandle {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     Sqlite,
@@ -123,6 +132,8 @@ impl Scope {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
+    /// The pool itself, for the session store of the web desk.
+    fn pool_handle(&self) -> PoolHandle;
     /// Brings the schema up to date; refuses a schema newer than this build.
     async fn migrate(&self) -> Result<(), OpenError>;
     async fn ping(&self) -> StoreResult<()>;

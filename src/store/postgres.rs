@@ -56,6 +56,10 @@ async fn listen(pool: &sqlx::PgPool) -> super::StoreResult<Option<super::WakeUps
     Ok(Some(receiver))
 }
 
+fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
+    super::PoolHandle::Postgres(pool.clone())
+}
+
 #[path = "sql.rs"]
 mod sql;
 

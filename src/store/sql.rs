@@ -637,6 +637,10 @@ impl Store for SqlStore {
         KIND
     }
 
+    fn pool_handle(&self) -> PoolHandle {
+        super::pool_handle(&self.pool)
+    }
+
     async fn migrate(&self) -> Result<(), OpenError> {
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         MIGRATOR

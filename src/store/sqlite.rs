@@ -31,6 +31,10 @@ async fn listen(_pool: &sqlx::SqlitePool) -> super::StoreResult<Option<super::Wa
     Ok(None)
 }
 
+fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
+    super::PoolHandle::Sqlite(pool.clone())
+}
+
 #[path = "sql.rs"]
 mod sql;
 

@@ -189,6 +189,8 @@ pub async fn seed(store: &DynStore) -> Seed {
     }
 }
 
+pub mod web;
+
 pub type Shared<T> = Arc<T>;
 
 /// Settings as the binary would parse them, with `args` as flags.

@@ -1,0 +1,173 @@
+//! The JSON API under `/api/v1` (SPEC §8), with the same rules as the
+//! pages: bearer tokens only (no cookies, so no CSRF), the subscription
+//! scope in every query, another subscription's things answer 404, and
+//! errors as `{"error":{"code","message","field"}}`. Its OpenAPI document is
+//! served at `/api/v1/openapi.json`.
+
+pub mod model;
+pub mod routes;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::WebState;
+use super::error::AppError;
+
+/// A JSON body whose refusals are API errors.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(value)| ApiJson(value))
+            .map_err(AppError::from)
+    }
+}
+
+/// A JSON body that may be left out entirely (`POST …/claim` with nothing).
+pub struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(
+                    e.status(),
+                    "payload_too_large",
+                    "The request is too large: shorten the text and try again",
+                )
+            } else {
+                AppError::invalid("", e.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| AppError::invalid("", format!("The body is not the JSON expected: {e}")))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Restore Desk API",
+        description = "Point-in-time restore requests for managed database clusters. \
+            Sign in with POST /api/v1/login, then send `Authorization: Bearer <token>`. \
+            Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`.",
+        version = "1"
+    ),
+    paths(
+        routes::login,
+        routes::logout,
+        routes::me,
+        routes::clusters,
+        routes::cluster,
+        routes::delete_cluster,
+        routes::file_ticket,
+        routes::check_ticket,
+        routes::tickets,
+        routes::ticket,
+        routes::ticket_action,
+        routes::ticket_events,
+        routes::ticket_messages,
+        routes::job,
+        routes::zones,
+        routes::set_zone,
+        routes::users,
+        routes::create_user,
+        routes::update_user,
+        routes::faults,
+        routes::add_fault,
+        routes::clear_faults,
+        routes::outbox,
+        routes::audit,
+    ),
+    components(schemas(
+        super::error::ErrorBody,
+        super::error::ErrorDetail,
+        super::error::FieldError,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "session", description = "Signing in and out"),
+        (name = "clusters", description = "Clusters and their restorable windows"),
+        (name = "tickets", description = "Restore requests and the work on them"),
+        (name = "fleet", description = "Zones and injected faults"),
+        (name = "admin", description = "People, outbox and audit log"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn no_route() -> AppError {
+    AppError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such API route: see /api/v1/openapi.json",
+    )
+}
+
+pub fn router() -> Router<WebState> {
+    use routes::*;
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/clusters", get(clusters))
+        .route("/api/v1/clusters/{id}", get(cluster).delete(delete_cluster))
+        .route("/api/v1/tickets", get(tickets).post(file_ticket))
+        .route("/api/v1/tickets/check", post(check_ticket))
+        .route("/api/v1/tickets/{id}", get(ticket))
+        .route("/api/v1/tickets/{id}/events", get(ticket_events))
+        .route("/api/v1/tickets/{id}/messages", get(ticket_messages))
+        .route("/api/v1/tickets/{id}/{action}", post(ticket_action))
+        .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/zones", get(zones))
+        .route("/api/v1/zones/{zone}/{state}", post(set_zone))
+        .route("/api/v1/users", get(users).post(create_user))
+        .route("/api/v1/users/{id}", axum::routing::patch(update_user))
+        .route(
+            "/api/v1/faults",
+            get(faults).post(add_fault).merge(delete(clear_faults)),
+        )
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1", get(no_route))
+        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+}

@@ -1,0 +1,600 @@
+//! The JSON shapes of the API (SPEC §8), and how they are read from the
+//! store. What a customer may not see never enters their shape: internal
+//! notes, the validation report's internals, staff-only job errors.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::desk::scope_for;
+use crate::domain::catalog::restorable_window;
+use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
+use crate::domain::ticket::Visibility;
+use crate::store::{
+    Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
+};
+use crate::web::error::AppResult;
+use crate::web::pages::common::fleet;
+use crate::web::views::customer_may_see;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Restorable {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterOut {
+    pub id: Uuid,
+    pub name: String,
+    pub subscription_id: Uuid,
+    pub resource_group: String,
+    pub region: String,
+    pub config: ClusterConfig,
+    /// `building` while a restore creates it, then `ready`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The restorable window now, or null when nothing can be restored.
+    pub restorable: Option<Restorable>,
+    pub connection: Connection,
+    pub restored_from: Option<RestoredFrom>,
+}
+
+pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
+    let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
+    let window = restorable_window(&catalog, &cluster.life(), &app.policy(), app.now());
+    Ok(ClusterOut {
+        id: cluster.id,
+        name: cluster.name,
+        subscription_id: cluster.subscription_id,
+        resource_group: cluster.resource_group,
+        region: cluster.region,
+        config: cluster.config,
+        status: cluster.status.as_str().into(),
+        created_at: cluster.created_at,
+        deleted_at: cluster.deleted_at,
+        restorable: window.map(|w| Restorable {
+            earliest: w.earliest,
+            latest: w.latest,
+        }),
+        connection: cluster.connection,
+        restored_from: cluster.restored_from,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub state: String,
+    /// What the restore is doing, in words.
+    pub step: String,
+    /// 0–100.
+    pub progress: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Person {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffPerson {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketOut {
+    pub id: Uuid,
+    /// `RD-000123`.
+    pub number: String,
+    pub state: String,
+    pub state_label: String,
+    pub cluster_id: Uuid,
+    pub cluster_name: String,
+    /// UTC, RFC 3339.
+    pub target_time: DateTime<Utc>,
+    /// The IANA zone the customer entered the target in.
+    pub time_zone: String,
+    pub new_cluster_name: String,
+    /// `A` (critical), `B` or `C`.
+    pub severity: String,
+    pub description: String,
+    /// When the target leaves the restorable window.
+    pub deadline: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub assignee: Option<Person>,
+    pub new_cluster_id: Option<Uuid>,
+    pub rejection_reason: Option<String>,
+    pub job: Option<JobSummary>,
+    /// Send it back as `version` with a command to guard against acting on
+    /// a stale view.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Staff only: who filed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requester: Option<StaffPerson>,
+    /// Staff only: the latest check of the target against the backup window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub validation: Option<serde_json::Value>,
+}
+
+/// Names for tickets: clusters and people, loaded once per answer.
+#[derive(Default)]
+pub struct Names {
+    clusters: HashMap<Uuid, String>,
+    people: HashMap<Uuid, User>,
+}
+
+impl Names {
+    pub async fn load(app: &App, viewer: &User) -> AppResult<Names> {
+        let clusters = app
+            .store
+            .clusters(scope_for(viewer), true)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect();
+        Ok(Names {
+            clusters,
+            people: HashMap::new(),
+        })
+    }
+
+    async fn person(&mut self, app: &App, id: Uuid) -> AppResult<Option<User>> {
+        if let Some(user) = self.people.get(&id) {
+            return Ok(Some(user.clone()));
+        }
+        let user = app.store.user(id).await?;
+        if let Some(user) = &user {
+            self.people.insert(id, user.clone());
+        }
+        Ok(user)
+    }
+}
+
+pub fn job_summary(job: &RestoreJob) -> JobSummary {
+    JobSummary {
+        id: job.id,
+        state: job.state.as_str().into(),
+        step: job.state.label().into(),
+        progress: job.progress.clamp(0, 100),
+    }
+}
+
+pub async fn ticket_out(
+    app: &App,
+    viewer: &User,
+    names: &mut Names,
+    ticket: Ticket,
+) -> AppResult<TicketOut> {
+    let staff = viewer.role.works_tickets();
+    let job = app.store.job_for_ticket(ticket.id).await?;
+    let assignee = match ticket.assignee_id {
+        Some(id) => names.person(app, id).await?.map(|u| Person {
+            id: u.id,
+            name: u.display_name,
+        }),
+        None => None,
+    };
+    let requester = if staff {
+        names
+            .person(app, ticket.requester_id)
+            .await?
+            .map(|u| StaffPerson {
+                id: u.id,
+                name: u.display_name,
+                email: u.email,
+            })
+    } else {
+        None
+    };
+    Ok(TicketOut {
+        id: ticket.id,
+        number: ticket.reference(),
+        state: ticket.state.as_str().into(),
+        state_label: ticket.state.label().into(),
+        cluster_id: ticket.cluster_id,
+        cluster_name: names
+            .clusters
+            .get(&ticket.cluster_id)
+            .cloned()
+            .unwrap_or_default(),
+        target_time: ticket.target_time,
+        time_zone: ticket.time_zone,
+        new_cluster_name: ticket.new_cluster_name,
+        severity: ticket.severity.as_str().into(),
+        description: ticket.description,
+        deadline: ticket.deadline,
+        first_response_due: ticket.first_response_due,
+        first_response_at: ticket.first_response_at,
+        assignee,
+        new_cluster_id: ticket.new_cluster_id,
+        rejection_reason: ticket.rejection_reason,
+        job: job.as_ref().map(job_summary),
+        version: ticket.version,
+        created_at: ticket.created_at,
+        updated_at: ticket.updated_at,
+        requester,
+        validation: if staff {
+            serde_json::to_value(&ticket.validation_report).ok()
+        } else {
+            None
+        },
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    pub tickets: Vec<TicketOut>,
+    /// Pass as `after` (staff queue) or `before` (customers) for the next page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobOut {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub state: String,
+    pub step: String,
+    pub progress: i64,
+    pub detail: String,
+    pub run: i64,
+    pub attempt: i64,
+    pub target_time: DateTime<Utc>,
+    pub snapshot_id: Option<String>,
+    pub zone: Option<String>,
+    pub new_cluster_id: Uuid,
+    /// The exact point in time the new cluster holds, once verified.
+    pub reached_point: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub verification: Option<serde_json::Value>,
+    /// Staff only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Staff only: since when the current step made no progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
+    JobOut {
+        id: job.id,
+        ticket_id: job.ticket_id,
+        state: job.state.as_str().into(),
+        step: job.state.label().into(),
+        progress: job.progress.clamp(0, 100),
+        detail: job.step_detail,
+        run: job.run,
+        attempt: job.attempt,
+        target_time: job.target_time,
+        snapshot_id: job.snapshot_id,
+        zone: job.zone.map(|z| z.as_str().to_string()),
+        new_cluster_id: job.new_cluster_id,
+        reached_point: job.reached_point,
+        verification: job
+            .verification_report
+            .as_ref()
+            .and_then(|v| serde_json::to_value(v).ok()),
+        last_error: if staff { job.last_error } else { None },
+        stalled_since: if staff { job.stalled_since } else { None },
+        created_at: job.created_at,
+        updated_at: job.updated_at,
+        finished_at: job.finished_at,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    pub id: Uuid,
+    pub author_id: Option<Uuid>,
+    pub author_name: Option<String>,
+    pub author_role: String,
+    /// `public`, or `internal` (staff only, never shown to customers).
+    pub visibility: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn messages_out(
+    app: &App,
+    names: &mut Names,
+    messages: Vec<Message>,
+) -> AppResult<Vec<MessageOut>> {
+    let mut out = Vec::new();
+    for m in messages {
+        let author_name = match m.author_id {
+            Some(id) => names.person(app, id).await?.map(|u| u.display_name),
+            None => None,
+        };
+        out.push(MessageOut {
+            id: m.id,
+            author_id: m.author_id,
+            author_name,
+            author_role: m.author_role.as_str().into(),
+            visibility: m.visibility.as_str().into(),
+            body: m.body,
+            created_at: m.created_at,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    pub id: i64,
+    pub action: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub detail: String,
+    pub job_id: Option<Uuid>,
+    pub ticket_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn event_out(e: Event) -> EventOut {
+    EventOut {
+        id: e.id,
+        action: e.action,
+        actor_id: e.actor_id,
+        actor_role: e.actor_role.as_str().into(),
+        from_state: e.from_state,
+        to_state: e.to_state,
+        detail: e.detail,
+        job_id: e.job_id,
+        ticket_id: e.ticket_id,
+        created_at: e.created_at,
+    }
+}
+
+/// A ticket's events as a customer may read them: internal ones dropped,
+/// staff-only details blanked.
+pub fn events_for(viewer: &User, events: Vec<Event>) -> Vec<EventOut> {
+    let staff = viewer.role.works_tickets();
+    events
+        .into_iter()
+        .filter(|e| staff || customer_may_see(e))
+        .map(|mut e| {
+            let public_detail = matches!(
+                e.action.as_str(),
+                "claim" | "reject" | "cancel_restore" | "job_failed" | "file"
+            );
+            if !staff && !public_detail {
+                e.detail.clear();
+            }
+            event_out(e)
+        })
+        .collect()
+}
+
+/// Whether a message may be shown to `viewer`.
+pub fn visible_to(viewer: &User, message: &Message) -> bool {
+    viewer.role.works_tickets() || message.visibility == Visibility::Public
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneOut {
+    pub region: String,
+    pub zone: String,
+    pub online: bool,
+    pub changed_at: DateTime<Utc>,
+}
+
+pub fn zone_out(z: ZoneStatus) -> ZoneOut {
+    ZoneOut {
+        region: z.region,
+        zone: z.zone.as_str().into(),
+        online: z.online,
+        changed_at: z.changed_at,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub subscription_id: Option<Uuid>,
+    pub time_zone: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn user_out(u: User) -> UserOut {
+    UserOut {
+        id: u.id,
+        email: u.email,
+        name: u.display_name,
+        role: u.role.as_str().into(),
+        subscription_id: u.subscription_id,
+        time_zone: u.time_zone,
+        disabled: u.disabled,
+        created_at: u.created_at,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaultOut {
+    pub id: Uuid,
+    pub kind: String,
+    pub step: String,
+    pub permanent: bool,
+    pub remaining: i64,
+    pub delay_ms: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn fault_out(f: SandboxFault) -> FaultOut {
+    FaultOut {
+        id: f.id,
+        kind: f.kind.as_str().into(),
+        step: f.step.as_str().into(),
+        permanent: f.permanent,
+        remaining: f.remaining,
+        delay_ms: f.delay_ms,
+        created_at: f.created_at,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxOut {
+    pub id: Uuid,
+    pub ticket_id: Option<Uuid>,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+pub fn outbox_out(m: OutboxMessage) -> OutboxOut {
+    OutboxOut {
+        id: m.id,
+        ticket_id: m.ticket_id,
+        kind: m.kind,
+        recipient: m.recipient,
+        subject: m.subject,
+        status: m.status.as_str().into(),
+        attempts: m.attempts,
+        next_attempt_at: m.next_attempt_at,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        sent_at: m.sent_at,
+    }
+}
+
+// ---------------------------------------------------------------- requests
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginIn {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginOut {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserOut,
+}
+
+/// A restore request. Give the target either as `target_time` (RFC 3339
+/// with an offset) or as `local_time` plus `time_zone` (and `utc_offset`
+/// when the local time happens twice).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FileTicketIn {
+    pub cluster_id: String,
+    #[serde(default)]
+    pub target_time: Option<String>,
+    #[serde(default)]
+    pub local_time: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    pub new_cluster_name: String,
+    /// `A`, `B` or `C`.
+    pub severity: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The result of checking a request without filing it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckOut {
+    pub target_time: DateTime<Utc>,
+    pub time_zone: String,
+    pub snapshot_id: String,
+    pub zone: String,
+    pub deadline: DateTime<Utc>,
+    pub restorable: Option<Restorable>,
+}
+
+/// The body of a ticket command; each command reads the fields it needs.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ActionIn {
+    /// The ticket version the caller decided on; a newer one answers 409.
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// reply, note, request-info: the text.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// request-info: the question (same as `body`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// reject, cancel-restore: why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewUserIn {
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    /// `customer`, `staff` or `admin`.
+    pub role: String,
+    /// Customers: the subscription's short name (created when new).
+    #[serde(default)]
+    pub subscription: String,
+    #[serde(default)]
+    pub time_zone: String,
+    pub password: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UserPatchIn {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub subscription: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FaultIn {
+    /// `fail_step` or `slow_step`.
+    pub kind: String,
+    /// A restore step: `provisioning`, `restoring_snapshot`, `replaying_log`,
+    /// `verifying` or `finalizing`.
+    pub step: String,
+    /// fail_step: retrying cannot help.
+    #[serde(default)]
+    pub permanent: bool,
+    /// How many times it fires (default 1).
+    #[serde(default = "one")]
+    pub times: i64,
+    /// slow_step: the delay.
+    #[serde(default)]
+    pub delay_ms: i64,
+}
+
+fn one() -> i64 {
+    1
+}

@@ -1,0 +1,647 @@
+//! The API's handlers: authenticate, authorize, call the desk or read with
+//! the caller's scope, answer JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::model::*;
+use super::{ApiJson, OptionalJson};
+use crate::app::App;
+use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
+use crate::desk::{self, FilingRequest, scope_for};
+use crate::domain::catalog::{Zone, restorable_window};
+use crate::domain::sla::Severity;
+use crate::domain::validation::TargetInput;
+use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
+use crate::web::ValidQuery;
+use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
+use crate::web::error::{AppError, AppResult, ErrorBody};
+use crate::web::limits::Limits;
+use crate::web::pages::common::{fleet, parse_id};
+use crate::web::pages::staff::{QueueQuery, queue_query, staff_command};
+
+// ---------------------------------------------------------------- session
+
+/// Signs in and returns a bearer token.
+#[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = LoginIn,
+    responses(
+        (status = 200, body = LoginOut),
+        (status = 401, description = "Wrong email or password, or the account is disabled", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(app): State<App>,
+    State(limits): State<Arc<Limits>>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<LoginIn>,
+) -> AppResult<Json<LoginOut>> {
+    limits.sign_in(addr, &body.email)?;
+    let user = check_password(&app.store, &body.email, &body.password)
+        .await?
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "That email and password do not match an active account",
+            )
+        })?;
+    let (token, expires_at) = issue_token(&app, &user).await?;
+    tracing::info!(user = %user.email, "API token issued");
+    Ok(Json(LoginOut {
+        token,
+        expires_at,
+        user: user_out(user),
+    }))
+}
+
+/// Revokes the token the request carries.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "session", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    headers: HeaderMap,
+) -> AppResult<StatusCode> {
+    if let Some(token) = bearer(&headers) {
+        app.store.revoke_api_token(&token_hash(token)).await?;
+    }
+    tracing::info!(user = %user.email, "API token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who the token belongs to.
+#[utoipa::path(get, path = "/api/v1/me", tag = "session", security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
+pub async fn me(ApiUser(user): ApiUser) -> Json<UserOut> {
+    Json(user_out(user))
+}
+
+// ---------------------------------------------------------------- clusters
+
+/// Clusters the caller may see (customers: their subscription's), each with
+/// its restorable window now.
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", security(("bearer" = [])),
+    params(ClustersQuery),
+    responses((status = 200, body = Vec<ClusterOut>), (status = 401, body = ErrorBody)))]
+pub async fn clusters(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidQuery(q): ValidQuery<ClustersQuery>,
+) -> AppResult<Json<Vec<ClusterOut>>> {
+    let mut out = Vec::new();
+    for cluster in app
+        .store
+        .clusters(scope_for(&user), q.include_deleted.unwrap_or(true))
+        .await?
+    {
+        out.push(cluster_out(&app, cluster).await?);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct ClustersQuery {
+    /// Include deleted clusters (default true: they stay restorable for 7 days).
+    pub include_deleted: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ClusterOut), (status = 404, body = ErrorBody)))]
+pub async fn cluster(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<ClusterOut>> {
+    let cluster = app
+        .store
+        .cluster(parse_id(&id)?, scope_for(&user))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(cluster_out(&app, cluster).await?))
+}
+
+/// Admins: marks a cluster deleted (it stays restorable for 7 days).
+#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_cluster(
+    State(app): State<App>,
+    api: ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let admin = api.admin()?;
+    admin_ops::delete_cluster(&app, admin, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- tickets
+
+fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
+    let severity: Severity = body
+        .severity
+        .parse()
+        .map_err(|e: String| AppError::invalid("severity", e))?;
+    let target = match (body.local_time, body.target_time) {
+        (Some(local_time), _) => TargetInput::Local {
+            local_time,
+            time_zone: body.time_zone.unwrap_or_default(),
+            utc_offset: body.utc_offset,
+        },
+        (None, Some(target_time)) => TargetInput::Instant {
+            target_time,
+            time_zone: body.time_zone,
+        },
+        (None, None) => {
+            return Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_timestamp",
+                "Give target_time (RFC 3339 with an offset) or local_time and time_zone",
+            )
+            .with_field("target_time"));
+        }
+    };
+    Ok(FilingRequest {
+        cluster_id: Uuid::parse_str(body.cluster_id.trim()).ok(),
+        target,
+        new_cluster_name: body.new_cluster_name,
+        severity,
+        description: body.description,
+    })
+}
+
+/// Customers: files a restore request. It is checked at once against the
+/// cluster's real backups; a refusal stores nothing.
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
+    request_body = FileTicketIn,
+    responses(
+        (status = 201, body = TicketOut),
+        (status = 403, description = "Only customers file requests", body = ErrorBody),
+        (status = 422, description = "A rule of SPEC §4 refused it; `code` says which", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn file_ticket(
+    State(app): State<App>,
+    State(limits): State<Arc<Limits>>,
+    ClientAddr(addr): ClientAddr,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<FileTicketIn>,
+) -> AppResult<Response> {
+    if user.role.works_tickets() {
+        return Err(AppError::forbidden());
+    }
+    limits.filing(user.id, addr)?;
+    let request = filing_request(body)?;
+    let ticket = desk::file_ticket(&app, &user, &request).await?;
+    let mut names = Names::load(&app, &user).await?;
+    let out = ticket_out(&app, &user, &mut names, ticket).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Customers: checks a request like filing would, storing nothing.
+#[utoipa::path(post, path = "/api/v1/tickets/check", tag = "tickets", security(("bearer" = [])),
+    request_body = FileTicketIn,
+    responses((status = 200, body = CheckOut), (status = 422, body = ErrorBody)))]
+pub async fn check_ticket(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<FileTicketIn>,
+) -> AppResult<Json<CheckOut>> {
+    let request = filing_request(body)?;
+    let checked = desk::check_request(&app, &user, &request).await?;
+    let catalog = app.backend.catalog(&checked.cluster).await.map_err(fleet)?;
+    let window = restorable_window(&catalog, &checked.cluster.life(), &app.policy(), app.now());
+    Ok(Json(CheckOut {
+        target_time: checked.target.utc,
+        time_zone: checked.target.time_zone.name().into(),
+        snapshot_id: checked.plan.snapshot_id.clone(),
+        zone: checked.plan.zone.as_str().into(),
+        deadline: checked.deadline,
+        restorable: window.map(|w| Restorable {
+            earliest: w.earliest,
+            latest: w.latest,
+        }),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct TicketsQuery {
+    /// Staff: `open` (default), `all`, or one state.
+    #[serde(default)]
+    pub state: String,
+    /// Staff: `A`, `B` or `C`.
+    #[serde(default)]
+    pub severity: String,
+    /// Staff: `unassigned`, `mine`, or a user id.
+    #[serde(default)]
+    pub assignee: String,
+    /// Staff: `true` for tickets assigned to the caller.
+    #[serde(default)]
+    pub mine: String,
+    /// Staff: the `next` of the previous page.
+    pub after: Option<i64>,
+    /// Customers: the `next` of the previous page.
+    pub before: Option<i64>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// Customers: their subscription's tickets, newest first. Staff: the queue,
+/// soonest deadline first, then severity, with filters.
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
+    params(TicketsQuery),
+    responses((status = 200, body = TicketPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn tickets(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidQuery(q): ValidQuery<TicketsQuery>,
+) -> AppResult<Json<TicketPage>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let query = if user.role.works_tickets() {
+        let filters = QueueQuery {
+            state: q.state.clone(),
+            severity: q.severity.clone(),
+            assignee: q.assignee.clone(),
+            mine: q.mine.clone(),
+            after: q.after,
+        };
+        queue_query(&app, &user, &filters, limit + 1).await?
+    } else {
+        TicketQuery {
+            scope: scope_for(&user),
+            states: vec![],
+            severity: None,
+            assignee: AssigneeFilter::Anyone,
+            order: TicketOrder::Newest { before: q.before },
+            limit: limit + 1,
+        }
+    };
+    let mut tickets = app.store.tickets(&query).await?;
+    let more = tickets.len() as i64 > limit;
+    tickets.truncate(limit as usize);
+    let next = more
+        .then(|| tickets.last().map(|t| t.number.to_string()))
+        .flatten();
+    let mut names = Names::load(&app, &user).await?;
+    let mut out = Vec::new();
+    for ticket in tickets {
+        out.push(ticket_out(&app, &user, &mut names, ticket).await?);
+    }
+    Ok(Json(TicketPage { tickets: out, next }))
+}
+
+async fn visible_ticket(
+    app: &App,
+    user: &crate::store::User,
+    id: &str,
+) -> AppResult<crate::store::Ticket> {
+    app.store
+        .ticket(parse_id(id)?, scope_for(user))
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = TicketOut), (status = 404, description = "Unknown, or another subscription's", body = ErrorBody)))]
+pub async fn ticket(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<TicketOut>> {
+    let ticket = visible_ticket(&app, &user, &id).await?;
+    let mut names = Names::load(&app, &user).await?;
+    Ok(Json(ticket_out(&app, &user, &mut names, ticket).await?))
+}
+
+/// A command on a ticket: `claim`, `approve`, `reject` (reason),
+/// `request-info` (body), `reply` (body), `note` (body, staff, internal),
+/// `cancel` (customers), `retry`, `cancel-restore` (reason, staff).
+/// Customers calling a staff command get 403 and nothing changes.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/{action}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path),
+        ("action" = String, Path, description = "claim | approve | reject | request-info | reply | note | cancel | retry | cancel-restore")),
+    request_body(content = ActionIn, description = "Optional; the fields the command needs"),
+    responses(
+        (status = 200, body = TicketOut),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Wrong state, not the assignee, or a stale version", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn ticket_action(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path((id, action)): Path<(String, String)>,
+    OptionalJson(body): OptionalJson<ActionIn>,
+) -> AppResult<Json<TicketOut>> {
+    let id = parse_id(&id)?;
+    let text = body
+        .body
+        .clone()
+        .or_else(|| body.message.clone())
+        .unwrap_or_default();
+    let reason = body.reason.clone().unwrap_or_default();
+    let command = match action.as_str() {
+        "cancel" => crate::domain::ticket::TicketCommand::Cancel,
+        other => {
+            staff_command(other, &text, &reason)
+                .ok_or_else(|| {
+                    AppError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!("There is no ticket command {other:?}"),
+                    )
+                })?
+                .0
+        }
+    };
+    let ticket = desk::act(&app, &user, id, command, body.version).await?;
+    let mut names = Names::load(&app, &user).await?;
+    Ok(Json(ticket_out(&app, &user, &mut names, ticket).await?))
+}
+
+/// The ticket's history. Customers do not see internal events.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<EventOut>), (status = 404, body = ErrorBody)))]
+pub async fn ticket_events(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<EventOut>>> {
+    let ticket = visible_ticket(&app, &user, &id).await?;
+    let events = app.store.ticket_events(ticket.id).await?;
+    Ok(Json(events_for(&user, events)))
+}
+
+/// The conversation. Internal notes only for staff.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<MessageOut>), (status = 404, body = ErrorBody)))]
+pub async fn ticket_messages(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Vec<MessageOut>>> {
+    let ticket = visible_ticket(&app, &user, &id).await?;
+    let staff = user.role.works_tickets();
+    let messages: Vec<_> = app
+        .store
+        .messages(ticket.id, staff)
+        .await?
+        .into_iter()
+        .filter(|m| visible_to(&user, m))
+        .collect();
+    let mut names = Names::default();
+    Ok(Json(messages_out(&app, &mut names, messages).await?))
+}
+
+/// A restore job, with its progress. Visible to whoever may see its ticket.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = JobOut), (status = 404, body = ErrorBody)))]
+pub async fn job(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<JobOut>> {
+    let job = app
+        .store
+        .job(parse_id(&id)?)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    // The job is visible exactly when its ticket is.
+    app.store
+        .ticket(job.ticket_id, scope_for(&user))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(job_out(job, user.role.works_tickets())))
+}
+
+// ---------------------------------------------------------------- fleet
+
+#[utoipa::path(get, path = "/api/v1/zones", tag = "fleet", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ZoneOut>), (status = 401, body = ErrorBody)))]
+pub async fn zones(State(app): State<App>, _user: ApiUser) -> AppResult<Json<Vec<ZoneOut>>> {
+    Ok(Json(
+        app.store.zones().await?.into_iter().map(zone_out).collect(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct RegionQuery {
+    /// The region; may be left out when there is only one.
+    pub region: Option<String>,
+}
+
+/// Admins: takes a zone offline or brings it back online.
+#[utoipa::path(post, path = "/api/v1/zones/{zone}/{state}", tag = "fleet", security(("bearer" = [])),
+    params(("zone" = String, Path, description = "az1 | az2 | az3"),
+        ("state" = String, Path, description = "offline | online"), RegionQuery),
+    responses((status = 200, body = Vec<ZoneOut>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_zone(
+    State(app): State<App>,
+    api: ApiUser,
+    Path((zone, state)): Path<(String, String)>,
+    ValidQuery(q): ValidQuery<RegionQuery>,
+) -> AppResult<Json<Vec<ZoneOut>>> {
+    let admin = api.admin()?;
+    let zone: Zone = zone.parse().map_err(|_| AppError::not_found())?;
+    let online = match state.as_str() {
+        "online" => true,
+        "offline" => false,
+        _ => return Err(AppError::not_found()),
+    };
+    let region = admin_ops::resolve_region(&app, q.region.as_deref()).await?;
+    admin_ops::set_zone(&app, admin, &region, zone, online).await?;
+    Ok(Json(
+        app.store.zones().await?.into_iter().map(zone_out).collect(),
+    ))
+}
+
+/// Admins: the faults armed in the simulated fleet.
+#[utoipa::path(get, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
+    responses((status = 200, body = Vec<FaultOut>), (status = 403, body = ErrorBody)))]
+pub async fn faults(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<FaultOut>>> {
+    api.admin()?;
+    Ok(Json(
+        app.store
+            .sandbox_faults()
+            .await?
+            .into_iter()
+            .map(fault_out)
+            .collect(),
+    ))
+}
+
+/// Admins: arms a fault: a restore step fails or stalls.
+#[utoipa::path(post, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
+    request_body = FaultIn,
+    responses((status = 201, body = FaultOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_fault(
+    State(app): State<App>,
+    api: ApiUser,
+    ApiJson(body): ApiJson<FaultIn>,
+) -> AppResult<Response> {
+    let admin = api.admin()?;
+    let fault = admin_ops::add_fault(
+        &app,
+        admin,
+        &FaultRequest {
+            kind: body.kind,
+            step: body.step,
+            permanent: body.permanent,
+            times: body.times,
+            delay_ms: body.delay_ms,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(fault_out(fault))).into_response())
+}
+
+/// Admins: clears every armed fault.
+#[utoipa::path(delete, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+pub async fn clear_faults(State(app): State<App>, api: ApiUser) -> AppResult<StatusCode> {
+    let admin = api.admin()?;
+    admin_ops::clear_faults(&app, admin).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- admin
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<UserOut>), (status = 403, body = ErrorBody)))]
+pub async fn users(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<UserOut>>> {
+    api.admin()?;
+    Ok(Json(
+        app.store.users().await?.into_iter().map(user_out).collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+    request_body = NewUserIn,
+    responses((status = 201, body = UserOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_user(
+    State(app): State<App>,
+    api: ApiUser,
+    ApiJson(body): ApiJson<NewUserIn>,
+) -> AppResult<Response> {
+    let admin = api.admin()?;
+    let user = admin_ops::create_user(
+        &app,
+        admin,
+        &NewUser {
+            email: body.email,
+            display_name: body.name,
+            role: body.role,
+            subscription: body.subscription,
+            time_zone: body.time_zone,
+            password: body.password,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user_out(user))).into_response())
+}
+
+/// Admins: changes a role, disables or enables (which ends sessions and
+/// revokes tokens), sets the time zone or a new password.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = UserPatchIn,
+    responses((status = 200, body = UserOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_user(
+    State(app): State<App>,
+    api: ApiUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UserPatchIn>,
+) -> AppResult<Json<UserOut>> {
+    let admin = api.admin()?;
+    let user = admin_ops::update_user(
+        &app,
+        admin,
+        parse_id(&id)?,
+        &UserChange {
+            role: body.role,
+            subscription: body.subscription,
+            disabled: body.disabled,
+            time_zone: body.time_zone,
+            password: body.password,
+        },
+    )
+    .await?;
+    Ok(Json(user_out(user)))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct OutboxParams {
+    /// `pending`, `sending`, `sent` or `failed`.
+    pub status: Option<String>,
+    pub ticket_id: Option<Uuid>,
+    pub limit: Option<i64>,
+}
+
+/// Admins: the notification outbox, newest first.
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "admin", security(("bearer" = [])),
+    params(OutboxParams),
+    responses((status = 200, body = Vec<OutboxOut>), (status = 403, body = ErrorBody)))]
+pub async fn outbox(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidQuery(q): ValidQuery<OutboxParams>,
+) -> AppResult<Json<Vec<OutboxOut>>> {
+    api.admin()?;
+    let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            s.parse::<OutboxStatus>()
+                .map_err(|e| AppError::invalid("status", e))?,
+        ),
+        None => None,
+    };
+    Ok(Json(
+        app.store
+            .outbox(&OutboxQuery {
+                status,
+                ticket_id: q.ticket_id,
+                limit: q.limit.unwrap_or(100).clamp(1, 1000),
+            })
+            .await?
+            .into_iter()
+            .map(outbox_out)
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct AuditParams {
+    /// Events older than this id.
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// Admins: the audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditParams),
+    responses((status = 200, body = Vec<EventOut>), (status = 403, body = ErrorBody)))]
+pub async fn audit(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidQuery(q): ValidQuery<AuditParams>,
+) -> AppResult<Json<Vec<EventOut>>> {
+    api.admin()?;
+    Ok(Json(
+        app.store
+            .audit_log(q.before, q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?
+            .into_iter()
+            .map(event_out)
+            .collect(),
+    ))
+}

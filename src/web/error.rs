@@ -1,0 +1,325 @@
+//! One error type for the web edge. It answers the JSON API as
+//! `{"error":{"code","message","field"}}`; on the pages, a middleware turns
+//! the same error into an HTML page. Causes of 5xx are logged once and never
+//! shown.
+
+use axum::Json;
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::desk::DeskError;
+use crate::domain::restore_job::JobRefusal;
+use crate::domain::ticket::Refusal;
+use crate::domain::validation::ValidationError;
+use crate::store::StoreError;
+
+/// One refusal about one field, as forms show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl From<&ValidationError> for FieldError {
+    fn from(e: &ValidationError) -> FieldError {
+        FieldError {
+            code: e.code.as_str().to_string(),
+            message: e.message.clone(),
+            field: Some(e.field.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    /// Every refusal when there are several (a form with many bad fields).
+    pub errors: Vec<FieldError>,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+/// The JSON body of every API error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: a SPEC §4 code, or `not_found`,
+    /// `forbidden`, `conflict`, `invalid_input`, `wrong_state`, …
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    /// All refusals when several fields are wrong; the first is repeated above.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Marks a response as an error the page layer should render as HTML.
+#[derive(Debug, Clone)]
+pub struct ErrorPage(pub AppError);
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> AppError {
+        AppError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            field: None,
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: &str) -> AppError {
+        self.field = Some(field.to_string());
+        self
+    }
+
+    pub fn not_found() -> AppError {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not found: it does not exist, or it is not yours to see",
+        )
+    }
+
+    pub fn forbidden() -> AppError {
+        AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Your role may not do this",
+        )
+    }
+
+    pub fn unauthenticated() -> AppError {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login",
+        )
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message).with_field(field)
+    }
+
+    pub fn csrf() -> AppError {
+        AppError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "This form has expired or did not come from this site. Go back, reload the page \
+             and try again.",
+        )
+    }
+
+    pub fn too_many(message: impl Into<String>, retry_after: u64) -> AppError {
+        let mut error = AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    pub fn internal() -> AppError {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. It has been logged; please try again.",
+        )
+    }
+
+    /// Field errors to show in a form: all of them, or this one alone.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        if self.errors.is_empty() {
+            vec![FieldError {
+                code: self.code.clone(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            }]
+        } else {
+            self.errors.clone()
+        }
+    }
+}
+
+fn refusal_code(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::Forbidden => "forbidden",
+        Refusal::WrongState(_) => "wrong_state",
+        Refusal::NotAssignee => "not_assignee",
+        Refusal::AlreadyAssigned => "already_assigned",
+        Refusal::BadText { .. } => "invalid_input",
+        Refusal::Invalid(_) => "invalid_input",
+        Refusal::TargetNotChecked => "target_not_checked",
+        Refusal::TooLateToCancel => "too_late_to_cancel",
+        Refusal::AlreadyWarned => "already_warned",
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+impl From<DeskError> for AppError {
+    fn from(error: DeskError) -> AppError {
+        match error {
+            DeskError::NotFound => AppError::not_found(),
+            DeskError::Refused(Refusal::Forbidden) => AppError::forbidden(),
+            DeskError::Refused(Refusal::BadText { field, message }) => {
+                AppError::invalid(field, message)
+            }
+            DeskError::Refused(Refusal::Invalid(e)) => {
+                let mut error = AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    e.code.as_str(),
+                    e.message.clone(),
+                )
+                .with_field(&e.field);
+                error.errors = vec![FieldError::from(&e)];
+                error
+            }
+            DeskError::Refused(refusal) => AppError::new(
+                StatusCode::CONFLICT,
+                refusal_code(&refusal),
+                capitalised(&refusal.to_string()),
+            ),
+            DeskError::JobRefused(JobRefusal::Forbidden) => AppError::forbidden(),
+            DeskError::JobRefused(refusal) => AppError::new(
+                StatusCode::CONFLICT,
+                "wrong_state",
+                capitalised(&refusal.to_string()),
+            ),
+            DeskError::Invalid(errors) => {
+                let first = errors.first().cloned();
+                let mut error = match &first {
+                    Some(e) => AppError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        e.code.as_str(),
+                        e.message.clone(),
+                    )
+                    .with_field(&e.field),
+                    None => AppError::invalid("", "The request is not valid"),
+                };
+                error.errors = errors.iter().map(FieldError::from).collect();
+                error
+            }
+            DeskError::BadInput { field, message } => AppError::invalid(field, message),
+            DeskError::Stale => AppError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Someone changed this ticket since you loaded it: reload it and try again",
+            ),
+            DeskError::Fleet(e) => {
+                tracing::warn!(error = %e, "the backup fleet cannot be reached");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fleet_unavailable",
+                    "The backup fleet cannot be reached right now; try again in a minute",
+                )
+            }
+            DeskError::Store(e) => AppError::from(e),
+            DeskError::Template(e) => {
+                tracing::error!(error = %e, "rendering an email failed");
+                AppError::internal()
+            }
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> AppError {
+        match error {
+            StoreError::Conflict(_) => AppError::from(DeskError::Stale),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                AppError::internal()
+            }
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(error: askama::Error) -> AppError {
+        tracing::error!(%error, "rendering a page failed");
+        AppError::internal()
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(error: tower_sessions::session::Error) -> AppError {
+        tracing::error!(%error, "session store failure");
+        AppError::internal()
+    }
+}
+
+fn rejection(status: StatusCode, text: String) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return AppError::new(
+            status,
+            "payload_too_large",
+            "The request is too large: shorten the text and try again",
+        );
+    }
+    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", text)
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(r: JsonRejection) -> AppError {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<FormRejection> for AppError {
+    fn from(r: FormRejection) -> AppError {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(r: QueryRejection) -> AppError {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.clone(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+                errors: if self.errors.len() > 1 {
+                    self.errors.clone()
+                } else {
+                    Vec::new()
+                },
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"restore-desk\""),
+            );
+        }
+        response.extensions_mut().insert(ErrorPage(self));
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

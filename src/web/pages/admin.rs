@@ -1,0 +1,615 @@
+//! The admin pages: people, clusters, zones and injected faults, the
+//! notification outbox and the audit log. Every change goes through
+//! `desk::admin`, which stores it with its audit event.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::common::{parse_id, people, times_for};
+use super::{Chrome, FormErrors, chrome, flash, render};
+use crate::app::App;
+use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
+use crate::domain::actor::Role;
+use crate::domain::catalog::{Zone, restorable_window};
+use crate::domain::restore_job::JobState;
+use crate::store::{OutboxQuery, OutboxStatus, SandboxFault, Scope, User, ZoneStatus};
+use crate::web::auth::{AdminUser, Viewer};
+use crate::web::error::{AppError, AppResult};
+use crate::web::views::{Stamp, clip, event_label, role_label};
+use crate::web::{ValidForm, ValidQuery};
+
+pub async fn index() -> Redirect {
+    Redirect::to("/admin/users")
+}
+
+/// After a refused change: the page again with the message, or the error.
+async fn refused<F, Fut>(error: AppError, again: F) -> AppResult<Response>
+where
+    F: FnOnce(FormErrors) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Response>>,
+{
+    if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
+        return Err(error);
+    }
+    let status = error.status;
+    let mut response = again(FormErrors::from_error(&error)).await?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------- users
+
+pub struct UserRow {
+    pub user: User,
+    pub subscription: String,
+    pub created: Stamp,
+    pub me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    rows: Vec<UserRow>,
+    subscriptions: Vec<String>,
+    form: UserForm,
+    errors: FormErrors,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub subscription: String,
+    #[serde(default)]
+    pub time_zone: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl UsersPage {
+    /// `(value, label, selected)` for a role list showing `current`.
+    fn roles(&self, current: &str) -> Vec<(&'static str, &'static str, bool)> {
+        Role::PEOPLE
+            .into_iter()
+            .map(|r| (r.as_str(), role_label(r), r.as_str() == current))
+            .collect()
+    }
+}
+
+async fn users_page(
+    app: &App,
+    viewer: &Viewer,
+    form: UserForm,
+    errors: FormErrors,
+) -> AppResult<Response> {
+    let times = times_for(app, &viewer.user);
+    let subscriptions = app.store.subscriptions().await?;
+    let slugs: HashMap<Uuid, String> = subscriptions
+        .iter()
+        .map(|s| (s.id, s.slug.clone()))
+        .collect();
+    let rows = app
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| UserRow {
+            subscription: u
+                .subscription_id
+                .and_then(|id| slugs.get(&id).cloned())
+                .unwrap_or_default(),
+            created: times.stamp(u.created_at),
+            me: u.id == viewer.user.id,
+            user: u,
+        })
+        .collect();
+    let page = UsersPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Users", "users").await?,
+        rows,
+        subscriptions: subscriptions.into_iter().map(|s| s.slug).collect(),
+        form,
+        errors,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn users(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppResult<Response> {
+    let form = UserForm {
+        role: "customer".into(),
+        time_zone: "UTC".into(),
+        ..UserForm::default()
+    };
+    users_page(&app, &viewer, form, FormErrors::default()).await
+}
+
+pub async fn create_user(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    ValidForm(form): ValidForm<UserForm>,
+) -> AppResult<Response> {
+    let new = NewUser {
+        email: form.email.clone(),
+        display_name: form.display_name.clone(),
+        role: form.role.clone(),
+        subscription: form.subscription.clone(),
+        time_zone: form.time_zone.clone(),
+        password: form.password.clone(),
+    };
+    match admin_ops::create_user(&app, &viewer.user, &new).await {
+        Ok(user) => {
+            flash(
+                &viewer.session,
+                format!("{} can now sign in as {}.", user.email, user.role),
+            )
+            .await?;
+            Ok(Redirect::to("/admin/users").into_response())
+        }
+        Err(error) => {
+            let mut form = form;
+            form.password.clear();
+            refused(error.into(), |errors| {
+                users_page(&app, &viewer, form, errors)
+            })
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UserChangeForm {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub subscription: Option<String>,
+    /// `disable` or `enable`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+pub async fn update_user(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    Path(id): Path<String>,
+    ValidForm(form): ValidForm<UserChangeForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let change = UserChange {
+        role: form.role.filter(|r| !r.is_empty()),
+        subscription: form.subscription,
+        disabled: match form.state.as_deref() {
+            Some("disable") => Some(true),
+            Some("enable") => Some(false),
+            _ => None,
+        },
+        time_zone: form.time_zone.filter(|z| !z.is_empty()),
+        password: form.password.filter(|p| !p.is_empty()),
+    };
+    match admin_ops::update_user(&app, &viewer.user, id, &change).await {
+        Ok(user) => {
+            flash(&viewer.session, format!("{} is updated.", user.email)).await?;
+            Ok(Redirect::to("/admin/users").into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| {
+                users_page(&app, &viewer, UserForm::default(), errors)
+            })
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------- clusters
+
+pub struct ClusterRow {
+    pub id: Uuid,
+    pub name: String,
+    pub subscription: String,
+    pub place: String,
+    pub config: String,
+    pub status: &'static str,
+    pub created: Stamp,
+    pub deleted: Option<Stamp>,
+    pub window: Option<(Stamp, Stamp)>,
+    pub restored_from: Option<Uuid>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clusters.html")]
+struct ClustersPage {
+    chrome: Chrome,
+    rows: Vec<ClusterRow>,
+    errors: FormErrors,
+}
+
+async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult<Response> {
+    let times = times_for(app, &viewer.user);
+    let slugs: HashMap<Uuid, String> = app
+        .store
+        .subscriptions()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.slug))
+        .collect();
+    let mut rows = Vec::new();
+    for c in app.store.clusters(Scope::Everything, true).await? {
+        let window = match app.backend.catalog(&c).await {
+            Ok(catalog) => restorable_window(&catalog, &c.life(), &app.policy(), times.now),
+            Err(e) => {
+                tracing::warn!(error = %e, cluster = %c.name, "catalog unavailable");
+                None
+            }
+        };
+        rows.push(ClusterRow {
+            id: c.id,
+            subscription: slugs.get(&c.subscription_id).cloned().unwrap_or_default(),
+            place: format!("{} / {}", c.resource_group, c.region),
+            config: format!(
+                "{}, {} vCores, {} GiB, {} node{}{}, PostgreSQL {}",
+                c.config.tier,
+                c.config.vcores,
+                c.config.storage_gib,
+                c.config.node_count,
+                if c.config.node_count == 1 { "" } else { "s" },
+                if c.config.high_availability {
+                    ", HA"
+                } else {
+                    ""
+                },
+                c.config.server_version
+            ),
+            status: c.status.as_str(),
+            created: times.stamp(c.created_at),
+            deleted: times.maybe(c.deleted_at),
+            window: window.map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
+            restored_from: c.restored_from.as_ref().map(|r| r.ticket_id),
+            name: c.name,
+        });
+    }
+    let page = ClustersPage {
+        chrome: chrome(
+            &viewer.session,
+            Some(&viewer.user),
+            "Clusters",
+            "admin-clusters",
+        )
+        .await?,
+        rows,
+        errors,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn clusters(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppResult<Response> {
+    clusters_page(&app, &viewer, FormErrors::default()).await
+}
+
+pub async fn delete_cluster(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    match admin_ops::delete_cluster(&app, &viewer.user, id).await {
+        Ok(()) => {
+            flash(
+                &viewer.session,
+                "The cluster is marked deleted; it stays restorable for 7 days.",
+            )
+            .await?;
+            Ok(Redirect::to("/admin/clusters").into_response())
+        }
+        Err(error) => refused(error.into(), |errors| clusters_page(&app, &viewer, errors)).await,
+    }
+}
+
+// ---------------------------------------------------------------- zones and faults
+
+pub struct ZoneRow {
+    pub zone: ZoneStatus,
+    pub changed: Stamp,
+}
+
+pub struct FaultRow {
+    pub fault: SandboxFault,
+    pub created: Stamp,
+}
+
+#[derive(Template)]
+#[template(path = "admin/zones.html")]
+struct ZonesPage {
+    chrome: Chrome,
+    zones: Vec<ZoneRow>,
+    faults: Vec<FaultRow>,
+    steps: Vec<(&'static str, &'static str)>,
+    sandbox: bool,
+    errors: FormErrors,
+}
+
+async fn zones_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult<Response> {
+    let times = times_for(app, &viewer.user);
+    let zones = app
+        .store
+        .zones()
+        .await?
+        .into_iter()
+        .map(|z| ZoneRow {
+            changed: times.stamp(z.changed_at),
+            zone: z,
+        })
+        .collect();
+    let faults = app
+        .store
+        .sandbox_faults()
+        .await?
+        .into_iter()
+        .map(|f| FaultRow {
+            created: times.stamp(f.created_at),
+            fault: f,
+        })
+        .collect();
+    let page = ZonesPage {
+        chrome: chrome(
+            &viewer.session,
+            Some(&viewer.user),
+            "Zones and faults",
+            "zones",
+        )
+        .await?,
+        zones,
+        faults,
+        steps: JobState::STEPS
+            .into_iter()
+            .map(|s| (s.as_str(), s.label()))
+            .collect(),
+        sandbox: app.backend.name() == "sandbox",
+        errors,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn zones(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppResult<Response> {
+    zones_page(&app, &viewer, FormErrors::default()).await
+}
+
+pub async fn set_zone(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    Path((region, zone, state)): Path<(String, String, String)>,
+) -> AppResult<Response> {
+    let zone: Zone = zone.parse().map_err(|_| AppError::not_found())?;
+    let online = match state.as_str() {
+        "online" => true,
+        "offline" => false,
+        _ => return Err(AppError::not_found()),
+    };
+    match admin_ops::set_zone(&app, &viewer.user, &region, zone, online).await {
+        Ok(()) => {
+            flash(
+                &viewer.session,
+                format!(
+                    "{region}/{zone} is {}.",
+                    if online { "online" } else { "offline" }
+                ),
+            )
+            .await?;
+            Ok(Redirect::to("/admin/zones").into_response())
+        }
+        Err(error) => refused(error.into(), |errors| zones_page(&app, &viewer, errors)).await,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FaultForm {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub step: String,
+    #[serde(default)]
+    pub permanent: Option<String>,
+    #[serde(default)]
+    pub times: String,
+    #[serde(default)]
+    pub delay_ms: String,
+}
+
+pub async fn add_fault(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    ValidForm(form): ValidForm<FaultForm>,
+) -> AppResult<Response> {
+    let request = FaultRequest {
+        kind: form.kind,
+        step: form.step,
+        permanent: form.permanent.is_some(),
+        times: form.times.trim().parse().unwrap_or(0),
+        delay_ms: form.delay_ms.trim().parse().unwrap_or(0),
+    };
+    match admin_ops::add_fault(&app, &viewer.user, &request).await {
+        Ok(_) => {
+            flash(&viewer.session, "The fault is armed.").await?;
+            Ok(Redirect::to("/admin/zones").into_response())
+        }
+        Err(error) => refused(error.into(), |errors| zones_page(&app, &viewer, errors)).await,
+    }
+}
+
+pub async fn clear_faults(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+) -> AppResult<Response> {
+    admin_ops::clear_faults(&app, &viewer.user)
+        .await
+        .map_err(AppError::from)?;
+    flash(&viewer.session, "All faults are cleared.").await?;
+    Ok(Redirect::to("/admin/zones").into_response())
+}
+
+// ---------------------------------------------------------------- outbox
+
+pub struct OutboxRow {
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub next_attempt: Stamp,
+    pub last_error: Option<String>,
+    pub created: Stamp,
+    pub sent: Option<Stamp>,
+    pub ticket_id: Option<Uuid>,
+    pub text_body: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/outbox.html")]
+struct OutboxPage {
+    chrome: Chrome,
+    rows: Vec<OutboxRow>,
+    counts: Vec<(String, i64)>,
+    status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OutboxFilter {
+    #[serde(default)]
+    pub status: String,
+}
+
+pub async fn outbox(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    ValidQuery(q): ValidQuery<OutboxFilter>,
+) -> AppResult<Response> {
+    let times = times_for(&app, &viewer.user);
+    let status = match q.status.trim() {
+        "" => None,
+        other => Some(
+            other
+                .parse::<OutboxStatus>()
+                .map_err(|e| AppError::invalid("status", e))?,
+        ),
+    };
+    let rows = app
+        .store
+        .outbox(&OutboxQuery {
+            status,
+            ticket_id: None,
+            limit: 200,
+        })
+        .await?
+        .into_iter()
+        .map(|m| OutboxRow {
+            kind: m.kind,
+            recipient: m.recipient,
+            subject: m.subject,
+            status: m.status.as_str(),
+            attempts: m.attempts,
+            next_attempt: times.stamp(m.next_attempt_at),
+            last_error: m.last_error,
+            created: times.stamp(m.created_at),
+            sent: times.maybe(m.sent_at),
+            ticket_id: m.ticket_id,
+            text_body: m.text_body,
+        })
+        .collect();
+    let page = OutboxPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Outbox", "outbox").await?,
+        rows,
+        counts: app.store.outbox_counts().await?,
+        status: q.status.trim().to_string(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------- audit log
+
+pub struct AuditRow {
+    pub id: i64,
+    pub at: Stamp,
+    pub actor: String,
+    pub action: String,
+    pub change: Option<String>,
+    pub detail: String,
+    pub ticket: Option<(Uuid, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    rows: Vec<AuditRow>,
+    older: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    pub before: Option<i64>,
+}
+
+const AUDIT_PAGE: i64 = 100;
+
+pub async fn audit(
+    State(app): State<App>,
+    AdminUser(viewer): AdminUser,
+    ValidQuery(q): ValidQuery<AuditQuery>,
+) -> AppResult<Response> {
+    let times = times_for(&app, &viewer.user);
+    let events = app.store.audit_log(q.before, AUDIT_PAGE).await?;
+    let older = (events.len() as i64 == AUDIT_PAGE)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let names = people(&app, events.iter().filter_map(|e| e.actor_id).collect()).await?;
+    let mut references: HashMap<Uuid, String> = HashMap::new();
+    for id in events.iter().filter_map(|e| e.ticket_id) {
+        if references.contains_key(&id) {
+            continue;
+        }
+        if let Some(t) = app.store.ticket(id, Scope::Everything).await? {
+            references.insert(id, t.reference());
+        }
+    }
+    let rows = events
+        .into_iter()
+        .map(|e| AuditRow {
+            id: e.id,
+            at: times.stamp(e.created_at),
+            actor: e
+                .actor_id
+                .and_then(|id| names.get(&id).cloned())
+                .map(|n| format!("{n} ({})", e.actor_role))
+                .unwrap_or_else(|| role_label(e.actor_role).to_string()),
+            action: event_label(&e),
+            change: match (&e.from_state, &e.to_state) {
+                (Some(from), Some(to)) if from != to => Some(format!("{from} → {to}")),
+                (None, Some(to)) => Some(format!("→ {to}")),
+                _ => None,
+            },
+            detail: clip(&e.detail, 200),
+            ticket: e
+                .ticket_id
+                .and_then(|id| references.get(&id).map(|r| (id, r.clone()))),
+        })
+        .collect();
+    let page = AuditPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Audit log", "audit").await?,
+        rows,
+        older,
+    };
+    render(StatusCode::OK, &page)
+}

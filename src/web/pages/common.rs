@@ -1,0 +1,365 @@
+//! Views both the customer portal and the staff console show: clusters with
+//! their timelines, tickets, messages, events and the job's progress.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::desk::scope_for;
+use crate::domain::catalog::restorable_window;
+use crate::domain::cluster::Cluster;
+use crate::domain::ticket::{TicketState, Visibility};
+use crate::store::{Event, Message, RestoreJob, Scope, Ticket, User};
+use crate::web::auth::AnyUser;
+use crate::web::error::{AppError, AppResult};
+use crate::web::timeline::{self, Timeline, TimelineInput};
+use crate::web::views::{Countdown, Stamp, Times, customer_may_see, event_label, role_label};
+
+/// Parses an id from a path; anything else is simply not found.
+pub fn parse_id(text: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| AppError::not_found())
+}
+
+/// A cluster with its backups drawn.
+pub struct ClusterCard {
+    pub cluster: Cluster,
+    pub created: Stamp,
+    pub deleted: Option<Stamp>,
+    /// Earliest and latest restorable moments.
+    pub window: Option<(Stamp, Stamp)>,
+    pub timeline: Timeline,
+    pub offline_zones: String,
+}
+
+impl ClusterCard {
+    pub fn restorable(&self) -> bool {
+        self.window.is_some()
+    }
+}
+
+pub async fn cluster_card(
+    app: &App,
+    cluster: Cluster,
+    times: &Times,
+    target: Option<DateTime<Utc>>,
+) -> AppResult<ClusterCard> {
+    let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
+    let online = app.backend.online_zones(&cluster).await.map_err(fleet)?;
+    let policy = app.policy();
+    let window = restorable_window(&catalog, &cluster.life(), &policy, times.now);
+    let id = format!("tl-{}", cluster.id.simple());
+    let timeline = timeline::build(&TimelineInput {
+        id: &id,
+        cluster_name: &cluster.name,
+        catalog: &catalog,
+        online,
+        window,
+        deleted_at: cluster.deleted_at,
+        target,
+        policy,
+        now: times.now,
+        zone: times.zone,
+    });
+    let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
+        .into_iter()
+        .filter(|z| !online.contains(*z))
+        .map(|z| z.as_str())
+        .collect();
+    Ok(ClusterCard {
+        created: times.stamp(cluster.created_at),
+        deleted: times.maybe(cluster.deleted_at),
+        window: window.map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
+        timeline,
+        offline_zones: offline.join(", "),
+        cluster,
+    })
+}
+
+pub fn fleet(error: crate::backend::FleetError) -> AppError {
+    crate::desk::DeskError::Fleet(error).into()
+}
+
+/// Clusters a customer can still file for: live ones, and deleted ones in
+/// their grace period.
+pub fn fileable(app: &App, cluster: &Cluster) -> bool {
+    !cluster.life().restore_expired(&app.policy(), app.now())
+}
+
+/// One row of a ticket list.
+pub struct TicketRow {
+    pub ticket: Ticket,
+    pub reference: String,
+    pub cluster_name: String,
+    pub target: Stamp,
+    pub created: Stamp,
+    pub deadline: Stamp,
+    pub left: Countdown,
+    pub first_response: Stamp,
+    pub first_response_missed: bool,
+    pub assignee: Option<String>,
+    pub job: Option<JobView>,
+    pub state_class: &'static str,
+}
+
+pub fn state_class(state: TicketState) -> &'static str {
+    match state {
+        TicketState::Submitted | TicketState::Triage => "new",
+        TicketState::InReview | TicketState::Approved => "active",
+        TicketState::AwaitingCustomer => "waiting",
+        TicketState::Restoring => "active",
+        TicketState::Completed => "done",
+        TicketState::Failed | TicketState::Rejected => "bad",
+        TicketState::Cancelled => "muted",
+    }
+}
+
+pub fn ticket_row(
+    ticket: Ticket,
+    times: &Times,
+    clusters: &HashMap<Uuid, String>,
+    names: &HashMap<Uuid, String>,
+    job: Option<&RestoreJob>,
+) -> TicketRow {
+    let missed = match ticket.first_response_at {
+        Some(at) => at > ticket.first_response_due,
+        None => times.now > ticket.first_response_due && !ticket.state.is_terminal(),
+    };
+    TicketRow {
+        reference: ticket.reference(),
+        cluster_name: clusters
+            .get(&ticket.cluster_id)
+            .cloned()
+            .unwrap_or_else(|| "(unknown cluster)".into()),
+        target: times.stamp(ticket.target_time),
+        created: times.stamp(ticket.created_at),
+        deadline: times.stamp(ticket.deadline),
+        left: times.until(ticket.deadline),
+        first_response: times.stamp(ticket.first_response_due),
+        first_response_missed: missed,
+        assignee: ticket.assignee_id.and_then(|id| names.get(&id).cloned()),
+        job: job.map(|j| job_view(j, times)),
+        state_class: state_class(ticket.state),
+        ticket,
+    }
+}
+
+/// Cluster names by id, deleted ones included, within `scope`.
+pub async fn cluster_names(app: &App, scope: Scope) -> AppResult<HashMap<Uuid, String>> {
+    Ok(app
+        .store
+        .clusters(scope, true)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect())
+}
+
+/// Display names of the given people.
+pub async fn people(app: &App, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, String>> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if names.contains_key(&id) {
+            continue;
+        }
+        if let Some(user) = app.store.user(id).await? {
+            names.insert(id, user.display_name);
+        }
+    }
+    Ok(names)
+}
+
+pub struct JobView {
+    pub id: Uuid,
+    pub state: &'static str,
+    pub step: &'static str,
+    pub detail: String,
+    pub progress: i64,
+    pub terminal: bool,
+    pub failed: bool,
+    pub attempt: i64,
+    pub run: i64,
+    pub snapshot: Option<String>,
+    pub zone: Option<&'static str>,
+    pub last_error: Option<String>,
+    pub stalled_since: Option<Stamp>,
+    pub reached_point: Option<Stamp>,
+    pub updated: Stamp,
+}
+
+pub fn job_view(job: &RestoreJob, times: &Times) -> JobView {
+    use crate::domain::restore_job::JobState;
+    JobView {
+        id: job.id,
+        state: job.state.as_str(),
+        step: job.state.label(),
+        detail: job.step_detail.clone(),
+        progress: job.progress.clamp(0, 100),
+        terminal: job.state.is_terminal(),
+        failed: matches!(job.state, JobState::Failed | JobState::Failing),
+        attempt: job.attempt,
+        run: job.run,
+        snapshot: job.snapshot_id.clone(),
+        zone: job.zone.map(|z| z.as_str()),
+        last_error: job.last_error.clone(),
+        stalled_since: times.maybe(job.stalled_since),
+        reached_point: job.reached_point.map(|t| times.precise(t)),
+        updated: times.stamp(job.updated_at),
+    }
+}
+
+pub struct MessageView {
+    pub author: String,
+    pub from_staff: bool,
+    pub internal: bool,
+    pub body: String,
+    pub at: Stamp,
+}
+
+pub fn message_views(
+    messages: Vec<Message>,
+    names: &HashMap<Uuid, String>,
+    times: &Times,
+) -> Vec<MessageView> {
+    messages
+        .into_iter()
+        .map(|m| MessageView {
+            author: m
+                .author_id
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_else(|| role_label(m.author_role).to_string()),
+            from_staff: m.author_role.works_tickets(),
+            internal: m.visibility == Visibility::Internal,
+            body: m.body,
+            at: times.stamp(m.created_at),
+        })
+        .collect()
+}
+
+pub struct EventView {
+    pub label: String,
+    pub actor: String,
+    /// `(from, to)` when the state changed.
+    pub change: Option<(String, String)>,
+    pub detail: String,
+    pub at: Stamp,
+}
+
+impl EventView {
+    pub fn to(&self) -> Option<&str> {
+        self.change.as_ref().map(|(_, to)| to.as_str())
+    }
+}
+
+fn state_words(state: &Option<String>) -> Option<String> {
+    state.as_deref().map(|s| {
+        if let Ok(state) = s.parse::<TicketState>() {
+            state.label().to_string()
+        } else if let Ok(step) = s.parse::<crate::domain::restore_job::JobState>() {
+            step.label().to_string()
+        } else {
+            s.replace('_', " ")
+        }
+    })
+}
+
+pub fn event_views(
+    events: Vec<Event>,
+    names: &HashMap<Uuid, String>,
+    times: &Times,
+    for_customer: bool,
+) -> Vec<EventView> {
+    events
+        .into_iter()
+        .filter(|e| !for_customer || customer_may_see(e))
+        .map(|e| {
+            let actor = e
+                .actor_id
+                .and_then(|id| names.get(&id).cloned())
+                .map(|name| format!("{name} ({})", role_label(e.actor_role).to_lowercase()))
+                .unwrap_or_else(|| role_label(e.actor_role).to_string());
+            // Customers see the details that were also told to them (who took
+            // the ticket, reasons); the rest is meant for staff.
+            let public = matches!(
+                e.action.as_str(),
+                "claim" | "reject" | "cancel_restore" | "job_failed"
+            );
+            let detail = if for_customer && !public {
+                String::new()
+            } else {
+                e.detail.clone()
+            };
+            EventView {
+                label: event_label(&e),
+                actor,
+                change: if e.from_state != e.to_state {
+                    state_words(&e.to_state).map(|to| {
+                        (
+                            state_words(&e.from_state).unwrap_or_else(|| "new".into()),
+                            to,
+                        )
+                    })
+                } else {
+                    None
+                },
+                detail,
+                at: times.stamp(e.created_at),
+            }
+        })
+        .collect()
+}
+
+/// What the progress bar polls.
+#[derive(Debug, Serialize)]
+pub struct ProgressJson {
+    pub state: String,
+    pub state_label: String,
+    pub version: i64,
+    pub terminal: bool,
+    pub job: Option<ProgressJob>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressJob {
+    pub state: String,
+    pub step: String,
+    pub detail: String,
+    pub progress: i64,
+}
+
+/// `GET /tickets/{id}/progress`: the ticket's state and its job's progress,
+/// for the live progress bar.
+pub async fn progress(
+    State(app): State<App>,
+    AnyUser(viewer): AnyUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<ProgressJson>> {
+    let id = parse_id(&id)?;
+    let ticket = app
+        .store
+        .ticket(id, scope_for(&viewer.user))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let job = app.store.job_for_ticket(ticket.id).await?;
+    Ok(Json(ProgressJson {
+        state: ticket.state.as_str().into(),
+        state_label: ticket.state.label().into(),
+        version: ticket.version,
+        terminal: ticket.state.is_terminal(),
+        job: job.map(|j| ProgressJob {
+            state: j.state.as_str().into(),
+            step: j.state.label().into(),
+            detail: j.step_detail,
+            progress: j.progress.clamp(0, 100),
+        }),
+    }))
+}
+
+/// The viewer's times.
+pub fn times_for(app: &App, user: &User) -> Times {
+    Times::for_user(user, app.now())
+}

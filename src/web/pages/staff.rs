@@ -1,0 +1,574 @@
+//! The staff console: the queue ordered by deadline then severity, and the
+//! ticket page with the validation report, the actions, internal notes and
+//! the audit trail. Admins work tickets here too.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::common::{
+    ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
+    event_views, job_view, message_views, parse_id, people, ticket_row, times_for,
+};
+use super::{Chrome, FormErrors, chrome, flash, render};
+use crate::app::App;
+use crate::desk;
+use crate::domain::sla::Severity;
+use crate::domain::ticket::{self, TargetCheck, TicketCommand, TicketFacts, TicketState};
+use crate::domain::verification::VerificationReport;
+use crate::store::{AssigneeFilter, RestoreJob, Scope, Ticket, TicketOrder, TicketQuery, User};
+use crate::web::auth::{StaffUser, Viewer};
+use crate::web::error::{AppError, AppResult};
+use crate::web::views::{Stamp, Times, precise_in, zone_of};
+use crate::web::{ValidForm, ValidQuery};
+
+// ---------------------------------------------------------------- the queue
+
+/// The queue's filters, as in the query string.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct QueueQuery {
+    /// Empty: open tickets; `all`; or one state.
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub severity: String,
+    /// Empty: anyone; `unassigned`; `mine`; or a user id.
+    #[serde(default)]
+    pub assignee: String,
+    /// `1`: only tickets assigned to me (same as `assignee=mine`).
+    #[serde(default)]
+    pub mine: String,
+    /// The number of the last ticket of the previous page.
+    #[serde(default)]
+    pub after: Option<i64>,
+}
+
+/// The open states: everything that still needs someone.
+pub fn open_states() -> Vec<TicketState> {
+    TicketState::ALL
+        .into_iter()
+        .filter(|s| !s.is_terminal())
+        .collect()
+}
+
+/// Turns the filters into a store query; unknown values are refused.
+pub async fn queue_query(
+    app: &App,
+    user: &User,
+    q: &QueueQuery,
+    limit: i64,
+) -> AppResult<TicketQuery> {
+    let states = match q.state.trim() {
+        "" | "open" => open_states(),
+        "all" => vec![],
+        other => vec![
+            other
+                .parse::<TicketState>()
+                .map_err(|e| AppError::invalid("state", e))?,
+        ],
+    };
+    let severity = match q.severity.trim() {
+        "" => None,
+        other => Some(
+            other
+                .parse::<Severity>()
+                .map_err(|e| AppError::invalid("severity", e))?,
+        ),
+    };
+    let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
+    let assignee = match q.assignee.trim() {
+        _ if mine => AssigneeFilter::User(user.id),
+        "" | "anyone" => AssigneeFilter::Anyone,
+        "unassigned" => AssigneeFilter::Unassigned,
+        "mine" | "me" => AssigneeFilter::User(user.id),
+        other => AssigneeFilter::User(
+            Uuid::parse_str(other)
+                .map_err(|_| AppError::invalid("assignee", "Unknown assignee"))?,
+        ),
+    };
+    let after = match q.after {
+        Some(number) => {
+            let last = app
+                .store
+                .ticket_by_number(number, Scope::Everything)
+                .await?
+                .ok_or_else(|| AppError::invalid("after", "Unknown page cursor"))?;
+            Some((last.deadline, last.severity, last.number))
+        }
+        None => None,
+    };
+    Ok(TicketQuery {
+        scope: Scope::Everything,
+        states,
+        severity,
+        assignee,
+        order: TicketOrder::Queue { after },
+        limit,
+    })
+}
+
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "staff/queue.html")]
+struct QueuePage {
+    chrome: Chrome,
+    rows: Vec<TicketRow>,
+    states: Vec<Choice>,
+    severities: Vec<Choice>,
+    assignees: Vec<Choice>,
+    next: Option<String>,
+    filtered: bool,
+    zone: &'static str,
+}
+
+const PAGE: i64 = 50;
+
+pub async fn queue(
+    State(app): State<App>,
+    StaffUser(viewer): StaffUser,
+    ValidQuery(q): ValidQuery<QueueQuery>,
+) -> AppResult<Response> {
+    let times = times_for(&app, &viewer.user);
+    let query = queue_query(&app, &viewer.user, &q, PAGE + 1).await?;
+    let mut tickets = app.store.tickets(&query).await?;
+    let more = tickets.len() as i64 > PAGE;
+    tickets.truncate(PAGE as usize);
+    let next = if more {
+        tickets.last().map(|t| {
+            let mut params = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [
+                ("state", &q.state),
+                ("severity", &q.severity),
+                ("assignee", &q.assignee),
+                ("mine", &q.mine),
+            ] {
+                if !v.is_empty() {
+                    params.append_pair(k, v);
+                }
+            }
+            params.append_pair("after", &t.number.to_string());
+            format!("/staff/tickets?{}", params.finish())
+        })
+    } else {
+        None
+    };
+    let clusters = cluster_names(&app, Scope::Everything).await?;
+    let staff: Vec<User> = app
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| u.role.works_tickets())
+        .collect();
+    let names: HashMap<Uuid, String> = staff
+        .iter()
+        .map(|u| (u.id, u.display_name.clone()))
+        .collect();
+    let jobs: HashMap<Uuid, RestoreJob> = app
+        .store
+        .jobs(true, 500)
+        .await?
+        .into_iter()
+        .map(|j| (j.ticket_id, j))
+        .collect();
+    let rows = tickets
+        .into_iter()
+        .map(|t| {
+            let job = jobs.get(&t.id);
+            ticket_row(t, &times, &clusters, &names, job)
+        })
+        .collect();
+    let state_now = q.state.trim();
+    let mut states = vec![
+        Choice {
+            value: String::new(),
+            label: "Open (all active)".into(),
+            selected: state_now.is_empty() || state_now == "open",
+        },
+        Choice {
+            value: "all".into(),
+            label: "All, closed included".into(),
+            selected: state_now == "all",
+        },
+    ];
+    states.extend(TicketState::ALL.into_iter().map(|s| Choice {
+        value: s.as_str().into(),
+        label: s.label().into(),
+        selected: state_now == s.as_str(),
+    }));
+    let mut severities = vec![Choice {
+        value: String::new(),
+        label: "Any severity".into(),
+        selected: q.severity.is_empty(),
+    }];
+    severities.extend(Severity::ALL.into_iter().map(|s| Choice {
+        value: s.as_str().into(),
+        label: s.describe().into(),
+        selected: q.severity.trim() == s.as_str(),
+    }));
+    let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
+    let assignee_now = if mine { "mine" } else { q.assignee.trim() };
+    let mut assignees = vec![
+        Choice {
+            value: String::new(),
+            label: "Anyone".into(),
+            selected: assignee_now.is_empty(),
+        },
+        Choice {
+            value: "unassigned".into(),
+            label: "Unassigned".into(),
+            selected: assignee_now == "unassigned",
+        },
+        Choice {
+            value: "mine".into(),
+            label: "Me".into(),
+            selected: assignee_now == "mine",
+        },
+    ];
+    assignees.extend(
+        staff
+            .iter()
+            .filter(|u| u.id != viewer.user.id)
+            .map(|u| Choice {
+                value: u.id.to_string(),
+                label: u.display_name.clone(),
+                selected: assignee_now == u.id.to_string(),
+            }),
+    );
+    let filtered = !(q.state.is_empty() && q.severity.is_empty() && assignee_now.is_empty());
+    let page = QueuePage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Queue", "queue").await?,
+        rows,
+        states,
+        severities,
+        assignees,
+        next,
+        filtered,
+        zone: times.zone_name(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------- the ticket page
+
+pub struct ReportView {
+    pub passed: bool,
+    pub checked_at: Stamp,
+    pub target: Stamp,
+    pub window: Option<(Stamp, Stamp)>,
+    pub online_zones: String,
+    pub plan: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub deadline: Stamp,
+}
+
+/// What the signed-in engineer may do now, asked of the domain itself.
+#[derive(Default)]
+pub struct Allowed {
+    pub claim: bool,
+    pub request_info: bool,
+    pub approve: bool,
+    pub reject: bool,
+    pub retry: bool,
+    pub cancel_restore: bool,
+    pub reply: bool,
+    pub note: bool,
+    /// The ticket waits for its assignee, and that is someone else.
+    pub someone_else: bool,
+}
+
+fn allowed(ticket: &Ticket, job: Option<&RestoreJob>, user: &User) -> Allowed {
+    let facts = TicketFacts {
+        assignee: ticket.assignee_id,
+        target_check: TargetCheck::Passed,
+        job: job.map(|j| j.state),
+        deadline_warned: ticket.deadline_warned_at.is_some(),
+    };
+    let can = |command: TicketCommand| {
+        ticket::transition(ticket.state, &command, &user.actor(), &facts).is_ok()
+    };
+    let text = || "x".to_string();
+    Allowed {
+        claim: can(TicketCommand::Claim),
+        request_info: can(TicketCommand::RequestInfo { message: text() }),
+        approve: can(TicketCommand::Approve),
+        reject: can(TicketCommand::Reject { reason: text() }),
+        retry: can(TicketCommand::Retry),
+        cancel_restore: can(TicketCommand::CancelRestore { reason: text() }),
+        reply: can(TicketCommand::Reply { body: text() }) && !ticket.state.is_terminal(),
+        note: can(TicketCommand::Note { body: text() }),
+        someone_else: ticket.assignee_id.is_some_and(|a| a != user.id),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "staff/ticket.html")]
+struct StaffTicketPage {
+    chrome: Chrome,
+    row: TicketRow,
+    target_as_entered: String,
+    requester: Option<User>,
+    subscription: String,
+    card: ClusterCard,
+    report: ReportView,
+    job: Option<JobView>,
+    /// The restored cluster, once handed over.
+    new_cluster: Option<crate::domain::cluster::Cluster>,
+    verification: Option<VerificationReport>,
+    verification_checked: Option<Stamp>,
+    messages: Vec<MessageView>,
+    events: Vec<EventView>,
+    can: Allowed,
+    /// The action whose form failed, its errors and what was typed.
+    failed: String,
+    errors: FormErrors,
+    typed: String,
+    first_response_at: Option<Stamp>,
+    zone: &'static str,
+}
+
+impl StaffTicketPage {
+    fn typed_for(&self, action: &str) -> &str {
+        if self.failed == action {
+            &self.typed
+        } else {
+            ""
+        }
+    }
+
+    /// Errors about the text of the form that failed, shown beside it.
+    fn errors_for(&self, action: &str) -> Vec<String> {
+        if self.failed == action {
+            self.errors.on(&["message", "reason", "note"])
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn report_view(ticket: &Ticket, times: &Times) -> ReportView {
+    let r = &ticket.validation_report;
+    ReportView {
+        passed: r.passed(),
+        checked_at: times.stamp(r.checked_at),
+        target: times.stamp(r.target),
+        window: r
+            .window
+            .map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
+        online_zones: if r.online_zones.is_empty() {
+            "none".into()
+        } else {
+            r.online_zones.to_string()
+        },
+        plan: r.plan.as_ref().map(|p| {
+            format!(
+                "snapshot {} (finished {}) from {}",
+                p.snapshot_id,
+                precise_in(p.snapshot_finished_at, times.zone),
+                p.zone
+            )
+        }),
+        error_code: r.error.as_ref().map(|e| e.code.as_str().to_string()),
+        error: r.error.as_ref().map(|e| e.message.clone()),
+        deadline: times.stamp(r.deadline),
+    }
+}
+
+async fn staff_ticket_page(
+    app: &App,
+    viewer: &Viewer,
+    id: Uuid,
+    failed: &str,
+    errors: FormErrors,
+    typed: String,
+) -> AppResult<StaffTicketPage> {
+    let ticket = app
+        .store
+        .ticket(id, Scope::Everything)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let times = times_for(app, &viewer.user);
+    let cluster = app
+        .store
+        .cluster(ticket.cluster_id, Scope::Everything)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let job = app.store.job_for_ticket(ticket.id).await?;
+    let messages = app.store.messages(ticket.id, true).await?;
+    let events = app.store.ticket_events(ticket.id).await?;
+    let requester = app.store.user(ticket.requester_id).await?;
+    let subscription = app
+        .store
+        .subscription(ticket.subscription_id)
+        .await?
+        .map(|s| s.slug)
+        .unwrap_or_default();
+    let names = people(
+        app,
+        messages
+            .iter()
+            .filter_map(|m| m.author_id)
+            .chain(events.iter().filter_map(|e| e.actor_id))
+            .chain(ticket.assignee_id)
+            .collect(),
+    )
+    .await?;
+    let entered = zone_of(&ticket.time_zone);
+    let target_as_entered = format!(
+        "{} ({})",
+        precise_in(ticket.target_time, entered),
+        entered.name()
+    );
+    let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
+    let card = cluster_card(app, cluster, &times, Some(ticket.target_time)).await?;
+    let verification = job.as_ref().and_then(|j| j.verification_report.clone());
+    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
+        (Some(id), TicketState::Completed) => app.store.cluster(id, Scope::Everything).await?,
+        _ => None,
+    };
+    Ok(StaffTicketPage {
+        chrome: chrome(
+            &viewer.session,
+            Some(&viewer.user),
+            ticket.reference(),
+            "queue",
+        )
+        .await?,
+        can: allowed(&ticket, job.as_ref(), &viewer.user),
+        report: report_view(&ticket, &times),
+        job: job.as_ref().map(|j| job_view(j, &times)),
+        new_cluster,
+        verification_checked: verification.as_ref().map(|v| times.stamp(v.checked_at)),
+        verification,
+        first_response_at: times.maybe(ticket.first_response_at),
+        row: ticket_row(ticket, &times, &clusters, &names, job.as_ref()),
+        target_as_entered,
+        requester,
+        subscription,
+        card,
+        messages: message_views(messages, &names, &times),
+        events: event_views(events, &names, &times, false),
+        failed: failed.to_string(),
+        errors,
+        typed,
+        zone: times.zone_name(),
+    })
+}
+
+pub async fn ticket(
+    State(app): State<App>,
+    StaffUser(viewer): StaffUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let page = staff_ticket_page(
+        &app,
+        &viewer,
+        parse_id(&id)?,
+        "",
+        FormErrors::default(),
+        String::new(),
+    )
+    .await?;
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StaffActionForm {
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The command an action's path names, and the text the engineer typed.
+pub fn staff_command(action: &str, body: &str, reason: &str) -> Option<(TicketCommand, String)> {
+    let body = body.to_string();
+    let reason = reason.to_string();
+    Some(match action {
+        "claim" => (TicketCommand::Claim, String::new()),
+        "request-info" => (
+            TicketCommand::RequestInfo {
+                message: body.clone(),
+            },
+            body,
+        ),
+        "approve" => (TicketCommand::Approve, String::new()),
+        "reject" => (
+            TicketCommand::Reject {
+                reason: reason.clone(),
+            },
+            reason,
+        ),
+        "retry" => (TicketCommand::Retry, String::new()),
+        "cancel-restore" => (
+            TicketCommand::CancelRestore {
+                reason: reason.clone(),
+            },
+            reason,
+        ),
+        "reply" => (TicketCommand::Reply { body: body.clone() }, body),
+        "note" => (TicketCommand::Note { body: body.clone() }, body),
+        _ => return None,
+    })
+}
+
+fn done_message(action: &str, ticket: &Ticket) -> String {
+    let r = ticket.reference();
+    match action {
+        "claim" => format!("You claimed {r}."),
+        "request-info" => format!("Your question was sent; {r} waits for the customer."),
+        "approve" => format!("{r} is approved: the restore is queued."),
+        "reject" => format!("{r} is rejected; the customer was told why."),
+        "retry" => format!("The restore of {r} starts again."),
+        "cancel-restore" => format!("The restore of {r} is being cancelled."),
+        "reply" => "Your reply was sent to the customer.".into(),
+        "note" => "Internal note saved. Customers never see it.".into(),
+        _ => "Done.".into(),
+    }
+}
+
+pub async fn act(
+    State(app): State<App>,
+    StaffUser(viewer): StaffUser,
+    Path((id, action)): Path<(String, String)>,
+    ValidForm(form): ValidForm<StaffActionForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let (command, typed) =
+        staff_command(&action, &form.body, &form.reason).ok_or_else(AppError::not_found)?;
+    match desk::act(&app, &viewer.user, id, command, form.version).await {
+        Ok(ticket) => {
+            flash(&viewer.session, done_message(&action, &ticket)).await?;
+            Ok(Redirect::to(&format!("/staff/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            let error = AppError::from(error);
+            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
+                return Err(error);
+            }
+            let page = staff_ticket_page(
+                &app,
+                &viewer,
+                id,
+                &action,
+                FormErrors::from_error(&error),
+                typed,
+            )
+            .await?;
+            render(error.status, &page)
+        }
+    }
+}

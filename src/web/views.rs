@@ -1,0 +1,195 @@
+//! What pages show, prepared in Rust so templates only lay it out: times in
+//! the reader's zone with UTC beside them, countdowns, labels.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::actor::Role;
+use crate::notify::compose::duration_words;
+use crate::store::{Event, User};
+
+/// A moment as a page shows it: `<time datetime=iso title=utc>local</time>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub iso: String,
+    pub utc: String,
+    pub local: String,
+}
+
+/// Time left until a deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Countdown {
+    pub iso: String,
+    pub text: String,
+    pub overdue: bool,
+    /// Less than a day left.
+    pub urgent: bool,
+}
+
+/// Formats times for one reader.
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    pub zone: Tz,
+    pub now: DateTime<Utc>,
+}
+
+pub fn zone_of(name: &str) -> Tz {
+    name.parse::<Tz>().unwrap_or(Tz::UTC)
+}
+
+impl Times {
+    pub fn new(zone: Tz, now: DateTime<Utc>) -> Times {
+        Times { zone, now }
+    }
+
+    pub fn for_user(user: &User, now: DateTime<Utc>) -> Times {
+        Times::new(zone_of(&user.time_zone), now)
+    }
+
+    pub fn stamp(&self, t: DateTime<Utc>) -> Stamp {
+        stamp_in(t, self.zone)
+    }
+
+    /// To the second: for the exact point a restore reached.
+    pub fn precise(&self, t: DateTime<Utc>) -> Stamp {
+        Stamp {
+            local: precise_in(t, self.zone),
+            ..stamp_in(t, self.zone)
+        }
+    }
+
+    pub fn maybe(&self, t: Option<DateTime<Utc>>) -> Option<Stamp> {
+        t.map(|t| self.stamp(t))
+    }
+
+    pub fn until(&self, deadline: DateTime<Utc>) -> Countdown {
+        let left = deadline - self.now;
+        Countdown {
+            iso: iso(deadline),
+            text: if left < Duration::zero() {
+                duration_words(self.now, deadline)
+            } else {
+                format!("{} left", duration_words(self.now, deadline))
+            },
+            overdue: left < Duration::zero(),
+            urgent: left < Duration::hours(24),
+        }
+    }
+
+    pub fn zone_name(&self) -> &'static str {
+        self.zone.name()
+    }
+}
+
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A moment in `zone`, UTC in the title.
+pub fn stamp_in(t: DateTime<Utc>, zone: Tz) -> Stamp {
+    Stamp {
+        iso: iso(t),
+        utc: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        local: t
+            .with_timezone(&zone)
+            .format("%-d %b %Y, %H:%M %Z")
+            .to_string(),
+    }
+}
+
+/// `13:00 CET` style, seconds when they matter.
+pub fn precise_in(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%-d %b %Y, %H:%M:%S %Z")
+        .to_string()
+}
+
+pub fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "Customer",
+        Role::Staff => "Support",
+        Role::Admin => "Admin",
+        Role::System => "Restore Desk",
+    }
+}
+
+/// How an event reads in a ticket's timeline.
+pub fn event_label(event: &Event) -> String {
+    let label = match event.action.as_str() {
+        "file" => "Request filed",
+        "auto_validate" => "Checked against the backup window",
+        "claim" => "Claimed",
+        "request_info" => "Information requested",
+        "reply" => "Reply posted",
+        "note" => "Internal note added",
+        "approve" => "Approved",
+        "reject" => "Rejected",
+        "cancel" => "Cancelled by the customer",
+        "cancel_restore" => "Restore cancelled by support",
+        "retry" => "Restore retried",
+        "job_started" => "Restore started",
+        "job_succeeded" => "Restore completed",
+        "job_failed" => "Restore failed",
+        "warn_deadline" => "Deadline warning sent",
+        "job_start" => "Restore job picked up",
+        "job_step_succeeded" => "Restore step finished",
+        "job_step_failed" => "Restore step failed",
+        "job_compensation_done" => "Half-built cluster removed",
+        "job_cancel" => "Restore job told to stop",
+        "job_retry" => "Restore job started again",
+        "user_create" => "User created",
+        "user_update" => "User changed",
+        "zone_online" => "Zone brought online",
+        "zone_offline" => "Zone taken offline",
+        "fault_add" => "Fault armed",
+        "fault_clear" => "Faults cleared",
+        "cluster_delete" => "Cluster deleted",
+        other => return other.replace('_', " "),
+    };
+    label.to_string()
+}
+
+/// Events a customer may see on their ticket: internal notes and staff-only
+/// warnings stay out, even as a bare mention, and the restore's inner steps
+/// are the progress bar's business.
+pub fn customer_may_see(event: &Event) -> bool {
+    !matches!(
+        event.action.as_str(),
+        "note"
+            | "warn_deadline"
+            | "job_start"
+            | "job_step_succeeded"
+            | "job_step_failed"
+            | "job_compensation_done"
+    )
+}
+
+/// Shortens long text for tables.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn stamps_show_the_zone_and_keep_utc() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let s = stamp_in(t, Tz::Europe__Amsterdam);
+        assert_eq!(s.local, "25 Nov 2026, 13:00 CET");
+        assert_eq!(s.utc, "2026-11-25 12:00:00 UTC");
+        assert_eq!(s.iso, "2026-11-25T12:00:00Z");
+        let times = Times::new(Tz::UTC, t);
+        assert!(times.until(t + Duration::hours(3)).urgent);
+        assert_eq!(times.until(t + Duration::hours(3)).text, "3 hours left");
+        assert!(times.until(t - Duration::hours(1)).overdue);
+    }
+}

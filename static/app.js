@@ -1,0 +1,211 @@
+// Restore Desk: small enhancements. Every page works without this file.
+//  - the request form picks the browser's time zone and checks the request
+//    as you type (UTC equivalent, restorable or not, and why);
+//  - ticket pages follow the restore's progress live;
+//  - deadline countdowns stay current.
+(function () {
+  "use strict";
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // ------------------------------------------------------------ request form
+
+  function setupRequestForm(form) {
+    var zone = form.querySelector("#time_zone");
+    if (zone && zone.hasAttribute("data-browser-zone")) {
+      try {
+        var browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+        var known = Array.prototype.some.call(zone.options, function (o) {
+          return o.value === browserZone;
+        });
+        if (browserZone && known) zone.value = browserZone;
+      } catch (e) { /* keep the account's zone */ }
+    }
+
+    var url = form.getAttribute("data-preview-url");
+    var panel = document.getElementById("preview");
+    var offsetField = document.getElementById("offset-field");
+    var offset = document.getElementById("utc_offset");
+    if (!url || !panel) return;
+    var timer = null;
+    var seq = 0;
+
+    function params() {
+      var data = new FormData(form);
+      var query = new URLSearchParams();
+      data.forEach(function (value, key) {
+        if (key !== "csrf" && key !== "intent" && key !== "description") query.append(key, value);
+      });
+      return query.toString();
+    }
+
+    function showOffsets(offsets) {
+      if (!offsetField || !offset) return;
+      var chosen = offset.value;
+      if (!offsets.length) {
+        if (!chosen) offsetField.hidden = true;
+        return;
+      }
+      while (offset.options.length > 1) offset.remove(1);
+      offsets.forEach(function (o, i) {
+        var option = el("option", "", (i === 0 ? "The first one, at UTC" : "The second one, at UTC") + o);
+        option.value = o;
+        if (o === chosen) option.selected = true;
+        offset.appendChild(option);
+      });
+      offsetField.hidden = false;
+    }
+
+    // What the server said about the last submit is stale once anything changes.
+    var stale = true;
+    function clearServerErrors() {
+      if (!stale) return;
+      stale = false;
+      form.querySelectorAll(".field-error").forEach(function (n) { n.remove(); });
+      form.querySelectorAll(".invalid").forEach(function (n) { n.classList.remove("invalid"); });
+      form.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
+      var alert = document.querySelector("main > .alert");
+      if (alert) alert.remove();
+    }
+
+    function moveMarker(p) {
+      var section = document.querySelector("[data-timeline-of]");
+      if (!section) return;
+      var cluster = form.querySelector("#cluster_id");
+      var same = cluster && cluster.value === section.getAttribute("data-timeline-of");
+      section.hidden = !same;
+      var marker = section.querySelector("[data-target-marker]");
+      if (!marker) return;
+      var m = p.target_marker;
+      if (!same || !m) {
+        marker.setAttribute("display", "none");
+        return;
+      }
+      var line = marker.querySelector("line");
+      var text = marker.querySelector("text");
+      line.setAttribute("x1", m.x);
+      line.setAttribute("x2", m.x);
+      text.setAttribute("x", m.x);
+      text.setAttribute("dx", m.anchor_end ? "-5" : "5");
+      text.setAttribute("text-anchor", m.anchor_end ? "end" : "start");
+      text.textContent = m.label;
+      marker.classList.toggle("tl-target-outside", !m.inside);
+      marker.removeAttribute("display");
+    }
+
+    function render(p) {
+      moveMarker(p);
+      panel.textContent = "";
+      panel.setAttribute("data-state", p.ok ? "ok" : "bad");
+      if (p.utc_text) {
+        var line = el("p", "utc-line", "In UTC: ");
+        var strong = el("strong", "", p.utc_text);
+        strong.setAttribute("data-utc", "");
+        line.appendChild(strong);
+        panel.appendChild(line);
+      }
+      if (p.local_text) panel.appendChild(el("p", "small muted", p.local_text));
+      if (p.window_text) panel.appendChild(el("p", "small", p.window_text));
+      if (p.ok) {
+        panel.appendChild(el("p", "good", "\u2713 " + (p.plan_text || "This moment can be restored.")));
+        if (p.deadline_text) panel.appendChild(el("p", "small muted", p.deadline_text));
+      } else if (p.errors && p.errors.length) {
+        var list = el("ul", "bad-list");
+        p.errors.forEach(function (e) { list.appendChild(el("li", "", e.message)); });
+        panel.appendChild(list);
+      } else {
+        panel.appendChild(el("p", "muted", "Choose a cluster and a moment to check it."));
+      }
+      showOffsets(p.fold_offsets || []);
+    }
+
+    function check() {
+      var mine = ++seq;
+      fetch(url + "?" + params(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (p) { if (p && mine === seq) render(p); })
+        .catch(function () { /* the submit still checks */ });
+    }
+
+    function later() {
+      clearServerErrors();
+      clearTimeout(timer);
+      timer = setTimeout(check, 300);
+    }
+
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    var date = form.querySelector("#date");
+    var time = form.querySelector("#time");
+    if (date && date.value && time && time.value) check();
+  }
+
+  // ------------------------------------------------------------ live progress
+
+  function setupProgress(box) {
+    var url = box.getAttribute("data-live-progress");
+    var shownState = box.getAttribute("data-ticket-state");
+    var bar = box.querySelector("[data-bar]");
+    var percent = box.querySelector("[data-percent]");
+    var step = box.querySelector("[data-step]");
+    var detail = box.querySelector("[data-detail]");
+
+    function tick() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (p) {
+          if (!p) return setTimeout(tick, 5000);
+          if (p.state !== shownState || (p.job && !bar)) {
+            // A new state brings new content (connection details, actions).
+            window.location.reload();
+            return;
+          }
+          if (p.job && bar) {
+            bar.value = p.job.progress;
+            bar.textContent = p.job.progress + "%";
+            if (percent) percent.textContent = p.job.progress + "%";
+            if (step) step.textContent = p.job.step;
+            if (detail) detail.textContent = p.job.detail;
+          }
+          if (!p.terminal) setTimeout(tick, p.job ? 1500 : 4000);
+        })
+        .catch(function () { setTimeout(tick, 5000); });
+    }
+    setTimeout(tick, 1000);
+  }
+
+  // ------------------------------------------------------------ countdowns
+
+  function words(ms) {
+    var minutes = Math.floor(Math.abs(ms) / 60000);
+    var d = Math.floor(minutes / 1440), h = Math.floor((minutes % 1440) / 60), m = minutes % 60;
+    var plural = function (n, w) { return n + " " + w + (n === 1 ? "" : "s"); };
+    var text = d > 0 ? plural(d, "day") + " " + plural(h, "hour") : h > 0 ? plural(h, "hour") : plural(m, "minute");
+    return ms < 0 ? "overdue by " + text : text + " left";
+  }
+
+  function refreshCountdowns() {
+    document.querySelectorAll("[data-deadline]").forEach(function (node) {
+      var left = Date.parse(node.getAttribute("data-deadline")) - Date.now();
+      if (isNaN(left)) return;
+      node.textContent = words(left);
+      node.classList.toggle("overdue", left < 0);
+      node.classList.toggle("urgent", left >= 0 && left < 86400000);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("request-form");
+    if (form) setupRequestForm(form);
+    document.querySelectorAll("[data-live-progress]").forEach(function (box) {
+      var state = box.getAttribute("data-ticket-state");
+      if (["completed", "rejected", "cancelled"].indexOf(state) === -1) setupProgress(box);
+    });
+    if (document.querySelector("[data-deadline]")) setInterval(refreshCountdowns, 60000);
+  });
+})();

@@ -1,0 +1,525 @@
+//! A real headless Chromium, driven through ChromeDriver: a customer signs
+//! in, files a request with a local time and zone and sees its UTC
+//! equivalent; a bad target shows its message in the form; staff claim and
+//! approve; the customer watches the progress bar advance to completed.
+//! Screenshots of the main pages go to `test-artifacts/screenshots/`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use common::web::{TestApp, spawn_app_with};
+use restore_desk::domain::ticket::TicketState;
+use restore_desk::store::Scope;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The browser's own time zone, unlike alice's account (Europe/Amsterdam):
+/// the form must start from the browser's.
+const BROWSER_ZONE: &str = "America/New_York";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// ChromeDriver as a child process, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .env("TZ", BROWSER_ZONE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian package chromium-driver) is needed for this test");
+    let driver = Driver {
+        child,
+        port,
+        _profile: tempfile::tempdir().unwrap(),
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/status")).await
+            && response.status().is_success()
+        {
+            return driver;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = driver._profile.path().display().to_string();
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,1000",
+                format!("--user-data-dir={profile}"),
+            ]
+        }
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a headless Chromium session")
+}
+
+struct Shots {
+    dir: PathBuf,
+}
+
+impl Shots {
+    fn new() -> Shots {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        Shots { dir }
+    }
+
+    async fn take(&self, client: &Client, name: &str) {
+        // Whole page: grow the window to the document's height first.
+        let height = client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1000)
+            .clamp(600, 6000);
+        let (width, _) = client.get_window_size().await.unwrap();
+        client
+            .set_window_size(width as u32, height as u32 + 100)
+            .await
+            .unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(self.dir.join(format!("{name}.png")), png).unwrap();
+        client.set_window_size(width as u32, 1000).await.unwrap();
+    }
+}
+
+/// Waits until `script` returns true on the page.
+async fn until(client: &Client, what: &str, script: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(Value::Bool(true)) = client.execute(script, vec![]).await {
+            return;
+        }
+        if Instant::now() > deadline {
+            let text = client
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("waited in vain for {what}; the page says: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(client: &Client) -> String {
+    client
+        .execute("return document.body.innerText", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn sign_in(client: &Client, t: &TestApp, email: &str) {
+    client.goto(&format!("{}/login", t.base)).await.unwrap();
+    client
+        .find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(common::web::PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form[action='/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        client,
+        "the home page",
+        "return !location.pathname.startsWith('/login')",
+    )
+    .await;
+}
+
+async fn sign_out(client: &Client) {
+    client
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        client,
+        "the sign-in page",
+        "return location.pathname === '/login'",
+    )
+    .await;
+}
+
+/// Sets a date or time input as a person picking it would, events included.
+async fn set_input(client: &Client, id: &str, value: &str) {
+    client
+        .execute(
+            "const el = document.getElementById(arguments[0]); el.value = arguments[1];
+             el.dispatchEvent(new Event('input', {bubbles: true}));
+             el.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![json!(id), json!(value)],
+        )
+        .await
+        .unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn customer_files_staff_approve_and_the_restore_completes_in_a_browser() {
+    let mut t = spawn_app_with(false, &[], |s| s.sandbox_step_ms = 900).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let shots = Shots::new();
+    let orders = t.cluster_id("orders-prod").await.to_string();
+
+    // ---------------------------------------------------------------- customer
+    client.goto(&format!("{}/login", t.base)).await.unwrap();
+    shots.take(&client, "01-sign-in").await;
+    sign_in(&client, &t, "alice@contoso.example").await;
+    assert!(text_of(&client).await.contains("orders-prod"));
+    shots.take(&client, "02-customer-clusters").await;
+
+    click(&client, "nav a[href='/support']").await;
+    until(
+        &client,
+        "Help + support",
+        "return location.pathname === '/support'",
+    )
+    .await;
+    shots.take(&client, "03-help-and-support").await;
+    click(&client, "main a[href='/support/new']").await;
+    until(
+        &client,
+        "the problem type",
+        "return location.pathname === '/support/new'",
+    )
+    .await;
+    client
+        .find(Locator::Css("#cluster"))
+        .await
+        .unwrap()
+        .select_by_value(&orders)
+        .await
+        .unwrap();
+    click(&client, "main form button[type='submit']").await;
+    until(
+        &client,
+        "the request form",
+        "return !!document.getElementById('request-form')",
+    )
+    .await;
+
+    // The zone list starts from the browser's zone, not the account's.
+    let zone = client
+        .find(Locator::Css("#time_zone"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(zone.as_deref(), Some(BROWSER_ZONE));
+
+    // A target outside the retention: the live check says why …
+    client
+        .find(Locator::Css("#time_zone"))
+        .await
+        .unwrap()
+        .select_by_value("Europe/Amsterdam")
+        .await
+        .unwrap();
+    set_input(&client, "date", "2026-09-01").await;
+    set_input(&client, "time", "10:00").await;
+    let name = client
+        .find(Locator::Css("#new_cluster_name"))
+        .await
+        .unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("orders-browser").await.unwrap();
+    until(
+        &client,
+        "the live refusal",
+        "return document.getElementById('preview').innerText.includes('Backups are kept for 35 days')",
+    )
+    .await;
+    // … and submitting shows the message in the form, by the field.
+    click(&client, "button[value='file']").await;
+    until(
+        &client,
+        "the refusal in the form",
+        "return !!document.getElementById('when-error')",
+    )
+    .await;
+    let error = client
+        .find(Locator::Css("#when-error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("Backups are kept for 35 days"), "{error}");
+    assert_eq!(
+        t.app
+            .store
+            .count_tickets(Scope::Everything, &[])
+            .await
+            .unwrap(),
+        0
+    );
+    shots.take(&client, "04-request-form-refused").await;
+
+    // A good local time: the UTC equivalent shows before submitting.
+    set_input(&client, "date", "2026-11-24").await;
+    set_input(&client, "time", "14:30").await;
+    until(
+        &client,
+        "the UTC equivalent",
+        "const p = document.getElementById('preview');
+         return p.dataset.state === 'ok' && p.innerText.includes('2026-11-24 13:30:00 UTC')",
+    )
+    .await;
+    client
+        .find(Locator::Css("input[name='severity'][value='A']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#description"))
+        .await
+        .unwrap()
+        .send_keys("A migration dropped the orders table at 14:35.")
+        .await
+        .unwrap();
+    shots.take(&client, "05-request-form-checked").await;
+    click(&client, "button[value='file']").await;
+    until(
+        &client,
+        "the ticket page",
+        "return location.pathname.startsWith('/tickets/')",
+    )
+    .await;
+    let page = text_of(&client).await;
+    assert!(page.contains("RD-000001"), "{page}");
+    assert!(page.contains("2026-11-24 13:30:00 UTC"), "{page}");
+    shots.take(&client, "06-customer-ticket-filed").await;
+    let ticket_url = client.current_url().await.unwrap().to_string();
+    sign_out(&client).await;
+
+    // ---------------------------------------------------------------- staff
+    sign_in(&client, &t, "sam@support.example").await;
+    assert!(text_of(&client).await.contains("RD-000001"));
+    shots.take(&client, "07-staff-queue").await;
+    click(&client, "table.queue a").await;
+    until(
+        &client,
+        "the staff ticket",
+        "return !!document.querySelector('.report')",
+    )
+    .await;
+    shots.take(&client, "08-staff-ticket").await;
+    click(&client, "form[action$='/claim'] button").await;
+    until(
+        &client,
+        "the claim",
+        "return document.body.innerText.includes('You claimed RD-000001')",
+    )
+    .await;
+    client
+        .find(Locator::Css("#note-body"))
+        .await
+        .unwrap()
+        .send_keys("Customer confirmed by phone.")
+        .await
+        .unwrap();
+    click(&client, "form[action$='/note'] button").await;
+    until(
+        &client,
+        "the note",
+        "return document.body.innerText.includes('Internal note saved')",
+    )
+    .await;
+    click(&client, "form[action$='/approve'] button").await;
+    until(
+        &client,
+        "the approval",
+        "return document.body.innerText.includes('is approved')",
+    )
+    .await;
+    shots.take(&client, "09-staff-ticket-approved").await;
+    sign_out(&client).await;
+
+    // ---------------------------------------------------------------- progress
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client.goto(&ticket_url).await.unwrap();
+    until(
+        &client,
+        "the progress bar",
+        "return !!document.querySelector('progress')",
+    )
+    .await;
+    assert!(
+        !text_of(&client)
+            .await
+            .contains("Customer confirmed by phone")
+    );
+    // The restore starts while the customer watches.
+    t.start_engine();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut mid_shot = false;
+    loop {
+        let value = client
+            .execute(
+                "const bar = document.querySelector('progress');
+                 return bar ? bar.value : null",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_f64());
+        if let Some(value) = value {
+            if seen.last() != Some(&value) {
+                seen.push(value);
+            }
+            if value > 20.0 && value < 90.0 && !mid_shot {
+                shots.take(&client, "10-customer-restore-in-progress").await;
+                mid_shot = true;
+            }
+        }
+        let done = text_of(&client).await.contains("Your new cluster is ready");
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restore did not complete on the page; progress seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(seen.last(), Some(&100.0), "progress seen: {seen:?}");
+    assert!(
+        seen.iter().any(|v| *v > 0.0 && *v < 100.0),
+        "the bar moved through the steps: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "the bar only moves forward: {seen:?}"
+    );
+    let page = text_of(&client).await;
+    assert!(page.contains("orders-browser.westeurope.sandbox.restore-desk.localhost"));
+    shots.take(&client, "11-customer-restore-completed").await;
+    let ticket = t
+        .app
+        .store
+        .ticket_by_number(1, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ticket.state, TicketState::Completed);
+
+    // ---------------------------------------------------------------- the rest, for the eye
+    client
+        .goto(&format!("{}/clusters/{orders}", t.base))
+        .await
+        .unwrap();
+    shots.take(&client, "12-customer-cluster").await;
+    client.goto(&format!("{}/tickets", t.base)).await.unwrap();
+    shots.take(&client, "13-customer-requests").await;
+    client.set_window_size(375, 800).await.unwrap();
+    client.goto(&format!("{}/clusters", t.base)).await.unwrap();
+    shots.take(&client, "14-phone-clusters").await;
+    client
+        .goto(&format!("{}/requests/new?cluster={orders}", t.base))
+        .await
+        .unwrap();
+    shots.take(&client, "15-phone-request-form").await;
+    client.goto(&ticket_url).await.unwrap();
+    shots.take(&client, "16-phone-ticket").await;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, Value::Bool(true), "the page fits a 375px screen");
+    client.set_window_size(1280, 1000).await.unwrap();
+    sign_out(&client).await;
+
+    sign_in(&client, &t, "ada@admin.example").await;
+    for (path, name) in [
+        ("/admin/users", "17-admin-users"),
+        ("/admin/clusters", "18-admin-clusters"),
+        ("/admin/zones", "19-admin-zones"),
+        ("/admin/outbox", "20-admin-outbox"),
+        ("/admin/audit", "21-admin-audit"),
+    ] {
+        client.goto(&format!("{}{path}", t.base)).await.unwrap();
+        shots.take(&client, name).await;
+    }
+    client.close().await.unwrap();
+}

@@ -1,0 +1,596 @@
+//! The desk's defences over HTTP: CSRF tokens and cross-site refusals,
+//! sessions that die at sign-out and when a user is disabled, escaping,
+//! verbatim storage of hostile text, size limits, rate limits and headers.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use common::web::{Api, Browser, TestApp, spawn_app, version_in};
+use restore_desk::domain::ticket::TicketState;
+use restore_desk::store::{Scope, Ticket};
+
+async fn file_for_alice(t: &TestApp, name: &str, description: &str) -> Ticket {
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let (status, body) = alice
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": name, "severity": "B", "description": description}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    t.app
+        .store
+        .ticket(id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn reload(t: &TestApp, ticket: &Ticket) -> Ticket {
+    t.app
+        .store
+        .ticket(ticket.id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn forms_without_the_right_csrf_token_are_refused(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let ticket = file_for_alice(&t, "csrf-target", "x").await;
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let path = format!("/staff/tickets/{}/claim", ticket.id);
+    let version = ticket.version.to_string();
+
+    let missing = sam.post_raw(&path, &[("version", &version)]).await;
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    let page = missing.text().await.unwrap();
+    assert!(page.contains("This form has expired or did not come from this site"));
+
+    let wrong = sam
+        .post_raw(
+            &path,
+            &[("csrf", "0123456789abcdef"), ("version", &version)],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+
+    // Another session's token does not work either.
+    let mut ada = t.browser();
+    ada.sign_in("ada@admin.example").await;
+    let stolen = ada.csrf.clone();
+    assert_ne!(stolen, sam.csrf);
+    let foreign = sam
+        .post_raw(&path, &[("csrf", &stolen), ("version", &version)])
+        .await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+
+    // The right token, sent cross-site, is refused too.
+    let token = sam.csrf.clone();
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let response = sam
+            .client
+            .post(sam.url(&path))
+            .header(header, value)
+            .form(&[("csrf", token.as_str()), ("version", &version)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{header}: {value}"
+        );
+    }
+    assert_eq!(reload(&t, &ticket).await, ticket, "nothing changed");
+
+    // Signing in needs the token as well.
+    let mut stranger = t.browser();
+    let response = stranger
+        .post_raw(
+            "/login",
+            &[("email", "alice@contoso.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // With the token, from the same origin, it works.
+    let response = sam
+        .client
+        .post(sam.url(&path))
+        .header("origin", t.base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", token.as_str()), ("version", &version)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(reload(&t, &ticket).await.state, TicketState::InReview);
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("rd_session="))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("rd_session=")
+        .to_string()
+}
+
+async fn sessions_rotate_at_sign_in_and_die_at_sign_out(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let mut alice = t.browser();
+    let login = alice.get("/login").await;
+    let before = session_cookie(&login).expect("a session for the form token");
+    assert!(before.contains("HttpOnly"), "{before}");
+    assert!(before.contains("SameSite=Lax"), "{before}");
+    let html = login.text().await.unwrap();
+    alice.csrf = common::web::csrf_in(&html).unwrap();
+    let signed_in = alice
+        .post(
+            "/login",
+            &[("email", "alice@contoso.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let after = session_cookie(&signed_in).expect("a new session cookie at sign-in");
+    assert_ne!(cookie_value(&before), cookie_value(&after), "id rotated");
+    let cookie = format!("rd_session={}", cookie_value(&after));
+    alice.page("/tickets").await;
+
+    // Signing in as someone else from the same browser renews the id again,
+    // and the old one is gone.
+    let switched = alice
+        .post(
+            "/login",
+            &[("email", "bob@fabrikam.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    let bobs = session_cookie(&switched).expect("a new session cookie");
+    assert_ne!(cookie_value(&bobs), cookie_value(&after));
+    let old = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/tickets", t.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status(),
+        StatusCode::SEE_OTHER,
+        "alice's old id is dead"
+    );
+    let cookie = format!("rd_session={}", cookie_value(&bobs));
+    let page = alice.page("/tickets").await;
+    assert!(page.contains("Bob Chen"));
+    let token = alice.csrf.clone();
+
+    alice.sign_out().await;
+    // Replaying the old cookie, by hand, with its old form token.
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = replay
+        .get(format!("{}/tickets", t.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert!(
+        page.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    let post = replay
+        .post(format!("{}/requests", t.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", token.as_str()), ("intent", "check")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::FORBIDDEN);
+}
+
+async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    let alice_api = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let (status, _) = alice_api.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut ada = t.browser();
+    ada.sign_in("ada@admin.example").await;
+    let users = ada.page("/admin/users").await;
+    assert!(users.contains("alice@contoso.example"));
+    let alice_id = t
+        .app
+        .store
+        .user_by_email("alice@contoso.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let disabled = ada
+        .post(&format!("/admin/users/{alice_id}"), &[("state", "disable")])
+        .await;
+    let page = ada.follow(disabled).await;
+    assert!(page.contains("alice@contoso.example is updated"));
+
+    let response = alice.get("/tickets").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, _) = alice_api.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut again = t.browser();
+    again.page("/login").await;
+    let refused = again
+        .post(
+            "/login",
+            &[("email", "alice@contoso.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // The change is in the audit log.
+    let audit = t.app.store.audit_log(None, 5).await.unwrap();
+    assert_eq!(audit[0].action, "user_update");
+    assert!(audit[0].detail.contains("disabled"));
+}
+
+/// `raw` appears on the page with its `<` and `>` as character references.
+fn shows_escaped(html: &str, raw: &str) -> bool {
+    [("&lt;", "&gt;"), ("&#60;", "&#62;"), ("&#x3c;", "&#x3e;")]
+        .iter()
+        .any(|(lt, gt)| html.contains(&raw.replace('<', lt).replace('>', gt)))
+}
+
+async fn user_text_is_escaped_and_sql_looking_text_is_stored_verbatim(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let hostile = "<script>alert('pwned')</script> '; DROP TABLE tickets; -- \" OR 1=1 --";
+    let ticket = file_for_alice(&t, "escape-test", hostile).await;
+    assert_eq!(ticket.description, hostile, "stored verbatim");
+
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    let page = alice.page(&format!("/tickets/{}", ticket.id)).await;
+    let version = version_in(&page).unwrap().to_string();
+    let replied = alice
+        .post(
+            &format!("/tickets/{}/reply", ticket.id),
+            &[
+                ("version", &version),
+                ("body", "<img src=x onerror=alert(1)>"),
+            ],
+        )
+        .await;
+    let page = alice.follow(replied).await;
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let staff_page = sam.page(&format!("/staff/tickets/{}", ticket.id)).await;
+    for html in [&page, &staff_page] {
+        assert!(!html.contains("<script>alert"), "unescaped script");
+        assert!(!html.contains("<img src=x"), "unescaped img");
+        assert!(shows_escaped(html, "<script>alert("), "description");
+        assert!(shows_escaped(html, "<img src=x onerror=alert(1)>"), "reply");
+    }
+    // The tables are all there and the text reads back unchanged.
+    let messages = t.app.store.messages(ticket.id, true).await.unwrap();
+    assert_eq!(messages[0].body, "<img src=x onerror=alert(1)>");
+    assert_eq!(
+        t.app
+            .store
+            .count_tickets(Scope::Everything, &[])
+            .await
+            .unwrap(),
+        1
+    );
+    // The same through the API: returned as data, not interpreted.
+    let api = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let (_, body) = api.get(&format!("/api/v1/tickets/{}", ticket.id)).await;
+    assert_eq!(body["description"], hostile);
+    // A hostile email on the sign-in form comes back escaped.
+    let mut stranger = t.browser();
+    stranger.page("/login").await;
+    let response = stranger
+        .post(
+            "/login",
+            &[("email", "\"><script>x()</script>"), ("password", "nope")],
+        )
+        .await;
+    let html = response.text().await.unwrap();
+    assert!(!html.contains("<script>x()"));
+}
+
+#[tokio::test]
+async fn oversize_inputs_are_refused_with_a_clear_message() {
+    let t = spawn_app(false, &[]).await;
+    let orders = t.cluster_id("orders-prod").await.to_string();
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    alice.page("/requests/new").await;
+    let long = "x".repeat(10_001);
+    let response = alice
+        .post(
+            "/requests",
+            &[
+                ("cluster_id", &orders),
+                ("date", "2026-11-24"),
+                ("time", "10:00"),
+                ("time_zone", "UTC"),
+                ("new_cluster_name", "too-long"),
+                ("severity", "B"),
+                ("description", &long),
+                ("intent", "file"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("The description is 10001 characters long; the limit is 10000"),
+        "{}",
+        &html[..500]
+    );
+
+    // A reply over the limit.
+    let ticket = file_for_alice(&t, "oversize", "fine").await;
+    let page = alice.page(&format!("/tickets/{}", ticket.id)).await;
+    let version = version_in(&page).unwrap().to_string();
+    let response = alice
+        .post(
+            &format!("/tickets/{}/reply", ticket.id),
+            &[("version", &version), ("body", &long)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The message is 10001 characters long; the limit is 10000"));
+    assert_eq!(reload(&t, &ticket).await, ticket);
+
+    // A form body beyond what any field allows.
+    let huge = "y".repeat(300 * 1024);
+    let response = alice
+        .post(
+            &format!("/tickets/{}/reply", ticket.id),
+            &[("version", &version), ("body", &huge)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.text().await.unwrap().contains("shorten the text"));
+
+    // The API: the same rules, as JSON.
+    let api = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let (status, body) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "too-long-api", "severity": "B", "description": long}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert_eq!(body["error"]["field"], "description");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{}/reply", ticket.id),
+            json!({"body": huge}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/tickets/{}/reply", ticket.id),
+            json!({"body": "   "}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "message");
+    // Malformed JSON is an error in the same shape.
+    let response = api
+        .client
+        .post(format!("{}/api/v1/tickets", t.base))
+        .bearer_auth(api.token.as_deref().unwrap())
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::web::json_of(response).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert_eq!(
+        t.app
+            .store
+            .count_tickets(Scope::Everything, &[])
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sign_in_is_rate_limited_per_address_and_account() {
+    let t = spawn_app(false, &["--login-rate-limit", "3"]).await;
+    let mut browser = t.browser();
+    browser.page("/login").await;
+    for _ in 0..3 {
+        let response = browser
+            .post(
+                "/login",
+                &[("email", "alice@contoso.example"), ("password", "wrong")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = browser
+        .post(
+            "/login",
+            &[("email", "alice@contoso.example"), ("password", "demo")],
+        )
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many sign-in attempts")
+    );
+    // The API shares the limit: same address.
+    let response = Api::new(&t.base)
+        .post(
+            "/api/v1/login",
+            json!({"email": "bob@fabrikam.example", "password": "demo"}),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.1["error"]["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn filing_is_rate_limited_per_user() {
+    let t = spawn_app(false, &["--filing-rate-limit", "2"]).await;
+    let orders = t.cluster_id("orders-prod").await;
+    let api = Api::signed_in(&t.base, "alice@contoso.example").await;
+    for i in 0..2 {
+        let (status, body) = api
+            .post(
+                "/api/v1/tickets",
+                json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                       "new_cluster_name": format!("limited-{i}"), "severity": "C"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "limited-3", "severity": "C"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests")
+    );
+    // The form says so too, keeping what was typed.
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    alice.page("/requests/new").await;
+    let response = alice
+        .post(
+            "/requests",
+            &[
+                ("cluster_id", &orders.to_string()),
+                ("date", "2026-11-24"),
+                ("time", "10:00"),
+                ("time_zone", "UTC"),
+                ("new_cluster_name", "limited-form"),
+                ("severity", "C"),
+                ("description", "typed text"),
+                ("intent", "file"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("too many requests") && html.contains("typed text"));
+    assert_eq!(
+        t.app
+            .store
+            .count_tickets(Scope::Everything, &[])
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn security_headers_and_cookie_free_api() {
+    let t = spawn_app(false, &[]).await;
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    for path in [
+        "/clusters",
+        "/login",
+        "/api/v1/openapi.json",
+        "/static/app.css",
+    ] {
+        let response = alice.get(path).await;
+        let h = response.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'"), "{path}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+    }
+    let page = alice.get("/clusters").await;
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(!html.contains(" style=\""), "no inline style");
+    // The session cookie does not open the API.
+    let response = alice.get("/api/v1/tickets").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Sign-in never redirects off the site.
+    let mut visitor = t.browser();
+    visitor.page("/login?next=https://evil.example/").await;
+    let response = visitor
+        .post(
+            "/login",
+            &[
+                ("email", "alice@contoso.example"),
+                ("password", "demo"),
+                ("next", "//evil.example/x"),
+            ],
+        )
+        .await;
+    assert_eq!(response.headers()["location"], "/clusters");
+    let _ = Browser::new(&t.base);
+}
+
+// The defences that depend on the database (sessions, tokens, stored text)
+// run on both.
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+both!(
+    forms_without_the_right_csrf_token_are_refused,
+    sessions_rotate_at_sign_in_and_die_at_sign_out,
+    disabling_a_user_ends_their_sessions_and_tokens,
+    user_text_is_escaped_and_sql_looking_text_is_stored_verbatim
+);
