@@ -4,8 +4,9 @@
 //! rows committed before that moment; the source is untouched. Then zone
 //! outages, and a worker process killed while pgBackRest is restoring.
 //!
-//! Tickets go through the desk's use cases (`file_ticket`, `act`), the
-//! calls the JSON API makes.
+//! Tickets are filed, claimed and approved through the JSON API of a desk
+//! served on a real socket; the engine runs in the test (or, for the kill,
+//! in `restore-desk worker` processes).
 
 mod common;
 
@@ -18,20 +19,22 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use common::web::{Api, PASSWORD};
 use common::{TestDb, fleet};
+use reqwest::StatusCode;
 use restore_desk::app::App;
 use restore_desk::backend::pgbackrest::PgBackRestBackend;
 use restore_desk::clock::SystemClock;
-use restore_desk::desk::{DeskError, FilingRequest, act, file_ticket};
 use restore_desk::domain::actor::Role;
 use restore_desk::domain::catalog::{Zone, ZoneSet};
 use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
 use restore_desk::domain::restore_job::JobState;
-use restore_desk::domain::sla::Severity;
-use restore_desk::domain::ticket::{TicketCommand, TicketState};
-use restore_desk::domain::validation::{TargetContext, TargetInput, ValidationCode, check_target};
+use restore_desk::domain::ticket::TicketState;
+use restore_desk::domain::validation::{TargetContext, ValidationCode, check_target};
 use restore_desk::engine;
 use restore_desk::store::{OutboxQuery, RestoreJob, Scope, Subscription, Ticket, User};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
 const CIPHER: &str = "a passphrase only these tests use";
@@ -44,13 +47,17 @@ struct World {
     app: App,
     fleet: Arc<PgBackRestBackend>,
     alice: User,
-    sam: User,
+    /// The customer and the support engineer, signed in to the API.
+    customer: Api,
+    staff: Api,
     source: Cluster,
     ports: String,
+    stop_serving: CancellationToken,
 }
 
 impl Drop for World {
     fn drop(&mut self) {
+        self.stop_serving.cancel();
         for zone in Zone::ALL {
             fleet::set_readable(&self.fleet.repo_dir(zone), true);
         }
@@ -92,8 +99,15 @@ impl World {
             created_at: Utc::now(),
         };
         store.create_subscription(&contoso).await.unwrap();
-        let alice = common::user("alice@contoso.example", Role::Customer, Some(contoso.id));
-        let sam = common::user("sam@support.example", Role::Staff, None);
+        let password_hash = restore_desk::password::hash(PASSWORD).await.unwrap();
+        let alice = User {
+            password_hash: password_hash.clone(),
+            ..common::user("alice@contoso.example", Role::Customer, Some(contoso.id))
+        };
+        let sam = User {
+            password_hash,
+            ..common::user("sam@support.example", Role::Staff, None)
+        };
         store.create_user(&alice, None).await.unwrap();
         store.create_user(&sam, None).await.unwrap();
         for zone in Zone::ALL {
@@ -136,15 +150,25 @@ impl World {
                 fleet.backup(source.id, zone).await.unwrap();
             }
         }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop_serving = CancellationToken::new();
+        tokio::spawn(restore_desk::web::serve(
+            app.clone(),
+            listener,
+            stop_serving.clone(),
+        ));
         World {
             root,
             db,
             app,
             fleet,
+            customer: Api::signed_in(&base, &alice.email).await,
+            staff: Api::signed_in(&base, &sam.email).await,
             alice,
-            sam,
             source,
             ports: ports.to_string(),
+            stop_serving,
         }
     }
 
@@ -184,36 +208,43 @@ impl World {
         }
     }
 
-    fn request(&self, target: DateTime<Utc>, name: &str) -> FilingRequest {
-        FilingRequest {
-            cluster_id: Some(self.source.id),
-            target: TargetInput::Instant {
-                target_time: target.to_rfc3339(),
-                time_zone: Some("Europe/Amsterdam".into()),
-            },
-            new_cluster_name: name.into(),
-            severity: Severity::A,
-            description: "someone ran DELETE without WHERE".into(),
-        }
+    /// Files a restore request for `target` through the API, as the customer.
+    async fn file(&self, target: DateTime<Utc>, name: &str) -> (StatusCode, Value) {
+        self.customer
+            .post(
+                "/api/v1/tickets",
+                json!({
+                    "cluster_id": self.source.id,
+                    "target_time": target.to_rfc3339(),
+                    "time_zone": "Europe/Amsterdam",
+                    "new_cluster_name": name,
+                    "severity": "A",
+                    "description": "someone ran DELETE without WHERE",
+                }),
+            )
+            .await
     }
 
-    /// Files a ticket for `target` as the customer; staff claim and approve it.
+    /// Files a ticket for `target`; staff claim and approve it, all through
+    /// the API.
     async fn approved(&self, target: DateTime<Utc>, name: &str) -> Ticket {
-        let ticket = file_ticket(&self.app, &self.alice, &self.request(target, name))
+        let (status, ticket) = self.file(target, name).await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        let id = ticket["id"].as_str().unwrap().to_string();
+        for action in ["claim", "approve"] {
+            let (status, body) = self
+                .staff
+                .post(&format!("/api/v1/tickets/{id}/{action}"), json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        }
+        let ticket = self
+            .app
+            .store
+            .ticket(id.parse().unwrap(), Scope::Everything)
             .await
+            .unwrap()
             .unwrap();
-        act(&self.app, &self.sam, ticket.id, TicketCommand::Claim, None)
-            .await
-            .unwrap();
-        let ticket = act(
-            &self.app,
-            &self.sam,
-            ticket.id,
-            TicketCommand::Approve,
-            None,
-        )
-        .await
-        .unwrap();
         assert_eq!(ticket.state, TicketState::Approved);
         ticket
     }
@@ -281,18 +312,9 @@ async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
     // before pgBackRest is ever asked to restore anything.
     let catalog = world.app.backend.catalog(&world.source).await.unwrap();
     let past_the_log = catalog.log_end().unwrap() + chrono::Duration::milliseconds(1);
-    match file_ticket(
-        &world.app,
-        &world.alice,
-        &world.request(past_the_log, "too-late"),
-    )
-    .await
-    {
-        Err(DeskError::Invalid(errors)) => {
-            assert_eq!(errors[0].code, ValidationCode::TargetInFuture, "{errors:?}")
-        }
-        other => panic!("expected target_in_future, got {other:?}"),
-    }
+    let (status, error) = world.file(past_the_log, "too-late").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "target_in_future");
     assert!(world.restores().is_empty());
 
     let ticket = world.approved(t1, "orders-restored").await;
@@ -302,6 +324,14 @@ async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
     assert!(report.passed(), "{report:#?}");
     assert!(report.point_reached.unwrap() <= t1);
 
+    // What the customer sees through the API.
+    let (status, seen) = world
+        .customer
+        .get(&format!("/api/v1/tickets/{}", ticket.id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["state"], "completed", "{seen}");
+    assert_eq!(seen["job"]["state"], "succeeded");
     let ticket = world.ticket(&ticket).await;
     assert_eq!(ticket.state, TicketState::Completed);
     let restored = world
