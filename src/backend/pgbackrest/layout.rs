@@ -100,8 +100,8 @@ impl Layout {
     /// Creates the shared folders, owned by the fleet's OS user.
     pub fn prepare(&self, user: &OsUser) -> std::io::Result<()> {
         make_dir(&self.root, user, 0o755)?;
+        make_dir(&self.root.join("zones"), user, 0o750)?;
         for zone in Zone::ALL {
-            make_dir(&self.root.join("zones"), user, 0o750)?;
             make_dir(&self.repo(zone), user, 0o750)?;
         }
         for dir in [
