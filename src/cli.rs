@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::backend::DynBackend;
+use crate::backend::pgbackrest::PgBackRestBackend;
 use crate::backend::sandbox::SandboxBackend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
@@ -42,6 +43,9 @@ pub enum Command {
     Migrate,
     /// Seed an empty database with the demo data, then serve it.
     Demo,
+    /// Stop every PostgreSQL server of the pgbackrest fleet (they outlive
+    /// the desk; `serve` starts them again).
+    StopFleet,
     /// Manage people who sign in.
     #[command(subcommand)]
     User(UserCommand),
@@ -92,18 +96,34 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Opens and migrates the store, and wires the fleet backend.
 pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    Ok(build_with_fleet(settings, clock).await?.0)
+}
+
+/// Like `build`, and hands out the real fleet too when `BACKEND=pgbackrest`,
+/// for what only it does: create source clusters and start them.
+pub async fn build_with_fleet(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(App, Option<Arc<PgBackRestBackend>>)> {
     let store = store::open(&settings.database_url).await?;
     store.migrate().await?;
-    let backend: DynBackend = match settings.backend {
-        BackendKind::Sandbox => Arc::new(SandboxBackend::new(
-            store.clone(),
-            clock.clone(),
-            Duration::from_millis(settings.sandbox_step_ms),
-            settings.retention(),
-        )),
+    let (backend, fleet): (DynBackend, _) = match settings.backend {
+        BackendKind::Sandbox => (
+            Arc::new(SandboxBackend::new(
+                store.clone(),
+                clock.clone(),
+                Duration::from_millis(settings.sandbox_step_ms),
+                settings.retention(),
+            )),
+            None,
+        ),
+        BackendKind::Pgbackrest => {
+            let fleet = Arc::new(PgBackRestBackend::open(settings.fleet(), store.clone()).await?);
+            (fleet.clone(), Some(fleet))
+        }
     };
     let mailer = notify::mailer(&settings).map_err(anyhow::Error::msg)?;
-    Ok(App {
+    let app = App {
         settings: Arc::new(settings),
         store,
         backend,
@@ -111,7 +131,20 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
         mailer,
         work_ready: Arc::new(tokio::sync::Notify::new()),
         mail_ready: Arc::new(tokio::sync::Notify::new()),
-    })
+    };
+    Ok((app, fleet))
+}
+
+/// Brings the real fleet up: its servers started again after a restart,
+/// and the heartbeat that keeps idle sources restorable to the minute.
+async fn start_fleet(
+    fleet: &Arc<PgBackRestBackend>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    fleet.start_fleet().await?;
+    fleet.spawn_heartbeat(stop);
+    tracing::info!(fleet = %fleet.fleet_dir().display(), "pgbackrest fleet up");
+    Ok(())
 }
 
 /// Fires on Ctrl-C or SIGTERM.
@@ -238,11 +271,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = build(settings, clock).await?;
             create_user(&app.store, command).await
         }
-        Command::Serve => serve(build(settings, clock).await?).await,
-        Command::Worker => work(build(settings, clock).await?).await,
+        Command::Serve => {
+            let (app, fleet) = build_with_fleet(settings, clock).await?;
+            if let Some(fleet) = &fleet {
+                start_fleet(fleet, CancellationToken::new()).await?;
+            }
+            serve(app).await
+        }
+        Command::Worker => {
+            let (app, fleet) = build_with_fleet(settings, clock).await?;
+            if let Some(fleet) = &fleet {
+                start_fleet(fleet, CancellationToken::new()).await?;
+            }
+            work(app).await
+        }
+        Command::StopFleet => {
+            let (_, fleet) = build_with_fleet(settings, clock).await?;
+            let fleet = fleet.context("stop-fleet needs BACKEND=pgbackrest")?;
+            fleet.stop_fleet().await;
+            println!("stopped the servers of {}", fleet.fleet_dir().display());
+            Ok(())
+        }
         Command::Demo => {
-            let app = build(settings, clock).await?;
-            let seeded = demo::seed(&app, &app.settings.demo_password).await?;
+            let (app, fleet) = build_with_fleet(settings, clock).await?;
+            let seeded = match &fleet {
+                Some(fleet) => {
+                    start_fleet(fleet, CancellationToken::new()).await?;
+                    demo::seed_fleet(&app, fleet, &app.settings.demo_password).await?
+                }
+                None => demo::seed(&app, &app.settings.demo_password).await?,
+            };
             print_demo_banner(&app, seeded);
             serve(app).await
         }

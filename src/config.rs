@@ -2,6 +2,7 @@
 //! `Debug` output, so settings can be logged whole.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use chrono::Duration;
@@ -15,6 +16,8 @@ use crate::store::redact_url;
 pub enum BackendKind {
     /// A simulated fleet inside the process: the embedded default.
     Sandbox,
+    /// Real PostgreSQL clusters backed up by pgBackRest into three zones.
+    Pgbackrest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,13 +161,60 @@ pub struct Settings {
 
     /// Passphrase base for the AES-256 repositories; one is generated and kept
     /// in FLEET_DIR when unset.
-    #[arg(long, env = "BACKUP_CIPHER_PASS", global = true)]
+    #[arg(
+        long,
+        env = "BACKUP_CIPHER_PASS",
+        hide_env_values = true,
+        global = true
+    )]
     pub backup_cipher_pass: Option<String>,
 
     /// Where the web desk's stylesheet and scripts are. Defaults to
     /// `./static`, else the source tree's.
     #[arg(long, env = "STATIC_DIR", global = true)]
     pub static_dir: Option<PathBuf>,
+
+    /// TCP ports on 127.0.0.1 the pgbackrest fleet's clusters may use, e.g. 55400-55999.
+    #[arg(long, env = "FLEET_PORTS", default_value = "55400-55999", value_parser = parse_port_range, global = true)]
+    pub fleet_ports: RangeInclusive<u16>,
+
+    /// PostgreSQL's archive_timeout on source clusters: a commit is archived,
+    /// and so restorable, within about this many seconds.
+    #[arg(
+        long,
+        env = "ARCHIVE_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub archive_timeout_seconds: u64,
+
+    /// A full backup per zone when the newest one is older than this.
+    #[arg(
+        long,
+        env = "BACKUP_INTERVAL_HOURS",
+        default_value_t = 24,
+        global = true
+    )]
+    pub backup_interval_hours: i64,
+}
+
+/// `55400-55999`: an inclusive range of unprivileged ports.
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (low, high) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?} is not a port range such as 55400-55999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port number"))
+    };
+    let (low, high) = (port(low)?, port(high)?);
+    if low < 1024 || low > high {
+        return Err(format!(
+            "{text:?}: ports must be at least 1024 and the range not empty"
+        ));
+    }
+    Ok(low..=high)
 }
 
 impl Settings {
@@ -177,6 +227,21 @@ impl Settings {
             max_attempts: self.max_attempts.max(1),
             base_delay: Duration::milliseconds(self.retry_base_ms.max(0)),
             max_delay: Duration::minutes(5).max(Duration::milliseconds(self.retry_base_ms)),
+        }
+    }
+
+    /// The real fleet's setup, for the pgbackrest backend.
+    pub fn fleet(&self) -> crate::backend::pgbackrest::FleetConfig {
+        crate::backend::pgbackrest::FleetConfig {
+            fleet_dir: self.fleet_dir.clone(),
+            pg_bin_dir: self.pg_bin_dir.clone(),
+            os_user: self.pg_os_user.clone(),
+            cipher_pass: self.backup_cipher_pass.clone(),
+            retention_days: self.retention_days,
+            archive_timeout_secs: self.archive_timeout_seconds.max(1),
+            backup_interval: Duration::hours(self.backup_interval_hours.max(1)),
+            ports: self.fleet_ports.clone(),
+            replay_timeout: std::time::Duration::from_secs(600),
         }
     }
 
@@ -257,6 +322,9 @@ impl fmt::Debug for Settings {
                 &self.backup_cipher_pass.as_ref().map(|_| "***"),
             )
             .field("static_dir", &self.static_dir)
+            .field("fleet_ports", &self.fleet_ports)
+            .field("archive_timeout_seconds", &self.archive_timeout_seconds)
+            .field("backup_interval_hours", &self.backup_interval_hours)
             .finish()
     }
 }

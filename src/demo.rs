@@ -6,6 +6,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::backend::FleetError;
+use crate::backend::pgbackrest::{self, PgBackRestBackend};
 use crate::domain::actor::Role;
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
@@ -47,6 +49,8 @@ pub enum DemoError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Password(#[from] password::PasswordError),
+    #[error("{0}")]
+    Fleet(#[from] FleetError),
 }
 
 struct DemoCluster {
@@ -115,24 +119,45 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
         return Ok(false);
     }
     let now = app.now();
-    let mut subscriptions = Vec::new();
-    for (slug, name) in [("contoso", "Contoso Ltd"), ("fabrikam", "Fabrikam Inc")] {
-        let subscription = Subscription {
+    let subscriptions = subscriptions(now);
+    seed_people(app, &subscriptions, password).await?;
+    for spec in &CLUSTERS {
+        let created_at = now - Duration::days(spec.age_days);
+        let deleted_at = spec.deleted_days_ago.map(|d| now - Duration::days(d));
+        let cluster = Cluster {
+            created_at,
+            deleted_at,
+            ..spec.record(&subscriptions)
+        };
+        store.insert_cluster(&cluster).await?;
+        seed_backups(app, &cluster, spec, now).await?;
+    }
+    Ok(true)
+}
+
+fn subscriptions(now: DateTime<Utc>) -> Vec<Subscription> {
+    [("contoso", "Contoso Ltd"), ("fabrikam", "Fabrikam Inc")]
+        .into_iter()
+        .map(|(slug, name)| Subscription {
             id: Uuid::new_v4(),
             slug: slug.into(),
             name: name.into(),
             created_at: now - Duration::days(400),
-        };
-        store.create_subscription(&subscription).await?;
-        subscriptions.push(subscription);
+        })
+        .collect()
+}
+
+/// Stores the subscriptions, the users and the region's zones (az1 offline).
+async fn seed_people(
+    app: &App,
+    subscriptions: &[Subscription],
+    password: &str,
+) -> Result<(), DemoError> {
+    let store = &app.store;
+    let now = app.now();
+    for subscription in subscriptions {
+        store.create_subscription(subscription).await?;
     }
-    let subscription_id = |slug: &str| {
-        subscriptions
-            .iter()
-            .find(|s| s.slug == slug)
-            .map(|s| s.id)
-            .expect("demo subscription")
-    };
     let password_hash = password::hash(password).await?;
     for (email, name, role, subscription, time_zone) in USERS {
         store
@@ -143,7 +168,7 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
                     display_name: name.into(),
                     password_hash: password_hash.clone(),
                     role,
-                    subscription_id: subscription.map(subscription_id),
+                    subscription_id: subscription.map(|slug| subscription_id(subscriptions, slug)),
                     time_zone: time_zone.into(),
                     disabled: false,
                     created_at: now - Duration::days(300),
@@ -157,17 +182,28 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
             .ensure_zone(REGION, zone, zone != Zone::Az1, now)
             .await?;
     }
-    for spec in &CLUSTERS {
-        let created_at = now - Duration::days(spec.age_days);
-        let deleted_at = spec.deleted_days_ago.map(|d| now - Duration::days(d));
+    Ok(())
+}
+
+fn subscription_id(subscriptions: &[Subscription], slug: &str) -> Uuid {
+    subscriptions
+        .iter()
+        .find(|s| s.slug == slug)
+        .map(|s| s.id)
+        .expect("demo subscription")
+}
+
+impl DemoCluster {
+    /// The desk's record of this demo cluster, as the sandbox shows it.
+    fn record(&self, subscriptions: &[Subscription]) -> Cluster {
         let (tier, vcores, storage_gib, node_count, high_availability, server_version) =
-            spec.config;
-        let cluster = Cluster {
+            self.config;
+        Cluster {
             id: Uuid::new_v4(),
-            subscription_id: subscription_id(spec.subscription),
+            subscription_id: subscription_id(subscriptions, self.subscription),
             resource_group: RESOURCE_GROUP.into(),
             region: REGION.into(),
-            name: spec.name.into(),
+            name: self.name.into(),
             config: ClusterConfig {
                 tier: tier.into(),
                 vcores,
@@ -177,18 +213,81 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
                 server_version: server_version.into(),
             },
             connection: Connection {
-                host: crate::backend::sandbox::SandboxBackend::host_for(spec.name, REGION),
+                host: crate::backend::sandbox::SandboxBackend::host_for(self.name, REGION),
                 port: 5432,
-                database: spec.database.into(),
-                user: format!("{}_app", spec.database),
+                database: self.database.into(),
+                user: format!("{}_app", self.database),
             },
             status: ClusterStatus::Ready,
-            created_at,
-            deleted_at,
+            created_at: Utc::now(),
+            deleted_at: None,
             restored_from: None,
-        };
-        store.insert_cluster(&cluster).await?;
-        seed_backups(app, &cluster, spec, now).await?;
+        }
+    }
+}
+
+/// Rows of sample data each real demo cluster gets: a few MB.
+const SAMPLE_ROWS: i64 = 20_000;
+
+/// Seeds an empty database for the real fleet: the same people, and the
+/// demo clusters created for real, each with a few MB of sample data and
+/// its first backups. Real backups cannot be weeks old, so every cluster
+/// starts today; the SPEC's story is kept where reality allows it:
+///
+/// - `legacy-crm` is first backed up to `az1` only; its `az2`/`az3` backups
+///   come after the sample data, so while `az1` is offline the moments
+///   before them get `no_backup_in_online_zone`;
+/// - `old-billing` is created, filled, then deleted: its server stops and
+///   its backups stay, restorable for the grace period.
+///
+/// The desk's database is written only once every cluster exists, so a
+/// failed creation can simply be run again.
+pub async fn seed_fleet(
+    app: &App,
+    fleet: &PgBackRestBackend,
+    password: &str,
+) -> Result<bool, DemoError> {
+    if !app.store.is_empty().await? {
+        return Ok(false);
+    }
+    let subscriptions = subscriptions(app.now());
+    let version = fleet.server_major_version().await?;
+    let builds = CLUSTERS.iter().map(|spec| {
+        let subscriptions = &subscriptions;
+        let version = &version;
+        async move {
+            let mut cluster = spec.record(subscriptions);
+            cluster.config.server_version = version.clone();
+            cluster.connection = Connection {
+                host: pgbackrest::HOST.into(),
+                port: i64::from(fleet.allocate_source_port(cluster.id)?),
+                ..cluster.connection
+            };
+            println!(
+                "Creating {} on port {}…",
+                spec.name, cluster.connection.port
+            );
+            let first_zones = if spec.az1_only_after_days.is_some() {
+                ZoneSet::of(&[Zone::Az1])
+            } else {
+                ZoneSet::ALL
+            };
+            fleet.create_source(&cluster, first_zones).await?;
+            fleet.load_sample_data(&cluster, SAMPLE_ROWS).await?;
+            for zone in ZoneSet::ALL.iter().filter(|z| !first_zones.contains(*z)) {
+                fleet.backup(cluster.id, zone).await?;
+            }
+            if spec.deleted_days_ago.is_some() {
+                fleet.retire_source(&cluster).await?;
+                cluster.deleted_at = Some(Utc::now());
+            }
+            Ok::<_, DemoError>(cluster)
+        }
+    });
+    let clusters = futures::future::try_join_all(builds).await?;
+    seed_people(app, &subscriptions, password).await?;
+    for cluster in clusters {
+        app.store.insert_cluster(&cluster).await?;
     }
     Ok(true)
 }

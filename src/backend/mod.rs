@@ -6,6 +6,7 @@
 //! again from the start: implementations make each one idempotent, keyed by
 //! the job id and run.
 
+pub mod pgbackrest;
 pub mod sandbox;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Shared test harness: fresh databases of both kinds.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -1,0 +1,425 @@
+//! The pgbackrest backend against real PostgreSQL 15 and pgBackRest, driven
+//! through the backend trait the way the restore engine drives it: a real
+//! source cluster, a moment between two batches of rows, a restore to that
+//! moment into a new cluster, zone outages, and steps cut short.
+//!
+//! Needs root (servers run as the `postgres` OS user), PostgreSQL 15 in
+//! /usr/lib/postgresql/15/bin and pgbackrest on PATH; `.ci/run` installs them.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use common::{TestDb, fleet};
+use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
+use restore_desk::backend::{Backend, JobContext, NoProgress, Progress, StepError};
+use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy, Zone, ZoneSet};
+use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::validation::{
+    TargetContext, ValidationCode, ValidationError, check_target,
+};
+use restore_desk::domain::verification::verify;
+use restore_desk::store::{DynStore, Subscription};
+
+const REGION: &str = "westeurope";
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A fleet in a temporary folder the `postgres` user can reach. Dropping it
+/// stops every server it holds, even when the test failed.
+struct TestFleet {
+    root: tempfile::TempDir,
+    backend: Arc<PgBackRestBackend>,
+    store: DynStore,
+    _db: TestDb,
+}
+
+impl TestFleet {
+    async fn new(ports: std::ops::RangeInclusive<u16>) -> TestFleet {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = TestDb::sqlite().await;
+        let store = db.store().await;
+        for zone in Zone::ALL {
+            store
+                .ensure_zone(REGION, zone, true, Utc::now())
+                .await
+                .unwrap();
+        }
+        let config = FleetConfig {
+            fleet_dir: root.path().join("fleet"),
+            pg_bin_dir: PG_BIN.into(),
+            os_user: "postgres".into(),
+            cipher_pass: Some("a passphrase only these tests use".into()),
+            retention_days: 35,
+            archive_timeout_secs: 2,
+            backup_interval: Duration::hours(24),
+            ports,
+            replay_timeout: StdDuration::from_secs(120),
+        };
+        let backend = Arc::new(
+            PgBackRestBackend::open(config, store.clone())
+                .await
+                .expect("open fleet"),
+        );
+        TestFleet {
+            root,
+            backend,
+            store,
+            _db: db,
+        }
+    }
+
+    /// A source cluster, real and backed up into every zone.
+    async fn source(&self, name: &str) -> Cluster {
+        let subscription = Subscription {
+            id: Uuid::new_v4(),
+            slug: format!("sub-{name}"),
+            name: name.into(),
+            created_at: Utc::now(),
+        };
+        self.store.create_subscription(&subscription).await.unwrap();
+        let id = Uuid::new_v4();
+        let cluster = Cluster {
+            id,
+            subscription_id: subscription.id,
+            resource_group: "rg-prod".into(),
+            region: REGION.into(),
+            name: name.into(),
+            config: ClusterConfig {
+                tier: "GeneralPurpose".into(),
+                vcores: 4,
+                storage_gib: 128,
+                node_count: 2,
+                high_availability: true,
+                server_version: "15".into(),
+            },
+            connection: Connection {
+                host: "127.0.0.1".into(),
+                port: i64::from(self.backend.allocate_source_port(id).unwrap()),
+                database: "orders".into(),
+                user: "orders_app".into(),
+            },
+            status: ClusterStatus::Ready,
+            created_at: Utc::now(),
+            deleted_at: None,
+            restored_from: None,
+        };
+        self.store.insert_cluster(&cluster).await.unwrap();
+        self.backend
+            .create_source(&cluster, ZoneSet::ALL)
+            .await
+            .expect("create source cluster");
+        cluster
+    }
+
+    fn restores(&self) -> Vec<PathBuf> {
+        fleet::entries(&self.root.path().join("fleet/restores"))
+    }
+
+    fn set_zone_readable(&self, zone: Zone, readable: bool) {
+        fleet::set_readable(&self.backend.repo_dir(zone), readable);
+    }
+
+    async fn check(
+        &self,
+        cluster: &Cluster,
+        target: DateTime<Utc>,
+    ) -> Result<RestorePlan, ValidationError> {
+        let catalog = self.backend.catalog(cluster).await.expect("catalog");
+        let online = self.backend.online_zones(cluster).await.expect("zones");
+        check_target(
+            target,
+            &TargetContext {
+                catalog: &catalog,
+                life: cluster.life(),
+                online,
+                policy: RetentionPolicy::default(),
+                now: Utc::now(),
+            },
+        )
+    }
+
+    /// Polls until `target` is restorable (the log past it is archived).
+    async fn wait_restorable(&self, cluster: &Cluster, target: DateTime<Utc>) -> RestorePlan {
+        let started = Instant::now();
+        loop {
+            match self.check(cluster, target).await {
+                Ok(plan) => return plan,
+                Err(e) if started.elapsed() < StdDuration::from_secs(90) => {
+                    // Until a transaction after the target is archived the
+                    // log ends before it (or, just after the first backups,
+                    // before any backup's end).
+                    assert!(
+                        matches!(
+                            e.code,
+                            ValidationCode::TargetInFuture
+                                | ValidationCode::TargetBeforeEarliestRestorePoint
+                        ),
+                        "{e:?}"
+                    );
+                    tokio::time::sleep(StdDuration::from_millis(500)).await;
+                }
+                Err(e) => panic!("{target} never became restorable: {e:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for TestFleet {
+    fn drop(&mut self) {
+        for zone in Zone::ALL {
+            self.set_zone_readable(zone, true);
+        }
+        fleet::stop_servers(&self.root.path().join("fleet"));
+    }
+}
+
+fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContext {
+    JobContext {
+        job_id: Uuid::new_v4(),
+        run: 1,
+        ticket_id: Uuid::new_v4(),
+        source: source.clone(),
+        target,
+        new_cluster_id: Uuid::new_v4(),
+        new_cluster_name: "orders-restored".into(),
+        plan: Some(plan.clone()),
+    }
+}
+
+/// Cancels its token at the first sign of files being restored.
+struct CancelWhenCopying(CancellationToken);
+
+impl Progress for CancelWhenCopying {
+    fn report(&self, fraction: f64, _detail: &str) {
+        if fraction > 0.0 {
+            self.0.cancel();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
+    let fleet = TestFleet::new(56100..=56119).await;
+    let source = fleet.source("orders-prod").await;
+    let t1 = fleet::rows_around_t1(&source.connection).await;
+    let plan = fleet.wait_restorable(&source, t1).await;
+    let job = job(&source, t1, &plan);
+    let none = CancellationToken::new();
+
+    let connection = fleet
+        .backend
+        .provision(&job, &NoProgress, &none)
+        .await
+        .unwrap();
+    assert_eq!(connection.host, "127.0.0.1");
+    assert_ne!(connection.port, source.connection.port);
+    // Provisioning again (a worker that died after it) finds the same port.
+    let again = fleet
+        .backend
+        .provision(&job, &NoProgress, &none)
+        .await
+        .unwrap();
+    assert_eq!(again, connection);
+
+    // A restore a dead worker left running (here a stand-in that just
+    // waits) is stopped before the step lays the snapshot down again.
+    let dir = fleet.backend.restore_dir(job.job_id, job.run);
+    let fake = fleet.root.path().join("pgbackrest");
+    std::os::unix::fs::symlink("/bin/sleep", &fake).unwrap();
+    let mut leftover = std::process::Command::new(&fake)
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("restore.pid"), leftover.id().to_string()).unwrap();
+
+    // Cut the snapshot restore short while files are being copied.
+    let cancel = CancellationToken::new();
+    let outcome = fleet
+        .backend
+        .restore_snapshot(&job, &plan, &CancelWhenCopying(cancel.clone()), &cancel)
+        .await;
+    assert_eq!(outcome, Err(StepError::Interrupted));
+    let stopped = leftover.try_wait().unwrap();
+    assert!(stopped.is_some(), "the leftover restore was stopped");
+    assert_eq!(
+        fleet::processes_in(&dir),
+        Vec::<String>::new(),
+        "nothing runs on"
+    );
+
+    // The step runs again from the start and completes.
+    fleet
+        .backend
+        .restore_snapshot(&job, &plan, &NoProgress, &none)
+        .await
+        .unwrap();
+    assert_eq!(fleet.restores(), vec![dir.clone()], "one data directory");
+
+    // Replay cut short with the server half started, then the restore step
+    // run again (a new worker after a crash): the server is stopped first.
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let _ = fleet.backend.replay_log(&job, &NoProgress, &cancel).await;
+    fleet
+        .backend
+        .restore_snapshot(&job, &plan, &NoProgress, &none)
+        .await
+        .unwrap();
+    assert_eq!(
+        fleet::processes_in(&dir),
+        Vec::<String>::new(),
+        "no half-started server"
+    );
+    assert_eq!(fleet.restores(), vec![dir.clone()]);
+
+    let replayed = fleet
+        .backend
+        .replay_log(&job, &NoProgress, &none)
+        .await
+        .unwrap();
+    let replayed = replayed.expect("the rows' commit was replayed");
+    assert!(
+        replayed <= t1,
+        "replayed {replayed} is after the target {t1}"
+    );
+
+    let observed = fleet.backend.inspect(&job, &none).await.unwrap();
+    let report = verify(t1, &source.config, &observed, Utc::now());
+    assert!(report.passed(), "{report:#?}");
+
+    let handed_over = fleet.backend.finalize(&job, &none).await.unwrap();
+    assert_eq!(handed_over, connection);
+    let auto = std::fs::read_to_string(dir.join("data/postgresql.auto.conf")).unwrap();
+    assert!(!auto.contains("recovery_target"), "{auto}");
+
+    assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
+    // A normal cluster now: it takes writes.
+    let mut restored = fleet::connect(&connection).await;
+    sqlx::query("INSERT INTO items VALUES (100, 'new')")
+        .execute(&mut restored)
+        .await
+        .unwrap();
+    restored.close().await.unwrap();
+
+    assert_eq!(
+        fleet::item_ids(&source.connection).await,
+        vec![1, 2, 3, 4, 5, 6],
+        "source untouched"
+    );
+
+    fleet.backend.teardown(&job).await.unwrap();
+    assert_eq!(fleet.restores(), Vec::<PathBuf>::new());
+    assert_eq!(fleet::processes_in(&dir), Vec::<String>::new());
+    assert!(!fleet.backend.cluster_home(job.new_cluster_id).exists());
+    // Harmless when nothing is left.
+    fleet.backend.teardown(&job).await.unwrap();
+    // The source still answers with all its rows.
+    assert_eq!(fleet::item_ids(&source.connection).await.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outages_and_targets_past_the_archive() {
+    let fleet = TestFleet::new(56120..=56139).await;
+    let source = fleet.source("billing").await;
+    let t1 = fleet::rows_around_t1(&source.connection).await;
+    fleet.wait_restorable(&source, t1).await;
+
+    // After the end of the archived log: refused before any restore.
+    let catalog = fleet.backend.catalog(&source).await.unwrap();
+    let end = catalog.log_end().expect("archived log");
+    let refused = fleet
+        .check(&source, end + Duration::milliseconds(1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ValidationCode::TargetInFuture);
+
+    // az1 unreadable: still restorable, from another zone.
+    fleet.set_zone_readable(Zone::Az1, false);
+    // Automatic backups: none due yet; a day later, one per readable zone.
+    let round = fleet.backend.run_backups(Utc::now()).await.unwrap();
+    assert_eq!(round.snapshots_taken, 0);
+    let round = fleet
+        .backend
+        .run_backups(Utc::now() + Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!(round.snapshots_taken, 2, "az2 and az3");
+    assert_eq!(round.snapshots_expired, 0);
+    let online = fleet.backend.online_zones(&source).await.unwrap();
+    assert_eq!(online, ZoneSet::of(&[Zone::Az2, Zone::Az3]));
+    let plan = fleet.check(&source, t1).await.unwrap();
+    assert_ne!(plan.zone, Zone::Az1);
+    let job1 = job(&source, t1, &plan);
+    let none = CancellationToken::new();
+    let connection = fleet
+        .backend
+        .provision(&job1, &NoProgress, &none)
+        .await
+        .unwrap();
+    fleet
+        .backend
+        .restore_snapshot(&job1, &plan, &NoProgress, &none)
+        .await
+        .unwrap();
+    // The planned zone goes too before the log is replayed: the same WAL
+    // comes from the last readable zone.
+    fleet.set_zone_readable(plan.zone, false);
+    fleet
+        .backend
+        .replay_log(&job1, &NoProgress, &none)
+        .await
+        .unwrap();
+    fleet.set_zone_readable(plan.zone, true);
+    let observed = fleet.backend.inspect(&job1, &none).await.unwrap();
+    assert!(verify(t1, &source.config, &observed, Utc::now()).passed());
+    assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
+    fleet.backend.teardown(&job1).await.unwrap();
+
+    // Every zone unreadable: the backups are known but out of reach.
+    fleet.set_zone_readable(Zone::Az2, false);
+    fleet.set_zone_readable(Zone::Az3, false);
+    assert_eq!(
+        fleet.backend.online_zones(&source).await.unwrap(),
+        ZoneSet::NONE
+    );
+    let refused = fleet.check(&source, t1).await.unwrap_err();
+    assert_eq!(
+        refused.code,
+        ValidationCode::NoBackupInOnlineZone,
+        "{refused:?}"
+    );
+    let job2 = job(&source, t1, &plan);
+    fleet
+        .backend
+        .provision(&job2, &NoProgress, &none)
+        .await
+        .unwrap();
+    match fleet
+        .backend
+        .restore_snapshot(&job2, &plan, &NoProgress, &none)
+        .await
+    {
+        Err(StepError::Retryable { code, message }) => {
+            assert_eq!(code, "zone_unavailable");
+            assert!(message.contains(plan.zone.as_str()), "{message}");
+        }
+        other => panic!("expected a retryable zone outage, got {other:?}"),
+    }
+    fleet.backend.teardown(&job2).await.unwrap();
+    assert_eq!(fleet.restores(), Vec::<PathBuf>::new());
+}

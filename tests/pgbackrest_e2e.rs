@@ -1,0 +1,517 @@
+//! Restores end to end on the real fleet: a customer files a ticket for a
+//! moment between two batches of rows, staff approve it, the engine runs
+//! it against PostgreSQL and pgBackRest. The new cluster holds exactly the
+//! rows committed before that moment; the source is untouched. Then zone
+//! outages, and a worker process killed while pgBackRest is restoring.
+//!
+//! Tickets are filed, claimed and approved through the JSON API of a desk
+//! served on a real socket; the engine runs in the test (or, for the kill,
+//! in `restore-desk worker` processes).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use common::web::{Api, PASSWORD};
+use common::{TestDb, fleet};
+use reqwest::StatusCode;
+use restore_desk::app::App;
+use restore_desk::backend::pgbackrest::PgBackRestBackend;
+use restore_desk::clock::SystemClock;
+use restore_desk::domain::actor::Role;
+use restore_desk::domain::catalog::{Zone, ZoneSet};
+use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::restore_job::JobState;
+use restore_desk::domain::ticket::TicketState;
+use restore_desk::domain::validation::{TargetContext, ValidationCode, check_target};
+use restore_desk::engine;
+use restore_desk::store::{OutboxQuery, RestoreJob, Scope, Subscription, Ticket, User};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
+const CIPHER: &str = "a passphrase only these tests use";
+
+/// A desk on the real fleet, with one source cluster, a customer and a
+/// support engineer. Dropping it stops every server of the fleet.
+struct World {
+    root: tempfile::TempDir,
+    db: TestDb,
+    app: App,
+    fleet: Arc<PgBackRestBackend>,
+    alice: User,
+    /// The customer and the support engineer, signed in to the API.
+    customer: Api,
+    staff: Api,
+    source: Cluster,
+    ports: String,
+    stop_serving: CancellationToken,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_serving.cancel();
+        for zone in Zone::ALL {
+            fleet::set_readable(&self.fleet.repo_dir(zone), true);
+        }
+        fleet::stop_servers(&self.fleet_dir());
+    }
+}
+
+impl World {
+    async fn new(db: TestDb, ports: &str, sample_rows: i64) -> World {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fleet_dir = root.path().join("fleet").display().to_string();
+        let settings = common::settings(
+            &db,
+            &[
+                "--backend",
+                "pgbackrest",
+                "--fleet-dir",
+                &fleet_dir,
+                "--fleet-ports",
+                ports,
+                "--archive-timeout-seconds",
+                "2",
+                "--backup-cipher-pass",
+                CIPHER,
+                "--max-attempts",
+                "2",
+            ],
+        );
+        let (app, fleet) = restore_desk::cli::build_with_fleet(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let fleet = fleet.expect("the pgbackrest fleet");
+        let store = &app.store;
+        let contoso = Subscription {
+            id: Uuid::new_v4(),
+            slug: "contoso".into(),
+            name: "Contoso".into(),
+            created_at: Utc::now(),
+        };
+        store.create_subscription(&contoso).await.unwrap();
+        let password_hash = restore_desk::password::hash(PASSWORD).await.unwrap();
+        let alice = User {
+            password_hash: password_hash.clone(),
+            ..common::user("alice@contoso.example", Role::Customer, Some(contoso.id))
+        };
+        let sam = User {
+            password_hash,
+            ..common::user("sam@support.example", Role::Staff, None)
+        };
+        store.create_user(&alice, None).await.unwrap();
+        store.create_user(&sam, None).await.unwrap();
+        for zone in Zone::ALL {
+            store
+                .ensure_zone("westeurope", zone, true, Utc::now())
+                .await
+                .unwrap();
+        }
+        let id = Uuid::new_v4();
+        let source = Cluster {
+            id,
+            subscription_id: contoso.id,
+            resource_group: "rg-prod".into(),
+            region: "westeurope".into(),
+            name: "orders-prod".into(),
+            config: ClusterConfig {
+                tier: "GeneralPurpose".into(),
+                vcores: 8,
+                storage_gib: 512,
+                node_count: 2,
+                high_availability: true,
+                server_version: "15".into(),
+            },
+            connection: Connection {
+                host: "127.0.0.1".into(),
+                port: i64::from(fleet.allocate_source_port(id).unwrap()),
+                database: "orders".into(),
+                user: "orders_app".into(),
+            },
+            status: ClusterStatus::Ready,
+            created_at: Utc::now(),
+            deleted_at: None,
+            restored_from: None,
+        };
+        store.insert_cluster(&source).await.unwrap();
+        fleet.create_source(&source, ZoneSet::ALL).await.unwrap();
+        if sample_rows > 0 {
+            fleet.load_sample_data(&source, sample_rows).await.unwrap();
+            for zone in Zone::ALL {
+                fleet.backup(source.id, zone).await.unwrap();
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop_serving = CancellationToken::new();
+        tokio::spawn(restore_desk::web::serve(
+            app.clone(),
+            listener,
+            stop_serving.clone(),
+        ));
+        World {
+            root,
+            db,
+            app,
+            fleet,
+            customer: Api::signed_in(&base, &alice.email).await,
+            staff: Api::signed_in(&base, &sam.email).await,
+            alice,
+            source,
+            ports: ports.to_string(),
+            stop_serving,
+        }
+    }
+
+    fn fleet_dir(&self) -> PathBuf {
+        self.root.path().join("fleet")
+    }
+
+    fn restores(&self) -> Vec<PathBuf> {
+        fleet::entries(&self.fleet_dir().join("restores"))
+    }
+
+    fn set_zone_readable(&self, zone: Zone, readable: bool) {
+        fleet::set_readable(&self.fleet.repo_dir(zone), readable);
+    }
+
+    /// Polls until `target` is inside the source's restorable window.
+    async fn wait_restorable(&self, target: DateTime<Utc>) {
+        let started = Instant::now();
+        loop {
+            let catalog = self.app.backend.catalog(&self.source).await.unwrap();
+            let online = self.app.backend.online_zones(&self.source).await.unwrap();
+            let ctx = TargetContext {
+                catalog: &catalog,
+                life: self.source.life(),
+                online,
+                policy: self.app.policy(),
+                now: Utc::now(),
+            };
+            match check_target(target, &ctx) {
+                Ok(_) => return,
+                Err(e) => assert!(
+                    started.elapsed() < StdDuration::from_secs(90),
+                    "{target} never became restorable: {e:?}"
+                ),
+            }
+            tokio::time::sleep(StdDuration::from_millis(500)).await;
+        }
+    }
+
+    /// Files a restore request for `target` through the API, as the customer.
+    async fn file(&self, target: DateTime<Utc>, name: &str) -> (StatusCode, Value) {
+        self.customer
+            .post(
+                "/api/v1/tickets",
+                json!({
+                    "cluster_id": self.source.id,
+                    "target_time": target.to_rfc3339(),
+                    "time_zone": "Europe/Amsterdam",
+                    "new_cluster_name": name,
+                    "severity": "A",
+                    "description": "someone ran DELETE without WHERE",
+                }),
+            )
+            .await
+    }
+
+    /// Files a ticket for `target`; staff claim and approve it, all through
+    /// the API.
+    async fn approved(&self, target: DateTime<Utc>, name: &str) -> Ticket {
+        let (status, ticket) = self.file(target, name).await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        let id = ticket["id"].as_str().unwrap().to_string();
+        for action in ["claim", "approve"] {
+            let (status, body) = self
+                .staff
+                .post(&format!("/api/v1/tickets/{id}/{action}"), json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        }
+        let ticket = self
+            .app
+            .store
+            .ticket(id.parse().unwrap(), Scope::Everything)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ticket.state, TicketState::Approved);
+        ticket
+    }
+
+    async fn job(&self, ticket: &Ticket) -> RestoreJob {
+        self.app
+            .store
+            .job_for_ticket(ticket.id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn ticket(&self, ticket: &Ticket) -> Ticket {
+        self.app
+            .store
+            .ticket(ticket.id, Scope::Everything)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Runs the engine in this process until the job rests.
+    async fn run_to_rest(&self, ticket: &Ticket) -> RestoreJob {
+        let started = Instant::now();
+        loop {
+            engine::drain(&self.app).await.unwrap();
+            let job = self.job(ticket).await;
+            if job.state.is_terminal() {
+                return job;
+            }
+            assert!(
+                started.elapsed() < StdDuration::from_secs(120),
+                "the job did not finish: {job:?}"
+            );
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+    }
+
+    /// Email kinds the customer was sent about a ticket.
+    async fn customer_mail(&self, ticket: &Ticket) -> Vec<String> {
+        self.app
+            .store
+            .outbox(&OutboxQuery {
+                ticket_id: Some(ticket.id),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.recipient == self.alice.email)
+            .map(|m| m.kind)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_ticket_restores_exactly_the_rows_before_its_moment() {
+    let world = World::new(TestDb::sqlite().await, "56160-56179", 0).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
+    world.wait_restorable(t1).await;
+
+    // A moment after the end of the archived log is refused at filing,
+    // before pgBackRest is ever asked to restore anything.
+    let catalog = world.app.backend.catalog(&world.source).await.unwrap();
+    let past_the_log = catalog.log_end().unwrap() + chrono::Duration::milliseconds(1);
+    let (status, error) = world.file(past_the_log, "too-late").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["code"], "target_in_future");
+    assert!(world.restores().is_empty());
+
+    let ticket = world.approved(t1, "orders-restored").await;
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    let report = job.verification_report.clone().unwrap();
+    assert!(report.passed(), "{report:#?}");
+    assert!(report.point_reached.unwrap() <= t1);
+
+    // What the customer sees through the API.
+    let (status, seen) = world
+        .customer
+        .get(&format!("/api/v1/tickets/{}", ticket.id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["state"], "completed", "{seen}");
+    assert_eq!(seen["job"]["state"], "succeeded");
+    let ticket = world.ticket(&ticket).await;
+    assert_eq!(ticket.state, TicketState::Completed);
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored.status, ClusterStatus::Ready);
+    assert_ne!(restored.connection.port, world.source.connection.port);
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(
+        fleet::item_ids(&world.source.connection).await,
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    let mail = world.customer_mail(&ticket).await;
+    assert!(mail.contains(&"restore_completed".to_string()), "{mail:?}");
+    assert_eq!(world.restores().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outages_fail_over_and_then_fail_clearly() {
+    let world = World::new(TestDb::sqlite().await, "56180-56199", 0).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
+    world.wait_restorable(t1).await;
+
+    // az1's repository unreadable: the restore comes from another zone.
+    world.set_zone_readable(Zone::Az1, false);
+    let ticket = world.approved(t1, "from-another-zone").await;
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    assert_ne!(job.zone, Some(Zone::Az1));
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
+
+    // Approved while az2 and az3 were readable; all three are gone when
+    // the engine gets to it.
+    let ticket = world.approved(t1, "nowhere-to-restore-from").await;
+    world.set_zone_readable(Zone::Az2, false);
+    world.set_zone_readable(Zone::Az3, false);
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        job.last_error_code.as_deref(),
+        Some(ValidationCode::NoBackupInOnlineZone.as_str())
+    );
+    let why = job.last_error.clone().unwrap_or_default();
+    assert!(why.contains("offline"), "{why}");
+    assert_eq!(world.ticket(&ticket).await.state, TicketState::Failed);
+    let mail = world.customer_mail(&ticket).await;
+    assert!(mail.contains(&"restore_failed".to_string()), "{mail:?}");
+    // The failed job left nothing behind; the first restore stands.
+    assert_eq!(world.restores().len(), 1);
+}
+
+/// A `restore-desk worker` process on the test's database and fleet.
+struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    fn start(world: &World, name: &str) -> WorkerProcess {
+        let log = world.root.path().join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .arg("worker")
+            .current_dir(world.root.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &world.db.url)
+            .env("BACKEND", "pgbackrest")
+            .env("FLEET_DIR", world.fleet_dir())
+            .env("FLEET_PORTS", &world.ports)
+            .env("ARCHIVE_TIMEOUT_SECONDS", "2")
+            .env("BACKUP_CIPHER_PASS", CIPHER)
+            .env("MAIL_DIR", world.root.path().join("mail"))
+            .env("WORKERS", "1")
+            .env("LEASE_SECONDS", "2")
+            .env("SCHEDULER_SECONDS", "3600")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start worker");
+        WorkerProcess { child, log }
+    }
+
+    fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server() {
+    // Enough data (about 30 MB) for the restore to take a moment.
+    let world = World::new(TestDb::postgres().await, "56200-56219", 200_000).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
+    world.wait_restorable(t1).await;
+    let ticket = world.approved(t1, "survivor").await;
+
+    let mut first = WorkerProcess::start(&world, "w0");
+    // Kill it the moment pgBackRest is laying the snapshot down.
+    let started = Instant::now();
+    let pid_file = loop {
+        let found = world
+            .restores()
+            .into_iter()
+            .map(|dir| dir.join("restore.pid"))
+            .find(|p| p.exists());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(60),
+            "the restore never started: {}",
+            first.log()
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    };
+    first.kill_hard();
+    let job = world.job(&ticket).await;
+    assert_eq!(job.state, JobState::RestoringSnapshot, "killed mid-restore");
+    let dir = pid_file.parent().unwrap().to_path_buf();
+
+    let second = WorkerProcess::start(&world, "w1");
+    let started = Instant::now();
+    let job = loop {
+        let job = world.job(&ticket).await;
+        if job.state.is_terminal() {
+            break job;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(120),
+            "not finished: {job:?}\n{}",
+            second.log()
+        );
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    };
+    assert_eq!(job.state, JobState::Succeeded, "{}", second.log());
+    assert!(job.lease_token >= 2, "the second worker took over");
+
+    assert_eq!(world.restores(), vec![dir.clone()], "one data directory");
+    let running: Vec<String> = fleet::processes_in(&dir);
+    assert!(
+        running.iter().all(|cmd| !cmd.contains("pgbackrest")),
+        "no restore left running: {running:?}"
+    );
+    let servers = running
+        .iter()
+        .filter(|cmd| cmd.contains("postgres -D"))
+        .count();
+    assert_eq!(servers, 1, "exactly the new cluster's server: {running:?}");
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
+    assert_eq!(fleet::item_ids(&world.source.connection).await.len(), 6);
+}
