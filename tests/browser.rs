@@ -433,6 +433,9 @@ async fn customer_files_staff_approve_and_the_restore_completes_in_a_browser() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut mid_shot = false;
     loop {
+        // Read "ready" before the bar: the page may update between the two
+        // reads, and the bar read last is then the final one.
+        let done = text_of(&client).await.contains("Your new cluster is ready");
         let value = client
             .execute(
                 "const bar = document.querySelector('progress');
@@ -451,7 +454,6 @@ async fn customer_files_staff_approve_and_the_restore_completes_in_a_browser() {
                 mid_shot = true;
             }
         }
-        let done = text_of(&client).await.contains("Your new cluster is ready");
         if done {
             break;
         }

@@ -201,20 +201,24 @@ pub fn settings(db: &TestDb, args: &[&str]) -> restore_desk::config::Settings {
         #[command(flatten)]
         settings: restore_desk::config::Settings,
     }
-    let mut all = vec![
-        "restore-desk".to_string(),
-        "--database-url".into(),
-        db.url.clone(),
-        "--sandbox-step-ms".into(),
-        "0".into(),
-        "--retry-base-ms".into(),
-        "1000".into(),
-        "--mail-dir".into(),
-        std::env::temp_dir()
-            .join(format!("rd-mail-{}", Uuid::new_v4().simple()))
-            .display()
-            .to_string(),
+    let mail_dir = std::env::temp_dir()
+        .join(format!("rd-mail-{}", Uuid::new_v4().simple()))
+        .display()
+        .to_string();
+    // Test defaults, each unless the caller passes that flag itself.
+    let defaults = [
+        ("--database-url", db.url.clone()),
+        ("--sandbox-step-ms", "0".to_string()),
+        ("--retry-base-ms", "1000".to_string()),
+        ("--mail-dir", mail_dir),
     ];
+    let mut all = vec!["restore-desk".to_string()];
+    for (flag, value) in defaults {
+        if !args.contains(&flag) {
+            all.push(flag.to_string());
+            all.push(value);
+        }
+    }
     all.extend(args.iter().map(|a| a.to_string()));
     Flags::parse_from(all).settings
 }
