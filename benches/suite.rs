@@ -5,8 +5,9 @@
 //!     cargo bench --bench suite -- engine  # only figures whose name contains "engine"
 //!     QUICK=1 cargo bench --bench suite    # fewer iterations
 //!
-//! It needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG_URL), and `wrk` for
-//! the HTTP figures (installed by benches/run).
+//! It needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG_URL), `wrk` and
+//! `taskset` for the HTTP figures: `bash benches/run` installs what is
+//! missing and runs it.
 
 #[path = "suite/engine.rs"]
 mod engine;
@@ -14,10 +15,18 @@ mod engine;
 mod mail;
 #[path = "suite/support.rs"]
 mod support;
+#[path = "suite/web.rs"]
+mod web;
 
 use support::{Figure, print_table};
 
 fn main() {
+    // The suite starts copies of itself for baselines that must run pinned
+    // to a CPU of their own.
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("filing-baseline") {
+        web::filing_baseline_child();
+        return;
+    }
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -32,6 +41,9 @@ fn main() {
     runtime.block_on(async {
         if wanted("engine") {
             figures.extend(engine::run().await);
+        }
+        if wanted("web") || wanted("memory") {
+            figures.extend(web::run().await);
         }
         if wanted("mail") {
             figures.extend(mail::run().await);

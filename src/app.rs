@@ -2,14 +2,18 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::backend::DynBackend;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
-use crate::store::{Commit, DynStore, StoreResult};
+use crate::store::{Commit, DynStore, RestoreJob, StoreResult, Ticket};
 use tokio::sync::Notify;
 
 #[derive(Clone)]
@@ -24,6 +28,9 @@ pub struct App {
     pub work_ready: Arc<Notify>,
     /// Wakes the email relay when a commit wrote to the outbox.
     pub mail_ready: Arc<Notify>,
+    /// Cluster names by id. A cluster is never renamed and an id never
+    /// reused, so a name once read stays true.
+    pub cluster_names: Arc<RwLock<HashMap<Uuid, String>>>,
 }
 
 impl App {
@@ -48,8 +55,37 @@ impl App {
         Ok(())
     }
 
+    /// A ticket's restore job. Before approval there is none to look for.
+    pub async fn job_of(&self, ticket: &Ticket) -> StoreResult<Option<RestoreJob>> {
+        if !ticket.state.may_have_job() {
+            return Ok(None);
+        }
+        self.store.job_for_ticket(ticket.id).await
+    }
+
+    /// A cluster's name, from memory after the first read.
+    pub async fn cluster_name(&self, id: Uuid) -> StoreResult<Option<String>> {
+        if let Some(name) = self
+            .cluster_names
+            .read()
+            .ok()
+            .and_then(|n| n.get(&id).cloned())
+        {
+            return Ok(Some(name));
+        }
+        let name = self
+            .store
+            .cluster(id, crate::store::Scope::Everything)
+            .await?
+            .map(|c| c.name);
+        if let (Some(name), Ok(mut names)) = (&name, self.cluster_names.write()) {
+            names.insert(id, name.clone());
+        }
+        Ok(name)
+    }
+
     /// The ticket page a reader in `role` opens from an email.
-    pub fn ticket_link(&self, ticket_id: uuid::Uuid, staff: bool) -> String {
+    pub fn ticket_link(&self, ticket_id: Uuid, staff: bool) -> String {
         let base = self.settings.public_url();
         if staff {
             format!("{base}/staff/tickets/{ticket_id}")

@@ -102,6 +102,19 @@ impl TicketState {
         )
     }
 
+    /// Whether a restore job can exist: only from approval on (a cancelled
+    /// ticket may have been approved first).
+    pub fn may_have_job(self) -> bool {
+        matches!(
+            self,
+            TicketState::Approved
+                | TicketState::Restoring
+                | TicketState::Completed
+                | TicketState::Failed
+                | TicketState::Cancelled
+        )
+    }
+
     /// States in which the target must still be restored before its deadline.
     pub fn deadline_matters(self) -> bool {
         matches!(

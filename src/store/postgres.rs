@@ -85,6 +85,10 @@ impl PostgresStore {
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // No ping before every query: it would double the round trips.
+            // A connection that died fails its next query once and is
+            // dropped; the caller sees one error, not a hang.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

@@ -274,23 +274,33 @@ fn fault_row(r: &DbRow) -> Result<SandboxFault, sqlx::Error> {
 const OPEN_TICKET_STATES: &str = "('submitted', 'triage', 'in_review', 'awaiting_customer', \
                                   'approved', 'restoring', 'failed')";
 
-async fn insert_event(tx: &mut Tx, e: &NewEvent) -> StoreResult<()> {
-    sqlx::query(
+/// Events, messages and emails of one change go in one multi-row INSERT
+/// each: one round trip, however many there are.
+async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO events (ticket_id, job_id, actor_id, actor_role, action, from_state, \
-         to_state, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(e.ticket_id)
-    .bind(e.job_id)
-    .bind(e.actor.user_id)
-    .bind(e.actor.role.as_str())
-    .bind(&e.action)
-    .bind(&e.from_state)
-    .bind(&e.to_state)
-    .bind(&e.detail)
-    .bind(e.at)
-    .execute(&mut **tx)
-    .await?;
+         to_state, detail, created_at) ",
+    );
+    sql.push_values(events, |mut row, e| {
+        row.push_bind(e.ticket_id)
+            .push_bind(e.job_id)
+            .push_bind(e.actor.user_id)
+            .push_bind(e.actor.role.as_str())
+            .push_bind(&e.action)
+            .push_bind(&e.from_state)
+            .push_bind(&e.to_state)
+            .push_bind(&e.detail)
+            .push_bind(e.at);
+    });
+    sql.build().execute(&mut **tx).await?;
     Ok(())
+}
+
+async fn insert_event(tx: &mut Tx, e: &NewEvent) -> StoreResult<()> {
+    insert_events(tx, std::slice::from_ref(e)).await
 }
 
 async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreResult<()> {
@@ -562,40 +572,58 @@ async fn write_cluster(tx: &mut Tx, write: &ClusterWrite) -> StoreResult<()> {
     }
 }
 
-async fn insert_message(tx: &mut Tx, m: &NewMessage, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+async fn insert_messages(
+    tx: &mut Tx,
+    messages: &[NewMessage],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO messages (id, ticket_id, author_id, author_role, visibility, body, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(m.id)
-    .bind(m.ticket_id)
-    .bind(m.author.user_id)
-    .bind(m.author.role.as_str())
-    .bind(m.visibility.as_str())
-    .bind(&m.body)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
+         created_at) ",
+    );
+    sql.push_values(messages, |mut row, m| {
+        row.push_bind(m.id)
+            .push_bind(m.ticket_id)
+            .push_bind(m.author.user_id)
+            .push_bind(m.author.role.as_str())
+            .push_bind(m.visibility.as_str())
+            .push_bind(&m.body)
+            .push_bind(at);
+    });
+    sql.build().execute(&mut **tx).await?;
     Ok(())
 }
 
-async fn insert_outbox(tx: &mut Tx, m: &NewOutboxMessage, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
+async fn insert_outbox(
+    tx: &mut Tx,
+    messages: &[NewOutboxMessage],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-         html_body, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9)",
-    )
-    .bind(m.id)
-    .bind(&m.dedupe_key)
-    .bind(m.ticket_id)
-    .bind(&m.kind)
-    .bind(&m.recipient)
-    .bind(&m.subject)
-    .bind(&m.text_body)
-    .bind(&m.html_body)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
+         html_body, status, attempts, next_attempt_at, created_at) ",
+    );
+    sql.push_values(messages, |mut row, m| {
+        row.push_bind(m.id)
+            .push_bind(&m.dedupe_key)
+            .push_bind(m.ticket_id)
+            .push_bind(&m.kind)
+            .push_bind(&m.recipient)
+            .push_bind(&m.subject)
+            .push_bind(&m.text_body)
+            .push_bind(&m.html_body)
+            .push_bind(OutboxStatus::Pending.as_str())
+            .push_bind(0_i64)
+            .push_bind(at)
+            .push_bind(at);
+    });
+    sql.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -613,15 +641,9 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     if let Some(write) = &c.cluster {
         write_cluster(tx, write).await?;
     }
-    for message in &c.messages {
-        insert_message(tx, message, c.at).await?;
-    }
-    for event in &c.events {
-        insert_event(tx, event).await?;
-    }
-    for message in &c.outbox {
-        insert_outbox(tx, message, c.at).await?;
-    }
+    insert_messages(tx, &c.messages, c.at).await?;
+    insert_events(tx, &c.events).await?;
+    insert_outbox(tx, &c.outbox, c.at).await?;
     if let (Some(notify), Some(_)) = (dialect::NOTIFY_WORK, &c.job) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }

@@ -51,6 +51,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A local file has no connection to lose: pinging it before
+            // every query would only add a round trip to its worker thread.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Unreachable {

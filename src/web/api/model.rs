@@ -129,7 +129,9 @@ pub struct TicketOut {
     pub validation: Option<serde_json::Value>,
 }
 
-/// Names for tickets: clusters and people, loaded once per answer.
+/// Names for tickets: clusters and people, looked up once per answer. A
+/// list loads every visible cluster's name up front; one ticket looks up
+/// its own cluster when asked (`Names::default()`).
 #[derive(Default)]
 pub struct Names {
     clusters: HashMap<Uuid, String>,
@@ -149,6 +151,15 @@ impl Names {
             clusters,
             people: HashMap::new(),
         })
+    }
+
+    async fn cluster(&mut self, app: &App, id: Uuid) -> AppResult<String> {
+        if let Some(name) = self.clusters.get(&id) {
+            return Ok(name.clone());
+        }
+        let name = app.cluster_name(id).await?.unwrap_or_default();
+        self.clusters.insert(id, name.clone());
+        Ok(name)
     }
 
     async fn person(&mut self, app: &App, id: Uuid) -> AppResult<Option<User>> {
@@ -179,7 +190,8 @@ pub async fn ticket_out(
     ticket: Ticket,
 ) -> AppResult<TicketOut> {
     let staff = viewer.role.works_tickets();
-    let job = app.store.job_for_ticket(ticket.id).await?;
+    let job = app.job_of(&ticket).await?;
+    let cluster_name = names.cluster(app, ticket.cluster_id).await?;
     let assignee = match ticket.assignee_id {
         Some(id) => names.person(app, id).await?.map(|u| Person {
             id: u.id,
@@ -205,11 +217,7 @@ pub async fn ticket_out(
         state: ticket.state.as_str().into(),
         state_label: ticket.state.label().into(),
         cluster_id: ticket.cluster_id,
-        cluster_name: names
-            .clusters
-            .get(&ticket.cluster_id)
-            .cloned()
-            .unwrap_or_default(),
+        cluster_name,
         target_time: ticket.target_time,
         time_zone: ticket.time_zone,
         new_cluster_name: ticket.new_cluster_name,

@@ -344,7 +344,7 @@ pub async fn progress(
         .ticket(id, scope_for(&viewer.user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    let job = app.store.job_for_ticket(ticket.id).await?;
+    let job = app.job_of(&ticket).await?;
     Ok(Json(ProgressJson {
         state: ticket.state.as_str().into(),
         state_label: ticket.state.label().into(),

@@ -665,7 +665,7 @@ pub async fn tickets(
     let names = people(&app, tickets.iter().filter_map(|t| t.assignee_id).collect()).await?;
     let mut rows = Vec::new();
     for ticket in tickets {
-        let job = app.store.job_for_ticket(ticket.id).await?;
+        let job = app.job_of(&ticket).await?;
         rows.push(ticket_row(ticket, &times, &clusters, &names, job.as_ref()));
     }
     let page = TicketsPage {
@@ -723,7 +723,7 @@ async fn ticket_page(
         .cluster(ticket.cluster_id, scope)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let job = app.store.job_for_ticket(ticket.id).await?;
+    let job = app.job_of(&ticket).await?;
     let new_cluster = match (ticket.new_cluster_id, ticket.state) {
         (Some(id), crate::domain::ticket::TicketState::Completed) => {
             app.store.cluster(id, scope).await?

@@ -404,7 +404,7 @@ async fn staff_ticket_page(
         .cluster(ticket.cluster_id, Scope::Everything)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let job = app.store.job_for_ticket(ticket.id).await?;
+    let job = app.job_of(&ticket).await?;
     let messages = app.store.messages(ticket.id, true).await?;
     let events = app.store.ticket_events(ticket.id).await?;
     let requester = app.store.user(ticket.requester_id).await?;
