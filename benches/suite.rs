@@ -6,12 +6,19 @@
 //!     QUICK=1 cargo bench --bench suite    # fewer iterations
 //!
 //! It needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG_URL), and `wrk` for
-//! the HTTP figures (installed by benches/run).
+//! the HTTP figures (installed by benches/run). The restore figure runs
+//! real PostgreSQL 15 servers and pgBackRest as the `postgres` OS user, so
+//! it runs as root, like the real-restore tests.
 
 #[path = "suite/engine.rs"]
 mod engine;
+#[path = "../tests/common/fleet.rs"]
+#[allow(dead_code)]
+mod fleet;
 #[path = "suite/mail.rs"]
 mod mail;
+#[path = "suite/restore.rs"]
+mod restore;
 #[path = "suite/support.rs"]
 mod support;
 
@@ -35,6 +42,9 @@ fn main() {
         }
         if wanted("mail") {
             figures.extend(mail::run().await);
+        }
+        if wanted("restore") {
+            figures.extend(restore::run().await);
         }
     });
     print_table(&figures);
