@@ -6,13 +6,20 @@
 //!     QUICK=1 cargo bench --bench suite    # fewer iterations
 //!
 //! It needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG_URL), `wrk` and
-//! `taskset` for the HTTP figures: `bash benches/run` installs what is
-//! missing and runs it.
+//! `taskset` for the HTTP figures, and pgBackRest with PostgreSQL 15 for the
+//! restore figure, whose servers run as the `postgres` OS user (so the suite
+//! runs as root, like the real-restore tests). `bash benches/run` installs
+//! what is missing and runs it.
 
 #[path = "suite/engine.rs"]
 mod engine;
+#[path = "../tests/common/fleet.rs"]
+#[allow(dead_code)]
+mod fleet;
 #[path = "suite/mail.rs"]
 mod mail;
+#[path = "suite/restore.rs"]
+mod restore;
 #[path = "suite/support.rs"]
 mod support;
 #[path = "suite/web.rs"]
@@ -47,6 +54,9 @@ fn main() {
         }
         if wanted("mail") {
             figures.extend(mail::run().await);
+        }
+        if wanted("restore") {
+            figures.extend(restore::run().await);
         }
     });
     print_table(&figures);
