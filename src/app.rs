@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
-use crate::store::{Commit, DynStore, RestoreJob, StoreResult, Ticket};
+use crate::store::{Commit, Committed, DynStore, RestoreJob, StoreResult, Ticket};
 use tokio::sync::Notify;
 
 #[derive(Clone)]
@@ -44,15 +44,15 @@ impl App {
 
     /// Commits a change with its effects, then wakes whoever has new work:
     /// a worker for a job, the relay for emails.
-    pub async fn commit(&self, commit: &Commit) -> StoreResult<()> {
-        self.store.commit(commit).await?;
-        if commit.job.is_some() {
+    pub async fn commit(&self, commit: &Commit) -> StoreResult<Committed> {
+        let committed = self.store.commit(commit).await?;
+        if commit.wakes_workers() {
             self.work_ready.notify_one();
         }
         if !commit.outbox.is_empty() {
             self.mail_ready.notify_one();
         }
-        Ok(())
+        Ok(committed)
     }
 
     /// A ticket's restore job. Before approval there is none to look for.

@@ -304,7 +304,7 @@ async fn concurrent_changes_on_one_version_apply_once(db: TestDb) {
     let mut applied = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
-            Ok(()) => applied += 1,
+            Ok(_) => applied += 1,
             Err(StoreError::Conflict(_)) => {}
             Err(other) => panic!("unexpected error: {other}"),
         }

@@ -282,7 +282,8 @@ pub async fn seed_jobs(app: &App, first_number: i64, count: i64) {
             target_time: target,
             new_cluster_id: Uuid::new_v4(),
         }));
-        app.store.commit(&commit).await.unwrap();
+        // Through the app, as approvals commit: idle workers are woken.
+        app.commit(&commit).await.unwrap();
     }
 }
 

@@ -79,6 +79,14 @@ impl SandboxBackend {
         duration: StdDuration,
         cancel: &CancellationToken,
     ) -> Result<(), StepError> {
+        // A zero pause must not wait for the timer wheel's next tick (1 ms).
+        if duration.is_zero() {
+            return if cancel.is_cancelled() {
+                Err(StepError::Interrupted)
+            } else {
+                Ok(())
+            };
+        }
         tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
             _ = cancel.cancelled() => Err(StepError::Interrupted),
@@ -95,6 +103,9 @@ impl SandboxBackend {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<(), StepError> {
+        // Whether time passes in this step; if none does, the zone the step
+        // reads from is as online as when the step was planned.
+        let mut waits = !self.step.is_zero();
         if let Some(fault) = self
             .store
             .sandbox_take_fault(step.as_str())
@@ -118,6 +129,7 @@ impl SandboxBackend {
                     progress.report(0.0, "waiting for a slow host");
                     let delay = StdDuration::from_millis(fault.delay_ms.max(0) as u64);
                     self.pause(delay, cancel).await?;
+                    waits = true;
                 }
             }
         }
@@ -125,7 +137,7 @@ impl SandboxBackend {
         let ticks: u32 = if self.step.is_zero() { 1 } else { 10 };
         for tick in 1..=ticks {
             self.pause(self.step / ticks, cancel).await?;
-            if let Some((region, zone)) = watch {
+            if let Some((region, zone)) = watch.filter(|_| waits) {
                 let online = self
                     .store
                     .online_zones(region)

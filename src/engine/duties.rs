@@ -65,7 +65,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
             Err(other) => return Err(other.into()),
         }
         match app.commit(&commit).await {
-            Ok(()) => {
+            Ok(_) => {
                 warned += 1;
                 metrics::counter!("restore_desk_deadline_warnings_total").increment(1);
                 tracing::warn!(ticket = %ticket.reference(), deadline = %ticket.deadline, "deadline near: staff warned");

@@ -81,7 +81,9 @@ enum StepEnd {
 
 /// What happened to the job after one step.
 enum Next {
-    /// Keep going with the reloaded job.
+    /// Keep going with the job as this worker's commit left it.
+    Committed(RestoreJob),
+    /// Keep going, after reading the job again.
     Continue,
     /// Stop driving this job (terminal, waiting for a retry, lost, or shutdown).
     Stop,
@@ -135,11 +137,13 @@ impl Worker {
                     .await?;
                 return Ok(());
             }
-            match self.step(&job, &ticket, &source, shutdown).await? {
+            let current = match self.step(&job, &ticket, &source, shutdown).await? {
                 Next::Stop => return Ok(()),
-                Next::Continue => {}
-            }
-            match self.app.store.job(job.id).await? {
+                // The commit handed back the job as it left it.
+                Next::Committed(job) => Some(job),
+                Next::Continue => self.app.store.job(job.id).await?,
+            };
+            match current {
                 Some(reloaded)
                     if reloaded.lease_token == token
                         && reloaded.lease_owner.as_deref() == Some(self.id.as_str()) =>
@@ -161,7 +165,9 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<Next, EngineError> {
         if job.state == JobState::Queued {
-            return self.commit(job, JobCommand::Start, StepDone::empty()).await;
+            return self
+                .commit(job, source, JobCommand::Start, StepDone::empty())
+                .await;
         }
         let context = JobContext {
             job_id: job.id,
@@ -213,7 +219,7 @@ impl Worker {
                 } else {
                     JobCommand::StepSucceeded
                 };
-                self.commit(job, command, done).await
+                self.commit(job, source, command, done).await
             }
             (StepEnd::Failed(error, outputs), _) => {
                 let failure = error.failure().expect("interruptions are handled above");
@@ -223,7 +229,7 @@ impl Worker {
                     cluster: None,
                     connection: None,
                 };
-                self.commit(job, JobCommand::StepFailed(failure), done)
+                self.commit(job, source, JobCommand::StepFailed(failure), done)
                     .await
             }
         }
@@ -484,6 +490,7 @@ impl Worker {
     async fn commit(
         &self,
         job: &RestoreJob,
+        source: &Cluster,
         command: JobCommand,
         done: StepDone,
     ) -> Result<Next, EngineError> {
@@ -518,7 +525,14 @@ impl Worker {
             at: now,
         });
         if !follow_ups.is_empty() {
-            let (ticket, source) = self.load(job).await?;
+            // The ticket as it is now: the follow-up decides on its state.
+            let ticket = app
+                .store
+                .ticket(job.ticket_id, Scope::Everything)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Inconsistent(format!("job {} has no ticket", job.id))
+                })?;
             let outcome = Outcome {
                 connection: done.connection.as_ref(),
                 restored_point: Some(job.target_time),
@@ -534,7 +548,7 @@ impl Worker {
                 };
                 let situation = Situation {
                     ticket: &ticket,
-                    cluster: &source,
+                    cluster: source,
                     job: Some(job),
                 };
                 match plan(
@@ -561,11 +575,11 @@ impl Worker {
         }
         commit.job = Some(JobWrite::Change(change));
         match app.commit(&commit).await {
-            Ok(()) => {
+            Ok(committed) => {
                 metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())
                     .increment(1);
                 tracing::info!(from = %job.state, to = %transition.to, "job moved");
-                Ok(Next::Continue)
+                Ok(committed.job.map_or(Next::Continue, Next::Committed))
             }
             Err(StoreError::Conflict(_)) => {
                 tracing::info!("job changed under this worker; re-reading it");
@@ -578,6 +592,7 @@ impl Worker {
                 );
                 Box::pin(self.commit(
                     job,
+                    source,
                     JobCommand::StepFailed(failure.failure().expect("fatal")),
                     StepDone::empty(),
                 ))

@@ -484,7 +484,25 @@ pub struct Commit {
     pub outbox: Vec<NewOutboxMessage>,
 }
 
+/// What a commit wrote that its caller may want back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The restore job as the commit left it, when it changed one.
+    pub job: Option<RestoreJob>,
+}
+
 impl Commit {
+    /// Whether the commit made work that any worker should pick up: a new
+    /// job, or a job a person moved (cancel, retry). A worker's own step
+    /// commits concern nobody else.
+    pub fn wakes_workers(&self) -> bool {
+        match &self.job {
+            Some(JobWrite::Create(_)) => true,
+            Some(JobWrite::Change(change)) => !matches!(change.guard, JobGuard::Lease(_)),
+            None => false,
+        }
+    }
+
     pub fn at(at: DateTime<Utc>) -> Commit {
         Commit {
             at,

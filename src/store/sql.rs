@@ -382,7 +382,7 @@ async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> StoreResult<(
     Ok(())
 }
 
-async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResult<()> {
+async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResult<RestoreJob> {
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1{}",
         dialect::FOR_UPDATE
@@ -503,7 +503,7 @@ async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResul
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
-        Ok(())
+        Ok(job)
     } else {
         Err(StoreError::Conflict("the restore job"))
     }
@@ -627,7 +627,8 @@ async fn insert_outbox(
     Ok(())
 }
 
-async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
+async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
+    let mut committed = Committed::default();
     match &c.ticket {
         Some(TicketWrite::Create(ticket)) => insert_ticket(tx, ticket, c.at).await?,
         Some(TicketWrite::Change(change)) => change_ticket(tx, change, c.at).await?,
@@ -635,7 +636,7 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     }
     match &c.job {
         Some(JobWrite::Create(job)) => insert_job(tx, job, c.at).await?,
-        Some(JobWrite::Change(change)) => change_job(tx, change, c.at).await?,
+        Some(JobWrite::Change(change)) => committed.job = Some(change_job(tx, change, c.at).await?),
         None => {}
     }
     if let Some(write) = &c.cluster {
@@ -644,13 +645,13 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     insert_messages(tx, &c.messages, c.at).await?;
     insert_events(tx, &c.events).await?;
     insert_outbox(tx, &c.outbox, c.at).await?;
-    if let (Some(notify), Some(_)) = (dialect::NOTIFY_WORK, &c.job) {
+    if let (Some(notify), true) = (dialect::NOTIFY_WORK, c.wakes_workers()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
     if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(committed)
 }
 
 #[async_trait]
@@ -1360,12 +1361,12 @@ impl Store for SqlStore {
         Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
     }
 
-    async fn commit(&self, c: &Commit) -> StoreResult<()> {
+    async fn commit(&self, c: &Commit) -> StoreResult<Committed> {
         let mut tx = self.begin_write().await?;
         match apply_commit(&mut tx, c).await {
-            Ok(()) => {
+            Ok(committed) => {
                 tx.commit().await?;
-                Ok(())
+                Ok(committed)
             }
             Err(error) => {
                 // Roll back now rather than on drop: a rollback left queued on
