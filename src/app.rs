@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -13,8 +13,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
-use crate::store::{Commit, Committed, DynStore, RestoreJob, StoreResult, Ticket};
+use crate::store::{Commit, Committed, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket};
 use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Clone)]
 pub struct App {
@@ -28,6 +29,9 @@ pub struct App {
     pub work_ready: Arc<Notify>,
     /// Wakes the email relay when a commit wrote to the outbox.
     pub mail_ready: Arc<Notify>,
+    /// The email relay of this process, when one runs: a commit hands it
+    /// its emails, claimed in the same transaction, to send at once.
+    pub local_relay: Arc<OnceLock<UnboundedSender<Vec<OutboxMessage>>>>,
     /// Cluster names by id. A cluster is never renamed and an id never
     /// reused, so a name once read stays true.
     pub cluster_names: Arc<RwLock<HashMap<Uuid, String>>>,
@@ -43,14 +47,29 @@ impl App {
     }
 
     /// Commits a change with its effects, then wakes whoever has new work:
-    /// a worker for a job, the relay for emails.
-    pub async fn commit(&self, commit: &Commit) -> StoreResult<Committed> {
-        let committed = self.store.commit(commit).await?;
+    /// a worker for a job, the relay for emails. With a relay in this
+    /// process, the emails are written already claimed and handed to it, so
+    /// they leave without waiting for a poll or a claim; should this process
+    /// die first, the claim runs out and any relay sends them.
+    pub async fn commit(&self, mut commit: Commit) -> StoreResult<Committed> {
+        let relay = self.local_relay.get().filter(|_| !commit.outbox.is_empty());
+        if relay.is_some() {
+            commit.outbox_claimed_until = Some(commit.at + crate::notify::relay::CLAIM_FOR);
+        }
+        let committed = self.store.commit(&commit).await?;
         if commit.wakes_workers() {
             self.work_ready.notify_one();
         }
-        if !commit.outbox.is_empty() {
-            self.mail_ready.notify_one();
+        match relay {
+            Some(relay) => {
+                if relay.send(commit.outbox_rows()).is_err() {
+                    tracing::warn!(
+                        "email relay stopped: its claim will lapse and the poll send them"
+                    );
+                }
+            }
+            None if !commit.outbox.is_empty() => self.mail_ready.notify_one(),
+            None => {}
         }
         Ok(committed)
     }

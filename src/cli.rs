@@ -131,6 +131,7 @@ pub async fn build_with_fleet(
         mailer,
         work_ready: Arc::new(tokio::sync::Notify::new()),
         mail_ready: Arc::new(tokio::sync::Notify::new()),
+        local_relay: Arc::default(),
         cluster_names: Arc::default(),
     };
     Ok((app, fleet))

@@ -602,6 +602,57 @@ async fn the_file_transport_writes_one_file_per_message() {
     }
 }
 
+async fn this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost(db: TestDb) {
+    let smtp = TestSmtp::started();
+    let s = setup(&db, &smtp).await;
+    let (handoff, mut handed) = restore_desk::notify::relay::hand_off();
+    s.app.local_relay.set(handoff).unwrap();
+
+    // The filing's emails are written already claimed and handed over.
+    s.file(target(), "handed-over").await;
+    let claimed = s.outbox().await;
+    assert_eq!(claimed.len(), 2);
+    for m in &claimed {
+        assert_eq!((m.status, m.attempts), (OutboxStatus::Sending, 1));
+        assert_eq!(m.claimed_until, Some(t0() + Duration::minutes(2)));
+    }
+    assert_eq!(
+        s.relay.drain().await.unwrap(),
+        0,
+        "nobody else may take them"
+    );
+    let batch = handed.recv().await.unwrap();
+    assert_eq!(s.relay.deliver_claimed(&batch).await.unwrap(), 2);
+    assert_eq!(smtp.received().len(), 2);
+    assert!(
+        s.outbox()
+            .await
+            .iter()
+            .all(|m| m.status == OutboxStatus::Sent && m.attempts == 1)
+    );
+
+    // This time the process dies before its relay sends: the hand-off is lost.
+    s.file(target() - Duration::hours(1), "orphaned").await;
+    let lost = handed.recv().await.unwrap();
+    assert_eq!(lost.len(), 2);
+    // Too close to its end, a claim is not used for a new attempt.
+    s.clock.advance(Duration::seconds(100));
+    assert_eq!(s.relay.deliver_claimed(&lost).await.unwrap(), 0);
+    assert_eq!(s.relay.drain().await.unwrap(), 0);
+    // Once the claim lapses, any relay sends them, once.
+    s.clock.advance(Duration::seconds(21));
+    assert_eq!(s.relay.drain().await.unwrap(), 2);
+    let received = smtp.received();
+    assert_eq!(received.len(), 4);
+    let mut ids: Vec<String> = received.iter().map(|r| r.message_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+    let outbox = s.outbox().await;
+    assert!(outbox.iter().all(|m| m.status == OutboxStatus::Sent));
+    assert_eq!(outbox.iter().filter(|m| m.attempts == 2).count(), 2);
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::sqlite().await).await } )* }
@@ -616,4 +667,5 @@ both!(
     a_permanent_refusal_fails_once_and_stays_visible,
     transient_failures_give_up_at_the_horizon,
     a_rolled_back_change_writes_no_email,
+    this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost,
 );

@@ -126,7 +126,9 @@ pub async fn run() -> Vec<Figure> {
     let app = desk(&bench_db, &["--smtp-url", &url]).await;
     let shutdown = CancellationToken::new();
     let relay = Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()).unwrap();
-    let running = tokio::spawn(relay::run(relay, shutdown.clone()));
+    let (sender, receiver) = relay::hand_off();
+    app.local_relay.set(sender).expect("one relay");
+    let running = tokio::spawn(relay::run(relay, Some(receiver), shutdown.clone()));
 
     let mut ours = Vec::new();
     for i in 0..samples {
@@ -134,7 +136,7 @@ pub async fn run() -> Vec<Figure> {
         let id = format!("<{}@restore-desk.localhost>", message.id);
         let mut commit = Commit::at(Utc::now());
         commit.outbox.push(message);
-        app.commit(&commit).await.unwrap();
+        app.commit(commit).await.unwrap();
         // The email is in the outbox from here on.
         let started = Instant::now();
         let at = arrived(&arrivals, &id).await;

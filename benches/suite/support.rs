@@ -283,7 +283,7 @@ pub async fn seed_jobs(app: &App, first_number: i64, count: i64) {
             new_cluster_id: Uuid::new_v4(),
         }));
         // Through the app, as approvals commit: idle workers are woken.
-        app.commit(&commit).await.unwrap();
+        app.commit(commit).await.unwrap();
     }
 }
 

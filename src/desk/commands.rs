@@ -336,7 +336,7 @@ pub async fn act(
         &mut commit,
     )
     .await?;
-    app.commit(&commit).await?;
+    app.commit(commit).await?;
     metrics::counter!("restore_desk_ticket_commands_total", "command" => command.name())
         .increment(1);
     tracing::info!(ticket = %ticket.reference(), command = command.name(), actor = %user.email, "ticket command applied");

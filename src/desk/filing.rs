@@ -245,7 +245,7 @@ pub async fn file_ticket(
     )
     .await?;
     commit.ticket = Some(TicketWrite::Create(new));
-    match app.commit(&commit).await {
+    match app.commit(commit).await {
         Ok(_) => {}
         // Another request took the name between the check and the commit.
         Err(StoreError::Duplicate(Unique::ClusterName)) => {

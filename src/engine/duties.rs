@@ -64,7 +64,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
             Err(DeskError::Refused(_)) => continue,
             Err(other) => return Err(other.into()),
         }
-        match app.commit(&commit).await {
+        match app.commit(commit).await {
             Ok(_) => {
                 warned += 1;
                 metrics::counter!("restore_desk_deadline_warnings_total").increment(1);

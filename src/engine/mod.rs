@@ -90,7 +90,10 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> JoinSet<()> {
     }
     match Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()) {
         Ok(relay) => {
-            tasks.spawn(relay::run(relay, shutdown.clone()));
+            let (sender, receiver) = relay::hand_off();
+            // The first relay of an app takes the hand-offs; any other polls.
+            let handed = app.local_relay.set(sender).is_ok().then_some(receiver);
+            tasks.spawn(relay::run(relay, handed, shutdown.clone()));
         }
         Err(error) => tracing::error!(%error, "email relay not started"),
     }

@@ -574,7 +574,7 @@ impl Worker {
             }
         }
         commit.job = Some(JobWrite::Change(change));
-        match app.commit(&commit).await {
+        match app.commit(commit).await {
             Ok(committed) => {
                 metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())
                     .increment(1);

@@ -30,13 +30,21 @@ pub struct DeliveryPolicy {
     pub batch: i64,
 }
 
+/// How long a sender's claim on a message lasts.
+pub const CLAIM_FOR: Duration = Duration::minutes(2);
+
+/// Time one attempt may take (the SMTP timeout, and some): an attempt only
+/// starts while its claim has at least this long to run, so no other relay
+/// can take the message over while it is being sent.
+pub const SEND_BUDGET: Duration = Duration::seconds(30);
+
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         DeliveryPolicy {
             base: Duration::seconds(30),
             max: Duration::hours(1),
             horizon: Duration::hours(24),
-            claim_for: Duration::minutes(2),
+            claim_for: CLAIM_FOR,
             batch: 20,
         }
     }
@@ -154,16 +162,20 @@ impl Relay {
         }
     }
 
-    /// Sends one batch of due messages. Returns how many were attempted.
-    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
-        let now = self.app.now();
-        let batch = self
-            .app
-            .store
-            .claim_outbox(now, self.policy.claim_for, self.policy.batch)
-            .await?;
-        for message in &batch {
+    /// Sends claimed messages one by one and settles each attempt. A
+    /// message whose claim is too close to running out is left alone: its
+    /// claim lapses and a later round takes it again.
+    pub async fn deliver_claimed(&self, messages: &[OutboxMessage]) -> Result<usize, StoreError> {
+        let mut attempted = 0;
+        for message in messages {
+            let fresh = message
+                .claimed_until
+                .is_some_and(|until| self.app.now() + SEND_BUDGET <= until);
+            if !fresh {
+                continue;
+            }
             let outcome = self.deliver(message).await;
+            attempted += 1;
             if !self
                 .app
                 .store
@@ -173,6 +185,19 @@ impl Relay {
                 tracing::warn!(outbox = %message.id, "claim expired before the attempt was settled");
             }
         }
+        Ok(attempted)
+    }
+
+    /// Claims one batch of due messages and sends them. Returns how many
+    /// were claimed.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let now = self.app.now();
+        let batch = self
+            .app
+            .store
+            .claim_outbox(now, self.policy.claim_for, self.policy.batch)
+            .await?;
+        self.deliver_claimed(&batch).await?;
         Ok(batch.len())
     }
 
@@ -189,20 +214,46 @@ impl Relay {
     }
 }
 
-/// The relay's loop: deliver, then wait for new mail or the next poll.
-pub async fn run(relay: Relay, shutdown: CancellationToken) {
+/// A channel for this process's commits to hand their emails to its relay.
+pub fn hand_off() -> (
+    tokio::sync::mpsc::UnboundedSender<Vec<OutboxMessage>>,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<OutboxMessage>>,
+) {
+    tokio::sync::mpsc::unbounded_channel()
+}
+
+/// The relay's loop: send what commits hand over at once, and poll the
+/// outbox for the rest (retries, other processes' mail, lapsed claims).
+pub async fn run(
+    relay: Relay,
+    mut handed: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<OutboxMessage>>>,
+    shutdown: CancellationToken,
+) {
     tracing::info!(to = %relay.mailer.describe(), "email relay started");
     let poll = StdDuration::from_secs(1);
+    let mut next_poll = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
-        match relay.deliver_due().await {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "email relay cannot read the outbox"),
+        if tokio::time::Instant::now() >= next_poll {
+            match relay.deliver_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "email relay cannot read the outbox"),
+            }
+            next_poll = tokio::time::Instant::now() + poll;
         }
-        tokio::select! {
-            _ = relay.app.mail_ready.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.cancelled() => {}
+        let batch = tokio::select! {
+            batch = async { handed.as_mut()?.recv().await }, if handed.is_some() => batch,
+            _ = relay.app.mail_ready.notified() => {
+                next_poll = tokio::time::Instant::now();
+                None
+            }
+            _ = tokio::time::sleep_until(next_poll) => None,
+            _ = shutdown.cancelled() => None,
+        };
+        if let Some(batch) = batch
+            && let Err(error) = relay.deliver_claimed(&batch).await
+        {
+            tracing::error!(%error, "email relay cannot settle an attempt");
         }
     }
 }

@@ -482,6 +482,9 @@ pub struct Commit {
     pub messages: Vec<NewMessage>,
     pub events: Vec<NewEvent>,
     pub outbox: Vec<NewOutboxMessage>,
+    /// When set, the emails are written already claimed (first attempt under
+    /// way) until this moment, by a process that sends them itself at once.
+    pub outbox_claimed_until: Option<DateTime<Utc>>,
 }
 
 /// What a commit wrote that its caller may want back.
@@ -512,7 +515,37 @@ impl Commit {
             messages: Vec::new(),
             events: Vec::new(),
             outbox: Vec::new(),
+            outbox_claimed_until: None,
         }
+    }
+
+    /// The outbox rows this commit writes, as the store will hold them.
+    pub fn outbox_rows(&self) -> Vec<OutboxMessage> {
+        let claimed = self.outbox_claimed_until;
+        self.outbox
+            .iter()
+            .map(|m| OutboxMessage {
+                id: m.id,
+                dedupe_key: m.dedupe_key.clone(),
+                ticket_id: m.ticket_id,
+                kind: m.kind.clone(),
+                recipient: m.recipient.clone(),
+                subject: m.subject.clone(),
+                text_body: m.text_body.clone(),
+                html_body: m.html_body.clone(),
+                status: if claimed.is_some() {
+                    OutboxStatus::Sending
+                } else {
+                    OutboxStatus::Pending
+                },
+                attempts: i64::from(claimed.is_some()),
+                next_attempt_at: self.at,
+                claimed_until: claimed,
+                last_error: None,
+                created_at: self.at,
+                sent_at: None,
+            })
+            .collect()
     }
 }
 

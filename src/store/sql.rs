@@ -597,19 +597,16 @@ async fn insert_messages(
     Ok(())
 }
 
-async fn insert_outbox(
-    tx: &mut Tx,
-    messages: &[NewOutboxMessage],
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    if messages.is_empty() {
+async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
+    if c.outbox.is_empty() {
         return Ok(());
     }
+    let rows = c.outbox_rows();
     let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-         html_body, status, attempts, next_attempt_at, created_at) ",
+         html_body, status, attempts, next_attempt_at, claimed_until, created_at) ",
     );
-    sql.push_values(messages, |mut row, m| {
+    sql.push_values(&rows, |mut row, m| {
         row.push_bind(m.id)
             .push_bind(&m.dedupe_key)
             .push_bind(m.ticket_id)
@@ -618,10 +615,11 @@ async fn insert_outbox(
             .push_bind(&m.subject)
             .push_bind(&m.text_body)
             .push_bind(&m.html_body)
-            .push_bind(OutboxStatus::Pending.as_str())
-            .push_bind(0_i64)
-            .push_bind(at)
-            .push_bind(at);
+            .push_bind(m.status.as_str())
+            .push_bind(m.attempts)
+            .push_bind(m.next_attempt_at)
+            .push_bind(m.claimed_until)
+            .push_bind(m.created_at);
     });
     sql.build().execute(&mut **tx).await?;
     Ok(())
@@ -644,7 +642,7 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     }
     insert_messages(tx, &c.messages, c.at).await?;
     insert_events(tx, &c.events).await?;
-    insert_outbox(tx, &c.outbox, c.at).await?;
+    insert_outbox(tx, c).await?;
     if let (Some(notify), true) = (dialect::NOTIFY_WORK, c.wakes_workers()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
