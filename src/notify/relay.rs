@@ -222,6 +222,10 @@ pub fn hand_off() -> (
     tokio::sync::mpsc::unbounded_channel()
 }
 
+/// Hand-offs sent at the same time: each waits on its SMTP answer, so a slow
+/// one does not hold up the next.
+const IN_FLIGHT: usize = 8;
+
 /// The relay's loop: send what commits hand over at once, and poll the
 /// outbox for the rest (retries, other processes' mail, lapsed claims).
 pub async fn run(
@@ -230,6 +234,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     tracing::info!(to = %relay.mailer.describe(), "email relay started");
+    let relay = std::sync::Arc::new(relay);
+    let mut sending = tokio::task::JoinSet::new();
     let poll = StdDuration::from_secs(1);
     let mut next_poll = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
@@ -243,6 +249,7 @@ pub async fn run(
         }
         let batch = tokio::select! {
             batch = async { handed.as_mut()?.recv().await }, if handed.is_some() => batch,
+            Some(_) = sending.join_next(), if !sending.is_empty() => None,
             _ = relay.app.mail_ready.notified() => {
                 next_poll = tokio::time::Instant::now();
                 None
@@ -250,10 +257,17 @@ pub async fn run(
             _ = tokio::time::sleep_until(next_poll) => None,
             _ = shutdown.cancelled() => None,
         };
-        if let Some(batch) = batch
-            && let Err(error) = relay.deliver_claimed(&batch).await
-        {
-            tracing::error!(%error, "email relay cannot settle an attempt");
+        let Some(batch) = batch else { continue };
+        while sending.len() >= IN_FLIGHT {
+            sending.join_next().await;
         }
+        let relay = relay.clone();
+        sending.spawn(async move {
+            if let Err(error) = relay.deliver_claimed(&batch).await {
+                tracing::error!(%error, "email relay cannot settle an attempt");
+            }
+        });
     }
+    // Attempts under way finish and settle; what is left keeps its claim.
+    while sending.join_next().await.is_some() {}
 }
