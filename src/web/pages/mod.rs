@@ -79,8 +79,18 @@ pub async fn chrome(
             role: u.role,
         }),
         csrf: csrf::token(session).await?,
-        flash: session.remove::<String>(FLASH).await?,
+        flash: take_flash(session).await?,
     })
+}
+
+/// The flash, removed once shown. Only a session that holds one is changed:
+/// removing marks a session changed, and a changed session is written back
+/// to the database at the end of the request.
+async fn take_flash(session: &Session) -> AppResult<Option<String>> {
+    if session.get::<String>(FLASH).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(session.remove::<String>(FLASH).await?)
 }
 
 /// A confirmation shown once on the next page.
