@@ -36,7 +36,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the web desk and run restore workers.
-    Serve,
+    Serve {
+        /// The web desk only: no workers, duties or email relay in this
+        /// process; run `restore-desk worker` processes beside it.
+        #[arg(long)]
+        web_only: bool,
+    },
     /// Run restore workers and scheduled duties only (no web server).
     Worker,
     /// Create or upgrade the database schema, then exit.
@@ -174,12 +179,16 @@ pub fn shutdown_signal() -> CancellationToken {
 }
 
 /// The web desk, with workers and duties beside it.
-async fn serve(app: App) -> anyhow::Result<()> {
+async fn serve(app: App, with_engine: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&app.settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", app.settings.bind))?;
     let shutdown = shutdown_signal();
-    let mut engine = engine::spawn(app.clone(), shutdown.clone());
+    let mut engine = if with_engine {
+        engine::spawn(app.clone(), shutdown.clone())
+    } else {
+        tokio::task::JoinSet::new()
+    };
     tracing::info!(address = %listener.local_addr()?, backend = app.backend.name(), "serving");
     let served = web::serve(app, listener, shutdown.clone()).await;
     shutdown.cancel();
@@ -273,12 +282,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = build(settings, clock).await?;
             create_user(&app.store, command).await
         }
-        Command::Serve => {
+        Command::Serve { web_only } => {
             let (app, fleet) = build_with_fleet(settings, clock).await?;
             if let Some(fleet) = &fleet {
                 start_fleet(fleet, CancellationToken::new()).await?;
             }
-            serve(app).await
+            serve(app, !web_only).await
         }
         Command::Worker => {
             let (app, fleet) = build_with_fleet(settings, clock).await?;
@@ -304,7 +313,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => demo::seed(&app, &app.settings.demo_password).await?,
             };
             print_demo_banner(&app, seeded);
-            serve(app).await
+            serve(app, true).await
         }
     }
 }

@@ -1,6 +1,7 @@
-//! HTTP figures. The server (`restore-desk demo`, release build) runs pinned
-//! to CPU 0 and `wrk` to CPU 1, so load generation does not steal from the
-//! server; PostgreSQL, when used, runs where the kernel puts it.
+//! HTTP figures. The server (`restore-desk serve --web-only` on the demo
+//! data, release build) runs pinned to CPU 0 and `wrk` to CPU 1, so load
+//! generation does not steal from the server; PostgreSQL, when used, runs
+//! where the kernel puts it.
 //!
 //! 1. Filing (`POST /api/v1/tickets`: validation against the catalog, the
 //!    ticket, its events and its emails in one transaction) against a raw
@@ -49,9 +50,13 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        // The demo data first, then the web desk alone: the engine and the
+        // relay would run in `worker` processes beside it, and the figures
+        // are about the web desk's own work.
+        drop(super::support::desk(db, &[]).await);
         let mail = tempfile::tempdir().unwrap();
         let child = Command::new("taskset")
-            .args(["-c", "0", BIN, "demo"])
+            .args(["-c", "0", BIN, "serve", "--web-only"])
             .env("DATABASE_URL", &db.url)
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("LOGIN_RATE_LIMIT", "0")

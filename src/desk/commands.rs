@@ -49,6 +49,8 @@ pub struct Situation<'a> {
 pub struct Issuer<'a> {
     pub actor: Actor,
     pub name: Option<&'a str>,
+    /// The person, when a person acts.
+    pub user: Option<&'a User>,
     /// People decide on the version they saw; the engine's follow-ups only
     /// need the state to be unchanged.
     pub guard_version: bool,
@@ -256,6 +258,7 @@ pub async fn plan(
         at: commit.at,
     });
     let details = Details {
+        actor: issuer.user,
         text: notice_text.as_deref(),
         actor_name: issuer.name,
         connection: outcome.connection,
@@ -317,6 +320,7 @@ pub async fn act(
     let issuer = Issuer {
         actor: user.actor(),
         name: Some(&user.display_name),
+        user: Some(user),
         guard_version: true,
         cause: format!("ticket:{}:v{}", ticket.id, ticket.version),
     };

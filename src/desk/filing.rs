@@ -240,7 +240,10 @@ pub async fn file_ticket(
         &ticket,
         &cluster.name,
         &notices,
-        &Details::default(),
+        &Details {
+            actor: Some(requester),
+            ..Details::default()
+        },
         &format!("ticket:{}:filed", ticket.id),
     )
     .await?;

@@ -18,6 +18,8 @@ use crate::store::{NewOutboxMessage, Ticket, User};
 /// What a notice may say beyond the ticket itself.
 #[derive(Debug, Clone, Default)]
 pub struct Details<'a> {
+    /// The person acting, when known: no need to look them up again.
+    pub actor: Option<&'a User>,
     pub text: Option<&'a str>,
     pub actor_name: Option<&'a str>,
     pub connection: Option<&'a Connection>,
@@ -28,6 +30,7 @@ async fn recipients(
     app: &App,
     ticket: &Ticket,
     audience: Audience,
+    known: Option<&User>,
 ) -> Result<Vec<User>, DeskError> {
     let store = &app.store;
     let staff = || async {
@@ -38,7 +41,10 @@ async fn recipients(
         Ok(staff)
     };
     let users = match audience {
-        Audience::Requester => store.user(ticket.requester_id).await?.into_iter().collect(),
+        Audience::Requester => match known.filter(|u| u.id == ticket.requester_id) {
+            Some(user) => vec![user.clone()],
+            None => store.user(ticket.requester_id).await?.into_iter().collect(),
+        },
         Audience::Assignee => match ticket.assignee_id {
             Some(id) => store.user(id).await?.into_iter().collect(),
             None => staff().await?,
@@ -63,7 +69,7 @@ pub async fn outbox_for(
     let mut seen = HashSet::new();
     let now = app.now();
     for notice in notices {
-        for user in recipients(app, ticket, notice.to).await? {
+        for user in recipients(app, ticket, notice.to, details.actor).await? {
             if !seen.insert((notice.kind, user.email.clone())) {
                 continue;
             }

@@ -40,6 +40,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
         let issuer = Issuer {
             actor: Actor::SYSTEM,
             name: None,
+            user: None,
             guard_version: true,
             cause: format!("ticket:{}:deadline", ticket.id),
         };

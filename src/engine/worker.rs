@@ -543,6 +543,7 @@ impl Worker {
                 let issuer = Issuer {
                     actor: Actor::SYSTEM,
                     name: None,
+                    user: None,
                     guard_version: false,
                     cause: format!("job:{}:run{}:{}", job.id, job.run, follow_up.name()),
                 };
