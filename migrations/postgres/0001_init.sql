@@ -220,7 +220,7 @@ CREATE TABLE outbox (
     html_body       TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
     attempts        BIGINT NOT NULL DEFAULT 0,
-    next_attempt_at TIMESTAMPTZ NOT NULL,
+    next_attempt_at TIMESTAMPTZ NOT NULL,            -- when due: the next try, or when a claim runs out
     claimed_until   TIMESTAMPTZ,                           -- a sender's claim; expired claims are taken again
     last_error      TEXT,
     created_at      TIMESTAMPTZ NOT NULL,

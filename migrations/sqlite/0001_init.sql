@@ -221,7 +221,7 @@ CREATE TABLE outbox (
     html_body       TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
     attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,            -- when due: the next try, or when a claim runs out
     claimed_until   TEXT,                           -- a sender's claim; expired claims are taken again
     last_error      TEXT,
     created_at      TEXT NOT NULL,

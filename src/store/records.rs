@@ -539,7 +539,8 @@ impl Commit {
                     OutboxStatus::Pending
                 },
                 attempts: i64::from(claimed.is_some()),
-                next_attempt_at: self.at,
+                // A claimed message is due again when its claim runs out.
+                next_attempt_at: claimed.unwrap_or(self.at),
                 claimed_until: claimed,
                 last_error: None,
                 created_at: self.at,

@@ -271,8 +271,9 @@ fn fault_row(r: &DbRow) -> Result<SandboxFault, sqlx::Error> {
     })
 }
 
-const OPEN_TICKET_STATES: &str = "('submitted', 'triage', 'in_review', 'awaiting_customer', \
-                                  'approved', 'restoring', 'failed')";
+/// The predicate of the `tickets_reserved_name` partial index, written the
+/// same way so the planners use the index to find a reserved name.
+const TICKET_RESERVES_NAME: &str = "state NOT IN ('completed', 'rejected', 'cancelled')";
 
 /// Events, messages and emails of one change go in one multi-row INSERT
 /// each: one round trip, however many there are.
@@ -1015,7 +1016,7 @@ impl Store for SqlStore {
                 AND resource_group = $2 AND name = $3 AND deleted_at IS NULL) \
              OR EXISTS (SELECT 1 FROM tickets WHERE subscription_id = $1 \
                 AND resource_group = $2 AND new_cluster_name = $3 \
-                AND state IN {OPEN_TICKET_STATES})"
+                AND {TICKET_RESERVES_NAME})"
         ))
         .bind(subscription_id)
         .bind(resource_group)
@@ -1397,12 +1398,16 @@ impl Store for SqlStore {
     }
 
     async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>> {
+        // The active ones are few and indexed (`restore_jobs_runnable`);
+        // finished ones are history.
+        let filter = if active_only {
+            "WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"
+        } else {
+            ""
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM restore_jobs \
-             WHERE NOT $1 OR state NOT IN ('succeeded', 'failed', 'cancelled') \
-             ORDER BY created_at DESC LIMIT $2"
+            "SELECT {JOB_COLUMNS} FROM restore_jobs {filter} ORDER BY created_at DESC LIMIT $1"
         ))
-        .bind(active_only)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -1524,11 +1529,14 @@ impl Store for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
         let rows = sqlx::query(&format!(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
+            // next_attempt_at is when a message is due: a pending one's next
+            // try, or when a sender's claim on it runs out. One range on the
+            // `outbox_due` index finds both.
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, \
+               next_attempt_at = $2 \
              WHERE id IN ( \
                SELECT id FROM outbox \
-               WHERE (status = 'pending' AND next_attempt_at <= $1) \
-                  OR (status = 'sending' AND claimed_until <= $1) \
+               WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1 \
                ORDER BY next_attempt_at LIMIT $3{}) \
              RETURNING {OUTBOX_COLUMNS}",
             dialect::SKIP_LOCKED
