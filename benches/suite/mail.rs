@@ -179,7 +179,7 @@ pub async fn run() -> Vec<Figure> {
     }
     bench_db.drop_now().await;
     let (ours_p50, base_p50) = (percentile(&mut ours, 50.0), percentile(&mut baseline, 50.0));
-    eprintln!("mail: p50 ours {ours_p50:.3} ms, direct {base_p50:.3} ms");
+    println!("mail: p50 ours {ours_p50:.3} ms, direct {base_p50:.3} ms");
     vec![Figure::new(
         "mail: outbox -> SMTP 250 p95 (SQLite)",
         percentile(&mut ours, 95.0),
