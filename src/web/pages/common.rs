@@ -173,6 +173,33 @@ pub async fn people(app: &App, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, String
     Ok(names)
 }
 
+/// Everyone a ticket page names: message authors, actors in its history,
+/// and its engineer.
+pub async fn ticket_people(
+    app: &App,
+    ticket: &Ticket,
+    messages: &[Message],
+    events: &[Event],
+) -> AppResult<HashMap<Uuid, String>> {
+    let ids = messages
+        .iter()
+        .filter_map(|m| m.author_id)
+        .chain(events.iter().filter_map(|e| e.actor_id))
+        .chain(ticket.assignee_id)
+        .collect();
+    people(app, ids).await
+}
+
+/// The target as the customer typed it: in their zone, with its name.
+pub fn target_as_entered(ticket: &Ticket) -> String {
+    let entered = crate::web::views::zone_of(&ticket.time_zone);
+    format!(
+        "{} ({})",
+        crate::web::views::precise_in(ticket.target_time, entered),
+        entered.name()
+    )
+}
+
 pub struct JobView {
     pub id: Uuid,
     pub state: &'static str,

@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::common;
 use super::common::{
     ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
     event_views, fileable, job_view, message_views, parse_id, people, state_class, ticket_row,
@@ -732,22 +733,8 @@ async fn ticket_page(
     };
     let messages = app.store.messages(ticket.id, false).await?;
     let events = app.store.ticket_events(ticket.id).await?;
-    let names = people(
-        app,
-        messages
-            .iter()
-            .filter_map(|m| m.author_id)
-            .chain(events.iter().filter_map(|e| e.actor_id))
-            .chain(ticket.assignee_id)
-            .collect(),
-    )
-    .await?;
-    let entered = zone_of(&ticket.time_zone);
-    let target_as_entered = format!(
-        "{} ({})",
-        precise_in(ticket.target_time, entered),
-        entered.name()
-    );
+    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
+    let target_as_entered = common::target_as_entered(&ticket);
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let reference = ticket.reference();
     let state = ticket.state;

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::common;
 use super::common::{
     ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
-    event_views, job_view, message_views, parse_id, people, ticket_row, times_for,
+    event_views, job_view, message_views, parse_id, ticket_row, times_for,
 };
 use super::{Chrome, FormErrors, chrome, flash, render};
 use crate::app::App;
@@ -24,7 +25,7 @@ use crate::domain::verification::VerificationReport;
 use crate::store::{AssigneeFilter, RestoreJob, Scope, Ticket, TicketOrder, TicketQuery, User};
 use crate::web::auth::{StaffUser, Viewer};
 use crate::web::error::{AppError, AppResult};
-use crate::web::views::{Stamp, Times, precise_in, zone_of};
+use crate::web::views::{Stamp, Times, precise_in};
 use crate::web::{ValidForm, ValidQuery};
 
 // ---------------------------------------------------------------- the queue
@@ -414,22 +415,8 @@ async fn staff_ticket_page(
         .await?
         .map(|s| s.slug)
         .unwrap_or_default();
-    let names = people(
-        app,
-        messages
-            .iter()
-            .filter_map(|m| m.author_id)
-            .chain(events.iter().filter_map(|e| e.actor_id))
-            .chain(ticket.assignee_id)
-            .collect(),
-    )
-    .await?;
-    let entered = zone_of(&ticket.time_zone);
-    let target_as_entered = format!(
-        "{} ({})",
-        precise_in(ticket.target_time, entered),
-        entered.name()
-    );
+    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
+    let target_as_entered = common::target_as_entered(&ticket);
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let card = cluster_card(app, cluster, &times, Some(ticket.target_time)).await?;
     let verification = job.as_ref().and_then(|j| j.verification_report.clone());
