@@ -1193,6 +1193,18 @@ impl Store for SqlStore {
     }
 
     async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
+        // Every step asks and faults are rare: look first, so that the usual
+        // answer costs a read, not a write (on SQLite, a turn at the file's
+        // one writer).
+        let armed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sandbox_faults WHERE step = $1 AND remaining > 0)",
+        )
+        .bind(step)
+        .fetch_one(&self.pool)
+        .await?;
+        if !armed {
+            return Ok(None);
+        }
         let row = sqlx::query(&format!(
             "UPDATE sandbox_faults SET remaining = remaining - 1 WHERE id = ( \
                SELECT id FROM sandbox_faults WHERE step = $1 AND remaining > 0 \
