@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
 use crate::store::{Commit, Committed, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket};
+use crate::token_cache::TokenCache;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -35,6 +36,8 @@ pub struct App {
     /// Cluster names by id. A cluster is never renamed and an id never
     /// reused, so a name once read stays true.
     pub cluster_names: Arc<RwLock<HashMap<Uuid, String>>>,
+    /// API tokens checked lately, trusted again for a moment.
+    pub api_tokens: Arc<TokenCache>,
 }
 
 impl App {

@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
 use crate::domain::actor::Role;
 use crate::store::{self, DynStore, Subscription, User};
+use crate::token_cache::TokenCache;
 use crate::{demo, engine, notify, password, web};
 
 #[derive(Parser)]
@@ -128,6 +129,9 @@ pub async fn build_with_fleet(
         }
     };
     let mailer = notify::mailer(&settings).map_err(anyhow::Error::msg)?;
+    let api_tokens = Arc::new(TokenCache::new(chrono::Duration::milliseconds(
+        settings.api_token_cache_ms.max(0),
+    )));
     let app = App {
         settings: Arc::new(settings),
         store,
@@ -138,6 +142,7 @@ pub async fn build_with_fleet(
         mail_ready: Arc::new(tokio::sync::Notify::new()),
         local_relay: Arc::default(),
         cluster_names: Arc::default(),
+        api_tokens,
     };
     Ok((app, fleet))
 }

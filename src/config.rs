@@ -98,6 +98,18 @@ pub struct Settings {
     #[arg(long, env = "LEASE_SECONDS", default_value_t = 30, global = true)]
     pub lease_seconds: i64,
 
+    /// How long this process trusts an API token it has checked without
+    /// asking the database again (0: ask on every call). Signing out or an
+    /// admin's change to the account ends the token here at once, and in
+    /// other processes within this time.
+    #[arg(
+        long,
+        env = "API_TOKEN_CACHE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub api_token_cache_ms: i64,
+
     /// Attempts per restore step before the job fails.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, global = true)]
     pub max_attempts: u32,

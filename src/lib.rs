@@ -18,4 +18,5 @@ pub mod notify;
 pub mod password;
 /// Persistence behind one trait, for SQLite and PostgreSQL.
 pub mod store;
+pub mod token_cache;
 pub mod web;

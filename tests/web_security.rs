@@ -261,6 +261,63 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
 }
 
 /// `raw` appears on the page with its `<` and `>` as character references.
+async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(postgres: bool) {
+    let t = spawn_app(postgres, &["--api-token-cache-ms", "1000"]).await;
+    let (other_base, _other) = t.another_server().await;
+    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let mut there = Api::new(&other_base);
+    there.token = here.token.clone();
+    // Both desks check the token and remember it.
+    assert_eq!(here.get("/api/v1/me").await.0, StatusCode::OK);
+    assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
+
+    let (status, _) = here.post("/api/v1/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The desk that revoked it refuses it at once.
+    assert_eq!(here.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    // The other trusts what it checked for at most the cache time...
+    assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
+    // ...and then asks the database again.
+    t.clock.advance(chrono::Duration::milliseconds(1000));
+    let (status, body) = there.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // An admin's change on one desk ends the cached tokens there at once.
+    let bob = Api::signed_in(&t.base, "bob@fabrikam.example").await;
+    assert_eq!(bob.get("/api/v1/me").await.0, StatusCode::OK);
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    let bob_id = t
+        .app
+        .store
+        .user_by_email("bob@fabrikam.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (status, body) = ada
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{bob_id}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(bob.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+}
+
+async fn with_no_cache_time_every_call_asks_the_database(postgres: bool) {
+    let t = spawn_app(postgres, &["--api-token-cache-ms", "0"]).await;
+    let (other_base, other) = t.another_server().await;
+    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let mut there = Api::new(&other_base);
+    there.token = here.token.clone();
+    assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
+    assert!(other.api_tokens.is_empty());
+    let (status, _) = here.post("/api/v1/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(there.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+}
+
 fn shows_escaped(html: &str, raw: &str) -> bool {
     [("&lt;", "&gt;"), ("&#60;", "&#62;"), ("&#x3c;", "&#x3e;")]
         .iter()
@@ -592,5 +649,7 @@ both!(
     forms_without_the_right_csrf_token_are_refused,
     sessions_rotate_at_sign_in_and_die_at_sign_out,
     disabling_a_user_ends_their_sessions_and_tokens,
+    a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time,
+    with_no_cache_time_every_call_asks_the_database,
     user_text_is_escaped_and_sql_looking_text_is_stored_verbatim
 );

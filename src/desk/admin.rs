@@ -278,6 +278,8 @@ pub async fn update_user(
         app.now(),
     );
     app.store.update_user(user.id, &update, event).await?;
+    // Whatever changed, the account's tokens are checked again.
+    app.api_tokens.forget_user(user.id);
     tracing::info!(user = %user.email, change = %said.join(", "), by = %admin.email, "user updated");
     app.store.user(user.id).await?.ok_or(DeskError::NotFound)
 }

@@ -298,9 +298,14 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = App::from_ref(state);
         let token = bearer(&parts.headers).ok_or_else(AppError::unauthenticated)?;
+        let hash = token_hash(token);
+        let now = app.now();
+        if let Some(user) = app.api_tokens.get(&hash, now) {
+            return Ok(ApiUser(user));
+        }
         let user = app
             .store
-            .user_for_api_token(&token_hash(token), app.now())
+            .user_for_api_token(&hash, now)
             .await?
             .ok_or_else(|| {
                 AppError::new(
@@ -309,6 +314,7 @@ where
                     "The token is unknown, expired or revoked: sign in again",
                 )
             })?;
+        app.api_tokens.put(&hash, &user, now);
         Ok(ApiUser(user))
     }
 }

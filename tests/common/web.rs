@@ -104,6 +104,27 @@ impl TestApp {
             .id
     }
 
+    /// Another desk on the same database and clock, as a second process
+    /// would be: its own caches, its own socket. Stops with this one.
+    pub async fn another_server(&self) -> (String, App) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = restore_desk::cli::build(
+            (*self.app.settings).clone(),
+            std::sync::Arc::new(self.clock.clone()),
+        )
+        .await
+        .expect("build the second desk");
+        let serving = app.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            restore_desk::web::serve(serving, listener, stop)
+                .await
+                .expect("serve");
+        });
+        (base, app)
+    }
+
     pub fn browser(&self) -> Browser {
         Browser::new(&self.base)
     }

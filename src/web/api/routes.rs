@@ -70,7 +70,9 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> AppResult<StatusCode> {
     if let Some(token) = bearer(&headers) {
-        app.store.revoke_api_token(&token_hash(token)).await?;
+        let hash = token_hash(token);
+        app.store.revoke_api_token(&hash).await?;
+        app.api_tokens.forget(&hash);
     }
     tracing::info!(user = %user.email, "API token revoked");
     Ok(StatusCode::NO_CONTENT)
