@@ -260,13 +260,22 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
     assert!(audit[0].detail.contains("disabled"));
 }
 
-/// `raw` appears on the page with its `<` and `>` as character references.
-async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(postgres: bool) {
-    let t = spawn_app(postgres, &["--api-token-cache-ms", "1000"]).await;
-    let (other_base, _other) = t.another_server().await;
+/// Two desk processes on one database, and Alice's one API token used on
+/// each: `here` on the first, `there` on the second.
+async fn alice_on_two_desks(
+    postgres: bool,
+    cache_ms: &str,
+) -> (TestApp, restore_desk::app::App, Api, Api) {
+    let t = spawn_app(postgres, &["--api-token-cache-ms", cache_ms]).await;
+    let (other_base, other) = t.another_server().await;
     let here = Api::signed_in(&t.base, "alice@contoso.example").await;
     let mut there = Api::new(&other_base);
     there.token = here.token.clone();
+    (t, other, here, there)
+}
+
+async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(postgres: bool) {
+    let (t, _other, here, there) = alice_on_two_desks(postgres, "1000").await;
     // Both desks check the token and remember it.
     assert_eq!(here.get("/api/v1/me").await.0, StatusCode::OK);
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
@@ -306,11 +315,7 @@ async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(p
 }
 
 async fn with_no_cache_time_every_call_asks_the_database(postgres: bool) {
-    let t = spawn_app(postgres, &["--api-token-cache-ms", "0"]).await;
-    let (other_base, other) = t.another_server().await;
-    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
-    let mut there = Api::new(&other_base);
-    there.token = here.token.clone();
+    let (_t, other, here, there) = alice_on_two_desks(postgres, "0").await;
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
     assert!(other.api_tokens.is_empty());
     let (status, _) = here.post("/api/v1/logout", json!({})).await;
@@ -318,6 +323,7 @@ async fn with_no_cache_time_every_call_asks_the_database(postgres: bool) {
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
 }
 
+/// `raw` appears on the page with its `<` and `>` as character references.
 fn shows_escaped(html: &str, raw: &str) -> bool {
     [("&lt;", "&gt;"), ("&#60;", "&#62;"), ("&#x3c;", "&#x3e;")]
         .iter()
