@@ -291,13 +291,13 @@ impl Settings {
                 self.mail_from
             ));
         }
-        if let Some(url) = &self.smtp_url {
-            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(format!(
-                    "SMTP_URL {:?} must start with smtp:// or smtps://",
-                    redact_url(url)
-                ));
-            }
+        if let Some(url) = &self.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(format!(
+                "SMTP_URL {:?} must start with smtp:// or smtps://",
+                redact_url(url)
+            ));
         }
         Ok(())
     }

@@ -224,18 +224,18 @@ pub fn parse_target(input: &TargetInput) -> Result<TargetTime, ValidationError> 
             let when = |dt: &DateTime<Tz>| dt.format("%H:%M on %-d %B %Y").to_string();
             let utc = match zone.from_local_datetime(&naive) {
                 LocalResult::Single(dt) => {
-                    if let Some(offset) = chosen {
-                        if offset != dt.offset().fix() {
-                            return Err(invalid_timestamp(
-                                "utc_offset",
-                                format!(
-                                    "{} in {zone} is at {}, not {}",
-                                    when(&dt),
-                                    format_offset(dt.offset().fix()),
-                                    format_offset(offset)
-                                ),
-                            ));
-                        }
+                    if let Some(offset) = chosen
+                        && offset != dt.offset().fix()
+                    {
+                        return Err(invalid_timestamp(
+                            "utc_offset",
+                            format!(
+                                "{} in {zone} is at {}, not {}",
+                                when(&dt),
+                                format_offset(dt.offset().fix()),
+                                format_offset(offset)
+                            ),
+                        ));
                     }
                     dt.with_timezone(&Utc)
                 }
@@ -396,22 +396,22 @@ pub fn check_target(
     let latest = window
         .map(|w| w.latest)
         .or_else(|| ctx.catalog.log_end().map(|end| end.min(ctx.now)));
-    if let Some(latest) = latest {
-        if target > latest {
-            let why = match ctx.life.deleted_at {
-                Some(deleted) if deleted <= latest => "the cluster was deleted then",
-                _ => "the log after it is not archived yet; try again in a minute",
-            };
-            return Err(ValidationError::new(
-                ValidationCode::TargetInFuture,
-                field,
-                format!(
-                    "{} is after the latest restorable point, {} ({why})",
-                    utc_text(target),
-                    utc_text(latest)
-                ),
-            ));
-        }
+    if let Some(latest) = latest
+        && target > latest
+    {
+        let why = match ctx.life.deleted_at {
+            Some(deleted) if deleted <= latest => "the cluster was deleted then",
+            _ => "the log after it is not archived yet; try again in a minute",
+        };
+        return Err(ValidationError::new(
+            ValidationCode::TargetInFuture,
+            field,
+            format!(
+                "{} is after the latest restorable point, {} ({why})",
+                utc_text(target),
+                utc_text(latest)
+            ),
+        ));
     }
     let retention_edge = ctx.now - ctx.policy.retention;
     if target < retention_edge {

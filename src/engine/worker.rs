@@ -184,7 +184,7 @@ impl Worker {
         let progress = ProgressCell::default();
         let work = async {
             let end = self
-                .execute(job, &context, &ticket, &progress, &cancel)
+                .execute(job, &context, ticket, &progress, &cancel)
                 .await;
             stop.cancel();
             end
