@@ -20,8 +20,8 @@ use crate::store::{
     Scope, Ticket, TicketChange, TicketGuard, TicketWrite, User,
 };
 
-/// Checks the ticket's target against the cluster's backups as they are now.
-pub async fn revalidate(
+/// Checks a target against the cluster's backups as they are now.
+pub async fn validate_now(
     app: &App,
     target: DateTime<Utc>,
     cluster: &Cluster,
@@ -307,7 +307,7 @@ pub async fn act(
         && user.role.works_tickets()
         && ticket.state == TicketState::InReview;
     let (check, report) = if wants_check {
-        let report = revalidate(app, ticket.target_time, &cluster).await?;
+        let report = validate_now(app, ticket.target_time, &cluster).await?;
         let check = match &report.error {
             None => TargetCheck::Passed,
             Some(error) => TargetCheck::Failed(error.clone()),

@@ -6,7 +6,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::notices::{self, Details};
-use super::{DeskError, scope_for};
+use super::{DeskError, scope_for, validate_now};
 use crate::app::App;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::RestorePlan;
@@ -16,8 +16,8 @@ use crate::domain::ticket::{
     self, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
 };
 use crate::domain::validation::{
-    CLUSTER_FIELD, ClusterName, NAME_FIELD, TargetContext, TargetInput, TargetTime, ValidationCode,
-    ValidationError, ValidationReport, parse_target, validation_report,
+    CLUSTER_FIELD, ClusterName, NAME_FIELD, TargetInput, TargetTime, ValidationCode,
+    ValidationError, ValidationReport, parse_target,
 };
 use crate::store::{Commit, NewEvent, NewTicket, StoreError, Ticket, TicketWrite, Unique, User};
 
@@ -84,16 +84,7 @@ pub async fn check_request(
     match (&cluster, &target) {
         (_, Err(error)) => errors.push(error.clone()),
         (Some(cluster), Ok(target)) => {
-            let catalog = app.backend.catalog(cluster).await?;
-            let online = app.backend.online_zones(cluster).await?;
-            let ctx = TargetContext {
-                catalog: &catalog,
-                life: cluster.life(),
-                online,
-                policy: app.policy(),
-                now: app.now(),
-            };
-            let checked = validation_report(target.utc, &ctx);
+            let checked = validate_now(app, target.utc, cluster).await?;
             if let Some(error) = &checked.error {
                 errors.push(error.clone());
             }

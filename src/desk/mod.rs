@@ -14,7 +14,7 @@ use crate::domain::ticket::Refusal;
 use crate::domain::validation::ValidationError;
 use crate::store::{Scope, StoreError, User};
 
-pub use commands::{act, revalidate};
+pub use commands::{act, validate_now};
 pub use filing::{CheckedRequest, FilingRequest, check_request, file_ticket};
 
 #[derive(Debug, thiserror::Error)]
