@@ -20,6 +20,9 @@ mod fleet;
 mod mail;
 #[path = "suite/restore.rs"]
 mod restore;
+#[path = "../tests/common/seeded.rs"]
+#[allow(dead_code)]
+mod seeded;
 #[path = "suite/support.rs"]
 mod support;
 #[path = "suite/web.rs"]

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use common::seeded::{demo_cluster, demo_user};
 use common::{TestDb, demo_app, t0};
 use restore_desk::app::App;
 use restore_desk::clock::{Clock, ManualClock};
@@ -57,15 +58,7 @@ async fn setup(db: &TestDb, smtp: &TestSmtp) -> Setup {
 
 impl Setup {
     async fn file(&self, target: DateTime<Utc>, name: &str) -> Ticket {
-        let orders = self
-            .app
-            .store
-            .clusters(Scope::Everything, false)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|c| c.name == "orders-prod")
-            .unwrap();
+        let orders = demo_cluster(&self.app.store, "orders-prod").await;
         let request = FilingRequest {
             cluster_id: Some(orders.id),
             target: TargetInput::Local {
@@ -552,20 +545,8 @@ async fn the_file_transport_writes_one_file_per_message() {
         .unwrap();
     restore_desk::demo::seed(&app, "demo").await.unwrap();
     let relay = Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()).unwrap();
-    let alice = app
-        .store
-        .user_by_email("alice@contoso.example")
-        .await
-        .unwrap()
-        .unwrap();
-    let orders = app
-        .store
-        .clusters(Scope::Everything, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "orders-prod")
-        .unwrap();
+    let alice = demo_user(&app.store, "alice@contoso.example").await;
+    let orders = demo_cluster(&app.store, "orders-prod").await;
     let request = FilingRequest {
         cluster_id: Some(orders.id),
         target: TargetInput::Instant {

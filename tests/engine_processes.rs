@@ -14,18 +14,15 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use common::TestDb;
+use common::seeded::{QueuedJobs, demo_cluster, demo_user};
 use restore_desk::app::App;
 use restore_desk::clock::SystemClock;
 use restore_desk::desk::{FilingRequest, act, file_ticket};
-use restore_desk::domain::catalog::ZoneSet;
 use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketCommand, TicketState};
-use restore_desk::domain::validation::{TargetInput, ValidationReport};
-use restore_desk::store::{
-    Commit, FaultKind, JobWrite, NewEvent, NewJob, NewTicket, RestoreJob, SandboxFault, Scope,
-    TicketWrite,
-};
+use restore_desk::domain::validation::TargetInput;
+use restore_desk::store::{FaultKind, NewEvent, RestoreJob, SandboxFault, Scope};
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
 
@@ -102,20 +99,9 @@ async fn desk(db: &TestDb, dir: &std::path::Path) -> App {
 }
 
 async fn approve(app: &App, name: &str) -> uuid::Uuid {
-    let user =
-        |email: &'static str| async move { app.store.user_by_email(email).await.unwrap().unwrap() };
-    let (alice, sam) = (
-        user("alice@contoso.example").await,
-        user("sam@support.example").await,
-    );
-    let orders = app
-        .store
-        .clusters(Scope::Everything, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "orders-prod")
-        .unwrap();
+    let alice = demo_user(&app.store, "alice@contoso.example").await;
+    let sam = demo_user(&app.store, "sam@support.example").await;
+    let orders = demo_cluster(&app.store, "orders-prod").await;
     let request = FilingRequest {
         cluster_id: Some(orders.id),
         target: TargetInput::Instant {
@@ -324,65 +310,14 @@ async fn two_processes_share_thousands_of_jobs_exactly_once() {
     let db = TestDb::postgres().await;
     let dir = tempfile::tempdir().unwrap();
     let app = desk(&db, dir.path()).await;
-    let alice = app
-        .store
-        .user_by_email("alice@contoso.example")
-        .await
-        .unwrap()
-        .unwrap();
-    let orders = app
-        .store
-        .clusters(Scope::Everything, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "orders-prod")
-        .unwrap();
-    let now = Utc::now();
-    let target = now - Duration::hours(1);
-    let report = ValidationReport {
-        checked_at: now,
-        target,
-        window: None,
-        online_zones: ZoneSet::ALL,
-        plan: None,
-        error: None,
-        deadline: target + Duration::days(35),
-    };
     // Approved tickets with queued jobs, written straight into the store.
+    let jobs = QueuedJobs::on_orders_prod(&app.store).await;
     let mut stores = Vec::new();
     for chunk in 0..4 {
-        let store = app.store.clone();
-        let (report, alice, orders) = (report.clone(), alice.clone(), orders.clone());
+        let (store, jobs) = (app.store.clone(), jobs.clone());
         stores.push(tokio::spawn(async move {
             for i in (chunk..JOBS).step_by(4) {
-                let id = Uuid::new_v4();
-                let mut commit = Commit::at(now);
-                commit.ticket = Some(TicketWrite::Create(NewTicket {
-                    id,
-                    number: 10_000 + i,
-                    subscription_id: orders.subscription_id,
-                    requester_id: alice.id,
-                    cluster_id: orders.id,
-                    resource_group: orders.resource_group.clone(),
-                    target_time: target,
-                    time_zone: "UTC".into(),
-                    new_cluster_name: format!("noop-{i}"),
-                    severity: Severity::C,
-                    description: String::new(),
-                    state: TicketState::Approved,
-                    validation_report: report.clone(),
-                    deadline: target + Duration::days(35),
-                    first_response_due: now + Duration::days(1),
-                }));
-                commit.job = Some(JobWrite::Create(NewJob {
-                    id: Uuid::new_v4(),
-                    ticket_id: id,
-                    source_cluster_id: orders.id,
-                    target_time: target,
-                    new_cluster_id: Uuid::new_v4(),
-                }));
-                store.commit(&commit).await.unwrap();
+                store.commit(&jobs.commit(10_000 + i)).await.unwrap();
             }
         }));
     }

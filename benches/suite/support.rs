@@ -5,17 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
 use sqlx::Connection;
 use uuid::Uuid;
 
+use super::seeded::QueuedJobs;
 use restore_desk::app::App;
 use restore_desk::clock::SystemClock;
-use restore_desk::domain::catalog::ZoneSet;
-use restore_desk::domain::sla::Severity;
-use restore_desk::domain::ticket::TicketState;
-use restore_desk::domain::validation::ValidationReport;
-use restore_desk::store::{Commit, JobWrite, NewJob, NewTicket, Scope, TicketWrite};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
 
@@ -230,60 +225,10 @@ pub async fn desk(db: &BenchDb, args: &[&str]) -> App {
 /// `count` approved tickets on orders-prod, each with a queued job, written
 /// straight into the store: no-op work for the engine.
 pub async fn seed_jobs(app: &App, first_number: i64, count: i64) {
-    let alice = app
-        .store
-        .user_by_email("alice@contoso.example")
-        .await
-        .unwrap()
-        .unwrap();
-    let orders = app
-        .store
-        .clusters(Scope::Everything, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "orders-prod")
-        .unwrap();
-    let now = Utc::now();
-    let target = now - Duration::hours(1);
-    let report = ValidationReport {
-        checked_at: now,
-        target,
-        window: None,
-        online_zones: ZoneSet::ALL,
-        plan: None,
-        error: None,
-        deadline: target + Duration::days(35),
-    };
-    for i in first_number..first_number + count {
-        let id = Uuid::new_v4();
-        let mut commit = Commit::at(now);
-        commit.ticket = Some(TicketWrite::Create(NewTicket {
-            id,
-            number: i,
-            subscription_id: orders.subscription_id,
-            requester_id: alice.id,
-            cluster_id: orders.id,
-            resource_group: orders.resource_group.clone(),
-            target_time: target,
-            time_zone: "UTC".into(),
-            new_cluster_name: format!("noop-{i}"),
-            severity: Severity::C,
-            description: String::new(),
-            state: TicketState::Approved,
-            validation_report: report.clone(),
-            deadline: target + Duration::days(35),
-            first_response_due: now + Duration::days(1),
-        }));
-        commit.job = Some(JobWrite::Create(NewJob {
-            id: Uuid::new_v4(),
-            ticket_id: id,
-            source_cluster_id: orders.id,
-            target_time: target,
-            new_cluster_id: Uuid::new_v4(),
-        }));
+    let jobs = QueuedJobs::on_orders_prod(&app.store).await;
+    for number in first_number..first_number + count {
         // Through the app, as approvals commit: idle workers are woken.
-        app.commit(commit).await.unwrap();
+        app.commit(jobs.commit(number)).await.unwrap();
     }
 }
 
