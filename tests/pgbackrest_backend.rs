@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection as _;
@@ -23,10 +23,8 @@ use common::{TestDb, fleet};
 use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
 use restore_desk::backend::{Backend, JobContext, NoProgress, Progress, StepError};
 use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy, Zone, ZoneSet};
-use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
-use restore_desk::domain::validation::{
-    TargetContext, ValidationCode, ValidationError, check_target,
-};
+use restore_desk::domain::cluster::Cluster;
+use restore_desk::domain::validation::{ValidationCode, ValidationError};
 use restore_desk::domain::verification::verify;
 use restore_desk::store::{DynStore, Subscription};
 
@@ -87,32 +85,7 @@ impl TestFleet {
             created_at: Utc::now(),
         };
         self.store.create_subscription(&subscription).await.unwrap();
-        let id = Uuid::new_v4();
-        let cluster = Cluster {
-            id,
-            subscription_id: subscription.id,
-            resource_group: "rg-prod".into(),
-            region: REGION.into(),
-            name: name.into(),
-            config: ClusterConfig {
-                tier: "GeneralPurpose".into(),
-                vcores: 4,
-                storage_gib: 128,
-                node_count: 2,
-                high_availability: true,
-                server_version: "15".into(),
-            },
-            connection: Connection {
-                host: "127.0.0.1".into(),
-                port: i64::from(self.backend.allocate_source_port(id).unwrap()),
-                database: "orders".into(),
-                user: "orders_app".into(),
-            },
-            status: ClusterStatus::Ready,
-            created_at: Utc::now(),
-            deleted_at: None,
-            restored_from: None,
-        };
+        let cluster = fleet::source_record(&self.backend, subscription.id, name, 4, 128);
         self.store.insert_cluster(&cluster).await.unwrap();
         self.backend
             .create_source(&cluster, ZoneSet::ALL)
@@ -134,43 +107,28 @@ impl TestFleet {
         cluster: &Cluster,
         target: DateTime<Utc>,
     ) -> Result<RestorePlan, ValidationError> {
-        let catalog = self.backend.catalog(cluster).await.expect("catalog");
-        let online = self.backend.online_zones(cluster).await.expect("zones");
-        check_target(
-            target,
-            &TargetContext {
-                catalog: &catalog,
-                life: cluster.life(),
-                online,
-                policy: RetentionPolicy::default(),
-                now: Utc::now(),
-            },
-        )
+        fleet::check(&*self.backend, cluster, target, RetentionPolicy::default()).await
     }
 
     /// Polls until `target` is restorable (the log past it is archived).
     async fn wait_restorable(&self, cluster: &Cluster, target: DateTime<Utc>) -> RestorePlan {
-        let started = Instant::now();
-        loop {
-            match self.check(cluster, target).await {
-                Ok(plan) => return plan,
-                Err(e) if started.elapsed() < StdDuration::from_secs(90) => {
-                    // Until a transaction after the target is archived the
-                    // log ends before it (or, just after the first backups,
-                    // before any backup's end).
-                    assert!(
-                        matches!(
-                            e.code,
-                            ValidationCode::TargetInFuture
-                                | ValidationCode::TargetBeforeEarliestRestorePoint
-                        ),
-                        "{e:?}"
-                    );
-                    tokio::time::sleep(StdDuration::from_millis(500)).await;
-                }
-                Err(e) => panic!("{target} never became restorable: {e:?}"),
-            }
-        }
+        // Until a transaction after the target is archived the log ends
+        // before it (or, just after the first backups, before any backup's
+        // end).
+        fleet::wait_restorable(
+            &*self.backend,
+            cluster,
+            target,
+            RetentionPolicy::default(),
+            |e| {
+                matches!(
+                    e.code,
+                    ValidationCode::TargetInFuture
+                        | ValidationCode::TargetBeforeEarliestRestorePoint
+                )
+            },
+        )
+        .await
     }
 }
 

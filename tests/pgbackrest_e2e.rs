@@ -27,10 +27,10 @@ use restore_desk::backend::pgbackrest::PgBackRestBackend;
 use restore_desk::clock::SystemClock;
 use restore_desk::domain::actor::Role;
 use restore_desk::domain::catalog::{Zone, ZoneSet};
-use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::cluster::{Cluster, ClusterStatus};
 use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::ticket::TicketState;
-use restore_desk::domain::validation::{TargetContext, ValidationCode, check_target};
+use restore_desk::domain::validation::ValidationCode;
 use restore_desk::engine;
 use restore_desk::store::{OutboxQuery, RestoreJob, Scope, Subscription, Ticket, User};
 use serde_json::{Value, json};
@@ -116,32 +116,7 @@ impl World {
                 .await
                 .unwrap();
         }
-        let id = Uuid::new_v4();
-        let source = Cluster {
-            id,
-            subscription_id: contoso.id,
-            resource_group: "rg-prod".into(),
-            region: "westeurope".into(),
-            name: "orders-prod".into(),
-            config: ClusterConfig {
-                tier: "GeneralPurpose".into(),
-                vcores: 8,
-                storage_gib: 512,
-                node_count: 2,
-                high_availability: true,
-                server_version: "15".into(),
-            },
-            connection: Connection {
-                host: "127.0.0.1".into(),
-                port: i64::from(fleet.allocate_source_port(id).unwrap()),
-                database: "orders".into(),
-                user: "orders_app".into(),
-            },
-            status: ClusterStatus::Ready,
-            created_at: Utc::now(),
-            deleted_at: None,
-            restored_from: None,
-        };
+        let source = fleet::source_record(&fleet, contoso.id, "orders-prod", 8, 512);
         store.insert_cluster(&source).await.unwrap();
         fleet.create_source(&source, ZoneSet::ALL).await.unwrap();
         if sample_rows > 0 {
@@ -186,26 +161,8 @@ impl World {
 
     /// Polls until `target` is inside the source's restorable window.
     async fn wait_restorable(&self, target: DateTime<Utc>) {
-        let started = Instant::now();
-        loop {
-            let catalog = self.app.backend.catalog(&self.source).await.unwrap();
-            let online = self.app.backend.online_zones(&self.source).await.unwrap();
-            let ctx = TargetContext {
-                catalog: &catalog,
-                life: self.source.life(),
-                online,
-                policy: self.app.policy(),
-                now: Utc::now(),
-            };
-            match check_target(target, &ctx) {
-                Ok(_) => return,
-                Err(e) => assert!(
-                    started.elapsed() < StdDuration::from_secs(90),
-                    "{target} never became restorable: {e:?}"
-                ),
-            }
-            tokio::time::sleep(StdDuration::from_millis(500)).await;
-        }
+        let backend = &*self.app.backend;
+        fleet::wait_restorable(backend, &self.source, target, self.app.policy(), |_| true).await;
     }
 
     /// Files a restore request for `target` through the API, as the customer.

@@ -30,11 +30,11 @@ use restore_desk::clock::SystemClock;
 use restore_desk::desk::{FilingRequest, act, file_ticket};
 use restore_desk::domain::actor::Role;
 use restore_desk::domain::catalog::{RestorePlan, Zone, ZoneSet};
-use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::cluster::{Cluster, ClusterStatus};
 use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::TicketCommand;
-use restore_desk::domain::validation::{TargetContext, TargetInput, check_target};
+use restore_desk::domain::validation::TargetInput;
 use restore_desk::store::{RestoreJob, Scope, Subscription, User};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -238,32 +238,7 @@ impl Bench {
                 .await
                 .unwrap();
         }
-        let id = Uuid::new_v4();
-        let source = Cluster {
-            id,
-            subscription_id: contoso.id,
-            resource_group: "rg-prod".into(),
-            region: "westeurope".into(),
-            name: "orders-prod".into(),
-            config: ClusterConfig {
-                tier: "GeneralPurpose".into(),
-                vcores: 8,
-                storage_gib: 512,
-                node_count: 2,
-                high_availability: true,
-                server_version: "15".into(),
-            },
-            connection: Connection {
-                host: "127.0.0.1".into(),
-                port: i64::from(fleet.allocate_source_port(id).unwrap()),
-                database: "orders".into(),
-                user: "orders_app".into(),
-            },
-            status: ClusterStatus::Ready,
-            created_at: now,
-            deleted_at: None,
-            restored_from: None,
-        };
+        let source = fleet::source_record(&fleet, contoso.id, "orders-prod", 8, 512);
         store.insert_cluster(&source).await.unwrap();
         let mut bench = Bench {
             app,
@@ -290,27 +265,15 @@ impl Bench {
 
     /// Polls until the target is inside the source's restorable window.
     async fn wait_restorable(&self) {
-        let started = Instant::now();
-        loop {
-            let catalog = self.app.backend.catalog(&self.source).await.unwrap();
-            let online = self.app.backend.online_zones(&self.source).await.unwrap();
-            let ctx = TargetContext {
-                catalog: &catalog,
-                life: self.source.life(),
-                online,
-                policy: self.app.policy(),
-                now: Utc::now(),
-            };
-            match check_target(self.target, &ctx) {
-                Ok(_) => return,
-                Err(e) => assert!(
-                    started.elapsed() < StdDuration::from_secs(90),
-                    "{} never became restorable: {e:?}",
-                    self.target
-                ),
-            }
-            tokio::time::sleep(StdDuration::from_millis(500)).await;
-        }
+        let backend = &*self.app.backend;
+        fleet::wait_restorable(
+            backend,
+            &self.source,
+            self.target,
+            self.app.policy(),
+            |_| true,
+        )
+        .await;
     }
 
     /// Files a ticket for T as the customer, claims it as staff, then

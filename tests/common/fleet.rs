@@ -8,7 +8,12 @@ use chrono::{DateTime, Utc};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use restore_desk::domain::cluster::Connection;
+use restore_desk::backend::Backend;
+use restore_desk::backend::pgbackrest::PgBackRestBackend;
+use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy};
+use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
+use restore_desk::domain::validation::{TargetContext, ValidationError, check_target};
+use uuid::Uuid;
 
 /// A connection to a fleet cluster as `postgres` (trusted on loopback).
 pub async fn connect(connection: &Connection) -> PgConnection {
@@ -101,6 +106,85 @@ pub fn stop_servers(fleet_dir: &std::path::Path) {
                     .current_dir("/")
                     .output();
             }
+        }
+    }
+}
+
+/// The record of a ready source cluster in rg-prod, westeurope, serving
+/// database `orders` on a port the fleet hands out.
+pub fn source_record(
+    fleet: &PgBackRestBackend,
+    subscription_id: Uuid,
+    name: &str,
+    vcores: i64,
+    storage_gib: i64,
+) -> Cluster {
+    let id = Uuid::new_v4();
+    Cluster {
+        id,
+        subscription_id,
+        resource_group: "rg-prod".into(),
+        region: "westeurope".into(),
+        name: name.into(),
+        config: ClusterConfig {
+            tier: "GeneralPurpose".into(),
+            vcores,
+            storage_gib,
+            node_count: 2,
+            high_availability: true,
+            server_version: "15".into(),
+        },
+        connection: Connection {
+            host: "127.0.0.1".into(),
+            port: i64::from(fleet.allocate_source_port(id).unwrap()),
+            database: "orders".into(),
+            user: "orders_app".into(),
+        },
+        status: ClusterStatus::Ready,
+        created_at: Utc::now(),
+        deleted_at: None,
+        restored_from: None,
+    }
+}
+
+/// Whether `target` is restorable from `source` now, and from where.
+pub async fn check(
+    backend: &dyn Backend,
+    source: &Cluster,
+    target: DateTime<Utc>,
+    policy: RetentionPolicy,
+) -> Result<RestorePlan, ValidationError> {
+    let catalog = backend.catalog(source).await.expect("catalog");
+    let online = backend.online_zones(source).await.expect("zones");
+    let ctx = TargetContext {
+        catalog: &catalog,
+        life: source.life(),
+        online,
+        policy,
+        now: Utc::now(),
+    };
+    check_target(target, &ctx)
+}
+
+/// Polls until `target` is restorable from `source` (the log past it is
+/// archived), for at most 90 s. A refusal `not_yet` does not accept fails
+/// at once.
+pub async fn wait_restorable(
+    backend: &dyn Backend,
+    source: &Cluster,
+    target: DateTime<Utc>,
+    policy: RetentionPolicy,
+    not_yet: impl Fn(&ValidationError) -> bool,
+) -> RestorePlan {
+    let started = std::time::Instant::now();
+    loop {
+        match check(backend, source, target, policy).await {
+            Ok(plan) => return plan,
+            Err(e) if started.elapsed() < Duration::from_secs(90) => {
+                assert!(not_yet(&e), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{target} never became restorable: {e:?}"),
         }
     }
 }
