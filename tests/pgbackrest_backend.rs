@@ -24,7 +24,9 @@ use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
 use restore_desk::backend::{Backend, JobContext, NoProgress, Progress, StepError};
 use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy, Zone, ZoneSet};
 use restore_desk::domain::cluster::Cluster;
-use restore_desk::domain::validation::{ValidationCode, ValidationError};
+use restore_desk::domain::validation::{
+    TargetContext, ValidationCode, ValidationError, check_target,
+};
 use restore_desk::domain::verification::verify;
 use restore_desk::store::{DynStore, Subscription};
 
@@ -298,12 +300,18 @@ async fn zone_outages_and_targets_past_the_archive() {
     fleet.wait_restorable(&source, t1).await;
 
     // After the end of the archived log: refused before any restore.
+    // Checked against the catalog just read: the archived log can grow
+    // between two reads, and `end` would no longer be its end.
     let catalog = fleet.backend.catalog(&source).await.unwrap();
     let end = catalog.log_end().expect("archived log");
-    let refused = fleet
-        .check(&source, end + Duration::milliseconds(1))
-        .await
-        .unwrap_err();
+    let ctx = TargetContext {
+        catalog: &catalog,
+        life: source.life(),
+        online: fleet.backend.online_zones(&source).await.unwrap(),
+        policy: RetentionPolicy::default(),
+        now: Utc::now(),
+    };
+    let refused = check_target(end + Duration::milliseconds(1), &ctx).unwrap_err();
     assert_eq!(refused.code, ValidationCode::TargetInFuture);
 
     // az1 unreadable: still restorable, from another zone.
