@@ -874,14 +874,9 @@ impl Store for SqlStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<User>> {
-        let columns = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let row = sqlx::query(&format!(
-            "SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.disabled = FALSE"
+            "SELECT {USER_COLUMNS} FROM users WHERE disabled = FALSE AND id = ( \
+               SELECT user_id FROM api_tokens WHERE token_hash = $1 AND expires_at > $2)"
         ))
         .bind(token_hash)
         .bind(now)
