@@ -21,12 +21,10 @@ use uuid::Uuid;
 
 use common::{TestDb, fleet};
 use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
-use restore_desk::backend::{Backend, JobContext, NoProgress, Progress, StepError};
+use restore_desk::backend::{Backend, FleetView, JobContext, NoProgress, Progress, StepError};
 use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy, Zone, ZoneSet};
 use restore_desk::domain::cluster::Cluster;
-use restore_desk::domain::validation::{
-    TargetContext, ValidationCode, ValidationError, check_target,
-};
+use restore_desk::domain::validation::{ValidationCode, ValidationError, check_target};
 use restore_desk::domain::verification::verify;
 use restore_desk::store::{DynStore, Subscription};
 
@@ -302,15 +300,9 @@ async fn zone_outages_and_targets_past_the_archive() {
     // After the end of the archived log: refused before any restore.
     // Checked against the catalog just read: the archived log can grow
     // between two reads, and `end` would no longer be its end.
-    let catalog = fleet.backend.catalog(&source).await.unwrap();
-    let end = catalog.log_end().expect("archived log");
-    let ctx = TargetContext {
-        catalog: &catalog,
-        life: source.life(),
-        online: fleet.backend.online_zones(&source).await.unwrap(),
-        policy: RetentionPolicy::default(),
-        now: Utc::now(),
-    };
+    let view = FleetView::read(&*fleet.backend, &source).await.unwrap();
+    let end = view.catalog.log_end().expect("archived log");
+    let ctx = view.context(&source, RetentionPolicy::default(), Utc::now());
     let refused = check_target(end + Duration::milliseconds(1), &ctx).unwrap_err();
     assert_eq!(refused.code, ValidationCode::TargetInFuture);
 

@@ -18,9 +18,7 @@ use restore_desk::clock::SystemClock;
 use restore_desk::domain::actor::{Actor, Role};
 use restore_desk::domain::catalog::Zone;
 use restore_desk::domain::cluster::Cluster;
-use restore_desk::domain::validation::{
-    TargetContext, ValidationCode, ValidationError, check_target,
-};
+use restore_desk::domain::validation::{ValidationCode, ValidationError};
 use restore_desk::store::{NewEvent, Scope};
 
 struct Guard(std::path::PathBuf);
@@ -36,19 +34,9 @@ async fn check(
     cluster: &Cluster,
     target: chrono::DateTime<Utc>,
 ) -> Result<Zone, ValidationError> {
-    let catalog = app.backend.catalog(cluster).await.unwrap();
-    let online = app.backend.online_zones(cluster).await.unwrap();
-    check_target(
-        target,
-        &TargetContext {
-            catalog: &catalog,
-            life: cluster.life(),
-            online,
-            policy: app.policy(),
-            now: Utc::now(),
-        },
-    )
-    .map(|plan| plan.zone)
+    common::fleet::check(&*app.backend, cluster, target, app.policy())
+        .await
+        .map(|plan| plan.zone)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::catalog::{Catalog, RestorePlan, ZoneSet};
+use crate::domain::catalog::{Catalog, RestorePlan, RetentionPolicy, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{JobState, StepFailure};
+use crate::domain::validation::TargetContext;
 use crate::domain::verification::ObservedCluster;
 
 /// What a step needs to know about its job.
@@ -97,6 +98,39 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn report(&self, _fraction: f64, _detail: &str) {}
+}
+
+/// What the fleet says of a cluster's backups at one moment: its catalog
+/// and the zones that can serve a restore. Every check of a target reads
+/// this, then asks the domain.
+pub struct FleetView {
+    pub catalog: Catalog,
+    pub online: ZoneSet,
+}
+
+impl FleetView {
+    pub async fn read(backend: &dyn Backend, cluster: &Cluster) -> Result<FleetView, FleetError> {
+        Ok(FleetView {
+            catalog: backend.catalog(cluster).await?,
+            online: backend.online_zones(cluster).await?,
+        })
+    }
+
+    /// What a target of `cluster` is checked against, as of `now`.
+    pub fn context<'a>(
+        &'a self,
+        cluster: &Cluster,
+        policy: RetentionPolicy,
+        now: DateTime<Utc>,
+    ) -> TargetContext<'a> {
+        TargetContext {
+            catalog: &self.catalog,
+            life: cluster.life(),
+            online: self.online,
+            policy,
+            now,
+        }
+    }
 }
 
 /// What a round of automatic backups did.

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::notices::{self, Details};
 use super::{DeskError, scope_for};
 use crate::app::App;
+use crate::backend::FleetView;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{self, JobCommand, JobEffect, JobFacts, JobTransition};
@@ -14,7 +15,7 @@ use crate::domain::ticket::{
     self, JobRequest, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
     Visibility,
 };
-use crate::domain::validation::{TargetContext, ValidationReport, validation_report};
+use crate::domain::validation::{ValidationReport, validation_report};
 use crate::store::{
     Commit, JobChange, JobGuard, JobOutputs, JobWrite, NewEvent, NewJob, NewMessage, RestoreJob,
     Scope, Ticket, TicketChange, TicketGuard, TicketWrite, User,
@@ -26,16 +27,11 @@ pub async fn validate_now(
     target: DateTime<Utc>,
     cluster: &Cluster,
 ) -> Result<ValidationReport, DeskError> {
-    let catalog = app.backend.catalog(cluster).await?;
-    let online = app.backend.online_zones(cluster).await?;
-    let ctx = TargetContext {
-        catalog: &catalog,
-        life: cluster.life(),
-        online,
-        policy: app.policy(),
-        now: app.now(),
-    };
-    Ok(validation_report(target, &ctx))
+    let view = FleetView::read(&*app.backend, cluster).await?;
+    Ok(validation_report(
+        target,
+        &view.context(cluster, app.policy(), app.now()),
+    ))
 }
 
 /// A ticket and what surrounds it, loaded by the caller.

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::EngineError;
 use crate::app::App;
-use crate::backend::{JobContext, Progress, StepError};
+use crate::backend::{FleetView, JobContext, Progress, StepError};
 use crate::desk::DeskError;
 use crate::desk::commands::{Issuer, Outcome, Situation, job_change, job_facts, plan};
 use crate::domain::actor::Actor;
@@ -21,7 +21,7 @@ use crate::domain::catalog::RestorePlan;
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection, RestoredFrom};
 use crate::domain::restore_job::{self, JobCommand, JobState};
 use crate::domain::ticket::TargetCheck;
-use crate::domain::validation::{TargetContext, ValidationCode, check_target};
+use crate::domain::validation::{ValidationCode, check_target};
 use crate::domain::verification::verify;
 use crate::store::{
     ClusterWrite, Commit, Fence, JobGuard, JobOutputs, JobWrite, NewEvent, ProgressUpdate,
@@ -454,25 +454,10 @@ impl Worker {
                 format!("the backup catalog cannot be read: {e}"),
             )
         };
-        let catalog = self
-            .app
-            .backend
-            .catalog(source)
+        let view = FleetView::read(&*self.app.backend, source)
             .await
             .map_err(unavailable)?;
-        let online = self
-            .app
-            .backend
-            .online_zones(source)
-            .await
-            .map_err(unavailable)?;
-        let ctx = TargetContext {
-            catalog: &catalog,
-            life: source.life(),
-            online,
-            policy: self.app.policy(),
-            now: self.app.now(),
-        };
+        let ctx = view.context(source, self.app.policy(), self.app.now());
         check_target(job.target_time, &ctx).map_err(|error| match error.code {
             // Zones come back: worth waiting for, up to the retry limit.
             ValidationCode::NoBackupInOnlineZone => {

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use restore_desk::backend::Backend;
 use restore_desk::backend::pgbackrest::PgBackRestBackend;
+use restore_desk::backend::{Backend, FleetView};
 use restore_desk::domain::catalog::{RestorePlan, RetentionPolicy};
 use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection};
-use restore_desk::domain::validation::{TargetContext, ValidationError, check_target};
+use restore_desk::domain::validation::{ValidationError, check_target};
 use uuid::Uuid;
 
 /// A connection to a fleet cluster as `postgres` (trusted on loopback).
@@ -154,16 +154,10 @@ pub async fn check(
     target: DateTime<Utc>,
     policy: RetentionPolicy,
 ) -> Result<RestorePlan, ValidationError> {
-    let catalog = backend.catalog(source).await.expect("catalog");
-    let online = backend.online_zones(source).await.expect("zones");
-    let ctx = TargetContext {
-        catalog: &catalog,
-        life: source.life(),
-        online,
-        policy,
-        now: Utc::now(),
-    };
-    check_target(target, &ctx)
+    let view = FleetView::read(backend, source)
+        .await
+        .expect("the fleet's catalog");
+    check_target(target, &view.context(source, policy, Utc::now()))
 }
 
 /// Polls until `target` is restorable from `source` (the log past it is
