@@ -53,6 +53,7 @@ conformance!(
     internal_messages_are_filtered_out,
     sandbox_catalog_round_trips_and_expires,
     users_tokens_and_zones,
+    display_names_in_one_read,
     a_duty_has_one_holder_at_a_time,
     commits_with_new_work_notify_other_processes,
     the_pool_handle_is_the_stores_own_database,
@@ -937,6 +938,21 @@ async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
             .is_none()
     );
     assert!(store.sandbox_faults().await.unwrap().is_empty());
+}
+
+async fn display_names_in_one_read(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    assert!(store.display_names(&[]).await.unwrap().is_empty());
+    let unknown = Uuid::new_v4();
+    let names = store
+        .display_names(&[seed.alice.id, seed.sam.id, seed.alice.id, unknown])
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[&seed.alice.id], seed.alice.display_name);
+    assert_eq!(names[&seed.sam.id], seed.sam.display_name);
+    assert!(!names.contains_key(&unknown));
 }
 
 async fn users_tokens_and_zones(db: TestDb) {

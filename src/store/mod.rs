@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -152,6 +153,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
+    /// The display names of the users among `ids`, in one read.
+    async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>>;
     async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()>;
     /// Enabled users of one role, for notifications.
     async fn users_with_role(&self, role: crate::domain::actor::Role) -> StoreResult<Vec<User>>;

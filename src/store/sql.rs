@@ -5,6 +5,8 @@
 //! and are checked at run time, since the compile-time macros know one
 //! database only.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::types::Json;
@@ -784,6 +786,23 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut query = QueryBuilder::<Db>::new("SELECT id, display_name FROM users WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        let rows: Vec<(Uuid, String)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {

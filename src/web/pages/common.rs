@@ -161,16 +161,7 @@ pub async fn cluster_names(app: &App, scope: Scope) -> AppResult<HashMap<Uuid, S
 
 /// Display names of the given people.
 pub async fn people(app: &App, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, String>> {
-    let mut names = HashMap::new();
-    for id in ids {
-        if names.contains_key(&id) {
-            continue;
-        }
-        if let Some(user) = app.store.user(id).await? {
-            names.insert(id, user.display_name);
-        }
-    }
-    Ok(names)
+    Ok(app.store.display_names(&ids).await?)
 }
 
 /// Everyone a ticket page names: message authors, actors in its history,
