@@ -65,6 +65,11 @@ pub struct Settings {
     #[arg(long, env = "SMTP_URL", global = true)]
     pub smtp_url: Option<String>,
 
+    /// Longest an SMTP exchange (connect, each command, DATA) may take
+    /// before the attempt counts as failed and is retried later.
+    #[arg(long, env = "SMTP_TIMEOUT_SECONDS", default_value_t = 20, global = true)]
+    pub smtp_timeout_seconds: u64,
+
     /// Folder of the file mail transport: one .eml file per message.
     #[arg(long, env = "MAIL_DIR", default_value = "mail", global = true)]
     pub mail_dir: PathBuf,
@@ -257,6 +262,13 @@ impl Settings {
         }
     }
 
+    /// The SMTP exchange's bound: at least a second, and short enough that
+    /// an attempt always ends inside its claim's send budget.
+    pub fn smtp_timeout(&self) -> std::time::Duration {
+        let budget = crate::notify::relay::SEND_BUDGET.num_seconds() as u64 - 5;
+        std::time::Duration::from_secs(self.smtp_timeout_seconds.clamp(1, budget))
+    }
+
     pub fn lease(&self) -> Duration {
         Duration::seconds(self.lease_seconds.max(2))
     }
@@ -312,6 +324,7 @@ impl fmt::Debug for Settings {
             .field("backend", &self.backend)
             .field("retention_days", &self.retention_days)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("smtp_timeout_seconds", &self.smtp_timeout_seconds)
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
             .field("sandbox_step_ms", &self.sandbox_step_ms)

@@ -26,7 +26,7 @@ use restore_desk::store::{
     FaultKind, NewEvent, OutboxMessage, OutboxQuery, OutboxStatus, SandboxFault, Scope, Ticket,
     User,
 };
-use smtp::{Mode, TestSmtp};
+use smtp::{Mode, Tarpit, TestSmtp};
 
 struct Setup {
     app: App,
@@ -41,6 +41,10 @@ async fn setup(db: &TestDb, smtp: &TestSmtp) -> Setup {
     let clock = ManualClock::new(t0());
     let url = smtp.url();
     let app = demo_app(db, clock.clone(), &["--smtp-url", &url]).await;
+    setup_on(app, clock).await
+}
+
+async fn setup_on(app: App, clock: ManualClock) -> Setup {
     let relay = Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()).unwrap();
     let user = |email: &'static str| {
         let app = app.clone();
@@ -446,11 +450,12 @@ async fn a_crash_after_the_server_accepted_resends_with_the_same_id(db: TestDb) 
         let id = format!("<{}@restore-desk.localhost>", message.id);
         assert_eq!(received.iter().filter(|r| r.message_id() == id).count(), 2);
     }
+    // The dead relay's send was never recorded: one attempt counted.
     assert!(
         s.outbox()
             .await
             .iter()
-            .all(|m| m.status == OutboxStatus::Sent && m.attempts == 2)
+            .all(|m| m.status == OutboxStatus::Sent && m.attempts == 1)
     );
 }
 
@@ -594,7 +599,8 @@ async fn this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost(db: T
     let claimed = s.outbox().await;
     assert_eq!(claimed.len(), 2);
     for m in &claimed {
-        assert_eq!((m.status, m.attempts), (OutboxStatus::Sending, 1));
+        // Claimed, but not attempted yet: attempts count sends.
+        assert_eq!((m.status, m.attempts, m.claim), (OutboxStatus::Sending, 0, 1));
         assert_eq!(m.claimed_until, Some(t0() + Duration::minutes(2)));
     }
     assert_eq!(
@@ -631,7 +637,112 @@ async fn this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost(db: T
     assert_eq!(ids.len(), 4);
     let outbox = s.outbox().await;
     assert!(outbox.iter().all(|m| m.status == OutboxStatus::Sent));
-    assert_eq!(outbox.iter().filter(|m| m.attempts == 2).count(), 2);
+    // Two claims each, one send each: the lapsed claim is not an attempt.
+    assert_eq!(outbox.iter().filter(|m| m.claim == 2).count(), 2);
+    assert!(outbox.iter().all(|m| m.attempts == 1));
+}
+
+/// Waits, up to `limit`, for the outbox to satisfy `done`.
+async fn until_outbox(
+    s: &Setup,
+    limit: std::time::Duration,
+    what: &str,
+    done: impl Fn(&[OutboxMessage]) -> bool,
+) -> Vec<OutboxMessage> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let outbox = s.outbox().await;
+        if done(&outbox) {
+            return outbox;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {limit:?}: {outbox:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The relay loop of a serving process, with its hand-off, on `s`'s app.
+fn run_relay(s: &Setup, shutdown: &tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    let relay = Relay::new(s.app.clone(), s.app.mailer.clone(), DeliveryPolicy::default()).unwrap();
+    let (handoff, handed) = restore_desk::notify::relay::hand_off();
+    s.app.local_relay.set(handoff).unwrap();
+    tokio::spawn(restore_desk::notify::relay::run(relay, Some(handed), shutdown.clone()))
+}
+
+async fn a_server_that_never_answers_costs_one_bounded_attempt(db: TestDb) {
+    let smtp = TestSmtp::reserve();
+    let tarpit = Tarpit::start(smtp.port).await;
+    let clock = ManualClock::new(t0());
+    let url = smtp.url();
+    let app = demo_app(&db, clock.clone(), &["--smtp-url", &url, "--smtp-timeout-seconds", "1"]).await;
+    let s = setup_on(app, clock).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay = run_relay(&s, &shutdown);
+
+    // Twelve emails: more than the relay sends at once, so a relay whose
+    // sends never end would leave some unattempted for good.
+    for n in 0..6 {
+        s.file(target() - Duration::minutes(n), &format!("tarpit-{n}")).await;
+    }
+    let stalled = until_outbox(&s, std::time::Duration::from_secs(20), "every email tried once", |o| {
+        o.len() == 12
+            && o.iter().all(|m| m.status == OutboxStatus::Pending && m.attempts == 1)
+    })
+    .await;
+    assert!(tarpit.connections() >= 12, "each attempt reached the server");
+    assert!(stalled.iter().all(|m| m
+        .last_error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("did not finish the exchange within 1 seconds")));
+
+    // A healthy server takes the port; the backoff runs out.
+    tarpit.stop().await;
+    smtp.start();
+    s.clock.advance(Duration::seconds(31));
+    until_outbox(&s, std::time::Duration::from_secs(20), "every email sent", |o| {
+        o.iter().all(|m| m.status == OutboxStatus::Sent)
+    })
+    .await;
+    let mut ids: Vec<String> = smtp.received().iter().map(|r| r.message_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((smtp.received().len(), ids.len()), (12, 12), "each exactly once");
+    shutdown.cancel();
+    relay.await.unwrap();
+}
+
+async fn stopping_while_a_send_hangs_takes_no_longer_than_the_grace(db: TestDb) {
+    let smtp = TestSmtp::reserve();
+    let tarpit = Tarpit::start(smtp.port).await;
+    let clock = ManualClock::new(t0());
+    let url = smtp.url();
+    let app = demo_app(
+        &db,
+        clock.clone(),
+        &["--smtp-url", &url, "--smtp-timeout-seconds", "25", "--shutdown-grace-seconds", "1"],
+    )
+    .await;
+    let s = setup_on(app, clock).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay = run_relay(&s, &shutdown);
+    s.file(target(), "hanging").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tarpit.connections() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no send started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), relay)
+        .await
+        .expect("the relay stops within its grace while sends hang")
+        .unwrap();
+    // The abandoned attempts keep their claims, which lapse for another relay.
+    let outbox = s.outbox().await;
+    assert!(outbox.iter().all(|m| m.status == OutboxStatus::Sending && m.attempts == 0));
+    tarpit.stop().await;
 }
 
 macro_rules! both {
@@ -649,4 +760,6 @@ both!(
     transient_failures_give_up_at_the_horizon,
     a_rolled_back_change_writes_no_email,
     this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost,
+    a_server_that_never_answers_costs_one_bounded_attempt,
+    stopping_while_a_send_hangs_takes_no_longer_than_the_grace,
 );

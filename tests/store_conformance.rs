@@ -630,7 +630,7 @@ async fn outbox_claims_and_settles_each_attempt_once(db: TestDb) {
     assert!(
         batch
             .iter()
-            .all(|m| m.status == OutboxStatus::Sending && m.attempts == 1)
+            .all(|m| m.status == OutboxStatus::Sending && m.claim == 1 && m.attempts == 0)
     );
     assert!(
         store
@@ -691,11 +691,15 @@ async fn outbox_claims_and_settles_each_attempt_once(db: TestDb) {
     );
     let again = store.claim_outbox(at(61), claim, 10).await.unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!((again[0].id, again[0].attempts), (b.id, 2));
+    assert_eq!((again[0].id, again[0].claim, again[0].attempts), (b.id, 2, 1));
     assert_eq!(again[0].last_error.as_deref(), Some("421 try later"));
     // The sender dies holding the claim: after it expires, another takes it.
     let taken_over = store.claim_outbox(at(122), claim, 10).await.unwrap();
-    assert_eq!((taken_over[0].id, taken_over[0].attempts), (b.id, 3));
+    // Its claim lapsing is not an attempt: two claims later, one send.
+    assert_eq!(
+        (taken_over[0].id, taken_over[0].claim, taken_over[0].attempts),
+        (b.id, 3, 1)
+    );
     assert!(
         !store
             .settle_outbox(b.id, 2, &Delivery::Sent { at: at(123) })

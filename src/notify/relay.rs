@@ -4,19 +4,29 @@
 //! Each message carries a Message-ID made from its outbox id, so a crash
 //! between the server's 250 and the settle costs at most a resend with the
 //! same id.
+//!
+//! Every send is bounded by the transport's timeout, so a server that
+//! accepts and never answers costs one retryable attempt, not the relay.
+//! When the database fails just after a server accepted a message, the
+//! relay keeps the outcome and settles it once the database is back,
+//! instead of sending the message again when its claim runs out.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::transport::{Mailer, SendError};
 use crate::app::App;
-use crate::store::{Delivery, OutboxMessage, StoreError};
+use crate::clock::Clock;
+use crate::store::{Delivery, DynStore, OutboxMessage, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryPolicy {
@@ -38,6 +48,10 @@ pub const CLAIM_FOR: Duration = Duration::minutes(2);
 /// can take the message over while it is being sent.
 pub const SEND_BUDGET: Duration = Duration::seconds(30);
 
+/// Messages sent at the same time: each waits on its own SMTP exchange, so
+/// a slow one does not hold up the next.
+const IN_FLIGHT: usize = 8;
+
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         DeliveryPolicy {
@@ -58,30 +72,71 @@ impl DeliveryPolicy {
     }
 }
 
+/// What the relay needs of the application: the outbox, the time, the
+/// wake-up for new mail, the sender's address and the shutdown grace.
+#[derive(Clone)]
+pub struct RelayContext {
+    pub store: DynStore,
+    pub clock: Arc<dyn Clock>,
+    pub mail_ready: Arc<Notify>,
+    pub mail_from: String,
+    pub shutdown_grace: StdDuration,
+}
+
+impl From<App> for RelayContext {
+    fn from(app: App) -> RelayContext {
+        RelayContext::from(&app)
+    }
+}
+
+impl From<&App> for RelayContext {
+    fn from(app: &App) -> RelayContext {
+        RelayContext {
+            store: app.store.clone(),
+            clock: app.clock.clone(),
+            mail_ready: app.mail_ready.clone(),
+            mail_from: app.settings.mail_from.clone(),
+            shutdown_grace: StdDuration::from_secs(app.settings.shutdown_grace_seconds),
+        }
+    }
+}
+
 pub struct Relay {
-    app: App,
+    context: RelayContext,
     mailer: Arc<dyn Mailer>,
     from: Mailbox,
     domain: String,
     policy: DeliveryPolicy,
+    /// Outcomes of sends this process made but could not record yet (the
+    /// database failed right after): recorded, never sent again, when the
+    /// database is back.
+    unsettled: Mutex<HashMap<Uuid, Delivery>>,
 }
 
 impl Relay {
-    pub fn new(app: App, mailer: Arc<dyn Mailer>, policy: DeliveryPolicy) -> Result<Relay, String> {
-        let from: Mailbox = app.settings.mail_from.parse().map_err(|e| {
-            format!(
-                "MAIL_FROM {:?} is not an address: {e}",
-                app.settings.mail_from
-            )
-        })?;
+    pub fn new(
+        context: impl Into<RelayContext>,
+        mailer: Arc<dyn Mailer>,
+        policy: DeliveryPolicy,
+    ) -> Result<Relay, String> {
+        let context = context.into();
+        let from: Mailbox = context
+            .mail_from
+            .parse()
+            .map_err(|e| format!("MAIL_FROM {:?} is not an address: {e}", context.mail_from))?;
         let domain = from.email.domain().to_string();
         Ok(Relay {
-            app,
+            context,
             mailer,
             from,
             domain,
             policy,
+            unsettled: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.context.clock.now()
     }
 
     /// The Message-ID of an outbox row: the same for every resend.
@@ -115,16 +170,17 @@ impl Relay {
         error: String,
         now: DateTime<Utc>,
     ) -> Delivery {
+        // This attempt is not counted in `message.attempts` yet.
+        let attempts = message.attempts + 1;
         let jitter = rand::rng().random_range(0.5..1.0);
-        let wait = self.policy.backoff(message.attempts);
+        let wait = self.policy.backoff(attempts);
         let wait = Duration::milliseconds((wait.num_milliseconds() as f64 * jitter) as i64);
         let next = now + wait;
         if next - message.created_at > self.policy.horizon {
             Delivery::Failed {
                 at: now,
                 error: format!(
-                    "gave up after {} attempts over {} hours: {error}",
-                    message.attempts,
+                    "gave up after {attempts} attempts over {} hours: {error}",
                     self.policy.horizon.num_hours()
                 ),
             }
@@ -133,13 +189,13 @@ impl Relay {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(outbox = %message.id, kind = %message.kind, attempt = message.attempts))]
+    #[tracing::instrument(skip_all, fields(outbox = %message.id, kind = %message.kind, attempt = message.attempts + 1))]
     async fn deliver(&self, message: &OutboxMessage) -> Delivery {
         let outcome = match self.email(message) {
             Ok(email) => self.mailer.send(message.id, &email).await,
             Err(error) => Err(SendError::Permanent(error)),
         };
-        let now = self.app.now();
+        let now = self.now();
         let label = match &outcome {
             Ok(()) => "sent",
             Err(SendError::Permanent(_)) => "refused",
@@ -162,41 +218,107 @@ impl Relay {
         }
     }
 
+    /// Records the outcome of the attempt made under `message`'s claim. While
+    /// the database is unavailable it tries again, backing off to a few
+    /// seconds, for as long as this process runs: the message was handed
+    /// over, and must not be sent again because its record failed.
+    async fn settle(&self, message: &OutboxMessage, outcome: &Delivery) -> Result<bool, StoreError> {
+        let mut wait = StdDuration::from_millis(50);
+        let mut logged = false;
+        loop {
+            match self
+                .context
+                .store
+                .settle_outbox(message.id, message.claim, outcome)
+                .await
+            {
+                Ok(settled) => {
+                    if settled {
+                        self.forget_unsettled(message.id);
+                    } else {
+                        tracing::warn!(outbox = %message.id, "claim expired before the attempt was settled");
+                    }
+                    return Ok(settled);
+                }
+                Err(error) if error.is_outage() => {
+                    if !logged {
+                        tracing::warn!(outbox = %message.id, %error, "cannot record the email's delivery yet; retrying");
+                        logged = true;
+                        self.remember_unsettled(message.id, outcome);
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(StdDuration::from_secs(2));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn remember_unsettled(&self, id: Uuid, outcome: &Delivery) {
+        if let Ok(mut unsettled) = self.unsettled.lock() {
+            unsettled.insert(id, outcome.clone());
+        }
+    }
+
+    fn forget_unsettled(&self, id: Uuid) {
+        if let Ok(mut unsettled) = self.unsettled.lock() {
+            unsettled.remove(&id);
+        }
+    }
+
+    /// The outcome of a send this process made and has not recorded yet.
+    fn unsettled_outcome(&self, id: Uuid) -> Option<Delivery> {
+        self.unsettled.lock().ok()?.get(&id).cloned()
+    }
+
+    /// Whether a new attempt may start under this claim: only while the
+    /// claim has time enough left for the whole attempt.
+    fn may_attempt(&self, message: &OutboxMessage) -> bool {
+        message
+            .claimed_until
+            .is_some_and(|until| self.now() + SEND_BUDGET <= until)
+    }
+
+    /// Sends one claimed message, or records the outcome of an earlier send
+    /// of it that could not be recorded then, and settles the attempt.
+    /// False when the claim was too short to start an attempt.
+    pub async fn deliver_one(&self, message: &OutboxMessage) -> Result<bool, StoreError> {
+        if let Some(outcome) = self.unsettled_outcome(message.id) {
+            self.settle(message, &outcome).await?;
+            return Ok(true);
+        }
+        if !self.may_attempt(message) {
+            return Ok(false);
+        }
+        let outcome = self.deliver(message).await;
+        self.settle(message, &outcome).await?;
+        Ok(true)
+    }
+
     /// Sends claimed messages one by one and settles each attempt. A
     /// message whose claim is too close to running out is left alone: its
     /// claim lapses and a later round takes it again.
     pub async fn deliver_claimed(&self, messages: &[OutboxMessage]) -> Result<usize, StoreError> {
         let mut attempted = 0;
         for message in messages {
-            let fresh = message
-                .claimed_until
-                .is_some_and(|until| self.app.now() + SEND_BUDGET <= until);
-            if !fresh {
-                continue;
-            }
-            let outcome = self.deliver(message).await;
-            attempted += 1;
-            if !self
-                .app
-                .store
-                .settle_outbox(message.id, message.attempts, &outcome)
-                .await?
-            {
-                tracing::warn!(outbox = %message.id, "claim expired before the attempt was settled");
+            if self.deliver_one(message).await? {
+                attempted += 1;
             }
         }
         Ok(attempted)
     }
 
+    async fn claim_due(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.context
+            .store
+            .claim_outbox(self.now(), self.policy.claim_for, self.policy.batch)
+            .await
+    }
+
     /// Claims one batch of due messages and sends them. Returns how many
     /// were claimed.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
-        let now = self.app.now();
-        let batch = self
-            .app
-            .store
-            .claim_outbox(now, self.policy.claim_for, self.policy.batch)
-            .await?;
+        let batch = self.claim_due().await?;
         self.deliver_claimed(&batch).await?;
         Ok(batch.len())
     }
@@ -222,52 +344,70 @@ pub fn hand_off() -> (
     tokio::sync::mpsc::unbounded_channel()
 }
 
-/// Hand-offs sent at the same time: each waits on its SMTP answer, so a slow
-/// one does not hold up the next.
-const IN_FLIGHT: usize = 8;
-
 /// The relay's loop: send what commits hand over at once, and poll the
 /// outbox for the rest (retries, other processes' mail, lapsed claims).
+/// At most `IN_FLIGHT` messages are sent at a time, each bounded by the
+/// transport's timeout. On shutdown, attempts under way get the shutdown
+/// grace to finish and settle; what is left keeps its claim, which lapses
+/// for another relay.
 pub async fn run(
     relay: Relay,
     mut handed: Option<tokio::sync::mpsc::UnboundedReceiver<Vec<OutboxMessage>>>,
     shutdown: CancellationToken,
 ) {
     tracing::info!(to = %relay.mailer.describe(), "email relay started");
-    let relay = std::sync::Arc::new(relay);
+    let relay = Arc::new(relay);
+    let mail_ready = relay.context.mail_ready.clone();
+    let grace = relay.context.shutdown_grace;
     let mut sending = tokio::task::JoinSet::new();
+    let mut waiting: VecDeque<OutboxMessage> = VecDeque::new();
     let poll = StdDuration::from_secs(1);
     let mut next_poll = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
-        if tokio::time::Instant::now() >= next_poll {
-            match relay.deliver_due().await {
-                Ok(n) if n > 0 => continue,
+        while sending.len() < IN_FLIGHT {
+            let Some(message) = waiting.pop_front() else {
+                break;
+            };
+            let relay = relay.clone();
+            sending.spawn(async move {
+                if let Err(error) = relay.deliver_one(&message).await {
+                    tracing::error!(%error, outbox = %message.id, "email relay cannot settle an attempt");
+                }
+            });
+        }
+        if waiting.is_empty() && tokio::time::Instant::now() >= next_poll {
+            match relay.claim_due().await {
+                Ok(batch) if !batch.is_empty() => {
+                    waiting.extend(batch);
+                    continue;
+                }
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "email relay cannot read the outbox"),
             }
             next_poll = tokio::time::Instant::now() + poll;
         }
-        let batch = tokio::select! {
-            batch = async { handed.as_mut()?.recv().await }, if handed.is_some() => batch,
-            Some(_) = sending.join_next(), if !sending.is_empty() => None,
-            _ = relay.app.mail_ready.notified() => {
-                next_poll = tokio::time::Instant::now();
-                None
+        let room = sending.len() < IN_FLIGHT;
+        tokio::select! {
+            batch = async { handed.as_mut()?.recv().await }, if handed.is_some() && room => {
+                match batch {
+                    Some(batch) => waiting.extend(batch),
+                    None => handed = None,
+                }
             }
-            _ = tokio::time::sleep_until(next_poll) => None,
-            _ = shutdown.cancelled() => None,
-        };
-        let Some(batch) = batch else { continue };
-        while sending.len() >= IN_FLIGHT {
-            sending.join_next().await;
+            Some(_) = sending.join_next(), if !sending.is_empty() => {}
+            _ = mail_ready.notified() => next_poll = tokio::time::Instant::now(),
+            _ = tokio::time::sleep_until(next_poll), if waiting.is_empty() => {}
+            _ = shutdown.cancelled() => {}
         }
-        let relay = relay.clone();
-        sending.spawn(async move {
-            if let Err(error) = relay.deliver_claimed(&batch).await {
-                tracing::error!(%error, "email relay cannot settle an attempt");
-            }
-        });
     }
-    // Attempts under way finish and settle; what is left keeps its claim.
-    while sending.join_next().await.is_some() {}
+    let finishing = async { while sending.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, finishing).await.is_err() {
+        tracing::warn!(
+            left = sending.len(),
+            "emails still being sent at the end of the shutdown grace: stopped; their claims lapse for another relay"
+        );
+        sending.abort_all();
+        while sending.join_next().await.is_some() {}
+    }
+    tracing::info!("email relay stopped");
 }

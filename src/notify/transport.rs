@@ -32,19 +32,24 @@ pub trait Mailer: Send + Sync {
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     url: String,
+    /// The whole exchange — connect, greeting, every command, DATA — ends
+    /// within this, answered or not.
+    timeout: Duration,
 }
 
 impl SmtpMailer {
     /// `smtp://host:port` (plain, for a local relay), `smtp://…?tls=required`
     /// (STARTTLS) or `smtps://…` (TLS), with optional `user:pass@`.
-    pub fn new(url: &str) -> Result<SmtpMailer, String> {
+    pub fn new(url: &str, timeout: Duration) -> Result<SmtpMailer, String> {
+        // lettre bounds only the connect; the overall bound is ours.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| format!("SMTP_URL {:?} is not usable: {e}", redact_url(url)))?
-            .timeout(Some(Duration::from_secs(20)))
+            .timeout(Some(timeout))
             .build();
         Ok(SmtpMailer {
             transport,
             url: redact_url(url),
+            timeout,
         })
     }
 }
@@ -56,7 +61,16 @@ impl Mailer for SmtpMailer {
     }
 
     async fn send(&self, _id: Uuid, message: &Message) -> Result<(), SendError> {
-        match self.transport.send(message.clone()).await {
+        let exchange = tokio::time::timeout(self.timeout, self.transport.send(message.clone()));
+        let Ok(answer) = exchange.await else {
+            // Dropping the exchange drops its connection: a server that
+            // stalls mid-way is never asked again on the same one.
+            return Err(SendError::Transient(format!(
+                "the mail server did not finish the exchange within {} seconds",
+                self.timeout.as_secs_f64()
+            )));
+        };
+        match answer {
             Ok(_) => Ok(()),
             Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
             Err(error) => Err(SendError::Transient(error.to_string())),

@@ -31,6 +31,13 @@ pub enum StoreError {
     /// A unique rule would be broken. Nothing was written.
     #[error("{0} already exists")]
     Duplicate(Unique),
+    /// The database cannot be reached or is going away: nothing was
+    /// written, and trying again once it is back will work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database has no room to write: nothing was written.
+    #[error("the database's storage is full: {0}")]
+    StorageFull(String),
     #[error("{0}")]
     Database(sqlx::Error),
     #[error("stored data cannot be read: {0}")]
@@ -70,9 +77,21 @@ impl From<sqlx::Error> for StoreError {
     /// whichever database reported them (PostgreSQL names the constraint,
     /// SQLite the columns).
     fn from(error: sqlx::Error) -> StoreError {
-        let sqlx::Error::Database(db) = &error else {
-            return StoreError::Database(error);
+        use sqlx::Error as E;
+        let db = match &error {
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+                return StoreError::Unavailable(error.to_string());
+            }
+            E::Database(db) => db,
+            _ => return StoreError::Database(error),
         };
+        let code = db.code().unwrap_or_default();
+        if is_storage_full(&code) {
+            return StoreError::StorageFull(db.message().to_string());
+        }
+        if is_unavailable(&code) {
+            return StoreError::Unavailable(db.message().to_string());
+        }
         if !db.is_unique_violation() {
             return StoreError::Database(error);
         }
@@ -95,6 +114,28 @@ impl From<sqlx::Error> for StoreError {
             Unique::Other
         };
         StoreError::Duplicate(rule)
+    }
+}
+
+/// A full disk: PostgreSQL's `disk_full` (53100), SQLite's `SQLITE_FULL`
+/// (13) and the write error SQLite reports when the file cannot grow
+/// (`SQLITE_IOERR_WRITE`, 778).
+fn is_storage_full(code: &str) -> bool {
+    matches!(code, "53100" | "13" | "778")
+}
+
+/// PostgreSQL going away or refusing connections: a connection exception
+/// (class 08), an administrator or crash shutdown, not accepting
+/// connections yet, too many connections.
+fn is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+impl StoreError {
+    /// Whether the database itself is at fault (down, or full) rather than
+    /// the request: callers answer 503 and may try again later.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::StorageFull(_))
     }
 }
 
@@ -279,15 +320,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     // Outbox.
-    /// Claims due messages for sending, marking each attempt.
+    /// Claims due messages for sending, each under a new claim token.
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         claim_for: Duration,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// Settles one claimed attempt; false if the claim was lost meanwhile.
-    async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool>;
+    /// Settles the attempt made under `claim`, counting it; false if the
+    /// claim was lost meanwhile.
+    async fn settle_outbox(&self, id: Uuid, claim: i64, outcome: &Delivery) -> StoreResult<bool>;
     async fn outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>>;
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Rows per state of `tickets` or `restore_jobs`.

@@ -538,7 +538,8 @@ impl Commit {
                 } else {
                     OutboxStatus::Pending
                 },
-                attempts: i64::from(claimed.is_some()),
+                attempts: 0,
+                claim: i64::from(claimed.is_some()),
                 // A claimed message is due again when its claim runs out.
                 next_attempt_at: claimed.unwrap_or(self.at),
                 claimed_until: claimed,
@@ -598,7 +599,11 @@ pub struct OutboxMessage {
     pub text_body: String,
     pub html_body: String,
     pub status: OutboxStatus,
+    /// Delivery attempts made: sends that reached the transport.
     pub attempts: i64,
+    /// The fencing token of the latest claim: a sender settles only the
+    /// claim it holds.
+    pub claim: i64,
     pub next_attempt_at: DateTime<Utc>,
     pub claimed_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,

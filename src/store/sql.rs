@@ -237,7 +237,8 @@ fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
 }
 
 const OUTBOX_COLUMNS: &str = "id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-    html_body, status, attempts, next_attempt_at, claimed_until, last_error, created_at, sent_at";
+    html_body, status, attempts, claim, next_attempt_at, claimed_until, last_error, created_at, \
+    sent_at";
 
 fn outbox_row(r: &DbRow) -> Result<OutboxMessage, sqlx::Error> {
     Ok(OutboxMessage {
@@ -251,6 +252,7 @@ fn outbox_row(r: &DbRow) -> Result<OutboxMessage, sqlx::Error> {
         html_body: r.try_get("html_body")?,
         status: decode(r.try_get("status")?)?,
         attempts: r.try_get("attempts")?,
+        claim: r.try_get("claim")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         claimed_until: r.try_get("claimed_until")?,
         last_error: r.try_get("last_error")?,
@@ -607,7 +609,7 @@ async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     let rows = c.outbox_rows();
     let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-         html_body, status, attempts, next_attempt_at, claimed_until, created_at) ",
+         html_body, status, attempts, claim, next_attempt_at, claimed_until, created_at) ",
     );
     sql.push_values(&rows, |mut row, m| {
         row.push_bind(m.id)
@@ -620,6 +622,7 @@ async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
             .push_bind(&m.html_body)
             .push_bind(m.status.as_str())
             .push_bind(m.attempts)
+            .push_bind(m.claim)
             .push_bind(m.next_attempt_at)
             .push_bind(m.claimed_until)
             .push_bind(m.created_at);
@@ -1558,7 +1561,7 @@ impl Store for SqlStore {
             // next_attempt_at is when a message is due: a pending one's next
             // try, or when a sender's claim on it runs out. One range on the
             // `outbox_due` index finds both.
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, \
+            "UPDATE outbox SET status = 'sending', claim = claim + 1, claimed_until = $2, \
                next_attempt_at = $2 \
              WHERE id IN ( \
                SELECT id FROM outbox \
@@ -1575,25 +1578,26 @@ impl Store for SqlStore {
         Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
     }
 
-    async fn settle_outbox(&self, id: Uuid, attempt: i64, outcome: &Delivery) -> StoreResult<bool> {
+    async fn settle_outbox(&self, id: Uuid, claim: i64, outcome: &Delivery) -> StoreResult<bool> {
         let (status, at, sent_at, error) = match outcome {
             Delivery::Sent { at } => (OutboxStatus::Sent, *at, Some(*at), None),
             Delivery::RetryAt { at, error } => (OutboxStatus::Pending, *at, None, Some(error)),
             Delivery::Failed { at, error } => (OutboxStatus::Failed, *at, None, Some(error)),
         };
-        // The attempt number fences the update: a sender whose claim expired
-        // and was taken over cannot settle the newer attempt.
+        // The claim token fences the update: a sender whose claim expired
+        // and was taken over cannot settle the newer claim. Every outcome
+        // settled here followed a send, so it counts as an attempt.
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, next_attempt_at = $2, sent_at = $3, \
-             last_error = $4, claimed_until = NULL \
-             WHERE id = $5 AND attempts = $6 AND status = 'sending'",
+             last_error = $4, claimed_until = NULL, attempts = attempts + 1 \
+             WHERE id = $5 AND claim = $6 AND status = 'sending'",
         )
         .bind(status.as_str())
         .bind(at)
         .bind(sent_at)
         .bind(error)
         .bind(id)
-        .bind(attempt)
+        .bind(claim)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

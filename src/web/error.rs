@@ -127,6 +127,17 @@ impl AppError {
         error
     }
 
+    pub fn database_unavailable() -> AppError {
+        let mut error = AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The desk's database is not answering right now. Nothing was changed; try again \
+             in a minute.",
+        );
+        error.retry_after = Some(5);
+        error
+    }
+
     pub fn internal() -> AppError {
         AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -241,6 +252,22 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         match error {
             StoreError::Conflict(_) => AppError::from(DeskError::Stale),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "the database is unavailable");
+                AppError::database_unavailable()
+            }
+            StoreError::StorageFull(cause) => {
+                tracing::error!(%cause, "the database's storage is full");
+                let mut error = AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "The desk cannot save anything right now: its storage is full. Nothing was \
+                     changed; operators have been alerted, and it will work again as soon as \
+                     space is freed. Try again in a few minutes.",
+                );
+                error.retry_after = Some(60);
+                error
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 AppError::internal()

@@ -152,7 +152,12 @@ impl TestSmtp {
         };
         std::thread::spawn(move || {
             let mut server = Server::new(session);
-            server.with_name("smtp.test").with_tcp_listener(listener);
+            // The relay sends several at once and its pool keeps idle
+            // connections open: more threads than it has connections.
+            server
+                .with_name("smtp.test")
+                .with_num_threads(32)
+                .with_tcp_listener(listener);
             let _ = server.serve();
         });
         *started = true;
@@ -164,5 +169,52 @@ impl TestSmtp {
 
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().unwrap().received.clone()
+    }
+}
+
+/// A mail server that accepts connections and never says a word: no
+/// greeting, no answers. Connections are held until `stop`.
+pub struct Tarpit {
+    pub port: u16,
+    stop: tokio_util::sync::CancellationToken,
+    held: Arc<Mutex<usize>>,
+}
+
+impl Tarpit {
+    /// Listens on `port` (another server's, to stand in for it).
+    pub async fn start(port: u16) -> Tarpit {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("tarpit port");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let held = Arc::new(Mutex::new(0));
+        let (until, count) = (stop.clone(), held.clone());
+        tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        if let Ok((socket, _)) = accepted {
+                            sockets.push(socket);
+                            *count.lock().unwrap() += 1;
+                        }
+                    }
+                    _ = until.cancelled() => return,
+                }
+            }
+        });
+        Tarpit { port, stop, held }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        *self.held.lock().unwrap()
+    }
+
+    /// Closes the listener and every held connection.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        // Let the task drop its listener before someone binds the port.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
