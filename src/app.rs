@@ -38,6 +38,9 @@ pub struct App {
     pub cluster_names: Arc<RwLock<HashMap<Uuid, String>>>,
     /// API tokens checked lately, trusted again for a moment.
     pub api_tokens: Arc<TokenCache>,
+    /// This process's name among the desk's processes: host, pid and a
+    /// random suffix (worker names and duty leases start with it).
+    pub instance: Arc<str>,
 }
 
 impl App {

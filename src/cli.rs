@@ -111,7 +111,7 @@ pub async fn build_with_fleet(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(App, Option<Arc<PgBackRestBackend>>)> {
-    let store = store::open(&settings.database_url).await?;
+    let store = store::open_with(&settings.database_url, settings.db_acquire_timeout()).await?;
     store.migrate().await?;
     let (backend, fleet): (DynBackend, _) = match settings.backend {
         BackendKind::Sandbox => (
@@ -143,6 +143,7 @@ pub async fn build_with_fleet(
         local_relay: Arc::default(),
         cluster_names: Arc::default(),
         api_tokens,
+        instance: engine::process_name().into(),
     };
     Ok((app, fleet))
 }

@@ -41,6 +41,11 @@ pub struct Settings {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: String,
 
+    /// Longest a request waits for a PostgreSQL connection: while the
+    /// database is down, requests answer 503 after this long.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000, global = true)]
+    pub db_acquire_timeout_ms: u64,
+
     /// The address people reach the desk at, for links in emails.
     /// Defaults to http://<BIND>.
     #[arg(long, env = "PUBLIC_URL", global = true)]
@@ -269,6 +274,10 @@ impl Settings {
         std::time::Duration::from_secs(self.smtp_timeout_seconds.clamp(1, budget))
     }
 
+    pub fn db_acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(100))
+    }
+
     pub fn lease(&self) -> Duration {
         Duration::seconds(self.lease_seconds.max(2))
     }
@@ -320,6 +329,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("bind", &self.bind)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("public_url", &self.public_url())
             .field("backend", &self.backend)
             .field("retention_days", &self.retention_days)

@@ -164,6 +164,7 @@ pub async fn run() -> Vec<Figure> {
             html_body: new.html_body,
             status: OutboxStatus::Pending,
             attempts: 1,
+            claim: 1,
             next_attempt_at: Utc::now(),
             claimed_until: None,
             last_error: None,

@@ -84,9 +84,16 @@ impl StepError {
 }
 
 /// A failure to read from the fleet outside a job (catalog, zones, backups).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct FleetError(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The fleet — its hosts, repositories or tools — did not answer.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The desk's own database failed while reading what it keeps of the
+    /// fleet (zone states; the sandbox's whole catalog).
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// Where a long step reports how far it got (0.0–1.0) and what it is doing.
 pub trait Progress: Send + Sync {

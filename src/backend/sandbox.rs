@@ -215,7 +215,7 @@ impl Backend for SandboxBackend {
 
     async fn catalog(&self, cluster: &Cluster) -> Result<Catalog, FleetError> {
         let now = self.clock.now();
-        let fail = |e: StoreError| FleetError(format!("reading the sandbox catalog: {e}"));
+        let fail = FleetError::Store;
         let snapshots = self
             .store
             .sandbox_snapshots(cluster.id)
@@ -256,7 +256,7 @@ impl Backend for SandboxBackend {
         self.store
             .online_zones(&cluster.region)
             .await
-            .map_err(|e| FleetError(format!("reading zone status: {e}")))
+            .map_err(FleetError::Store)
     }
 
     async fn provision(
@@ -393,12 +393,12 @@ impl Backend for SandboxBackend {
             .store
             .clusters(Scope::Everything, true)
             .await
-            .map_err(|e| FleetError(e.to_string()))?;
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         let mut round = BackupRound::default();
         for cluster in clusters.iter().filter(|c| c.status == ClusterStatus::Ready) {
             self.backup_cluster(cluster, now, &mut round)
                 .await
-                .map_err(|e| FleetError(format!("backing up {}: {e}", cluster.name)))?;
+                .map_err(|e| FleetError::Unreachable(format!("backing up {}: {e}", cluster.name)))?;
         }
         Ok(round)
     }

@@ -57,7 +57,10 @@ impl From<StoreError> for DeskError {
 
 impl From<FleetError> for DeskError {
     fn from(error: FleetError) -> DeskError {
-        DeskError::Fleet(error)
+        match error {
+            FleetError::Store(error) => error.into(),
+            other => DeskError::Fleet(other),
+        }
     }
 }
 

@@ -82,7 +82,7 @@ async fn work(worker: Worker, app: App, shutdown: CancellationToken) {
 /// stop claiming, give a running step a grace period, and release their
 /// leases; join the set to wait for that.
 pub fn spawn(app: App, shutdown: CancellationToken) -> JoinSet<()> {
-    let name = process_name();
+    let name = app.instance.to_string();
     let mut tasks = JoinSet::new();
     for n in 0..app.settings.workers {
         let worker = Worker::new(app.clone(), format!("{name}/{n}"));

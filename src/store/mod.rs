@@ -179,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
     /// Brings the schema up to date; refuses a schema newer than this build.
     async fn migrate(&self) -> Result<(), OpenError>;
     async fn ping(&self) -> StoreResult<()>;
+    /// Proves the database takes writes now: one small write in a
+    /// transaction of its own, keyed by `owner`. A store whose disk it can
+    /// see (SQLite) also refuses with `StorageFull` when the disk is all but
+    /// full: a small write may still fit in space the database holds while
+    /// every real one fails.
+    async fn probe_write(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Commits in other processes that created work, if the database can
     /// tell (PostgreSQL can; SQLite serves one process).
     async fn wake_ups(&self) -> StoreResult<Option<WakeUps>>;
@@ -376,12 +382,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How long a caller waits for a PostgreSQL connection before hearing that
+/// the database is unavailable.
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Opens the store the URL names, without migrating it.
 pub async fn open(url: &str) -> Result<DynStore, OpenError> {
+    open_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+}
+
+/// As `open`, waiting at most `acquire_timeout` for a pooled connection.
+pub async fn open_with(
+    url: &str,
+    acquire_timeout: std::time::Duration,
+) -> Result<DynStore, OpenError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+        Ok(Arc::new(postgres::PostgresStore::open(url, acquire_timeout).await?))
     } else {
         Err(OpenError::BadUrl(redact_url(url)))
     }

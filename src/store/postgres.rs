@@ -56,6 +56,12 @@ async fn listen(pool: &sqlx::PgPool) -> super::StoreResult<Option<super::WakeUps
     Ok(Some(receiver))
 }
 
+/// PostgreSQL's disk is the server's: a full one shows in the errors of
+/// its writes.
+async fn check_free_space(_url: &str) -> super::StoreResult<()> {
+    Ok(())
+}
+
 fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
     super::PoolHandle::Postgres(pool.clone())
 }
@@ -66,7 +72,9 @@ mod sql;
 pub type PostgresStore = sql::SqlStore;
 
 impl PostgresStore {
-    pub async fn open(url: &str) -> Result<PostgresStore, OpenError> {
+    /// Opens a pool whose callers wait at most `acquire_timeout` for a
+    /// connection: while the server is down they hear so that quickly.
+    pub async fn open(url: &str, acquire_timeout: Duration) -> Result<PostgresStore, OpenError> {
         let options =
             PgConnectOptions::from_str(url).map_err(|_| OpenError::BadUrl(redact_url(url)))?;
         let unreachable = |reason: String| OpenError::Unreachable {
@@ -89,7 +97,11 @@ impl PostgresStore {
             // A connection that died fails its next query once and is
             // dropped; the caller sees one error, not a hang.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
+            .after_release(|conn, _| {
+                let clean = !sqlx::Connection::is_in_transaction(conn);
+                Box::pin(async move { Ok(clean) })
+            })
             .connect_with(options)
             .await
             .map_err(|e| unreachable(e.to_string()))?;

@@ -685,6 +685,21 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn probe_write(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        super::check_free_space(&self.url).await?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO readiness_probes (owner, checked_at) VALUES ($1, $2) \
+             ON CONFLICT (owner) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn is_empty(&self) -> StoreResult<bool> {
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)

@@ -31,6 +31,44 @@ async fn listen(_pool: &sqlx::SqlitePool) -> super::StoreResult<Option<super::Wa
     Ok(None)
 }
 
+/// Below this much free space on the database's file system the store is
+/// not ready: the next transaction of any size may not fit.
+pub const MIN_FREE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Refuses with `StorageFull` when the file system holding the database has
+/// less than `MIN_FREE_BYTES` left for it.
+async fn check_free_space(url: &str) -> super::StoreResult<()> {
+    let Ok(options) = SqliteConnectOptions::from_str(url) else {
+        return Ok(());
+    };
+    let file = options.get_filename().to_path_buf();
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let free = tokio::task::spawn_blocking(move || free_bytes(&folder))
+        .await
+        .ok()
+        .flatten();
+    match free {
+        Some(free) if free < MIN_FREE_BYTES => Err(super::StoreError::StorageFull(format!(
+            "{free} bytes free where the database lives"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `path`.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, all-zero is a valid value; the call
+    // only writes into it and reads the NUL-terminated path.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
+    (rc == 0).then(|| stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
 fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {
     super::PoolHandle::Sqlite(pool.clone())
 }
@@ -58,6 +96,13 @@ impl SqliteStore {
             // A local file has no connection to lose: pinging it before
             // every query would only add a round trip to its worker thread.
             .test_before_acquire(false)
+            // A connection whose COMMIT failed (a full disk) may be left
+            // believing it is still inside a transaction, and would refuse
+            // every later one: such a connection is closed, never reused.
+            .after_release(|conn, _| {
+                let clean = !sqlx::Connection::is_in_transaction(conn);
+                Box::pin(async move { Ok(clean) })
+            })
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Unreachable {

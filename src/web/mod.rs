@@ -244,6 +244,7 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
         .merge(static_files)
         .merge(pages)
         .route_layer(from_fn(track))
+        .layer(from_fn_with_state(state.clone(), outages))
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -265,6 +266,33 @@ fn security_header(
     value: &'static str,
 ) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// A 500 the handlers did not explain (the session layers answer a bare 500
+/// when their store fails) is checked against the database: when it is
+/// down or full, the answer is the 503 that says so, as a page or as JSON.
+async fn outages(
+    State(app): State<App>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    match app.store.probe_write(&app.instance, app.now()).await {
+        Err(cause) if cause.is_outage() => {
+            let error = AppError::from(cause);
+            if api {
+                error.into_response()
+            } else {
+                pages::sessionless_error_page(&error)
+            }
+        }
+        _ => response,
+    }
 }
 
 /// Counts requests and their durations by route, method and status.
@@ -310,13 +338,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
+/// The process can serve: its database answers and takes writes (a full
+/// disk answers reads but refuses writes).
 async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
-    match app.store.ping().await {
+    match app.store.probe_write(&app.instance, app.now()).await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+            match error {
+                crate::store::StoreError::StorageFull(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage full")
+                }
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod pg_server;
 pub mod seeded;
 
 use std::sync::Arc;
@@ -36,6 +37,24 @@ impl TestDb {
             url,
             pg_name: None,
             _dir: Some(dir),
+        }
+    }
+
+    /// A SQLite file at `path`, in a folder the caller owns.
+    pub fn sqlite_at(path: &std::path::Path) -> TestDb {
+        TestDb {
+            url: format!("sqlite://{}", path.display()),
+            pg_name: None,
+            _dir: None,
+        }
+    }
+
+    /// A database on a server the caller runs; nothing is dropped.
+    pub fn external(url: String) -> TestDb {
+        TestDb {
+            url,
+            pg_name: None,
+            _dir: None,
         }
     }
 

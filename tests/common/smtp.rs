@@ -15,6 +15,8 @@ pub enum Mode {
     TemporaryFailure,
     /// 550 at RCPT TO: no such mailbox.
     PermanentFailure,
+    /// Accepts, taking this many milliseconds to answer the end of DATA.
+    Slow(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +101,9 @@ impl Handler for Session {
     }
 
     fn data_end(&mut self) -> Response {
+        if let Mode::Slow(ms) = self.mode() {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let received = Received {
             to: self.to.clone(),
             data: String::from_utf8_lossy(&self.data).into_owned(),

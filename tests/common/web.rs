@@ -46,7 +46,16 @@ pub async fn spawn_app_with(
     args: &[&str],
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let db = TestDb::of_kind(postgres).await;
+    spawn_app_on(TestDb::of_kind(postgres).await, args, tweak).await
+}
+
+/// As `spawn_app_with`, on a database the caller made.
+pub async fn spawn_app_on(
+    db: TestDb,
+    args: &[&str],
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let postgres = db.url.starts_with("postgres");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut all: Vec<&str> = vec!["--public-url", &base];

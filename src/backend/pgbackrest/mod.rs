@@ -132,7 +132,7 @@ impl fmt::Debug for PgBackRestBackend {
 }
 
 fn fleet_error(context: &str) -> impl Fn(String) -> FleetError + '_ {
-    move |e| FleetError(format!("{context}: {e}"))
+    move |e| FleetError::Unreachable(format!("{context}: {e}"))
 }
 
 fn io_step(context: &'static str) -> impl Fn(std::io::Error) -> StepError {
@@ -172,19 +172,19 @@ impl PgBackRestBackend {
         config: FleetConfig,
         store: DynStore,
     ) -> Result<PgBackRestBackend, FleetError> {
-        let user = OsUser::lookup(&config.os_user).map_err(FleetError)?;
-        let layout = Layout::new(&config.fleet_dir).map_err(FleetError)?;
+        let user = OsUser::lookup(&config.os_user).map_err(FleetError::Unreachable)?;
+        let layout = Layout::new(&config.fleet_dir).map_err(FleetError::Unreachable)?;
         layout
             .prepare(&user)
-            .map_err(|e| FleetError(format!("preparing {}: {e}", layout.root().display())))?;
+            .map_err(|e| FleetError::Unreachable(format!("preparing {}: {e}", layout.root().display())))?;
         // Every parent folder must let the fleet's user through.
         let mut probe = user.command("/usr/bin/test", Path::new("/"));
         probe.arg("-w").arg(layout.root());
         let reachable = run_quiet(probe, StdDuration::from_secs(10))
             .await
-            .map_err(|e| FleetError(e.to_string()))?;
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         if !reachable.success() {
-            return Err(FleetError(format!(
+            return Err(FleetError::Unreachable(format!(
                 "FLEET_DIR {} cannot be reached by the OS user {}: every folder above it \
                  must be searchable by others (chmod o+x)",
                 layout.root().display(),
@@ -193,7 +193,7 @@ impl PgBackRestBackend {
         }
         let cipher_base = layout
             .cipher_base(config.cipher_pass.as_deref())
-            .map_err(|e| FleetError(format!("reading the fleet's passphrase: {e}")))?;
+            .map_err(|e| FleetError::Unreachable(format!("reading the fleet's passphrase: {e}")))?;
         Ok(PgBackRestBackend {
             layout,
             user,
@@ -312,7 +312,7 @@ impl PgBackRestBackend {
     /// A free port for a new source cluster's record.
     pub fn allocate_source_port(&self, cluster_id: Uuid) -> Result<u16, FleetError> {
         self.allocate_port(&format!("cluster {cluster_id}"))
-            .map_err(FleetError)
+            .map_err(FleetError::Unreachable)
     }
 
     // ----- source clusters ---------------------------------------------------
@@ -326,7 +326,7 @@ impl PgBackRestBackend {
         command.arg("--version");
         let done = run_quiet(command, StdDuration::from_secs(30))
             .await
-            .map_err(|e| FleetError(e.to_string()))?;
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         // "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
         done.stdout
             .split(") ")
@@ -334,7 +334,7 @@ impl PgBackRestBackend {
             .and_then(|v| v.split('.').next())
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| FleetError(format!("unexpected postgres --version: {}", done.stdout)))
+            .ok_or_else(|| FleetError::Unreachable(format!("unexpected postgres --version: {}", done.stdout)))
     }
 
     /// Creates (or completes) the real cluster behind a desk record: initdb,
@@ -346,7 +346,7 @@ impl PgBackRestBackend {
         cluster: &Cluster,
         first_backups: ZoneSet,
     ) -> Result<(), FleetError> {
-        let fail = |e: String| FleetError(format!("creating cluster {}: {e}", cluster.name));
+        let fail = |e: String| FleetError::Unreachable(format!("creating cluster {}: {e}", cluster.name));
         let io = |e: std::io::Error| fail(e.to_string());
         let port = u16::try_from(cluster.connection.port)
             .ok()
@@ -523,7 +523,7 @@ impl PgBackRestBackend {
     pub async fn load_sample_data(&self, cluster: &Cluster, rows: i64) -> Result<(), FleetError> {
         let home = self.layout.cluster(cluster.id);
         let server = self.source_server(&home, cluster);
-        let fail = |e: sqlx::Error| FleetError(format!("loading sample data: {e}"));
+        let fail = |e: sqlx::Error| FleetError::Unreachable(format!("loading sample data: {e}"));
         let options = server
             .connect_options()
             .database(&cluster.connection.database);
@@ -565,9 +565,9 @@ impl PgBackRestBackend {
         let home = self.layout.cluster(cluster.id);
         let server = self.source_server(&home, cluster);
         if server.pid().is_some() {
-            self.heartbeat_one(&server).await.map_err(FleetError)?;
-            let mut conn = server.connect().await.map_err(FleetError)?;
-            let fail = |e: sqlx::Error| FleetError(format!("archiving the last WAL: {e}"));
+            self.heartbeat_one(&server).await.map_err(FleetError::Unreachable)?;
+            let mut conn = server.connect().await.map_err(FleetError::Unreachable)?;
+            let fail = |e: sqlx::Error| FleetError::Unreachable(format!("archiving the last WAL: {e}"));
             let last: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
                 .fetch_one(&mut conn)
                 .await
@@ -583,7 +583,7 @@ impl PgBackRestBackend {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(FleetError(format!("{last} was not archived within 120 s")));
+                    return Err(FleetError::Unreachable(format!("{last} was not archived within 120 s")));
                 }
                 tokio::time::sleep(StdDuration::from_millis(250)).await;
             }
@@ -592,7 +592,7 @@ impl PgBackRestBackend {
         server
             .stop(true)
             .await
-            .map_err(|e| FleetError(e.to_string()))
+            .map_err(|e| FleetError::Unreachable(e.to_string()))
     }
 
     /// A full backup of a source cluster into one zone's repository.
@@ -615,7 +615,7 @@ impl PgBackRestBackend {
             .store
             .clusters(Scope::Everything, true)
             .await
-            .map_err(|e| FleetError(e.to_string()))?;
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         for cluster in clusters {
             let home = self.layout.cluster(cluster.id);
             if !home.data().join("PG_VERSION").is_file() {
@@ -641,7 +641,7 @@ impl PgBackRestBackend {
         self.server(&home, cluster.connection.port as u16)
             .stop(true)
             .await
-            .map_err(|e| FleetError(e.to_string()))
+            .map_err(|e| FleetError::Unreachable(e.to_string()))
     }
 
     /// Stops every server of the fleet, sources and restored ones.
@@ -721,7 +721,7 @@ impl PgBackRestBackend {
             .must_succeed(command, StdDuration::from_secs(60))
             .await
             .map_err(fleet_error("reading the backup catalog"))?;
-        parse_info(&done.stdout, &stanza).map_err(FleetError)
+        parse_info(&done.stdout, &stanza).map_err(FleetError::Unreachable)
     }
 
     /// When the newest transaction recorded in `segment` ended, decoding
@@ -950,7 +950,7 @@ impl Backend for PgBackRestBackend {
             .store
             .online_zones(&cluster.region)
             .await
-            .map_err(|e| FleetError(format!("reading zone status: {e}")))?;
+            .map_err(FleetError::Store)?;
         if !self.is_source(cluster.id) {
             return Ok(ZoneSet::NONE);
         }
@@ -1381,7 +1381,7 @@ impl Backend for PgBackRestBackend {
             .store
             .clusters(Scope::Everything, true)
             .await
-            .map_err(|e| FleetError(e.to_string()))?;
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         let mut round = BackupRound::default();
         // One cluster's trouble does not hold the others' backups back.
         for cluster in clusters.iter().filter(|c| self.is_source(c.id)) {
@@ -1409,7 +1409,7 @@ impl PgBackRestBackend {
                 .store
                 .online_zones(&cluster.region)
                 .await
-                .map_err(|e| FleetError(e.to_string()))?;
+                .map_err(|e| FleetError::Unreachable(e.to_string()))?;
             for repo in before
                 .repos
                 .iter()

@@ -81,7 +81,7 @@ pub async fn cluster_card(
 }
 
 pub fn fleet(error: crate::backend::FleetError) -> AppError {
-    crate::desk::DeskError::Fleet(error).into()
+    crate::desk::DeskError::from(error).into()
 }
 
 /// Clusters a customer can still file for: live ones, and deleted ones in

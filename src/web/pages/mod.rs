@@ -208,6 +208,36 @@ pub async fn error_pages(request: Request, next: Next) -> Response {
     html
 }
 
+/// An error page outside any session: for failures met before or after
+/// the session layers (the session store itself failing).
+pub fn sessionless_error_page(error: &AppError) -> Response {
+    let page = ErrorTemplate {
+        chrome: Chrome {
+            title: heading(error.status).into(),
+            nav: "",
+            user: None,
+            csrf: String::new(),
+            flash: None,
+        },
+        status: error.status.as_u16(),
+        heading: heading(error.status),
+        message: error.message.clone(),
+    };
+    let mut response = match page.render() {
+        Ok(html) => (error.status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the error page failed");
+            (error.status, error.message.clone()).into_response()
+        }
+    };
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
 /// Pages nobody routes to.
 pub async fn not_found() -> AppError {
     AppError::not_found()
