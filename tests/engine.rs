@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use common::{TestDb, demo_app, t0};
 use restore_desk::app::App;
-use restore_desk::clock::ManualClock;
+use restore_desk::clock::{Clock, ManualClock};
 use restore_desk::desk::{FilingRequest, act, file_ticket};
 use restore_desk::domain::catalog::Zone;
 use restore_desk::domain::cluster::ClusterStatus;
@@ -626,6 +626,35 @@ async fn automatic_backups_and_expiry(db: TestDb) {
     );
 }
 
+async fn a_stopping_process_hands_over_its_duties_at_once(db: TestDb) {
+    let desk = Desk::new(&db).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut engine = engine::spawn(desk.app.clone(), shutdown.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Wait until this process holds the duties (another owner is refused).
+    while desk
+        .app
+        .store
+        .take_duty(duties::DUTY, "probe", desk.clock.now(), Duration::seconds(1))
+        .await
+        .unwrap()
+    {
+        desk.app.store.release_duty(duties::DUTY, "probe").await.unwrap();
+        assert!(tokio::time::Instant::now() < deadline, "duties never taken");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    while engine.join_next().await.is_some() {}
+    // The clock has not moved: only a release lets another process in now.
+    assert!(
+        desk.app
+            .store
+            .take_duty(duties::DUTY, "next-process", desk.clock.now(), Duration::seconds(60))
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::sqlite().await).await } )* }
@@ -634,6 +663,7 @@ macro_rules! both {
 }
 
 both!(
+    a_stopping_process_hands_over_its_duties_at_once,
     happy_path,
     every_step_failing_once_is_retried,
     permanent_failure_compensates_and_staff_retry,

@@ -1090,6 +1090,11 @@ async fn a_duty_has_one_holder_at_a_time(db: TestDb) {
     // a stopped renewing at 20: its lease ran out at 80.
     assert!(store.take_duty("backups", "b", at(80), ttl).await.unwrap());
     assert!(!store.take_duty("backups", "a", at(81), ttl).await.unwrap());
+    // Only the holder releases, and then anyone takes it at once.
+    store.release_duty("backups", "a").await.unwrap();
+    assert!(!store.take_duty("backups", "a", at(82), ttl).await.unwrap());
+    store.release_duty("backups", "b").await.unwrap();
+    assert!(store.take_duty("backups", "a", at(83), ttl).await.unwrap());
 }
 
 async fn commits_with_new_work_notify_other_processes(db: TestDb) {

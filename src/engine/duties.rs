@@ -15,7 +15,8 @@ use crate::domain::actor::Actor;
 use crate::domain::ticket::{TargetCheck, TicketCommand};
 use crate::store::{Commit, Scope, StoreError};
 
-const DUTY: &str = "scheduler";
+/// The lease the scheduled duties run under.
+pub const DUTY: &str = "scheduler";
 
 /// Emails staff about open tickets whose deadline is within the margin,
 /// once per ticket. Returns how many were warned.
@@ -160,5 +161,10 @@ pub async fn run(app: App, owner: String, shutdown: CancellationToken) {
             _ = tokio::time::sleep(tick) => {}
             _ = shutdown.cancelled() => {}
         }
+    }
+    // Stopping on purpose: another process need not wait out the lease.
+    match app.store.release_duty(DUTY, &owner).await {
+        Ok(()) => tracing::info!("scheduled duties handed over"),
+        Err(error) => tracing::warn!(%error, "the duty lease could not be released; it runs out by itself"),
     }
 }

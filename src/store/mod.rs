@@ -325,6 +325,10 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> StoreResult<bool>;
 
+    /// Gives up a duty lease `owner` holds, so another process may take it
+    /// at once; nothing happens if someone else holds it.
+    async fn release_duty(&self, name: &str, owner: &str) -> StoreResult<()>;
+
     // Outbox.
     /// Claims due messages for sending, each under a new claim token.
     async fn claim_outbox(

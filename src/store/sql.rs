@@ -1566,6 +1566,15 @@ impl Store for SqlStore {
         Ok(held.is_some())
     }
 
+    async fn release_duty(&self, name: &str, owner: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM duty_leases WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
