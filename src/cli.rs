@@ -272,6 +272,8 @@ async fn create_user(store: &DynStore, command: UserCommand) -> anyhow::Result<(
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     settings.validate().map_err(anyhow::Error::msg)?;
+    let files = web::server::raise_open_file_limit();
+    tracing::debug!(open_file_limit = ?files, "open-file limit");
     tracing::debug!(?settings, "settings");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {

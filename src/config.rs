@@ -41,6 +41,22 @@ pub struct Settings {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: String,
 
+    /// A request's headers must arrive within this many seconds of the
+    /// connection being ready for them; idle keep-alive connections close
+    /// after it too.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    pub header_read_timeout_seconds: u64,
+
+    /// A connection on which nothing moves for this many seconds is closed,
+    /// whatever it was doing.
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 60, global = true)]
+    pub idle_timeout_seconds: u64,
+
+    /// Connections served at once; more wait until one closes. Defaults to
+    /// what the open-file limit leaves room for, at most 10,000.
+    #[arg(long, env = "MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+
     /// Longest a request waits for a PostgreSQL connection: while the
     /// database is down, requests answer 503 after this long.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000, global = true)]
@@ -274,6 +290,16 @@ impl Settings {
         std::time::Duration::from_secs(self.smtp_timeout_seconds.clamp(1, budget))
     }
 
+    /// The connection limit: as set, or what the open-file limit leaves
+    /// after room for the database, the fleet's pipes and the logs.
+    pub fn max_connections(&self) -> usize {
+        if let Some(n) = self.max_connections {
+            return n.max(1);
+        }
+        let files = crate::web::server::open_file_limit().unwrap_or(1024) as usize;
+        files.saturating_sub(256).clamp(64, 10_000)
+    }
+
     pub fn db_acquire_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(100))
     }
@@ -330,6 +356,9 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("bind", &self.bind)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
+            .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
+            .field("max_connections", &self.max_connections)
             .field("public_url", &self.public_url())
             .field("backend", &self.backend)
             .field("retention_days", &self.retention_days)

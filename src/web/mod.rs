@@ -12,6 +12,7 @@ pub mod csrf;
 pub mod error;
 pub mod limits;
 pub mod pages;
+pub mod server;
 pub mod timeline;
 pub mod views;
 
@@ -361,13 +362,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let limits = server::ConnectionLimits::from_settings(&app.settings);
     let router = router(app, shutdown.clone())
         .await
         .map_err(std::io::Error::other)?;
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    server::run(listener, router, limits, shutdown).await
 }
