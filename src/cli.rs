@@ -262,6 +262,7 @@ async fn create_user(store: &DynStore, command: UserCommand) -> anyhow::Result<(
         subscription_id,
         time_zone,
         disabled: false,
+        session_epoch: 0,
         created_at: chrono::Utc::now(),
     };
     store.create_user(&user, None).await?;

@@ -171,6 +171,7 @@ async fn seed_people(
                     subscription_id: subscription.map(|slug| subscription_id(subscriptions, slug)),
                     time_zone: time_zone.into(),
                     disabled: false,
+                    session_epoch: 0,
                     created_at: now - Duration::days(300),
                 },
                 None,

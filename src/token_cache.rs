@@ -119,6 +119,7 @@ mod tests {
             subscription_id: None,
             time_zone: "UTC".into(),
             disabled: false,
+            session_epoch: 0,
             created_at: DateTime::UNIX_EPOCH,
         }
     }

@@ -258,6 +258,23 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
     let audit = t.app.store.audit_log(None, 5).await.unwrap();
     assert_eq!(audit[0].action, "user_update");
     assert!(audit[0].detail.contains("disabled"));
+
+    // Enabled again, Alice signs in anew: the sessions she had stay ended.
+    let enabled = ada
+        .post(&format!("/admin/users/{alice_id}"), &[("state", "enable")])
+        .await;
+    ada.follow(enabled).await;
+    let response = alice.get("/tickets").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "a session from before the account was disabled does not come back"
+    );
+    let (status, _) = alice_api.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut fresh = t.browser();
+    fresh.sign_in("alice@contoso.example").await;
+    assert_eq!(fresh.get("/tickets").await.status(), StatusCode::OK);
 }
 
 /// Two desk processes on one database, and Alice's one API token used on

@@ -226,6 +226,7 @@ impl Bench {
             subscription_id: subscription,
             time_zone: "UTC".into(),
             disabled: false,
+            session_epoch: 0,
             created_at: now,
         };
         let alice = person("alice@contoso.example", Role::Customer, Some(contoso.id));

@@ -167,6 +167,7 @@ pub async fn create_user(app: &App, admin: &User, new: &NewUser) -> Result<User,
         subscription_id,
         time_zone,
         disabled: false,
+        session_epoch: 0,
         created_at: app.now(),
     };
     let mut detail = format!("{} {}", user.role, user.email);

@@ -31,6 +31,9 @@ pub struct User {
     pub subscription_id: Option<Uuid>,
     pub time_zone: String,
     pub disabled: bool,
+    /// Bumped whenever the account's sessions must end for good: when it
+    /// is disabled, or its password changes.
+    pub session_epoch: i64,
     pub created_at: DateTime<Utc>,
 }
 

@@ -73,7 +73,7 @@ fn subscription_row(r: &DbRow) -> Result<Subscription, sqlx::Error> {
 }
 
 const USER_COLUMNS: &str = "id, email, display_name, password_hash, role, subscription_id, \
-                            time_zone, disabled, created_at";
+                            time_zone, disabled, session_epoch, created_at";
 
 fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -85,6 +85,7 @@ fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
         subscription_id: r.try_get("subscription_id")?,
         time_zone: r.try_get("time_zone")?,
         disabled: r.try_get("disabled")?,
+        session_epoch: r.try_get("session_epoch")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -848,18 +849,22 @@ impl Store for SqlStore {
         if let Some(hash) = &update.password_hash {
             user.password_hash = hash.clone();
         }
+        if update.disabled == Some(true) || update.password_hash.is_some() {
+            user.session_epoch += 1;
+        }
         if let Some(zone) = &update.time_zone {
             user.time_zone = zone.clone();
         }
         sqlx::query(
             "UPDATE users SET role = $1, subscription_id = $2, disabled = $3, \
-             password_hash = $4, time_zone = $5 WHERE id = $6",
+             password_hash = $4, time_zone = $5, session_epoch = $6 WHERE id = $7",
         )
         .bind(user.role.as_str())
         .bind(user.subscription_id)
         .bind(user.disabled)
         .bind(&user.password_hash)
         .bind(&user.time_zone)
+        .bind(user.session_epoch)
         .bind(id)
         .execute(&mut *tx)
         .await?;

@@ -24,13 +24,26 @@ use crate::password;
 use crate::store::{DynStore, StoreError, User};
 
 /// A signed-in person, as the session layer knows them. The session keeps
-/// a hash of the password hash: changing the password ends other sessions.
+/// a hash of the account's stamp — its password hash and session epoch —
+/// and ends when the stamp changes: a new password, or the account being
+/// disabled (which bumps the epoch, so enabling it again does not revive
+/// the sessions it had).
 #[derive(Clone)]
-pub struct SignedIn(pub User);
+pub struct SignedIn {
+    pub user: User,
+    stamp: Vec<u8>,
+}
+
+impl SignedIn {
+    pub fn new(user: User) -> SignedIn {
+        let stamp = format!("{}\n{}", user.password_hash, user.session_epoch).into_bytes();
+        SignedIn { user, stamp }
+    }
+}
 
 impl std::fmt::Debug for SignedIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.user.fmt(f)
     }
 }
 
@@ -38,11 +51,11 @@ impl AuthUser for SignedIn {
     type Id = Uuid;
 
     fn id(&self) -> Uuid {
-        self.0.id
+        self.user.id
     }
 
     fn session_auth_hash(&self) -> &[u8] {
-        self.0.password_hash.as_bytes()
+        &self.stamp
     }
 }
 
@@ -99,7 +112,7 @@ impl AuthnBackend for Accounts {
     async fn authenticate(&self, creds: Credentials) -> Result<Option<SignedIn>, StoreError> {
         Ok(check_password(&self.store, &creds.email, &creds.password)
             .await?
-            .map(SignedIn))
+            .map(SignedIn::new))
     }
 
     async fn get_user(&self, id: &Uuid) -> Result<Option<SignedIn>, StoreError> {
@@ -108,7 +121,7 @@ impl AuthnBackend for Accounts {
             .user(*id)
             .await?
             .filter(|u| !u.disabled)
-            .map(SignedIn))
+            .map(SignedIn::new))
     }
 }
 
@@ -154,7 +167,7 @@ fn user_of(parts: &Parts) -> Option<User> {
         .extensions
         .get::<AuthSession>()
         .and_then(|auth| auth.user.clone())
-        .map(|SignedIn(user)| user)
+        .map(|signed_in| signed_in.user)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Visitor {

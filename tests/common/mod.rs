@@ -143,6 +143,7 @@ pub fn user(email: &str, role: Role, subscription: Option<Uuid>) -> User {
         subscription_id: subscription,
         time_zone: "Europe/Amsterdam".to_string(),
         disabled: false,
+        session_epoch: 0,
         created_at: t0(),
     }
 }

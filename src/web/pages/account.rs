@@ -135,13 +135,13 @@ pub async fn login(
     })?;
     auth.session.cycle_id().await?;
     csrf::renew(&auth.session).await?;
-    tracing::info!(user = %user.0.email, "signed in");
-    let to = local_path(&form.next).unwrap_or(home_of(user.0.role));
+    tracing::info!(user = %user.user.email, "signed in");
+    let to = local_path(&form.next).unwrap_or(home_of(user.user.role));
     Ok(Redirect::to(to).into_response())
 }
 
 pub async fn logout(mut auth: AuthSession) -> AppResult<Response> {
-    let who = auth.user.as_ref().map(|u| u.0.email.clone());
+    let who = auth.user.as_ref().map(|u| u.user.email.clone());
     auth.logout().await.map_err(|e| {
         tracing::error!(error = %e, "ending the session failed");
         AppError::internal()

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use tower_sessions::Session;
 
-use super::auth::{AuthSession, SignedIn};
+use super::auth::AuthSession;
 use super::csrf;
 use super::error::{AppError, AppResult, ErrorPage, FieldError};
 use crate::domain::actor::Role;
@@ -171,7 +171,7 @@ pub async fn error_pages(request: Request, next: Next) -> Response {
         .extensions()
         .get::<AuthSession>()
         .and_then(|a| a.user.clone())
-        .map(|SignedIn(u)| u);
+        .map(|signed_in| signed_in.user);
     let response = next.run(request).await;
     let Some(ErrorPage(error)) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
