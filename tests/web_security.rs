@@ -659,6 +659,67 @@ async fn security_headers_and_cookie_free_api() {
     let _ = Browser::new(&t.base);
 }
 
+#[tokio::test]
+async fn sign_in_never_leads_off_the_site() {
+    let t = spawn_app(false, &[]).await;
+    let base = url::Url::parse(&format!("{}/", t.base)).unwrap();
+    let hostile = [
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "/%0D%0A/evil.example",
+        "//evil.example/x",
+        "/%5Cevil.example",
+        "https://evil.example/",
+        "/%2F/evil.example",
+    ];
+    let lands_here = |location: &str| {
+        let target = base.join(location).unwrap();
+        assert_eq!(target.origin(), base.origin(), "{location} leaves the site");
+    };
+    for next in hostile {
+        // Signed out: the form keeps only a local `next`, and never fails.
+        let mut visitor = t.browser();
+        let page = visitor.get(&format!("/login?next={next}")).await;
+        assert_eq!(page.status(), StatusCode::OK, "GET /login?next={next}");
+        visitor.page(&format!("/login?next={next}")).await;
+        let decoded: String = url::form_urlencoded::parse(format!("n={next}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        let response = visitor
+            .post(
+                "/login",
+                &[
+                    ("email", "alice@contoso.example"),
+                    ("password", "demo"),
+                    ("next", &decoded),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "POST next={next:?}");
+        lands_here(response.headers()["location"].to_str().unwrap());
+        // Signed in: the redirect straight away stays here too.
+        let again = visitor.get(&format!("/login?next={next}")).await;
+        assert_eq!(again.status(), StatusCode::SEE_OTHER, "GET next={next} signed in");
+        lands_here(again.headers()["location"].to_str().unwrap());
+    }
+    // A local next is honoured.
+    let mut visitor = t.browser();
+    visitor.page("/login?next=/tickets%3Fstate%3Dopen").await;
+    let response = visitor
+        .post(
+            "/login",
+            &[
+                ("email", "alice@contoso.example"),
+                ("password", "demo"),
+                ("next", "/tickets?state=open"),
+            ],
+        )
+        .await;
+    assert_eq!(response.headers()["location"], "/tickets?state=open");
+}
+
 // The defences that depend on the database (sessions, tokens, stored text)
 // run on both.
 macro_rules! both {

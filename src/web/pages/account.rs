@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{Chrome, chrome, flash, render};
+use crate::app::App;
 use crate::domain::actor::Role;
 use crate::web::auth::{AuthSession, ClientAddr, Credentials, Visitor};
 use crate::web::csrf;
@@ -46,23 +47,42 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Only paths on this site: never `//elsewhere` or `https://…`.
-fn local_path(next: &str) -> Option<&str> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+/// Where `next` leads, if it stays on this site: it is resolved the way a
+/// browser would (tabs and newlines dropped, backslashes read as slashes)
+/// against the desk's own address, and only a path of that same origin is
+/// kept. `/%09/evil.example`, `//evil.example`, `/\\evil.example` and
+/// `https://…` all lead elsewhere and give nothing.
+pub fn local_path(next: &str, public_url: &str) -> Option<String> {
+    if !next.starts_with('/') {
+        return None;
+    }
+    let base = url::Url::parse(&format!("{public_url}/")).ok()?;
+    let target = base.join(next).ok()?;
+    if target.origin() != base.origin() {
+        return None;
+    }
+    let mut path = target.path().to_string();
+    if let Some(query) = target.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Some(path)
 }
 
 pub async fn login_page(
+    State(app): State<App>,
     visitor: Visitor,
     ValidQuery(q): ValidQuery<NextQuery>,
 ) -> AppResult<Response> {
+    let public_url = app.settings.public_url();
     if let Some(user) = &visitor.user {
-        let to = local_path(&q.next).unwrap_or(home_of(user.role));
-        return Ok(Redirect::to(to).into_response());
+        let to = local_path(&q.next, &public_url).unwrap_or_else(|| home_of(user.role).into());
+        return Ok(Redirect::to(&to).into_response());
     }
     let page = LoginPage {
         chrome: chrome(&visitor.session, None, "Sign in", "login").await?,
         email: String::new(),
-        next: local_path(&q.next).unwrap_or_default().to_string(),
+        next: local_path(&q.next, &public_url).unwrap_or_default(),
         error: None,
     };
     render(StatusCode::OK, &page)
@@ -79,16 +99,18 @@ pub struct LoginForm {
 }
 
 pub async fn login(
+    State(app): State<App>,
     mut auth: AuthSession,
     visitor: Visitor,
     State(limits): State<Arc<Limits>>,
     ClientAddr(addr): ClientAddr,
     ValidForm(form): ValidForm<LoginForm>,
 ) -> AppResult<Response> {
+    let public_url = app.settings.public_url();
     let again = |status: StatusCode, message: String| {
         let session = visitor.session.clone();
         let email = form.email.clone();
-        let next = local_path(&form.next).unwrap_or_default().to_string();
+        let next = local_path(&form.next, &public_url).unwrap_or_default();
         async move {
             let page = LoginPage {
                 chrome: chrome(&session, None, "Sign in", "login").await?,
@@ -136,8 +158,8 @@ pub async fn login(
     auth.session.cycle_id().await?;
     csrf::renew(&auth.session).await?;
     tracing::info!(user = %user.user.email, "signed in");
-    let to = local_path(&form.next).unwrap_or(home_of(user.user.role));
-    Ok(Redirect::to(to).into_response())
+    let to = local_path(&form.next, &public_url).unwrap_or_else(|| home_of(user.user.role).into());
+    Ok(Redirect::to(&to).into_response())
 }
 
 pub async fn logout(mut auth: AuthSession) -> AppResult<Response> {
@@ -151,4 +173,30 @@ pub async fn logout(mut auth: AuthSession) -> AppResult<Response> {
     }
     flash(&auth.session, "You are signed out.").await?;
     Ok(Redirect::to("/login").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    const SITE: &str = "https://desk.example";
+
+    #[test]
+    fn next_stays_on_the_site() {
+        for (next, expected) in [
+            ("/tickets", Some("/tickets")),
+            ("/tickets/1?tab=history", Some("/tickets/1?tab=history")),
+            ("/a/../staff", Some("/staff")),
+            ("/%09/evil.example", Some("/%09/evil.example")),
+            ("/\t/evil.example", None),
+            ("//evil.example/x", None),
+            ("/\\evil.example", None),
+            ("/\n/evil.example", None),
+            ("https://evil.example/", None),
+            ("javascript:alert(1)", None),
+            ("", None),
+        ] {
+            assert_eq!(local_path(next, SITE).as_deref(), expected, "{next:?}");
+        }
+    }
 }
