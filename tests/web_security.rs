@@ -720,6 +720,88 @@ async fn sign_in_never_leads_off_the_site() {
     assert_eq!(response.headers()["location"], "/tickets?state=open");
 }
 
+async fn control_characters_are_refused_in_every_text_and_store_nothing(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let ticket = file_for_alice(&t, "control-free", "before").await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let sam = Api::signed_in(&t.base, "sam@support.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let messages_before = t.app.store.messages(ticket.id, true).await.unwrap().len();
+
+    // The JSON API: the field is named, whatever the store.
+    for (who, path, body, field) in [
+        (
+            &alice,
+            "/api/v1/tickets".to_string(),
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "nul-copy", "severity": "B",
+                   "description": "dropped\u{0}orders"}),
+            "description",
+        ),
+        (
+            &alice,
+            format!("/api/v1/tickets/{}/reply", ticket.id),
+            json!({"body": "bell\u{7}"}),
+            "body",
+        ),
+        (
+            &sam,
+            format!("/api/v1/tickets/{}/note", ticket.id),
+            json!({"body": "escape \u{1b}[31m red"}),
+            "body",
+        ),
+        (
+            &alice,
+            "/api/v1/tickets/check".to_string(),
+            json!({"cluster_id": orders, "local_time": "2026-11-24T10:00\u{0}",
+                   "time_zone": "Europe/Amsterdam", "new_cluster_name": "x", "severity": "B"}),
+            "local_time",
+        ),
+    ] {
+        let (status, error) = who.post(&path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_input", "{path}");
+        assert_eq!(error["error"]["field"], field, "{path}");
+        assert!(error["error"]["message"].as_str().unwrap().contains("control character"));
+    }
+    // Forms and query strings, the same.
+    let mut browser = t.browser();
+    browser.sign_in("alice@contoso.example").await;
+    let page = browser.page(&format!("/tickets/{}", ticket.id)).await;
+    let version = common::web::version_in(&page).unwrap().to_string();
+    let refused = browser
+        .post(
+            &format!("/tickets/{}/reply", ticket.id),
+            &[("version", &version), ("body", "a\0b")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("The body contains a control character"));
+    let refused = browser.get("/tickets?state=open%00").await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let mut visitor = t.browser();
+    visitor.page("/login").await;
+    let refused = visitor
+        .post("/login", &[("email", "alice@contoso.example\0"), ("password", "demo")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Line breaks as browsers send them are text like any other.
+    let kept = browser
+        .post(
+            &format!("/tickets/{}/reply", ticket.id),
+            &[("version", &version), ("body", "line one\r\nline two\ttabbed")],
+        )
+        .await;
+    assert_eq!(kept.status(), StatusCode::SEE_OTHER);
+
+    // Nothing of the refused ones was stored.
+    let messages = t.app.store.messages(ticket.id, true).await.unwrap();
+    assert_eq!(messages.len(), messages_before + 1);
+    assert!(messages.iter().all(|m| !m.body.contains('\0')));
+    let (_, tickets) = alice.get("/api/v1/tickets").await;
+    assert_eq!(tickets["tickets"].as_array().map(Vec::len), Some(1), "{tickets}");
+}
+
 // The defences that depend on the database (sessions, tokens, stored text)
 // run on both.
 macro_rules! both {
@@ -735,5 +817,6 @@ both!(
     disabling_a_user_ends_their_sessions_and_tokens,
     a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time,
     with_no_cache_time_every_call_asks_the_database,
-    user_text_is_escaped_and_sql_looking_text_is_stored_verbatim
+    user_text_is_escaped_and_sql_looking_text_is_stored_verbatim,
+    control_characters_are_refused_in_every_text_and_store_nothing
 );

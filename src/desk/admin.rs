@@ -92,6 +92,12 @@ pub async fn create_user(app: &App, admin: &User, new: &NewUser) -> Result<User,
         ));
     }
     let display_name = new.display_name.trim();
+    if let Some((_, c)) = crate::domain::text::forbidden_char(display_name) {
+        return Err(bad(
+            "display_name",
+            crate::domain::text::forbidden_char_message("name", c),
+        ));
+    }
     if display_name.chars().count() > 100 {
         return Err(bad("display_name", "A name has at most 100 characters"));
     }

@@ -62,6 +62,12 @@ pub async fn check_request(
     if requester.role != Role::Customer {
         return Err(DeskError::Refused(ticket::Refusal::Forbidden));
     }
+    if let Some((_, c)) = crate::domain::text::forbidden_char(&request.description) {
+        return Err(DeskError::BadInput {
+            field: "description",
+            message: crate::domain::text::forbidden_char_message("description", c),
+        });
+    }
     if request.description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(DeskError::BadInput {
             field: "description",

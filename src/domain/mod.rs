@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod restore_job;
 pub mod sla;
+pub mod text;
 pub mod ticket;
 pub mod validation;
 pub mod verification;

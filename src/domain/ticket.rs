@@ -379,6 +379,12 @@ pub const MAX_REASON_CHARS: usize = 2_000;
 /// Trims and bounds a text a person typed.
 pub fn checked_text(field: &'static str, text: &str, max_chars: usize) -> Result<String, Refusal> {
     let text = text.trim();
+    if let Some((_, c)) = super::text::forbidden_char(text) {
+        return Err(Refusal::BadText {
+            field,
+            message: super::text::forbidden_char_message(field, c),
+        });
+    }
     if text.is_empty() {
         return Err(Refusal::BadText {
             field,

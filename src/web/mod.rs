@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod csrf;
 pub mod error;
+pub mod input;
 pub mod limits;
 pub mod pages;
 pub mod server;
@@ -70,6 +71,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> 
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        input::check_pairs(parts.uri.query().unwrap_or_default().as_bytes())?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(q)| ValidQuery(q))
@@ -84,6 +86,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidForm<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let req = input::checked_body(req, state, input::check_pairs).await?;
         axum::Form::<T>::from_request(req, state)
             .await
             .map(|axum::Form(f)| ValidForm(f))

@@ -29,6 +29,7 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let req = super::input::checked_body(req, state, super::input::check_json).await?;
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(value)| ApiJson(value))
@@ -61,6 +62,7 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        super::input::check_json(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
             .map_err(|e| AppError::invalid("", format!("The body is not the JSON expected: {e}")))
