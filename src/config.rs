@@ -176,6 +176,11 @@ pub struct Settings {
     )]
     pub log_format: LogFormat,
 
+    /// Bearer token that opens `/metrics` from other hosts; without it only
+    /// loopback may scrape.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
+
     /// Password of the demo users.
     #[arg(long, env = "DEMO_PASSWORD", default_value = "demo", global = true)]
     pub demo_password: String,
@@ -377,6 +382,7 @@ impl fmt::Debug for Settings {
             .field("deadline_warning_hours", &self.deadline_warning_hours)
             .field("scheduler_seconds", &self.scheduler_seconds)
             .field("log_format", &self.log_format)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("demo_password", &"***")
             .field("fleet_dir", &self.fleet_dir)
             .field("pg_bin_dir", &self.pg_bin_dir)
@@ -416,9 +422,11 @@ mod tests {
             "letmein",
             "--backup-cipher-pass",
             "aes-key-material",
+            "--metrics-token",
+            "scrape-secret",
         ]);
         let shown = format!("{:?}", cli.settings);
-        for secret in ["hunter2", "s3cret", "letmein", "aes-key-material"] {
+        for secret in ["hunter2", "s3cret", "letmein", "aes-key-material", "scrape-secret"] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert!(shown.contains("db.example"));

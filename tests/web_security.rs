@@ -802,6 +802,69 @@ async fn control_characters_are_refused_in_every_text_and_store_nothing(postgres
     assert_eq!(tickets["tickets"].as_array().map(Vec::len), Some(1), "{tickets}");
 }
 
+// curl runs blocking in this thread: the desk serves on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_loopback_and_the_token_only() {
+    let host = common::netns::Host::create("scraper");
+    let t = common::web::spawn_app_at(
+        common::TestDb::sqlite().await,
+        &host.gateway,
+        &[],
+        |s| s.metrics_token = Some("scrape-secret".into()),
+    )
+    .await;
+    let port = url::Url::parse(&t.base).unwrap().port().unwrap();
+    let scrape = |token: Option<&str>| {
+        let mut command = host.command("curl");
+        command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]);
+        if let Some(token) = token {
+            command.args(["-H", &format!("authorization: Bearer {token}")]);
+        }
+        command.arg(format!("http://{}:{port}/metrics", host.gateway));
+        let out = command.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // From another host: only with the token.
+    assert_eq!(scrape(None), "401");
+    assert_eq!(scrape(Some("a-guess")), "401");
+    assert_eq!(scrape(Some("scrape-secret")), "200");
+    // On loopback no token is needed, as tests/web_matrix.rs scrapes.
+}
+
+#[tokio::test]
+async fn https_desks_send_hsts_and_answers_are_not_cached() {
+    let plain = spawn_app(false, &[]).await;
+    let health = reqwest::get(format!("{}/healthz", plain.base)).await.unwrap();
+    assert!(health.headers().get("strict-transport-security").is_none(), "not over http");
+    let alice = Api::signed_in(&plain.base, "alice@contoso.example").await;
+    let response = alice
+        .client
+        .get(format!("{}/api/v1/clusters", plain.base))
+        .bearer_auth(alice.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store", "API answers");
+    let mut browser = plain.browser();
+    browser.sign_in("alice@contoso.example").await;
+    for page in ["/clusters", "/tickets", "/support"] {
+        assert_eq!(browser.get(page).await.headers()["cache-control"], "no-store", "{page}");
+    }
+
+    let secure = common::web::spawn_app_with(false, &[], |s| {
+        s.public_url = Some("https://desk.example".into())
+    })
+    .await;
+    for path in ["/healthz", "/login", "/api/v1/openapi.json"] {
+        let response = reqwest::get(format!("{}{path}", secure.base)).await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
+    }
+}
+
 // The defences that depend on the database (sessions, tokens, stored text)
 // run on both.
 macro_rules! both {

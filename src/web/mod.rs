@@ -240,11 +240,21 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         ));
+    let api = api::router().layer(SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+    let hsts = state.app.settings.secure_cookies().then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(api::router())
+        .merge(api)
         .merge(static_files)
         .merge(pages)
         .route_layer(from_fn(track))
@@ -262,7 +272,35 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
             "same-origin",
         ))
         .layer(TraceLayer::new_for_http());
+    // Browsers that reached the desk over HTTPS keep to it.
+    let router = match hsts {
+        Some(hsts) => router.layer(hsts),
+        None => router,
+    };
     Ok(router)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_scrape;
+    use axum::http::HeaderMap;
+
+    #[test]
+    fn metrics_answer_loopback_or_the_token() {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let remote = "10.1.2.3".parse().unwrap();
+        let none = HeaderMap::new();
+        let mut right = HeaderMap::new();
+        right.insert("authorization", "Bearer s3cret".parse().unwrap());
+        let mut wrong = HeaderMap::new();
+        wrong.insert("authorization", "Bearer guess".parse().unwrap());
+        assert!(may_scrape(loopback, &none, None));
+        assert!(!may_scrape(remote, &none, None));
+        assert!(!may_scrape(remote, &right, None), "no token set: loopback only");
+        assert!(may_scrape(remote, &right, Some("s3cret")));
+        assert!(!may_scrape(remote, &wrong, Some("s3cret")));
+        assert!(!may_scrape(remote, &none, Some("s3cret")));
+    }
 }
 
 fn security_header(
@@ -326,8 +364,34 @@ async fn track(request: Request, next: axum::middleware::Next) -> axum::response
     response
 }
 
+/// Whether a scrape of `/metrics` may be answered: from loopback always;
+/// from elsewhere only with the configured bearer token.
+pub fn may_scrape(peer: std::net::IpAddr, headers: &axum::http::HeaderMap, token: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    if peer.is_loopback() {
+        return true;
+    }
+    match (token, auth::bearer(headers)) {
+        (Some(expected), Some(given)) => bool::from(expected.as_bytes().ct_eq(given.as_bytes())),
+        _ => false,
+    }
+}
+
 /// Prometheus metrics of this process, with the shared state's gauges.
-async fn metrics(State(app): State<App>) -> impl axum::response::IntoResponse {
+async fn metrics(
+    State(app): State<App>,
+    auth::ClientAddr(peer): auth::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !may_scrape(peer, &headers, app.settings.metrics_token.as_deref()) {
+        let refused = AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Metrics answer only on loopback, or with the bearer token set as METRICS_TOKEN",
+        );
+        return refused.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -335,6 +399,7 @@ async fn metrics(State(app): State<App>) -> impl axum::response::IntoResponse {
         )],
         crate::metrics::render(&app).await,
     )
+        .into_response()
 }
 
 /// The process is up.

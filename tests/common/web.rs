@@ -55,8 +55,18 @@ pub async fn spawn_app_on(
     args: &[&str],
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_at(db, "127.0.0.1", args, tweak).await
+}
+
+/// As `spawn_app_on`, listening on a port of `address`.
+pub async fn spawn_app_at(
+    db: TestDb,
+    address: &str,
+    args: &[&str],
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let postgres = db.url.starts_with("postgres");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind((address, 0)).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut all: Vec<&str> = vec!["--public-url", &base];
     if !args.contains(&"--login-rate-limit") {
