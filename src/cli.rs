@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::app::App;
 use crate::backend::DynBackend;
@@ -17,9 +16,11 @@ use crate::backend::sandbox::SandboxBackend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendKind, LogFormat, Settings};
 use crate::domain::actor::Role;
-use crate::store::{self, DynStore, Subscription, User};
+use crate::desk::DeskError;
+use crate::desk::admin::{NewUser, Operator};
+use crate::store;
 use crate::token_cache::TokenCache;
-use crate::{demo, engine, notify, password, web};
+use crate::{demo, desk, engine, notify, web};
 
 #[derive(Parser)]
 #[command(
@@ -216,7 +217,9 @@ async fn work(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_user(store: &DynStore, command: UserCommand) -> anyhow::Result<()> {
+/// `user create`: the same rules, audit event and clock as an admin's
+/// page, by the operator of the machine.
+async fn create_user(app: &App, command: UserCommand) -> anyhow::Result<()> {
     let UserCommand::Create {
         email,
         name,
@@ -225,47 +228,27 @@ async fn create_user(store: &DynStore, command: UserCommand) -> anyhow::Result<(
         time_zone,
         password,
     } = command;
-    time_zone
-        .parse::<chrono_tz::Tz>()
-        .map_err(|_| anyhow::anyhow!("{time_zone:?} is not an IANA time zone"))?;
-    let subscription_id = match (role, subscription) {
-        (Role::Customer, Some(slug)) => {
-            let existing = store.subscription_by_slug(&slug).await?;
-            let subscription = match existing {
-                Some(s) => s,
-                None => {
-                    let created = Subscription {
-                        id: Uuid::new_v4(),
-                        slug: slug.clone(),
-                        name: slug.clone(),
-                        created_at: chrono::Utc::now(),
-                    };
-                    store.create_subscription(&created).await?;
-                    created
-                }
-            };
-            Some(subscription.id)
-        }
+    match (role, &subscription) {
         (Role::Customer, None) => anyhow::bail!("a customer needs --subscription"),
-        (_, Some(_)) => anyhow::bail!("only customers belong to a subscription"),
-        (_, None) => None,
-    };
-    if !email.contains('@') {
-        anyhow::bail!("{email:?} is not an email address");
+        (Role::Staff | Role::Admin, Some(_)) => {
+            anyhow::bail!("only customers belong to a subscription")
+        }
+        _ => {}
     }
-    let user = User {
-        id: Uuid::new_v4(),
-        email: email.trim().to_lowercase(),
-        display_name: name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string()),
-        password_hash: password::hash(&password).await?,
-        role,
-        subscription_id,
+    let new = NewUser {
+        email,
+        display_name: name.unwrap_or_default(),
+        role: role.as_str().to_string(),
+        subscription: subscription.unwrap_or_default(),
         time_zone,
-        disabled: false,
-        session_epoch: 0,
-        created_at: chrono::Utc::now(),
+        password,
     };
-    store.create_user(&user, None).await?;
+    let user = desk::admin::create_user_by(app, Operator::CommandLine, &new)
+        .await
+        .map_err(|error| match error {
+            DeskError::BadInput { field, message } => anyhow::anyhow!("{field}: {message}"),
+            other => anyhow::anyhow!(other),
+        })?;
     println!("created {} {} ({})", user.role, user.email, user.id);
     Ok(())
 }
@@ -289,7 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => {
             let app = build(settings, clock).await?;
-            create_user(&app.store, command).await
+            create_user(&app, command).await
         }
         Command::Serve { web_only } => {
             let (app, fleet) = build_with_fleet(settings, clock).await?;

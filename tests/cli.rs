@@ -212,7 +212,7 @@ async fn user_create_adds_people_who_can_sign_in() {
             "--time-zone",
             "Europe/Paris",
         ])
-        .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+        .env("RESTORE_DESK_USER_PASSWORD", "long enough passphrase")
         .output()
         .unwrap();
     assert!(created.status.success(), "{created:?}");
@@ -228,7 +228,7 @@ async fn user_create_adds_people_who_can_sign_in() {
             "--role",
             "staff",
         ])
-        .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+        .env("RESTORE_DESK_USER_PASSWORD", "long enough passphrase")
         .output()
         .unwrap();
     assert!(staff.status.success(), "{staff:?}");
@@ -247,8 +247,8 @@ async fn user_create_adds_people_who_can_sign_in() {
         .unwrap()
         .unwrap();
     assert_eq!(carol.subscription_id, Some(contoso.id));
-    assert!(restore_desk::password::verify("long enough", &carol.password_hash).await);
-    assert!(!carol.password_hash.contains("long enough"));
+    assert!(restore_desk::password::verify("long enough passphrase", &carol.password_hash).await);
+    assert!(!carol.password_hash.contains("long enough passphrase"));
 
     for (args, expected) in [
         (
@@ -263,11 +263,19 @@ async fn user_create_adds_people_who_can_sign_in() {
             vec!["--email", "sys@x.example", "--role", "system"],
             "system is not a role",
         ),
+        (
+            vec!["--email", "not-an-address", "--role", "staff"],
+            "Enter an email address",
+        ),
+        (
+            vec!["--email", "tz@x.example", "--role", "staff", "--time-zone", "Mars/Olympus"],
+            "not an IANA time zone",
+        ),
     ] {
         let output = desk(&db.url, dir.path())
             .args(["user", "create"])
             .args(&args)
-            .env("RESTORE_DESK_USER_PASSWORD", "long enough")
+            .env("RESTORE_DESK_USER_PASSWORD", "long enough passphrase")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -275,4 +283,25 @@ async fn user_create_adds_people_who_can_sign_in() {
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
         assert!(!stderr.contains("panicked"));
     }
+    // The password rules of every other way in.
+    for (password, expected) in [
+        ("short", "at least 12 characters"),
+        ("qwerty123456", "most common"),
+    ] {
+        let output = desk(&db.url, dir.path())
+            .args(["user", "create", "--email", "weak@support.example", "--role", "staff"])
+            .env("RESTORE_DESK_USER_PASSWORD", password)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+    assert!(store.user_by_email("weak@support.example").await.unwrap().is_none());
+    // Audited like an admin's change, at the desk's clock.
+    let audit = store.audit_log(None, 10).await.unwrap();
+    let created: Vec<_> = audit.iter().filter(|e| e.action == "user_create").collect();
+    assert_eq!(created.len(), 2, "{audit:#?}");
+    assert!(created.iter().all(|e| e.detail.contains("(from the command line)")));
+    assert!(created.iter().any(|e| e.detail.contains("carol@contoso.example")));
 }

@@ -606,7 +606,7 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
                 ("role", "customer"),
                 ("subscription", "northwind"),
                 ("time_zone", "UTC"),
-                ("password", "longenough"),
+                ("password", "long enough passphrase"),
             ],
         )
         .await;
@@ -622,7 +622,7 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
                 ("role", "customer"),
                 ("subscription", "northwind"),
                 ("time_zone", "Europe/Oslo"),
-                ("password", "longenough"),
+                ("password", "long enough passphrase"),
             ],
         )
         .await;
@@ -632,7 +632,7 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
     let (status, _) = nina
         .post(
             "/api/v1/login",
-            json!({"email": "nina@northwind.example", "password": "longenough"}),
+            json!({"email": "nina@northwind.example", "password": "long enough passphrase"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);

@@ -252,7 +252,7 @@ async fn matrix(postgres: bool) {
             vec![
                 ("email", "x@y.example"),
                 ("role", "admin"),
-                ("password", "longenough"),
+                ("password", "long enough passphrase"),
             ],
             [303, 403, 403, 403, 0],
         ),
@@ -458,7 +458,7 @@ async fn matrix(postgres: bool) {
         (
             Method::POST,
             "/api/v1/users".into(),
-            json!({"email": "z@z.example", "role": "admin", "password": "longenough"}),
+            json!({"email": "z@z.example", "role": "admin", "password": "long enough passphrase"}),
             [401, 403, 403, 403, 0],
         ),
         (

@@ -865,6 +865,59 @@ async fn https_desks_send_hsts_and_answers_are_not_cached() {
     }
 }
 
+async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    for (password, expected) in [
+        ("tiny", "at least 12 characters"),
+        ("password1234", "most common"),
+        ("zzzzzzzzzzzzzz", "repeats"),
+    ] {
+        let (status, error) = ada
+            .post(
+                "/api/v1/users",
+                json!({"email": "pat@support.example", "role": "staff", "password": password}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{password}: {error}");
+        assert_eq!(error["error"]["field"], "password");
+        assert!(error["error"]["message"].as_str().unwrap().contains(expected), "{error}");
+    }
+    assert!(t.app.store.user_by_email("pat@support.example").await.unwrap().is_none());
+    // A reset is held to the same rules.
+    let alice = t.app.store.user_by_email("alice@contoso.example").await.unwrap().unwrap();
+    let (status, error) = ada
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", alice.id),
+            Some(json!({"password": "iloveyou2024"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    // The admin page says so in the form.
+    let mut page = t.browser();
+    page.sign_in("ada@admin.example").await;
+    page.page("/admin/users").await;
+    let refused = page
+        .post(
+            "/admin/users",
+            &[("email", "pat@support.example"), ("role", "staff"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("at least 12 characters"));
+    // A good one works; the demo's seeded password is untouched by the rules.
+    let (status, _) = ada
+        .post(
+            "/api/v1/users",
+            json!({"email": "pat@support.example", "role": "staff",
+                   "password": "violet kettle harbour"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    Api::signed_in(&t.base, "alice@contoso.example").await;
+}
+
 // The defences that depend on the database (sessions, tokens, stored text)
 // run on both.
 macro_rules! both {
@@ -881,5 +934,6 @@ both!(
     a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time,
     with_no_cache_time_every_call_asks_the_database,
     user_text_is_escaped_and_sql_looking_text_is_stored_verbatim,
-    control_characters_are_refused_in_every_text_and_store_nothing
+    control_characters_are_refused_in_every_text_and_store_nothing,
+    new_passwords_are_long_and_uncommon_on_every_way_in
 );

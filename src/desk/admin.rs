@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use super::DeskError;
 use crate::app::App;
-use crate::domain::actor::Role;
+use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::Zone;
 use crate::domain::restore_job::JobState;
-use crate::password::{self, MIN_PASSWORD_CHARS};
+use crate::password;
 use crate::store::{
     FaultKind, NewEvent, SandboxFault, StoreError, Subscription, Unique, User, UserUpdate,
 };
@@ -31,6 +31,30 @@ fn require_admin(admin: &User) -> Result<(), DeskError> {
         Ok(())
     } else {
         Err(forbidden())
+    }
+}
+
+/// Who administers: an admin on a page or the API, or someone with the
+/// command line of the machine the desk runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Operator<'a> {
+    Admin(&'a User),
+    CommandLine,
+}
+
+impl Operator<'_> {
+    fn actor(&self) -> Actor {
+        match self {
+            Operator::Admin(admin) => admin.actor(),
+            Operator::CommandLine => Actor::SYSTEM,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Operator::Admin(admin) => &admin.email,
+            Operator::CommandLine => "the command line",
+        }
     }
 }
 
@@ -79,6 +103,15 @@ fn valid_slug(slug: &str) -> bool {
 /// new; the audit event says so.
 pub async fn create_user(app: &App, admin: &User, new: &NewUser) -> Result<User, DeskError> {
     require_admin(admin)?;
+    create_user_by(app, Operator::Admin(admin), new).await
+}
+
+/// As `create_user`, by whoever operates the desk.
+pub async fn create_user_by(
+    app: &App,
+    operator: Operator<'_>,
+    new: &NewUser,
+) -> Result<User, DeskError> {
     let email = new.email.trim().to_lowercase();
     let well_formed = email.len() <= 254
         && email
@@ -103,17 +136,9 @@ pub async fn create_user(app: &App, admin: &User, new: &NewUser) -> Result<User,
     }
     let role = parse_person_role(&new.role)?;
     let time_zone = parse_zone_name(&new.time_zone)?;
-    if new.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(bad(
-            "password",
-            format!("A password has at least {MIN_PASSWORD_CHARS} characters"),
-        ));
-    }
-    if new.password.chars().count() > 1024 {
-        return Err(bad("password", "A password has at most 1024 characters"));
-    }
+    password::check_new(&new.password, &email).map_err(|weak| bad("password", weak.to_string()))?;
     if app.store.user_by_email(&email).await?.is_some() {
-        return Err(bad("email", format!("{email} already has an account")));
+        return Err(bad("email", format!("{email} already exists: each person has one account")));
     }
     let slug = new.subscription.trim().to_lowercase();
     let mut created_subscription = None;
@@ -182,18 +207,21 @@ pub async fn create_user(app: &App, admin: &User, new: &NewUser) -> Result<User,
     } else if !slug.is_empty() {
         detail.push_str(&format!(" in subscription {slug}"));
     }
-    let event = NewEvent::admin(admin.actor(), "user_create", detail, app.now());
+    if matches!(operator, Operator::CommandLine) {
+        detail.push_str(" (from the command line)");
+    }
+    let event = NewEvent::admin(operator.actor(), "user_create", detail, app.now());
     match app.store.create_user(&user, Some(event)).await {
         Ok(()) => {}
         Err(StoreError::Duplicate(Unique::Email)) => {
             return Err(bad(
                 "email",
-                format!("{} already has an account", user.email),
+                format!("{} already exists: each person has one account", user.email),
             ));
         }
         Err(other) => return Err(other.into()),
     }
-    tracing::info!(user = %user.email, role = %user.role, by = %admin.email, "user created");
+    tracing::info!(user = %user.email, role = %user.role, by = %operator.name(), "user created");
     Ok(user)
 }
 
@@ -269,6 +297,8 @@ pub async fn update_user(
         }
     }
     if let Some(new_password) = change.password.as_deref().filter(|p| !p.is_empty()) {
+        password::check_new(new_password, &user.email)
+            .map_err(|weak| bad("password", weak.to_string()))?;
         let hash = password::hash(new_password)
             .await
             .map_err(|e| bad("password", e.to_string()))?;
