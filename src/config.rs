@@ -112,6 +112,11 @@ pub struct Settings {
     #[arg(long, env = "LOGIN_RATE_LIMIT", default_value_t = 10, global = true)]
     pub login_rate_limit: u32,
 
+    /// Longest an account that keeps failing to sign in makes strangers
+    /// wait (addresses it signed in from before never wait).
+    #[arg(long, env = "LOGIN_BACKOFF_MAX_SECONDS", default_value_t = 900, global = true)]
+    pub login_backoff_max_seconds: u64,
+
     /// Restore requests filed per minute, per user and per address (0: no limit).
     #[arg(long, env = "FILING_RATE_LIMIT", default_value_t = 10, global = true)]
     pub filing_rate_limit: u32,
@@ -373,6 +378,7 @@ impl fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("sandbox_step_ms", &self.sandbox_step_ms)
             .field("login_rate_limit", &self.login_rate_limit)
+            .field("login_backoff_max_seconds", &self.login_backoff_max_seconds)
             .field("filing_rate_limit", &self.filing_rate_limit)
             .field("workers", &self.workers)
             .field("lease_seconds", &self.lease_seconds)

@@ -553,6 +553,91 @@ async fn sign_in_is_rate_limited_per_address_and_account() {
 }
 
 #[tokio::test]
+async fn someone_elses_guesses_never_lock_a_person_out() {
+    let t = spawn_app(
+        false,
+        &["--login-rate-limit", "3", "--login-backoff-max-seconds", "2"],
+    )
+    .await;
+    let at = |last: u8| Some(std::net::IpAddr::from([127, 0, 0, last]));
+    let sign_in = |address| {
+        let base = t.base.clone();
+        async move {
+            let mut browser = Browser::from_address(&base, address);
+            browser.page("/login").await;
+            browser
+                .post(
+                    "/login",
+                    &[("email", "alice@contoso.example"), ("password", "demo")],
+                )
+                .await
+        }
+    };
+    // Alice works from .1; guesses at her account come from .2 to .5,
+    // each address under its own limit. After three, the account turns
+    // strangers away for a while.
+    assert_eq!(sign_in(at(1)).await.status(), StatusCode::SEE_OTHER);
+    let mut turned_away = 0;
+    for last in 2..=5 {
+        let mut attacker = Browser::from_address(&t.base, at(last));
+        attacker.page("/login").await;
+        for _ in 0..2 {
+            let wrong = attacker
+                .post(
+                    "/login",
+                    &[("email", "alice@contoso.example"), ("password", "guess")],
+                )
+                .await;
+            match wrong.status() {
+                StatusCode::UNAUTHORIZED => {}
+                StatusCode::TOO_MANY_REQUESTS => turned_away += 1,
+                other => panic!("a guess answered {other}"),
+            }
+        }
+    }
+    assert!(turned_away >= 4, "the account backed off: {turned_away}");
+    // One more guess once the first backoff (a second) is over: counted,
+    // so strangers now wait two seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut attacker = Browser::from_address(&t.base, at(6));
+    attacker.page("/login").await;
+    let wrong = attacker
+        .post("/login", &[("email", "alice@contoso.example"), ("password", "guess")])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // A new place is held back, even with the right password...
+    let held = sign_in(at(9)).await;
+    assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(held.headers().contains_key("retry-after"));
+    assert!(held.text().await.unwrap().contains("a device you have used before"));
+    // ...while from where she signed in before her password works at once.
+    assert_eq!(sign_in(at(1)).await.status(), StatusCode::SEE_OTHER);
+
+    // Bob has signed in from nowhere yet: guessed at, he waits too, but
+    // never for good.
+    let bob = |address| {
+        let base = t.base.clone();
+        async move {
+            let mut browser = Browser::from_address(&base, address);
+            browser.page("/login").await;
+            let password = if address == at(9) { "demo" } else { "guess" };
+            browser
+                .post("/login", &[("email", "bob@fabrikam.example"), ("password", password)])
+                .await
+                .status()
+        }
+    };
+    for last in [2, 3, 4] {
+        assert_eq!(bob(at(last)).await, StatusCode::UNAUTHORIZED);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(bob(at(5)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(bob(at(9)).await, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(bob(at(9)).await, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn filing_is_rate_limited_per_user() {
     let t = spawn_app(false, &["--filing-rate-limit", "2"]).await;
     let orders = t.cluster_id("orders-prod").await;

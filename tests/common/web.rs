@@ -179,12 +179,19 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::from_address(base, None)
+    }
+
+    /// A browser on another machine: its requests come from `address`
+    /// (any of 127.0.0.0/8 reaches a desk on 127.0.0.1).
+    pub fn from_address(base: &str, address: Option<std::net::IpAddr>) -> Browser {
         Browser {
             base: base.to_string(),
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
+                .local_address(address)
                 .build()
                 .unwrap(),
             csrf: String::new(),

@@ -46,12 +46,14 @@ pub async fn login(
     let user = check_password(&app.store, &body.email, &body.password)
         .await?
         .ok_or_else(|| {
+            limits.sign_in_failed(&body.email);
             AppError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "That email and password do not match an active account",
             )
         })?;
+    limits.signed_in(addr, &body.email);
     let (token, expires_at) = issue_token(&app, &user).await?;
     tracing::info!(user = %user.email, "API token issued");
     Ok(Json(LoginOut {

@@ -141,6 +141,7 @@ pub async fn login(
             AppError::internal()
         })?;
     let Some(user) = user else {
+        limits.sign_in_failed(&form.email);
         tracing::info!(%addr, "sign-in refused");
         return again(
             StatusCode::UNAUTHORIZED,
@@ -157,6 +158,7 @@ pub async fn login(
     })?;
     auth.session.cycle_id().await?;
     csrf::renew(&auth.session).await?;
+    limits.signed_in(addr, &form.email);
     tracing::info!(user = %user.user.email, "signed in");
     let to = local_path(&form.next, &public_url).unwrap_or_else(|| home_of(user.user.role).into());
     Ok(Redirect::to(&to).into_response())
