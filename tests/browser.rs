@@ -526,3 +526,39 @@ async fn customer_files_staff_approve_and_the_restore_completes_in_a_browser() {
     }
     client.close().await.unwrap();
 }
+
+/// Chromium drops a tab in a URL, so `/%09/evil.example` reads to it as
+/// `//evil.example`: signing in must still land on the desk.
+#[tokio::test]
+async fn signing_in_with_a_hostile_next_stays_on_the_desk() {
+    let t = spawn_app_with(false, &[], |_| {}).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let desk = url::Url::parse(&t.base).unwrap();
+    for next in ["/%09/evil.example", "/%5C%5Cevil.example", "//evil.example"] {
+        client
+            .goto(&format!("{}/login?next={next}", t.base))
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css("#email"))
+            .await
+            .unwrap()
+            .send_keys("alice@contoso.example")
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css("#password"))
+            .await
+            .unwrap()
+            .send_keys(common::web::PASSWORD)
+            .await
+            .unwrap();
+        click(&client, "form[action='/login'] button").await;
+        until(&client, "a page after signing in", "return !location.pathname.startsWith('/login')").await;
+        let landed = url::Url::parse(client.current_url().await.unwrap().as_str()).unwrap();
+        assert_eq!(landed.origin(), desk.origin(), "next={next} led to {landed}");
+        sign_out(&client).await;
+    }
+    client.close().await.unwrap();
+}
