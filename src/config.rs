@@ -44,12 +44,22 @@ pub struct Settings {
     /// A request's headers must arrive within this many seconds of the
     /// connection being ready for them; idle keep-alive connections close
     /// after it too.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
     pub header_read_timeout_seconds: u64,
 
     /// A connection on which nothing moves for this many seconds is closed,
     /// whatever it was doing.
-    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "IDLE_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
     pub idle_timeout_seconds: u64,
 
     /// Connections served at once; more wait until one closes. Defaults to
@@ -59,7 +69,12 @@ pub struct Settings {
 
     /// Longest a request waits for a PostgreSQL connection: while the
     /// database is down, requests answer 503 after this long.
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1000, global = true)]
+    #[arg(
+        long,
+        env = "DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 1000,
+        global = true
+    )]
     pub db_acquire_timeout_ms: u64,
 
     /// The address people reach the desk at, for links in emails.
@@ -88,7 +103,12 @@ pub struct Settings {
 
     /// Longest an SMTP exchange (connect, each command, DATA) may take
     /// before the attempt counts as failed and is retried later.
-    #[arg(long, env = "SMTP_TIMEOUT_SECONDS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "SMTP_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
     pub smtp_timeout_seconds: u64,
 
     /// Folder of the file mail transport: one .eml file per message.
@@ -114,7 +134,12 @@ pub struct Settings {
 
     /// Longest an account that keeps failing to sign in makes strangers
     /// wait (addresses it signed in from before never wait).
-    #[arg(long, env = "LOGIN_BACKOFF_MAX_SECONDS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "LOGIN_BACKOFF_MAX_SECONDS",
+        default_value_t = 900,
+        global = true
+    )]
     pub login_backoff_max_seconds: u64,
 
     /// Restore requests filed per minute, per user and per address (0: no limit).
@@ -366,7 +391,10 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("bind", &self.bind)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
-            .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
+            .field(
+                "header_read_timeout_seconds",
+                &self.header_read_timeout_seconds,
+            )
             .field("idle_timeout_seconds", &self.idle_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("public_url", &self.public_url())
@@ -432,7 +460,13 @@ mod tests {
             "scrape-secret",
         ]);
         let shown = format!("{:?}", cli.settings);
-        for secret in ["hunter2", "s3cret", "letmein", "aes-key-material", "scrape-secret"] {
+        for secret in [
+            "hunter2",
+            "s3cret",
+            "letmein",
+            "aes-key-material",
+            "scrape-secret",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert!(shown.contains("db.example"));

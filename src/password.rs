@@ -59,7 +59,8 @@ pub fn check_new(password: &str, email: &str) -> Result<(), WeakPassword> {
     let lower = password.to_lowercase();
     // A common word dressed with digits and signs ("sunshine2024!") is as
     // common as the word.
-    let core = lower.trim_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
+    let core =
+        lower.trim_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
     if common().contains(lower.as_str()) || (core.chars().count() >= 4 && common().contains(core)) {
         return Err(WeakPassword::Common);
     }
@@ -128,7 +129,10 @@ mod tests {
         ] {
             assert_eq!(check_new(password, email), expected, "{password:?}");
         }
-        assert_eq!(check_new(&"x1".repeat(600), email), Err(WeakPassword::TooLong));
+        assert_eq!(
+            check_new(&"x1".repeat(600), email),
+            Err(WeakPassword::TooLong)
+        );
     }
 
     #[tokio::test]

@@ -555,9 +555,18 @@ async fn signing_in_with_a_hostile_next_stays_on_the_desk() {
             .await
             .unwrap();
         click(&client, "form[action='/login'] button").await;
-        until(&client, "a page after signing in", "return !location.pathname.startsWith('/login')").await;
+        until(
+            &client,
+            "a page after signing in",
+            "return !location.pathname.startsWith('/login')",
+        )
+        .await;
         let landed = url::Url::parse(client.current_url().await.unwrap().as_str()).unwrap();
-        assert_eq!(landed.origin(), desk.origin(), "next={next} led to {landed}");
+        assert_eq!(
+            landed.origin(),
+            desk.origin(),
+            "next={next} led to {landed}"
+        );
         sign_out(&client).await;
     }
     client.close().await.unwrap();

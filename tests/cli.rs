@@ -268,7 +268,14 @@ async fn user_create_adds_people_who_can_sign_in() {
             "Enter an email address",
         ),
         (
-            vec!["--email", "tz@x.example", "--role", "staff", "--time-zone", "Mars/Olympus"],
+            vec![
+                "--email",
+                "tz@x.example",
+                "--role",
+                "staff",
+                "--time-zone",
+                "Mars/Olympus",
+            ],
             "not an IANA time zone",
         ),
     ] {
@@ -289,7 +296,14 @@ async fn user_create_adds_people_who_can_sign_in() {
         ("qwerty123456", "most common"),
     ] {
         let output = desk(&db.url, dir.path())
-            .args(["user", "create", "--email", "weak@support.example", "--role", "staff"])
+            .args([
+                "user",
+                "create",
+                "--email",
+                "weak@support.example",
+                "--role",
+                "staff",
+            ])
             .env("RESTORE_DESK_USER_PASSWORD", password)
             .output()
             .unwrap();
@@ -297,11 +311,25 @@ async fn user_create_adds_people_who_can_sign_in() {
         assert!(!output.status.success());
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
     }
-    assert!(store.user_by_email("weak@support.example").await.unwrap().is_none());
+    assert!(
+        store
+            .user_by_email("weak@support.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Audited like an admin's change, at the desk's clock.
     let audit = store.audit_log(None, 10).await.unwrap();
     let created: Vec<_> = audit.iter().filter(|e| e.action == "user_create").collect();
     assert_eq!(created.len(), 2, "{audit:#?}");
-    assert!(created.iter().all(|e| e.detail.contains("(from the command line)")));
-    assert!(created.iter().any(|e| e.detail.contains("carol@contoso.example")));
+    assert!(
+        created
+            .iter()
+            .all(|e| e.detail.contains("(from the command line)"))
+    );
+    assert!(
+        created
+            .iter()
+            .any(|e| e.detail.contains("carol@contoso.example"))
+    );
 }

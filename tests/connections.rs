@@ -59,7 +59,10 @@ async fn desk(env: &[(&str, &str)]) -> Running {
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("desk.db").display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("desk.db").display()),
+        )
         .env("MAIL_DIR", dir.path().join("mail"))
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
@@ -103,7 +106,9 @@ async fn healthz_within(port: u16, limit: Duration) -> Result<u16, String> {
         .unwrap();
     match tokio::time::timeout(
         limit,
-        client.get(format!("http://127.0.0.1:{port}/healthz")).send(),
+        client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send(),
     )
     .await
     {
@@ -119,7 +124,12 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
     let started = Instant::now();
     let mut buf = [0u8; 1024];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buf)).await {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
             Err(_) => return None,
             Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
             // A 408 or an error page before closing is fine: keep reading.
@@ -167,10 +177,19 @@ async fn two_thousand_silent_connections_neither_starve_the_desk_nor_stay_open()
     let started = Instant::now();
     for stream in silent.iter_mut().step_by(40) {
         let closed = closed_within(stream, Duration::from_secs(15)).await;
-        assert!(closed.is_some(), "a silent connection was still open after 15 s");
+        assert!(
+            closed.is_some(),
+            "a silent connection was still open after 15 s"
+        );
     }
-    assert!(started.elapsed() >= Duration::from_secs(2), "not closed before its time");
-    assert_eq!(healthz_within(desk.port, Duration::from_secs(5)).await, Ok(200));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not closed before its time"
+    );
+    assert_eq!(
+        healthz_within(desk.port, Duration::from_secs(5)).await,
+        Ok(200)
+    );
 }
 
 #[tokio::test]
@@ -195,7 +214,10 @@ async fn a_client_trickling_its_headers_is_cut_off() {
         }
     }
     let cut_off = cut_off.expect("a trickling client was never cut off");
-    assert!(cut_off < Duration::from_secs(8), "cut off only after {cut_off:?}");
+    assert!(
+        cut_off < Duration::from_secs(8),
+        "cut off only after {cut_off:?}"
+    );
     // A well-behaved client on a new connection is served.
     let mut fresh = TcpStream::connect(("127.0.0.1", desk.port)).await.unwrap();
     fresh
@@ -209,7 +231,11 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn no_more_than_the_connection_limit_are_served_at_once() {
-    let desk = desk(&[("HEADER_READ_TIMEOUT_SECONDS", "2"), ("MAX_CONNECTIONS", "20")]).await;
+    let desk = desk(&[
+        ("HEADER_READ_TIMEOUT_SECONDS", "2"),
+        ("MAX_CONNECTIONS", "20"),
+    ])
+    .await;
     let pid = desk.child.id();
     let before = sockets_of(pid);
     let mut silent = Vec::new();
@@ -218,7 +244,13 @@ async fn no_more_than_the_connection_limit_are_served_at_once() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = sockets_of(pid) - before;
-    assert!(held <= 20, "the desk holds {held} client connections; its limit is 20");
+    assert!(
+        held <= 20,
+        "the desk holds {held} client connections; its limit is 20"
+    );
     // The ones waiting are served as the silent ones time out.
-    assert_eq!(healthz_within(desk.port, Duration::from_secs(12)).await, Ok(200));
+    assert_eq!(
+        healthz_within(desk.port, Duration::from_secs(12)).await,
+        Ok(200)
+    );
 }

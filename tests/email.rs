@@ -600,7 +600,10 @@ async fn this_process_relay_sends_at_once_and_a_dead_ones_mail_is_not_lost(db: T
     assert_eq!(claimed.len(), 2);
     for m in &claimed {
         // Claimed, but not attempted yet: attempts count sends.
-        assert_eq!((m.status, m.attempts, m.claim), (OutboxStatus::Sending, 0, 1));
+        assert_eq!(
+            (m.status, m.attempts, m.claim),
+            (OutboxStatus::Sending, 0, 1)
+        );
         assert_eq!(m.claimed_until, Some(t0() + Duration::minutes(2)));
     }
     assert_eq!(
@@ -664,11 +667,23 @@ async fn until_outbox(
 }
 
 /// The relay loop of a serving process, with its hand-off, on `s`'s app.
-fn run_relay(s: &Setup, shutdown: &tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
-    let relay = Relay::new(s.app.clone(), s.app.mailer.clone(), DeliveryPolicy::default()).unwrap();
+fn run_relay(
+    s: &Setup,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let relay = Relay::new(
+        s.app.clone(),
+        s.app.mailer.clone(),
+        DeliveryPolicy::default(),
+    )
+    .unwrap();
     let (handoff, handed) = restore_desk::notify::relay::hand_off();
     s.app.local_relay.set(handoff).unwrap();
-    tokio::spawn(restore_desk::notify::relay::run(relay, Some(handed), shutdown.clone()))
+    tokio::spawn(restore_desk::notify::relay::run(
+        relay,
+        Some(handed),
+        shutdown.clone(),
+    ))
 }
 
 async fn a_server_that_never_answers_costs_one_bounded_attempt(db: TestDb) {
@@ -676,7 +691,12 @@ async fn a_server_that_never_answers_costs_one_bounded_attempt(db: TestDb) {
     let tarpit = Tarpit::start(smtp.port).await;
     let clock = ManualClock::new(t0());
     let url = smtp.url();
-    let app = demo_app(&db, clock.clone(), &["--smtp-url", &url, "--smtp-timeout-seconds", "1"]).await;
+    let app = demo_app(
+        &db,
+        clock.clone(),
+        &["--smtp-url", &url, "--smtp-timeout-seconds", "1"],
+    )
+    .await;
     let s = setup_on(app, clock).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let relay = run_relay(&s, &shutdown);
@@ -684,32 +704,50 @@ async fn a_server_that_never_answers_costs_one_bounded_attempt(db: TestDb) {
     // Twelve emails: more than the relay sends at once, so a relay whose
     // sends never end would leave some unattempted for good.
     for n in 0..6 {
-        s.file(target() - Duration::minutes(n), &format!("tarpit-{n}")).await;
+        s.file(target() - Duration::minutes(n), &format!("tarpit-{n}"))
+            .await;
     }
-    let stalled = until_outbox(&s, std::time::Duration::from_secs(20), "every email tried once", |o| {
-        o.len() == 12
-            && o.iter().all(|m| m.status == OutboxStatus::Pending && m.attempts == 1)
-    })
+    let stalled = until_outbox(
+        &s,
+        std::time::Duration::from_secs(20),
+        "every email tried once",
+        |o| {
+            o.len() == 12
+                && o.iter()
+                    .all(|m| m.status == OutboxStatus::Pending && m.attempts == 1)
+        },
+    )
     .await;
-    assert!(tarpit.connections() >= 12, "each attempt reached the server");
-    assert!(stalled.iter().all(|m| m
-        .last_error
-        .as_deref()
-        .unwrap_or_default()
-        .contains("did not finish the exchange within 1 seconds")));
+    assert!(
+        tarpit.connections() >= 12,
+        "each attempt reached the server"
+    );
+    assert!(stalled.iter().all(|m| {
+        m.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not finish the exchange within 1 seconds")
+    }));
 
     // A healthy server takes the port; the backoff runs out.
     tarpit.stop().await;
     smtp.start();
     s.clock.advance(Duration::seconds(31));
-    until_outbox(&s, std::time::Duration::from_secs(20), "every email sent", |o| {
-        o.iter().all(|m| m.status == OutboxStatus::Sent)
-    })
+    until_outbox(
+        &s,
+        std::time::Duration::from_secs(20),
+        "every email sent",
+        |o| o.iter().all(|m| m.status == OutboxStatus::Sent),
+    )
     .await;
     let mut ids: Vec<String> = smtp.received().iter().map(|r| r.message_id()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!((smtp.received().len(), ids.len()), (12, 12), "each exactly once");
+    assert_eq!(
+        (smtp.received().len(), ids.len()),
+        (12, 12),
+        "each exactly once"
+    );
     shutdown.cancel();
     relay.await.unwrap();
 }
@@ -722,7 +760,14 @@ async fn stopping_while_a_send_hangs_takes_no_longer_than_the_grace(db: TestDb) 
     let app = demo_app(
         &db,
         clock.clone(),
-        &["--smtp-url", &url, "--smtp-timeout-seconds", "25", "--shutdown-grace-seconds", "1"],
+        &[
+            "--smtp-url",
+            &url,
+            "--smtp-timeout-seconds",
+            "25",
+            "--shutdown-grace-seconds",
+            "1",
+        ],
     )
     .await;
     let s = setup_on(app, clock).await;
@@ -741,7 +786,11 @@ async fn stopping_while_a_send_hangs_takes_no_longer_than_the_grace(db: TestDb) 
         .unwrap();
     // The abandoned attempts keep their claims, which lapse for another relay.
     let outbox = s.outbox().await;
-    assert!(outbox.iter().all(|m| m.status == OutboxStatus::Sending && m.attempts == 0));
+    assert!(
+        outbox
+            .iter()
+            .all(|m| m.status == OutboxStatus::Sending && m.attempts == 0)
+    );
     tarpit.stop().await;
 }
 

@@ -631,25 +631,38 @@ async fn a_stopping_process_hands_over_its_duties_at_once(db: TestDb) {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let mut engine = engine::spawn(desk.app.clone(), shutdown.clone());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    // Wait until this process holds the duties (another owner is refused).
+    // Wait until this process holds the duties.
     while desk
         .app
         .store
-        .take_duty(duties::DUTY, "probe", desk.clock.now(), Duration::seconds(1))
+        .duty_holder(duties::DUTY, desk.clock.now())
         .await
         .unwrap()
+        .is_none_or(|owner| owner != *desk.app.instance)
     {
-        desk.app.store.release_duty(duties::DUTY, "probe").await.unwrap();
         assert!(tokio::time::Instant::now() < deadline, "duties never taken");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     shutdown.cancel();
     while engine.join_next().await.is_some() {}
     // The clock has not moved: only a release lets another process in now.
+    assert_eq!(
+        desk.app
+            .store
+            .duty_holder(duties::DUTY, desk.clock.now())
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
         desk.app
             .store
-            .take_duty(duties::DUTY, "next-process", desk.clock.now(), Duration::seconds(60))
+            .take_duty(
+                duties::DUTY,
+                "next-process",
+                desk.clock.now(),
+                Duration::seconds(60)
+            )
             .await
             .unwrap()
     );

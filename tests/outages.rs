@@ -68,7 +68,10 @@ fn filing(orders: &str, n: usize) -> Value {
 }
 
 async fn readyz(base: &str) -> StatusCode {
-    reqwest::get(format!("{base}/readyz")).await.unwrap().status()
+    reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .status()
 }
 
 async fn ticket_count(desk: &TestApp) -> usize {
@@ -182,7 +185,8 @@ async fn a_postgres_outage_answers_503_at_once_and_doubles_no_email() {
     let stop = tokio_util::sync::CancellationToken::new();
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (alice, next, stop, orders) = (alice.clone(), next.clone(), stop.clone(), orders.clone());
+        let (alice, next, stop, orders) =
+            (alice.clone(), next.clone(), stop.clone(), orders.clone());
         clients.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.is_cancelled() {
@@ -203,11 +207,19 @@ async fn a_postgres_outage_answers_503_at_once_and_doubles_no_email() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     assert_eq!(readyz(&desk.base).await, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(started.elapsed() < Duration::from_secs(3), "readyz waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "readyz waited {:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     let page = browser.get("/tickets").await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(started.elapsed() < Duration::from_secs(3), "a page waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a page waited {:?}",
+        started.elapsed()
+    );
     let text = page.text().await.unwrap();
     assert!(text.contains("Nothing was changed"), "{text}");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -235,7 +247,10 @@ async fn a_postgres_outage_answers_503_at_once_and_doubles_no_email() {
     }
     let down = down_since.elapsed() - up_at.elapsed();
     assert!(down >= Duration::from_secs(3));
-    let refused = outcomes.iter().filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE).count();
+    let refused = outcomes
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
     assert!(refused > 0, "the load met the outage");
     for (status, code, took) in &outcomes {
         assert!(
@@ -255,10 +270,14 @@ async fn a_postgres_outage_answers_503_at_once_and_doubles_no_email() {
     let store = desk.app.store.clone();
     let all_sent = || async {
         let outbox = store
-            .outbox(&OutboxQuery { limit: 1000, ..Default::default() })
+            .outbox(&OutboxQuery {
+                limit: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap();
-        (!outbox.is_empty() && outbox.iter().all(|m| m.status == OutboxStatus::Sent)).then_some(outbox)
+        (!outbox.is_empty() && outbox.iter().all(|m| m.status == OutboxStatus::Sent))
+            .then_some(outbox)
     };
     let outbox = common::web::eventually(Duration::from_secs(30), all_sent).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -267,5 +286,9 @@ async fn a_postgres_outage_answers_503_at_once_and_doubles_no_email() {
     ids.sort();
     let total = ids.len();
     ids.dedup();
-    assert_eq!((total, ids.len()), (outbox.len(), outbox.len()), "each email exactly once");
+    assert_eq!(
+        (total, ids.len()),
+        (outbox.len(), outbox.len()),
+        "each email exactly once"
+    );
 }

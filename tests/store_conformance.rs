@@ -10,7 +10,7 @@ use uuid::Uuid;
 use common::{Seed, TestDb, seed, t0};
 use restore_desk::domain::actor::{Actor, Role};
 use restore_desk::domain::catalog::{Zone, ZoneSet};
-use restore_desk::domain::restore_job::{JobState, StepFailure};
+use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketState, Visibility};
 use restore_desk::domain::validation::ValidationReport;
@@ -219,13 +219,7 @@ async fn every_rust_state_is_accepted_by_the_database(db: TestDb) {
             job_id,
             guard: JobGuard::State { run: 1 },
             from,
-            to,
-            begin_step: true,
-            retry: None,
-            failure: None,
-            new_run: None,
-            release_lease: false,
-            outputs: JobOutputs::default(),
+            patch: begin_step(to, t0()),
         }));
         store.commit(&commit).await.unwrap();
         assert_eq!(store.job(job_id).await.unwrap().unwrap().state, to);
@@ -469,19 +463,28 @@ async fn one_job_per_ticket(db: TestDb) {
     ));
 }
 
+/// What entering a step writes, as the domain decides it.
+fn begin_step(to: JobState, at: chrono::DateTime<chrono::Utc>) -> JobPatch {
+    JobPatch {
+        attempt: Some(1),
+        run_after: Some(at),
+        step_clock: Some(at),
+        step_detail: Some(String::new()),
+        progress: Some(i64::from(to.progress_span().0)),
+        finished_at: to.is_terminal().then_some(Some(at)),
+        release_lease: to.is_terminal(),
+        ..JobPatch::to(to, at)
+    }
+}
+
 fn step(job_id: Uuid, fence: Fence, from: JobState, to: JobState) -> Commit {
     let mut commit = Commit::at(fence.now);
+    let at = fence.now;
     commit.job = Some(JobWrite::Change(JobChange {
         job_id,
         guard: JobGuard::Lease(fence),
         from,
-        to,
-        begin_step: true,
-        retry: None,
-        failure: None,
-        new_run: None,
-        release_lease: false,
-        outputs: JobOutputs::default(),
+        patch: begin_step(to, at),
     }));
     commit
 }
@@ -578,17 +581,13 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         job_id,
         guard: JobGuard::Lease(w3.fence(much_later)),
         from: JobState::Provisioning,
-        to: JobState::Provisioning,
-        begin_step: false,
-        retry: Some((much_later + Duration::seconds(2), 2)),
-        failure: Some(StepFailure {
-            code: "zone_offline".into(),
-            message: "az2 went away".into(),
-            retryable: true,
-        }),
-        new_run: None,
-        release_lease: true,
-        outputs: JobOutputs::default(),
+        patch: JobPatch {
+            run_after: Some(much_later + Duration::seconds(2)),
+            attempt: Some(2),
+            error: Some(Some(("zone_offline".into(), "az2 went away".into()))),
+            release_lease: true,
+            ..JobPatch::to(JobState::Provisioning, much_later)
+        },
     }));
     store.commit(&retry).await.unwrap();
     let job = store.job(job_id).await.unwrap().unwrap();
@@ -691,13 +690,20 @@ async fn outbox_claims_and_settles_each_attempt_once(db: TestDb) {
     );
     let again = store.claim_outbox(at(61), claim, 10).await.unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!((again[0].id, again[0].claim, again[0].attempts), (b.id, 2, 1));
+    assert_eq!(
+        (again[0].id, again[0].claim, again[0].attempts),
+        (b.id, 2, 1)
+    );
     assert_eq!(again[0].last_error.as_deref(), Some("421 try later"));
     // The sender dies holding the claim: after it expires, another takes it.
     let taken_over = store.claim_outbox(at(122), claim, 10).await.unwrap();
     // Its claim lapsing is not an attempt: two claims later, one send.
     assert_eq!(
-        (taken_over[0].id, taken_over[0].claim, taken_over[0].attempts),
+        (
+            taken_over[0].id,
+            taken_over[0].claim,
+            taken_over[0].attempts
+        ),
         (b.id, 3, 1)
     );
     assert!(

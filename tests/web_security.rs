@@ -556,7 +556,12 @@ async fn sign_in_is_rate_limited_per_address_and_account() {
 async fn someone_elses_guesses_never_lock_a_person_out() {
     let t = spawn_app(
         false,
-        &["--login-rate-limit", "3", "--login-backoff-max-seconds", "2"],
+        &[
+            "--login-rate-limit",
+            "3",
+            "--login-backoff-max-seconds",
+            "2",
+        ],
     )
     .await;
     let at = |last: u8| Some(std::net::IpAddr::from([127, 0, 0, last]));
@@ -602,14 +607,22 @@ async fn someone_elses_guesses_never_lock_a_person_out() {
     let mut attacker = Browser::from_address(&t.base, at(6));
     attacker.page("/login").await;
     let wrong = attacker
-        .post("/login", &[("email", "alice@contoso.example"), ("password", "guess")])
+        .post(
+            "/login",
+            &[("email", "alice@contoso.example"), ("password", "guess")],
+        )
         .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     // A new place is held back, even with the right password...
     let held = sign_in(at(9)).await;
     assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(held.headers().contains_key("retry-after"));
-    assert!(held.text().await.unwrap().contains("a device you have used before"));
+    assert!(
+        held.text()
+            .await
+            .unwrap()
+            .contains("a device you have used before")
+    );
     // ...while from where she signed in before her password works at once.
     assert_eq!(sign_in(at(1)).await.status(), StatusCode::SEE_OTHER);
 
@@ -622,7 +635,10 @@ async fn someone_elses_guesses_never_lock_a_person_out() {
             browser.page("/login").await;
             let password = if address == at(9) { "demo" } else { "guess" };
             browser
-                .post("/login", &[("email", "bob@fabrikam.example"), ("password", password)])
+                .post(
+                    "/login",
+                    &[("email", "bob@fabrikam.example"), ("password", password)],
+                )
                 .await
                 .status()
         }
@@ -782,11 +798,19 @@ async fn sign_in_never_leads_off_the_site() {
                 ],
             )
             .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "POST next={next:?}");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "POST next={next:?}"
+        );
         lands_here(response.headers()["location"].to_str().unwrap());
         // Signed in: the redirect straight away stays here too.
         let again = visitor.get(&format!("/login?next={next}")).await;
-        assert_eq!(again.status(), StatusCode::SEE_OTHER, "GET next={next} signed in");
+        assert_eq!(
+            again.status(),
+            StatusCode::SEE_OTHER,
+            "GET next={next} signed in"
+        );
         lands_here(again.headers()["location"].to_str().unwrap());
     }
     // A local next is honoured.
@@ -847,7 +871,12 @@ async fn control_characters_are_refused_in_every_text_and_store_nothing(postgres
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {error}");
         assert_eq!(error["error"]["code"], "invalid_input", "{path}");
         assert_eq!(error["error"]["field"], field, "{path}");
-        assert!(error["error"]["message"].as_str().unwrap().contains("control character"));
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control character")
+        );
     }
     // Forms and query strings, the same.
     let mut browser = t.browser();
@@ -861,20 +890,32 @@ async fn control_characters_are_refused_in_every_text_and_store_nothing(postgres
         )
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.text().await.unwrap().contains("The body contains a control character"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("The body contains a control character")
+    );
     let refused = browser.get("/tickets?state=open%00").await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let mut visitor = t.browser();
     visitor.page("/login").await;
     let refused = visitor
-        .post("/login", &[("email", "alice@contoso.example\0"), ("password", "demo")])
+        .post(
+            "/login",
+            &[("email", "alice@contoso.example\0"), ("password", "demo")],
+        )
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Line breaks as browsers send them are text like any other.
     let kept = browser
         .post(
             &format!("/tickets/{}/reply", ticket.id),
-            &[("version", &version), ("body", "line one\r\nline two\ttabbed")],
+            &[
+                ("version", &version),
+                ("body", "line one\r\nline two\ttabbed"),
+            ],
         )
         .await;
     assert_eq!(kept.status(), StatusCode::SEE_OTHER);
@@ -884,24 +925,33 @@ async fn control_characters_are_refused_in_every_text_and_store_nothing(postgres
     assert_eq!(messages.len(), messages_before + 1);
     assert!(messages.iter().all(|m| !m.body.contains('\0')));
     let (_, tickets) = alice.get("/api/v1/tickets").await;
-    assert_eq!(tickets["tickets"].as_array().map(Vec::len), Some(1), "{tickets}");
+    assert_eq!(
+        tickets["tickets"].as_array().map(Vec::len),
+        Some(1),
+        "{tickets}"
+    );
 }
 
 // curl runs blocking in this thread: the desk serves on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_answer_loopback_and_the_token_only() {
     let host = common::netns::Host::create("scraper");
-    let t = common::web::spawn_app_at(
-        common::TestDb::sqlite().await,
-        &host.gateway,
-        &[],
-        |s| s.metrics_token = Some("scrape-secret".into()),
-    )
+    let t = common::web::spawn_app_at(common::TestDb::sqlite().await, &host.gateway, &[], |s| {
+        s.metrics_token = Some("scrape-secret".into())
+    })
     .await;
     let port = url::Url::parse(&t.base).unwrap().port().unwrap();
     let scrape = |token: Option<&str>| {
         let mut command = host.command("curl");
-        command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]);
+        command.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ]);
         if let Some(token) = token {
             command.args(["-H", &format!("authorization: Bearer {token}")]);
         }
@@ -919,8 +969,13 @@ async fn metrics_answer_loopback_and_the_token_only() {
 #[tokio::test]
 async fn https_desks_send_hsts_and_answers_are_not_cached() {
     let plain = spawn_app(false, &[]).await;
-    let health = reqwest::get(format!("{}/healthz", plain.base)).await.unwrap();
-    assert!(health.headers().get("strict-transport-security").is_none(), "not over http");
+    let health = reqwest::get(format!("{}/healthz", plain.base))
+        .await
+        .unwrap();
+    assert!(
+        health.headers().get("strict-transport-security").is_none(),
+        "not over http"
+    );
     let alice = Api::signed_in(&plain.base, "alice@contoso.example").await;
     let response = alice
         .client
@@ -929,11 +984,19 @@ async fn https_desks_send_hsts_and_answers_are_not_cached() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["cache-control"], "no-store", "API answers");
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-store",
+        "API answers"
+    );
     let mut browser = plain.browser();
     browser.sign_in("alice@contoso.example").await;
     for page in ["/clusters", "/tickets", "/support"] {
-        assert_eq!(browser.get(page).await.headers()["cache-control"], "no-store", "{page}");
+        assert_eq!(
+            browser.get(page).await.headers()["cache-control"],
+            "no-store",
+            "{page}"
+        );
     }
 
     let secure = common::web::spawn_app_with(false, &[], |s| {
@@ -941,7 +1004,9 @@ async fn https_desks_send_hsts_and_answers_are_not_cached() {
     })
     .await;
     for path in ["/healthz", "/login", "/api/v1/openapi.json"] {
-        let response = reqwest::get(format!("{}{path}", secure.base)).await.unwrap();
+        let response = reqwest::get(format!("{}{path}", secure.base))
+            .await
+            .unwrap();
         assert_eq!(
             response.headers()["strict-transport-security"],
             "max-age=31536000; includeSubDomains",
@@ -964,13 +1029,36 @@ async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
                 json!({"email": "pat@support.example", "role": "staff", "password": password}),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{password}: {error}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{password}: {error}"
+        );
         assert_eq!(error["error"]["field"], "password");
-        assert!(error["error"]["message"].as_str().unwrap().contains(expected), "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{error}"
+        );
     }
-    assert!(t.app.store.user_by_email("pat@support.example").await.unwrap().is_none());
+    assert!(
+        t.app
+            .store
+            .user_by_email("pat@support.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A reset is held to the same rules.
-    let alice = t.app.store.user_by_email("alice@contoso.example").await.unwrap().unwrap();
+    let alice = t
+        .app
+        .store
+        .user_by_email("alice@contoso.example")
+        .await
+        .unwrap()
+        .unwrap();
     let (status, error) = ada
         .send(
             reqwest::Method::PATCH,
@@ -986,11 +1074,21 @@ async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
     let refused = page
         .post(
             "/admin/users",
-            &[("email", "pat@support.example"), ("role", "staff"), ("password", "short")],
+            &[
+                ("email", "pat@support.example"),
+                ("role", "staff"),
+                ("password", "short"),
+            ],
         )
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.text().await.unwrap().contains("at least 12 characters"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("at least 12 characters")
+    );
     // A good one works; the demo's seeded password is untouched by the rules.
     let (status, _) = ada
         .post(

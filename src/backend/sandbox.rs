@@ -398,7 +398,9 @@ impl Backend for SandboxBackend {
         for cluster in clusters.iter().filter(|c| c.status == ClusterStatus::Ready) {
             self.backup_cluster(cluster, now, &mut round)
                 .await
-                .map_err(|e| FleetError::Unreachable(format!("backing up {}: {e}", cluster.name)))?;
+                .map_err(|e| {
+                    FleetError::Unreachable(format!("backing up {}: {e}", cluster.name))
+                })?;
         }
         Ok(round)
     }

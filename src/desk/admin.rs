@@ -138,7 +138,10 @@ pub async fn create_user_by(
     let time_zone = parse_zone_name(&new.time_zone)?;
     password::check_new(&new.password, &email).map_err(|weak| bad("password", weak.to_string()))?;
     if app.store.user_by_email(&email).await?.is_some() {
-        return Err(bad("email", format!("{email} already exists: each person has one account")));
+        return Err(bad(
+            "email",
+            format!("{email} already exists: each person has one account"),
+        ));
     }
     let slug = new.subscription.trim().to_lowercase();
     let mut created_subscription = None;

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::backend::FleetView;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::cluster::{Cluster, Connection};
-use crate::domain::restore_job::{self, JobCommand, JobEffect, JobFacts, JobTransition};
+use crate::domain::restore_job::{self, ApplyContext, JobCommand, JobFacts, JobTransition};
 use crate::domain::ticket::{
     self, JobRequest, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
     Visibility,
@@ -62,40 +62,20 @@ pub struct Outcome<'a> {
     pub new_cluster_id: Option<Uuid>,
 }
 
-/// The job state change a job transition asks for. Effects that concern
-/// the ticket are returned for the caller to apply.
+/// The domain's change for a job transition, at this app's clock. Effects
+/// that concern the ticket are returned for the caller to apply.
 pub fn job_change(
+    app: &App,
     job: &RestoreJob,
     transition: &JobTransition,
     guard: JobGuard,
+    outputs: JobOutputs,
 ) -> (JobChange, Vec<TicketCommand>) {
-    let mut change = JobChange {
-        job_id: job.id,
-        guard,
-        from: job.state,
-        to: transition.to,
-        begin_step: false,
-        retry: None,
-        failure: None,
-        new_run: None,
-        release_lease: false,
-        outputs: JobOutputs::default(),
+    let context = ApplyContext {
+        at: app.now(),
+        fresh_cluster_id: Uuid::new_v4(),
     };
-    let mut follow_ups = Vec::new();
-    for effect in &transition.effects {
-        match effect {
-            JobEffect::BeginStep => change.begin_step = true,
-            JobEffect::RetryAt { at, attempt } => {
-                change.retry = Some((*at, i64::from(*attempt)));
-                // Nobody should hold a job while it waits out its backoff.
-                change.release_lease = true;
-            }
-            JobEffect::RecordFailure(failure) => change.failure = Some(failure.clone()),
-            JobEffect::NewRun => change.new_run = Some(Uuid::new_v4()),
-            JobEffect::Ticket(command) => follow_ups.push(command.clone()),
-        }
-    }
-    (change, follow_ups)
+    restore_job::apply(job, transition, guard, outputs, context)
 }
 
 pub fn job_facts(app: &App, job: &RestoreJob) -> JobFacts {
@@ -139,7 +119,13 @@ fn job_write(
     };
     let transition = restore_job::transition(job.state, &command, &job_actor, &job_facts(app, job))
         .map_err(DeskError::JobRefused)?;
-    let (change, _) = job_change(job, &transition, JobGuard::State { run: job.run });
+    let (change, _) = job_change(
+        app,
+        job,
+        &transition,
+        JobGuard::State { run: job.run },
+        JobOutputs::default(),
+    );
     commit.events.push(NewEvent {
         ticket_id: Some(ticket.id),
         job_id: Some(job.id),

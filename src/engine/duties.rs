@@ -165,6 +165,8 @@ pub async fn run(app: App, owner: String, shutdown: CancellationToken) {
     // Stopping on purpose: another process need not wait out the lease.
     match app.store.release_duty(DUTY, &owner).await {
         Ok(()) => tracing::info!("scheduled duties handed over"),
-        Err(error) => tracing::warn!(%error, "the duty lease could not be released; it runs out by itself"),
+        Err(error) => {
+            tracing::warn!(%error, "the duty lease could not be released; it runs out by itself")
+        }
     }
 }

@@ -82,7 +82,7 @@ enum StepEnd {
 /// What happened to the job after one step.
 enum Next {
     /// Keep going with the job as this worker's commit left it.
-    Committed(RestoreJob),
+    Committed(Box<RestoreJob>),
     /// Keep going, after reading the job again.
     Continue,
     /// Stop driving this job (terminal, waiting for a retry, lost, or shutdown).
@@ -140,7 +140,7 @@ impl Worker {
             let current = match self.step(&job, &ticket, &source, shutdown).await? {
                 Next::Stop => return Ok(()),
                 // The commit handed back the job as it left it.
-                Next::Committed(job) => Some(job),
+                Next::Committed(job) => Some(*job),
                 Next::Continue => self.app.store.job(job.id).await?,
             };
             match current {
@@ -485,8 +485,9 @@ impl Worker {
             restore_job::transition(job.state, &command, &Actor::SYSTEM, &job_facts(app, job))
                 .map_err(|r| EngineError::Inconsistent(format!("job {}: {r}", job.id)))?;
         let fence: Fence = job.fence(now);
-        let (mut change, follow_ups) = job_change(job, &transition, JobGuard::Lease(fence));
-        change.outputs = done.outputs;
+        let (change, follow_ups) =
+            job_change(app, job, &transition, JobGuard::Lease(fence), done.outputs);
+        let after = change.patch.applied_to(job);
         let mut commit = Commit::at(now);
         let is_provisioning_success = job.state == JobState::Provisioning && done.cluster.is_some();
         commit.cluster = done.cluster;
@@ -561,11 +562,11 @@ impl Worker {
         }
         commit.job = Some(JobWrite::Change(change));
         match app.commit(commit).await {
-            Ok(committed) => {
+            Ok(()) => {
                 metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())
                     .increment(1);
                 tracing::info!(from = %job.state, to = %transition.to, "job moved");
-                Ok(committed.job.map_or(Next::Continue, Next::Committed))
+                Ok(Next::Committed(Box::new(after)))
             }
             Err(StoreError::Conflict(_)) => {
                 tracing::info!("job changed under this worker; re-reading it");

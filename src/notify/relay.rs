@@ -222,7 +222,11 @@ impl Relay {
     /// the database is unavailable it tries again, backing off to a few
     /// seconds, for as long as this process runs: the message was handed
     /// over, and must not be sent again because its record failed.
-    async fn settle(&self, message: &OutboxMessage, outcome: &Delivery) -> Result<bool, StoreError> {
+    async fn settle(
+        &self,
+        message: &OutboxMessage,
+        outcome: &Delivery,
+    ) -> Result<bool, StoreError> {
         let mut wait = StdDuration::from_millis(50);
         let mut logged = false;
         loop {

@@ -135,7 +135,10 @@ impl StoreError {
     /// Whether the database itself is at fault (down, or full) rather than
     /// the request: callers answer 503 and may try again later.
     pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::StorageFull(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::StorageFull(_)
+        )
     }
 }
 
@@ -287,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<Ticket>>;
     /// Applies a change and all of its effects in one transaction.
-    async fn commit(&self, commit: &Commit) -> StoreResult<Committed>;
+    async fn commit(&self, commit: &Commit) -> StoreResult<()>;
 
     // Restore jobs.
     async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>>;
@@ -325,6 +328,8 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> StoreResult<bool>;
 
+    /// Who holds the duty lease `name` at `now`, if anyone.
+    async fn duty_holder(&self, name: &str, now: DateTime<Utc>) -> StoreResult<Option<String>>;
     /// Gives up a duty lease `owner` holds, so another process may take it
     /// at once; nothing happens if someone else holds it.
     async fn release_duty(&self, name: &str, owner: &str) -> StoreResult<()>;
@@ -403,7 +408,9 @@ pub async fn open_with(
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::open(url, acquire_timeout).await?))
+        Ok(Arc::new(
+            postgres::PostgresStore::open(url, acquire_timeout).await?,
+        ))
     } else {
         Err(OpenError::BadUrl(redact_url(url)))
     }

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::actor::{Actor, Role};
-use crate::domain::catalog::{RestorePlan, Zone, ZoneSet};
+use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
-use crate::domain::restore_job::{JobState, StepFailure};
+use crate::domain::restore_job::JobState;
+pub use crate::domain::restore_job::{
+    Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob,
+};
 use crate::domain::sla::Severity;
 use crate::domain::ticket::{TicketState, Visibility};
 use crate::domain::validation::ValidationReport;
-use crate::domain::verification::VerificationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subscription {
@@ -285,58 +287,6 @@ impl NewEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreJob {
-    pub id: Uuid,
-    pub ticket_id: Uuid,
-    pub source_cluster_id: Uuid,
-    pub target_time: DateTime<Utc>,
-    pub state: JobState,
-    pub run: i64,
-    pub attempt: i64,
-    pub run_after: DateTime<Utc>,
-    pub new_cluster_id: Uuid,
-    pub snapshot_id: Option<String>,
-    pub snapshot_finished_at: Option<DateTime<Utc>>,
-    pub zone: Option<Zone>,
-    pub progress: i64,
-    pub step_detail: String,
-    pub lease_owner: Option<String>,
-    pub lease_token: i64,
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    pub last_error_code: Option<String>,
-    pub last_error: Option<String>,
-    pub step_started_at: DateTime<Utc>,
-    pub progress_at: DateTime<Utc>,
-    pub stalled_since: Option<DateTime<Utc>>,
-    pub reached_point: Option<DateTime<Utc>>,
-    pub verification_report: Option<VerificationReport>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl RestoreJob {
-    /// Where this run restores from, once the snapshot restore has chosen.
-    pub fn plan(&self) -> Option<RestorePlan> {
-        Some(RestorePlan {
-            snapshot_id: self.snapshot_id.clone()?,
-            snapshot_finished_at: self.snapshot_finished_at?,
-            zone: self.zone?,
-        })
-    }
-
-    /// The fence a worker holding this claim writes with.
-    pub fn fence(&self, now: DateTime<Utc>) -> Fence {
-        Fence {
-            job_id: self.id,
-            token: self.lease_token,
-            owner: self.lease_owner.clone().unwrap_or_default(),
-            now,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub id: Uuid,
     pub ticket_id: Uuid,
@@ -345,59 +295,11 @@ pub struct NewJob {
     pub new_cluster_id: Uuid,
 }
 
-/// A worker's proof that it still holds a job: the token of its claim, and
-/// the time it writes at (the lease must not have expired by then).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub job_id: Uuid,
-    pub token: i64,
-    pub owner: String,
-    pub now: DateTime<Utc>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgressUpdate {
     pub progress: i64,
     pub detail: String,
     pub at: DateTime<Utc>,
-}
-
-/// What guards a job change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobGuard {
-    /// A worker's write: it must hold the lease.
-    Lease(Fence),
-    /// A person's command (cancel, retry): the job must still be in `state`
-    /// and in the run the person saw.
-    State { run: i64 },
-}
-
-/// One job state change with its outputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobChange {
-    pub job_id: Uuid,
-    pub guard: JobGuard,
-    pub from: JobState,
-    pub to: JobState,
-    /// Entering a step: attempt 1, step clock and progress reset.
-    pub begin_step: bool,
-    /// The same step again later: `(run_after, attempt)`.
-    pub retry: Option<(DateTime<Utc>, i64)>,
-    pub failure: Option<StepFailure>,
-    /// Staff retry: a new run towards a fresh cluster id.
-    pub new_run: Option<Uuid>,
-    pub release_lease: bool,
-    pub outputs: JobOutputs,
-}
-
-/// What a finished step learned, stored with its state change.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobOutputs {
-    pub snapshot: Option<RestorePlan>,
-    pub reached_point: Option<DateTime<Utc>>,
-    pub verification_report: Option<VerificationReport>,
-    pub progress: Option<i64>,
-    pub step_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -488,13 +390,6 @@ pub struct Commit {
     /// When set, the emails are written already claimed (first attempt under
     /// way) until this moment, by a process that sends them itself at once.
     pub outbox_claimed_until: Option<DateTime<Utc>>,
-}
-
-/// What a commit wrote that its caller may want back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Committed {
-    /// The restore job as the commit left it, when it changed one.
-    pub job: Option<RestoreJob>,
 }
 
 impl Commit {

@@ -388,128 +388,85 @@ async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> StoreResult<(
     Ok(())
 }
 
-async fn change_job(tx: &mut Tx, c: &JobChange, at: DateTime<Utc>) -> StoreResult<RestoreJob> {
-    let row = sqlx::query(&format!(
-        "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1{}",
-        dialect::FOR_UPDATE
-    ))
-    .bind(c.job_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
-        return Err(StoreError::Conflict("the restore job"));
-    };
-    let mut job = job_row(&row)?;
-    let guard_holds = job.state == c.from
-        && match &c.guard {
-            JobGuard::Lease(fence) => {
-                job.lease_token == fence.token
-                    && job.lease_owner.as_deref() == Some(fence.owner.as_str())
-                    && job.lease_expires_at.is_some_and(|until| until > fence.now)
-            }
-            JobGuard::State { run } => job.run == *run,
-        };
-    if !guard_holds {
-        return Err(StoreError::Conflict("the restore job"));
+/// Writes the fields the domain decided, in one compare-and-set: zero rows
+/// means the job moved on or the lease was lost, and nothing is written.
+async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
+    let p = &c.patch;
+    let mut sql = QueryBuilder::<Db>::new("UPDATE restore_jobs SET state = ");
+    sql.push_bind(p.state.as_str());
+    sql.push(", updated_at = ").push_bind(p.at);
+    if let Some(run) = p.run {
+        sql.push(", run = ").push_bind(run);
     }
-    let (old_state, old_token) = (job.state, job.lease_token);
-
-    job.state = c.to;
-    job.updated_at = at;
-    if let Some(new_cluster_id) = c.new_run {
-        job.run += 1;
-        job.new_cluster_id = new_cluster_id;
-        job.snapshot_id = None;
-        job.snapshot_finished_at = None;
-        job.zone = None;
-        job.reached_point = None;
-        job.verification_report = None;
-        job.last_error = None;
-        job.last_error_code = None;
-        job.finished_at = None;
+    if let Some(attempt) = p.attempt {
+        sql.push(", attempt = ").push_bind(attempt);
     }
-    if c.begin_step {
-        job.attempt = 1;
-        job.run_after = at;
-        job.step_started_at = at;
-        job.progress_at = at;
-        job.stalled_since = None;
-        job.step_detail = String::new();
-        if c.to.is_build_step() || c.to == JobState::Succeeded || c.to == JobState::Queued {
-            job.progress = i64::from(c.to.progress_span().0);
+    if let Some(run_after) = p.run_after {
+        sql.push(", run_after = ").push_bind(run_after);
+    }
+    if let Some(id) = p.new_cluster_id {
+        sql.push(", new_cluster_id = ").push_bind(id);
+    }
+    if let Some(plan) = &p.plan {
+        sql.push(", snapshot_id = ")
+            .push_bind(plan.as_ref().map(|p| p.snapshot_id.clone()))
+            .push(", snapshot_finished_at = ")
+            .push_bind(plan.as_ref().map(|p| p.snapshot_finished_at))
+            .push(", zone = ")
+            .push_bind(plan.as_ref().map(|p| p.zone.as_str()));
+    }
+    if let Some(progress) = p.progress {
+        sql.push(", progress = ").push_bind(progress);
+    }
+    if let Some(detail) = &p.step_detail {
+        sql.push(", step_detail = ").push_bind(detail.clone());
+    }
+    if let Some(at) = p.step_clock {
+        sql.push(", step_started_at = ")
+            .push_bind(at)
+            .push(", progress_at = ")
+            .push_bind(at)
+            .push(", stalled_since = NULL");
+    }
+    if let Some(error) = &p.error {
+        sql.push(", last_error_code = ")
+            .push_bind(error.as_ref().map(|(code, _)| code.clone()))
+            .push(", last_error = ")
+            .push_bind(error.as_ref().map(|(_, message)| message.clone()));
+    }
+    if let Some(point) = p.reached_point {
+        sql.push(", reached_point = ").push_bind(point);
+    }
+    if let Some(report) = &p.verification_report {
+        sql.push(", verification_report = ")
+            .push_bind(report.as_ref().map(|r| Json(r.clone())));
+    }
+    if let Some(finished) = p.finished_at {
+        sql.push(", finished_at = ").push_bind(finished);
+    }
+    if p.release_lease {
+        sql.push(", lease_owner = NULL, lease_expires_at = NULL");
+    }
+    sql.push(" WHERE id = ")
+        .push_bind(c.job_id)
+        .push(" AND state = ")
+        .push_bind(c.from.as_str());
+    match &c.guard {
+        JobGuard::Lease(fence) => {
+            sql.push(" AND lease_token = ")
+                .push_bind(fence.token)
+                .push(" AND lease_owner = ")
+                .push_bind(fence.owner.clone())
+                .push(" AND lease_expires_at > ")
+                .push_bind(fence.now);
+        }
+        JobGuard::State { run } => {
+            sql.push(" AND run = ").push_bind(*run);
         }
     }
-    if let Some((run_after, attempt)) = c.retry {
-        job.run_after = run_after;
-        job.attempt = attempt;
-    }
-    if let Some(failure) = &c.failure {
-        job.last_error_code = Some(failure.code.clone());
-        job.last_error = Some(failure.message.clone());
-    }
-    let outputs = &c.outputs;
-    if let Some(plan) = &outputs.snapshot {
-        job.snapshot_id = Some(plan.snapshot_id.clone());
-        job.snapshot_finished_at = Some(plan.snapshot_finished_at);
-        job.zone = Some(plan.zone);
-    }
-    if let Some(point) = outputs.reached_point {
-        job.reached_point = Some(point);
-    }
-    if let Some(report) = &outputs.verification_report {
-        job.verification_report = Some(report.clone());
-    }
-    if let Some(progress) = outputs.progress {
-        job.progress = progress.clamp(0, 100);
-    }
-    if let Some(detail) = &outputs.step_detail {
-        job.step_detail = detail.clone();
-    }
-    if c.to.is_terminal() {
-        job.finished_at = Some(at);
-    }
-    if c.release_lease || c.to.is_terminal() {
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-    }
-
-    let done = sqlx::query(
-        "UPDATE restore_jobs SET state = $1, run = $2, attempt = $3, run_after = $4, \
-           new_cluster_id = $5, snapshot_id = $6, zone = $7, progress = $8, step_detail = $9, \
-           lease_owner = $10, lease_expires_at = $11, last_error_code = $12, last_error = $13, \
-           step_started_at = $14, progress_at = $15, stalled_since = $16, reached_point = $17, \
-           verification_report = $18, updated_at = $19, finished_at = $20, \
-           snapshot_finished_at = $24 \
-         WHERE id = $21 AND state = $22 AND lease_token = $23",
-    )
-    .bind(job.state.as_str())
-    .bind(job.run)
-    .bind(job.attempt)
-    .bind(job.run_after)
-    .bind(job.new_cluster_id)
-    .bind(&job.snapshot_id)
-    .bind(job.zone.map(Zone::as_str))
-    .bind(job.progress)
-    .bind(&job.step_detail)
-    .bind(&job.lease_owner)
-    .bind(job.lease_expires_at)
-    .bind(&job.last_error_code)
-    .bind(&job.last_error)
-    .bind(job.step_started_at)
-    .bind(job.progress_at)
-    .bind(job.stalled_since)
-    .bind(job.reached_point)
-    .bind(job.verification_report.as_ref().map(Json))
-    .bind(job.updated_at)
-    .bind(job.finished_at)
-    .bind(job.id)
-    .bind(old_state.as_str())
-    .bind(old_token)
-    .bind(job.snapshot_finished_at)
-    .execute(&mut **tx)
-    .await?;
+    let done = sql.build().execute(&mut **tx).await?;
     if done.rows_affected() == 1 {
-        Ok(job)
+        Ok(())
     } else {
         Err(StoreError::Conflict("the restore job"))
     }
@@ -632,8 +589,7 @@ async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     Ok(())
 }
 
-async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
-    let mut committed = Committed::default();
+async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     match &c.ticket {
         Some(TicketWrite::Create(ticket)) => insert_ticket(tx, ticket, c.at).await?,
         Some(TicketWrite::Change(change)) => change_ticket(tx, change, c.at).await?,
@@ -641,7 +597,7 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     }
     match &c.job {
         Some(JobWrite::Create(job)) => insert_job(tx, job, c.at).await?,
-        Some(JobWrite::Change(change)) => committed.job = Some(change_job(tx, change, c.at).await?),
+        Some(JobWrite::Change(change)) => change_job(tx, change).await?,
         None => {}
     }
     if let Some(write) = &c.cluster {
@@ -656,7 +612,7 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
-    Ok(committed)
+    Ok(())
 }
 
 #[async_trait]
@@ -1409,12 +1365,12 @@ impl Store for SqlStore {
         Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
     }
 
-    async fn commit(&self, c: &Commit) -> StoreResult<Committed> {
+    async fn commit(&self, c: &Commit) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         match apply_commit(&mut tx, c).await {
-            Ok(committed) => {
+            Ok(()) => {
                 tx.commit().await?;
-                Ok(committed)
+                Ok(())
             }
             Err(error) => {
                 // Roll back now rather than on drop: a rollback left queued on
@@ -1569,6 +1525,16 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(held.is_some())
+    }
+
+    async fn duty_holder(&self, name: &str, now: DateTime<Utc>) -> StoreResult<Option<String>> {
+        let owner =
+            sqlx::query_scalar("SELECT owner FROM duty_leases WHERE name = $1 AND expires_at > $2")
+                .bind(name)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(owner)
     }
 
     async fn release_duty(&self, name: &str, owner: &str) -> StoreResult<()> {

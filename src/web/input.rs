@@ -42,7 +42,13 @@ pub fn check_json(body: &[u8]) -> Result<(), AppError> {
 
 fn check_value(value: &serde_json::Value, path: &str) -> Result<(), AppError> {
     use serde_json::Value;
-    let field = |path: &str| if path.is_empty() { "body".to_string() } else { path.to_string() };
+    let field = |path: &str| {
+        if path.is_empty() {
+            "body".to_string()
+        } else {
+            path.to_string()
+        }
+    };
     match value {
         Value::String(text) => match forbidden_char(text) {
             Some((_, c)) => Err(refuse(&field(path), c)),

@@ -146,7 +146,9 @@ impl AccountBackoff {
         if let Ok(mut accounts) = self.accounts.lock() {
             accounts.retain(|_, r| {
                 r.known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
-                let quiet = r.touched.is_none_or(|t| now.duration_since(t) > self.max_wait * 2);
+                let quiet = r
+                    .touched
+                    .is_none_or(|t| now.duration_since(t) > self.max_wait * 2);
                 !(r.known.is_empty() && quiet)
             });
         }
@@ -277,17 +279,31 @@ mod tests {
             backoff.failed("alice", t0);
         }
         // Three failures: strangers wait a second, doubling per failure.
-        assert_eq!(backoff.wait("alice", attacker, t0), Some(Duration::from_secs(1)));
-        assert_eq!(backoff.wait("alice", home, t0), None, "home is never held back");
+        assert_eq!(
+            backoff.wait("alice", attacker, t0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            backoff.wait("alice", home, t0),
+            None,
+            "home is never held back"
+        );
         for _ in 0..10 {
             backoff.failed("alice", t0);
         }
-        assert_eq!(backoff.wait("alice", attacker, t0), Some(Duration::from_secs(60)), "capped");
+        assert_eq!(
+            backoff.wait("alice", attacker, t0),
+            Some(Duration::from_secs(60)),
+            "capped"
+        );
         // Turned-away attempts are not counted: the wait ends.
         let later = t0 + Duration::from_secs(61);
         assert_eq!(backoff.wait("alice", attacker, later), None);
         backoff.succeeded("alice", attacker, later);
-        assert_eq!(backoff.wait("alice", "10.5.5.5".parse().unwrap(), later), None);
+        assert_eq!(
+            backoff.wait("alice", "10.5.5.5".parse().unwrap(), later),
+            None
+        );
         let off = AccountBackoff {
             threshold: 0,
             max_wait: Duration::from_secs(60),

@@ -296,7 +296,10 @@ mod tests {
         wrong.insert("authorization", "Bearer guess".parse().unwrap());
         assert!(may_scrape(loopback, &none, None));
         assert!(!may_scrape(remote, &none, None));
-        assert!(!may_scrape(remote, &right, None), "no token set: loopback only");
+        assert!(
+            !may_scrape(remote, &right, None),
+            "no token set: loopback only"
+        );
         assert!(may_scrape(remote, &right, Some("s3cret")));
         assert!(!may_scrape(remote, &wrong, Some("s3cret")));
         assert!(!may_scrape(remote, &none, Some("s3cret")));
@@ -366,7 +369,11 @@ async fn track(request: Request, next: axum::middleware::Next) -> axum::response
 
 /// Whether a scrape of `/metrics` may be answered: from loopback always;
 /// from elsewhere only with the configured bearer token.
-pub fn may_scrape(peer: std::net::IpAddr, headers: &axum::http::HeaderMap, token: Option<&str>) -> bool {
+pub fn may_scrape(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    token: Option<&str>,
+) -> bool {
     use subtle::ConstantTimeEq;
     if peer.is_loopback() {
         return true;

@@ -266,8 +266,14 @@ pub async fn run(
     }
     drop(listener);
     let finishing = async { while open.join_next().await.is_some() {} };
-    if tokio::time::timeout(limits.shutdown_grace, finishing).await.is_err() {
-        tracing::warn!(left = open.len(), "connections still open after the shutdown grace: closed");
+    if tokio::time::timeout(limits.shutdown_grace, finishing)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = open.len(),
+            "connections still open after the shutdown grace: closed"
+        );
         open.abort_all();
         while open.join_next().await.is_some() {}
     }

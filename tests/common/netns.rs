@@ -46,14 +46,44 @@ impl Host {
         let address = format!("10.213.{third}.{}", fourth + 2);
         // Leftovers of an earlier run that died go first.
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let _ = Command::new("ip").args(["link", "del", &host_side]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &host_side])
+            .output();
         ip(&["netns", "add", &name]);
-        ip(&["link", "add", &host_side, "type", "veth", "peer", "name", &inner_side]);
+        ip(&[
+            "link",
+            "add",
+            &host_side,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &inner_side,
+        ]);
         ip(&["link", "set", &inner_side, "netns", &name]);
         ip(&["addr", "add", &format!("{gateway}/30"), "dev", &host_side]);
         ip(&["link", "set", &host_side, "up"]);
-        ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{address}/30"), "dev", &inner_side]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", &inner_side, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{address}/30"),
+            "dev",
+            &inner_side,
+        ]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "link",
+            "set",
+            &inner_side,
+            "up",
+        ]);
         ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
         Host {
             name,
@@ -73,13 +103,22 @@ impl Host {
 
     /// Takes the link down (a lost host) or up again.
     pub fn link(&self, up: bool) {
-        ip(&["link", "set", &self.host_side, if up { "up" } else { "down" }]);
+        ip(&[
+            "link",
+            "set",
+            &self.host_side,
+            if up { "up" } else { "down" },
+        ]);
     }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_side]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_side])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }

@@ -52,7 +52,10 @@ impl PgServer {
             assert!(status.success());
         }
         let data = dir.path().join("data").display().to_string();
-        as_postgres("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        as_postgres(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         let server = PgServer {
             port: free_port(),
             dir,
@@ -79,7 +82,16 @@ impl PgServer {
         let log = self.dir.path().join("server.log").display().to_string();
         as_postgres(
             "pg_ctl",
-            &["-D", &self.data().display().to_string(), "-l", &log, "-o", &options, "-w", "start"],
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
         );
     }
 
@@ -87,14 +99,29 @@ impl PgServer {
     pub fn kill(&self) {
         as_postgres(
             "pg_ctl",
-            &["-D", &self.data().display().to_string(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         );
     }
 
     pub fn create_database(&self, name: &str) {
         as_postgres(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ],
         );
     }
 }
@@ -103,7 +130,13 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--", &format!("{BIN}/pg_ctl")])
-            .args(["-D", &self.data().display().to_string(), "-m", "immediate", "stop"])
+            .args([
+                "-D",
+                &self.data().display().to_string(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .output();
     }
 }

@@ -50,11 +50,7 @@ pub async fn spawn_app_with(
 }
 
 /// As `spawn_app_with`, on a database the caller made.
-pub async fn spawn_app_on(
-    db: TestDb,
-    args: &[&str],
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app_on(db: TestDb, args: &[&str], tweak: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_at(db, "127.0.0.1", args, tweak).await
 }
 

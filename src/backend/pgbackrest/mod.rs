@@ -174,9 +174,9 @@ impl PgBackRestBackend {
     ) -> Result<PgBackRestBackend, FleetError> {
         let user = OsUser::lookup(&config.os_user).map_err(FleetError::Unreachable)?;
         let layout = Layout::new(&config.fleet_dir).map_err(FleetError::Unreachable)?;
-        layout
-            .prepare(&user)
-            .map_err(|e| FleetError::Unreachable(format!("preparing {}: {e}", layout.root().display())))?;
+        layout.prepare(&user).map_err(|e| {
+            FleetError::Unreachable(format!("preparing {}: {e}", layout.root().display()))
+        })?;
         // Every parent folder must let the fleet's user through.
         let mut probe = user.command("/usr/bin/test", Path::new("/"));
         probe.arg("-w").arg(layout.root());
@@ -334,7 +334,9 @@ impl PgBackRestBackend {
             .and_then(|v| v.split('.').next())
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| FleetError::Unreachable(format!("unexpected postgres --version: {}", done.stdout)))
+            .ok_or_else(|| {
+                FleetError::Unreachable(format!("unexpected postgres --version: {}", done.stdout))
+            })
     }
 
     /// Creates (or completes) the real cluster behind a desk record: initdb,
@@ -346,7 +348,8 @@ impl PgBackRestBackend {
         cluster: &Cluster,
         first_backups: ZoneSet,
     ) -> Result<(), FleetError> {
-        let fail = |e: String| FleetError::Unreachable(format!("creating cluster {}: {e}", cluster.name));
+        let fail =
+            |e: String| FleetError::Unreachable(format!("creating cluster {}: {e}", cluster.name));
         let io = |e: std::io::Error| fail(e.to_string());
         let port = u16::try_from(cluster.connection.port)
             .ok()
@@ -565,9 +568,12 @@ impl PgBackRestBackend {
         let home = self.layout.cluster(cluster.id);
         let server = self.source_server(&home, cluster);
         if server.pid().is_some() {
-            self.heartbeat_one(&server).await.map_err(FleetError::Unreachable)?;
+            self.heartbeat_one(&server)
+                .await
+                .map_err(FleetError::Unreachable)?;
             let mut conn = server.connect().await.map_err(FleetError::Unreachable)?;
-            let fail = |e: sqlx::Error| FleetError::Unreachable(format!("archiving the last WAL: {e}"));
+            let fail =
+                |e: sqlx::Error| FleetError::Unreachable(format!("archiving the last WAL: {e}"));
             let last: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
                 .fetch_one(&mut conn)
                 .await
@@ -583,7 +589,9 @@ impl PgBackRestBackend {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(FleetError::Unreachable(format!("{last} was not archived within 120 s")));
+                    return Err(FleetError::Unreachable(format!(
+                        "{last} was not archived within 120 s"
+                    )));
                 }
                 tokio::time::sleep(StdDuration::from_millis(250)).await;
             }

@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use super::actor::{Actor, Role};
 use super::ticket::TicketCommand;
 
+mod record;
+pub use record::{
+    ApplyContext, Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob, apply,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
