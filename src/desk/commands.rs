@@ -12,13 +12,12 @@ use crate::domain::actor::{Actor, Role};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{self, ApplyContext, JobCommand, JobFacts, JobTransition};
 use crate::domain::ticket::{
-    self, JobRequest, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
-    Visibility,
+    self, JobRequest, Recorded, TargetCheck, TicketCommand, TicketFacts, TicketState,
 };
 use crate::domain::validation::{ValidationReport, validation_report};
 use crate::store::{
     Commit, JobChange, JobGuard, JobOutputs, JobWrite, NewEvent, NewJob, NewMessage, RestoreJob,
-    Scope, Ticket, TicketChange, TicketGuard, TicketWrite, User,
+    Scope, Ticket, TicketWrite, User,
 };
 
 /// Checks a target against the cluster's backups as they are now.
@@ -155,6 +154,23 @@ fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -
     }
 }
 
+/// The check of the target a command was decided with, if it needed one.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub target: TargetCheck,
+    pub report: Option<ValidationReport>,
+}
+
+impl Checked {
+    /// No check: the command does not depend on the window.
+    pub fn none() -> Checked {
+        Checked {
+            target: TargetCheck::NotChecked,
+            report: None,
+        }
+    }
+}
+
 /// Decides `command` on the ticket and adds the state change and all its
 /// effects — messages, the job, the event, the emails — to `commit`.
 pub async fn plan(
@@ -162,72 +178,43 @@ pub async fn plan(
     situation: &Situation<'_>,
     command: &TicketCommand,
     issuer: &Issuer<'_>,
-    target_check: TargetCheck,
-    report: Option<ValidationReport>,
+    checked: Checked,
     outcome: &Outcome<'_>,
     commit: &mut Commit,
 ) -> Result<TicketState, DeskError> {
     let ticket = situation.ticket;
     let facts = TicketFacts {
         assignee: ticket.assignee_id,
-        target_check,
+        target_check: checked.target,
         job: situation.job.map(|j| j.state),
         deadline_warned: ticket.deadline_warned_at.is_some(),
     };
     let transition = ticket::transition(ticket.state, command, &issuer.actor, &facts)
         .map_err(DeskError::Refused)?;
-    let mut change = TicketChange::new(
-        ticket.id,
-        TicketGuard {
-            state: ticket.state,
-            version: issuer.guard_version.then_some(ticket.version),
-        },
-        transition.to,
-    );
-    change.validation_report = report;
-    change.new_cluster_id = outcome.new_cluster_id;
-
-    // The ticket as the emails should describe it: after the change.
-    let mut after = ticket.clone();
-    after.state = transition.to;
-    if let Some(report) = &change.validation_report {
-        after.validation_report = report.clone();
-    }
-    let mut notices = Vec::new();
-    let mut notice_text = match command {
-        TicketCommand::JobFailed { reason } => Some(reason.clone()),
-        _ => None,
+    let to = transition.to;
+    let recorded = Recorded {
+        validation_report: checked.report,
+        new_cluster_id: outcome.new_cluster_id,
     };
-    for effect in transition.effects {
-        match effect {
-            TicketEffect::Assign(user) => {
-                change.assign = Some(user);
-                after.assignee_id = Some(user);
-            }
-            TicketEffect::PostMessage { visibility, body } => {
-                if visibility == Visibility::Public {
-                    notice_text = Some(body.clone());
-                }
-                commit.messages.push(NewMessage {
-                    id: Uuid::new_v4(),
-                    ticket_id: ticket.id,
-                    author: issuer.actor,
-                    visibility,
-                    body,
-                });
-            }
-            TicketEffect::RecordRejection(reason) => {
-                notice_text = Some(reason.clone());
-                after.rejection_reason = Some(reason.clone());
-                change.rejection_reason = Some(reason);
-            }
-            TicketEffect::RecordFirstResponse => change.record_first_response = true,
-            TicketEffect::MarkDeadlineWarned => change.mark_deadline_warned = true,
-            TicketEffect::Notify(notice) => notices.push(notice),
-            TicketEffect::Job(request) => {
-                commit.job = Some(job_write(app, situation, request, &issuer.actor, commit)?);
-            }
-        }
+    let decision = ticket::apply(
+        ticket,
+        command,
+        transition,
+        issuer.guard_version,
+        recorded,
+        commit.at,
+    );
+    for (visibility, body) in decision.messages {
+        commit.messages.push(NewMessage {
+            id: Uuid::new_v4(),
+            ticket_id: ticket.id,
+            author: issuer.actor,
+            visibility,
+            body,
+        });
+    }
+    if let Some(request) = decision.job {
+        commit.job = Some(job_write(app, situation, request, &issuer.actor, commit)?);
     }
     commit.events.push(NewEvent {
         ticket_id: Some(ticket.id),
@@ -235,29 +222,29 @@ pub async fn plan(
         actor: issuer.actor,
         action: command.name().to_string(),
         from_state: Some(ticket.state.as_str().into()),
-        to_state: Some(transition.to.as_str().into()),
+        to_state: Some(to.as_str().into()),
         detail: event_detail(command, issuer, ticket),
         at: commit.at,
     });
     let details = Details {
         actor: issuer.user,
-        text: notice_text.as_deref(),
+        text: decision.notice_text.as_deref(),
         actor_name: issuer.name,
         connection: outcome.connection,
         restored_point: outcome.restored_point,
     };
     let mail = notices::outbox_for(
         app,
-        &after,
+        &decision.after,
         &situation.cluster.name,
-        &notices,
+        &decision.notices,
         &details,
         &issuer.cause,
     )
     .await?;
     commit.outbox.extend(mail);
-    commit.ticket = Some(TicketWrite::Change(change));
-    Ok(transition.to)
+    commit.ticket = Some(TicketWrite::Change(decision.change));
+    Ok(to)
 }
 
 /// A person's command on a ticket: checked, planned and committed, or
@@ -288,15 +275,18 @@ pub async fn act(
     let wants_check = command == TicketCommand::Approve
         && user.role.works_tickets()
         && ticket.state == TicketState::InReview;
-    let (check, report) = if wants_check {
+    let checked = if wants_check {
         let report = validate_now(app, ticket.target_time, &cluster).await?;
-        let check = match &report.error {
+        let target = match &report.error {
             None => TargetCheck::Passed,
             Some(error) => TargetCheck::Failed(error.clone()),
         };
-        (check, Some(report))
+        Checked {
+            target,
+            report: Some(report),
+        }
     } else {
-        (TargetCheck::NotChecked, None)
+        Checked::none()
     };
     let mut commit = Commit::at(app.now());
     let issuer = Issuer {
@@ -316,8 +306,7 @@ pub async fn act(
         &situation,
         &command,
         &issuer,
-        check,
-        report,
+        checked,
         &Outcome::default(),
         &mut commit,
     )

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use super::EngineError;
 use crate::app::App;
 use crate::desk::DeskError;
-use crate::desk::commands::{Issuer, Outcome, Situation, plan};
+use crate::desk::commands::{Checked, Issuer, Outcome, Situation, plan};
 use crate::domain::actor::Actor;
-use crate::domain::ticket::{TargetCheck, TicketCommand};
+use crate::domain::ticket::TicketCommand;
 use crate::store::{Commit, Scope, StoreError};
 
 /// The lease the scheduled duties run under.
@@ -55,8 +55,7 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
             &situation,
             &TicketCommand::WarnDeadline,
             &issuer,
-            TargetCheck::NotChecked,
-            None,
+            Checked::none(),
             &Outcome::default(),
             &mut commit,
         )

@@ -15,12 +15,11 @@ use super::EngineError;
 use crate::app::App;
 use crate::backend::{FleetView, JobContext, Progress, StepError};
 use crate::desk::DeskError;
-use crate::desk::commands::{Issuer, Outcome, Situation, job_change, job_facts, plan};
+use crate::desk::commands::{Checked, Issuer, Outcome, Situation, job_change, job_facts, plan};
 use crate::domain::actor::Actor;
 use crate::domain::catalog::RestorePlan;
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection, RestoredFrom};
 use crate::domain::restore_job::{self, JobCommand, JobState};
-use crate::domain::ticket::TargetCheck;
 use crate::domain::validation::{ValidationCode, check_target};
 use crate::domain::verification::verify;
 use crate::store::{
@@ -543,8 +542,7 @@ impl Worker {
                     &situation,
                     &follow_up,
                     &issuer,
-                    TargetCheck::NotChecked,
-                    None,
+                    Checked::none(),
                     &outcome,
                     &mut commit,
                 )

@@ -12,8 +12,8 @@ pub use crate::domain::restore_job::{
     Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob,
 };
 use crate::domain::sla::Severity;
+pub use crate::domain::ticket::{NewTicket, Ticket, TicketChange, TicketGuard, ticket_reference};
 use crate::domain::ticket::{TicketState, Visibility};
-use crate::domain::validation::ValidationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subscription {
@@ -137,94 +137,6 @@ pub struct SandboxFault {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    pub id: Uuid,
-    pub number: i64,
-    pub subscription_id: Uuid,
-    pub requester_id: Uuid,
-    pub cluster_id: Uuid,
-    pub resource_group: String,
-    pub target_time: DateTime<Utc>,
-    pub time_zone: String,
-    pub new_cluster_name: String,
-    pub severity: Severity,
-    pub description: String,
-    pub state: TicketState,
-    pub version: i64,
-    pub assignee_id: Option<Uuid>,
-    pub validation_report: ValidationReport,
-    pub rejection_reason: Option<String>,
-    pub deadline: DateTime<Utc>,
-    pub first_response_due: DateTime<Utc>,
-    pub first_response_at: Option<DateTime<Utc>>,
-    pub deadline_warned_at: Option<DateTime<Utc>>,
-    pub new_cluster_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// `RD-000123`: the number people quote.
-pub fn ticket_reference(number: i64) -> String {
-    format!("RD-{number:06}")
-}
-
-impl Ticket {
-    pub fn reference(&self) -> String {
-        ticket_reference(self.number)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTicket {
-    pub id: Uuid,
-    pub number: i64,
-    pub subscription_id: Uuid,
-    pub requester_id: Uuid,
-    pub cluster_id: Uuid,
-    pub resource_group: String,
-    pub target_time: DateTime<Utc>,
-    pub time_zone: String,
-    pub new_cluster_name: String,
-    pub severity: Severity,
-    pub description: String,
-    pub state: TicketState,
-    pub validation_report: ValidationReport,
-    pub deadline: DateTime<Utc>,
-    pub first_response_due: DateTime<Utc>,
-}
-
-impl NewTicket {
-    /// The ticket this row becomes when inserted at `at`.
-    pub fn as_ticket(&self, at: DateTime<Utc>) -> Ticket {
-        Ticket {
-            id: self.id,
-            number: self.number,
-            subscription_id: self.subscription_id,
-            requester_id: self.requester_id,
-            cluster_id: self.cluster_id,
-            resource_group: self.resource_group.clone(),
-            target_time: self.target_time,
-            time_zone: self.time_zone.clone(),
-            new_cluster_name: self.new_cluster_name.clone(),
-            severity: self.severity,
-            description: self.description.clone(),
-            state: self.state,
-            version: 1,
-            assignee_id: None,
-            validation_report: self.validation_report.clone(),
-            rejection_reason: None,
-            deadline: self.deadline,
-            first_response_due: self.first_response_due,
-            first_response_at: None,
-            deadline_warned_at: None,
-            new_cluster_id: None,
-            created_at: at,
-            updated_at: at,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: Uuid,
     pub ticket_id: Uuid,
@@ -306,45 +218,6 @@ pub struct ProgressUpdate {
 pub enum JobWrite {
     Create(NewJob),
     Change(JobChange),
-}
-
-/// Guards for a ticket change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketGuard {
-    pub state: TicketState,
-    /// People's commands check the version they decided on; the engine's
-    /// follow-ups check the state only, so a customer's reply does not make
-    /// a finished restore step fail.
-    pub version: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketChange {
-    pub ticket_id: Uuid,
-    pub guard: TicketGuard,
-    pub to: TicketState,
-    pub assign: Option<Uuid>,
-    pub rejection_reason: Option<String>,
-    pub record_first_response: bool,
-    pub mark_deadline_warned: bool,
-    pub validation_report: Option<ValidationReport>,
-    pub new_cluster_id: Option<Uuid>,
-}
-
-impl TicketChange {
-    pub fn new(ticket_id: Uuid, guard: TicketGuard, to: TicketState) -> TicketChange {
-        TicketChange {
-            ticket_id,
-            guard,
-            to,
-            assign: None,
-            rejection_reason: None,
-            record_first_response: false,
-            mark_deadline_warned: false,
-            validation_report: None,
-            new_cluster_id: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

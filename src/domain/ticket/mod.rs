@@ -22,6 +22,11 @@ use super::actor::{Actor, Role};
 use super::restore_job::JobState;
 use super::validation::ValidationError;
 
+mod record;
+pub use record::{
+    NewTicket, Recorded, Ticket, TicketChange, TicketDecision, TicketGuard, apply, ticket_reference,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
