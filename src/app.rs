@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
-use crate::store::{Commit, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket};
+use crate::store::{Commit, Committed, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket};
 use crate::token_cache::TokenCache;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
@@ -57,18 +57,18 @@ impl App {
     /// process, the emails are written already claimed and handed to it, so
     /// they leave without waiting for a poll or a claim; should this process
     /// die first, the claim runs out and any relay sends them.
-    pub async fn commit(&self, mut commit: Commit) -> StoreResult<()> {
+    pub async fn commit(&self, mut commit: Commit) -> StoreResult<Committed> {
         let relay = self.local_relay.get().filter(|_| !commit.outbox.is_empty());
         if relay.is_some() {
             commit.outbox_claimed_until = Some(commit.at + crate::notify::relay::CLAIM_FOR);
         }
-        self.store.commit(&commit).await?;
+        let committed = self.store.commit(&commit).await?;
         if commit.wakes_workers() {
             self.work_ready.notify_one();
         }
         match relay {
             Some(relay) => {
-                if relay.send(commit.outbox_rows()).is_err() {
+                if relay.send(commit.outbox_rows(&committed)).is_err() {
                     tracing::warn!(
                         "email relay stopped: its claim will lapse and the poll send them"
                     );
@@ -77,7 +77,7 @@ impl App {
             None if !commit.outbox.is_empty() => self.mail_ready.notify_one(),
             None => {}
         }
-        Ok(())
+        Ok(committed)
     }
 
     /// A ticket's restore job. Before approval there is none to look for.

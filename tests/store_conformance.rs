@@ -40,6 +40,7 @@ macro_rules! conformance {
 conformance!(
     migrating_twice_is_a_no_op,
     tickets_round_trip,
+    a_filing_is_numbered_in_its_own_transaction,
     every_rust_state_is_accepted_by_the_database,
     a_transition_writes_state_events_messages_and_outbox_together,
     concurrent_changes_on_one_version_apply_once,
@@ -75,7 +76,7 @@ fn new_ticket(seed: &Seed, number: i64, state: TicketState, name: &str) -> NewTi
     let target = t0() - Duration::hours(number);
     NewTicket {
         id: Uuid::new_v4(),
-        number,
+        number: Some(number),
         subscription_id: seed.contoso.id,
         requester_id: seed.alice.id,
         cluster_id: seed.orders.id,
@@ -155,6 +156,50 @@ async fn migrating_twice_is_a_no_op(db: TestDb) {
     assert!(!store.is_empty().await.unwrap());
 }
 
+async fn a_filing_is_numbered_in_its_own_transaction(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let file = |name: &str| {
+        let mut new = new_ticket(&seed, 1, TicketState::Triage, name);
+        new.number = None;
+        let mut commit = Commit::at(t0());
+        let pending = new.as_ticket(t0());
+        assert_eq!(pending.reference(), PENDING_REFERENCE);
+        commit
+            .outbox
+            .push(outbox(&pending, &format!("filed:{name}")));
+        commit.ticket = Some(TicketWrite::Create(new));
+        commit
+    };
+    let first = store.commit(&file("first-copy")).await.unwrap();
+    assert_eq!(first.ticket_number, Some(1));
+    // Refused in its transaction (the name is held): no number is used up.
+    assert!(matches!(
+        store.commit(&file("first-copy")).await,
+        Err(StoreError::Duplicate(Unique::ClusterName))
+    ));
+    let second = store.commit(&file("second-copy")).await.unwrap();
+    assert_eq!(second.ticket_number, Some(2), "no gap");
+    let subjects: Vec<String> = store
+        .outbox(&OutboxQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.subject)
+        .collect();
+    assert!(
+        subjects.contains(&"[RD-000001] test".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"[RD-000002] test".to_string()),
+        "{subjects:?}"
+    );
+}
+
 async fn tickets_round_trip(db: TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
@@ -163,7 +208,7 @@ async fn tickets_round_trip(db: TestDb) {
     assert_eq!(store.allocate_ticket_number().await.unwrap(), 2);
     let new = new_ticket(&seed, number, TicketState::Triage, "orders-restored");
     let ticket = create(&store, new.clone()).await;
-    assert_eq!(ticket.number, new.number);
+    assert_eq!(Some(ticket.number), new.number);
     assert_eq!(ticket.reference(), "RD-000001");
     assert_eq!(ticket.target_time, new.target_time);
     assert_eq!(ticket.time_zone, new.time_zone);
@@ -745,7 +790,7 @@ async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) 
         if i == 10 {
             t.state = TicketState::Completed;
         }
-        expected.push((t.deadline, t.severity, t.number, t.state));
+        expected.push((t.deadline, t.severity, t.number.unwrap(), t.state));
         create(&store, t).await;
     }
     expected.retain(|e| e.3 == TicketState::Triage);

@@ -158,7 +158,6 @@ pub async fn file_ticket(
     request: &FilingRequest,
 ) -> Result<Ticket, DeskError> {
     let checked = check_request(app, requester, request).await?;
-    let number = app.store.allocate_ticket_number().await?;
     let now = app.now();
     let facts = TicketFacts {
         assignee: None,
@@ -176,7 +175,7 @@ pub async fn file_ticket(
     let cluster = &checked.cluster;
     let new = NewTicket {
         id: Uuid::new_v4(),
-        number,
+        number: None,
         subscription_id: cluster.subscription_id,
         requester_id: requester.id,
         cluster_id: cluster.id,
@@ -191,8 +190,9 @@ pub async fn file_ticket(
         deadline: checked.deadline,
         first_response_due: sla::first_response_due(now, request.severity),
     };
-    // The emails describe the ticket as it will be stored.
-    let ticket = new.as_ticket(now);
+    // The emails describe the ticket as it will be stored; its number is
+    // allocated in the commit, which puts it in their place.
+    let mut ticket = new.as_ticket(now);
     let mut commit = Commit::at(now);
     let event =
         |actor: Actor, action: &str, from: Option<TicketState>, to: TicketState, detail: String| {
@@ -246,7 +246,7 @@ pub async fn file_ticket(
     .await?;
     commit.ticket = Some(TicketWrite::Create(new));
     match app.commit(commit).await {
-        Ok(_) => {}
+        Ok(committed) => ticket.number = committed.ticket_number.unwrap_or_default(),
         // Another request took the name between the check and the commit.
         Err(StoreError::Duplicate(Unique::ClusterName)) => {
             return Err(DeskError::Invalid(vec![name_taken(

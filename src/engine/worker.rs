@@ -560,7 +560,7 @@ impl Worker {
         }
         commit.job = Some(JobWrite::Change(change));
         match app.commit(commit).await {
-            Ok(()) => {
+            Ok(_) => {
                 metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())
                     .increment(1);
                 tracing::info!(from = %job.state, to = %transition.to, "job moved");

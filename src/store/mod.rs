@@ -290,7 +290,7 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<Ticket>>;
     /// Applies a change and all of its effects in one transaction.
-    async fn commit(&self, commit: &Commit) -> StoreResult<()>;
+    async fn commit(&self, commit: &Commit) -> StoreResult<Committed>;
 
     // Restore jobs.
     async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>>;

@@ -12,7 +12,9 @@ pub use crate::domain::restore_job::{
     Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob,
 };
 use crate::domain::sla::Severity;
-pub use crate::domain::ticket::{NewTicket, Ticket, TicketChange, TicketGuard, ticket_reference};
+pub use crate::domain::ticket::{
+    NewTicket, PENDING_REFERENCE, Ticket, TicketChange, TicketGuard, ticket_reference,
+};
 use crate::domain::ticket::{TicketState, Visibility};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -249,6 +251,30 @@ pub struct NewOutboxMessage {
     pub html_body: String,
 }
 
+/// What a commit made that its caller could not know before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The number a new ticket was given.
+    pub ticket_number: Option<i64>,
+}
+
+impl NewOutboxMessage {
+    /// The message with a new ticket's reference in place of
+    /// `PENDING_REFERENCE`, once the ticket has `number`.
+    pub fn numbered(&self, number: Option<i64>) -> NewOutboxMessage {
+        let Some(number) = number else {
+            return self.clone();
+        };
+        let reference = ticket_reference(number);
+        NewOutboxMessage {
+            subject: self.subject.replace(PENDING_REFERENCE, &reference),
+            text_body: self.text_body.replace(PENDING_REFERENCE, &reference),
+            html_body: self.html_body.replace(PENDING_REFERENCE, &reference),
+            ..self.clone()
+        }
+    }
+}
+
 /// A state change and everything it causes. `Store::commit` applies all of
 /// it in one transaction, or nothing if a guard fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,20 +316,22 @@ impl Commit {
         }
     }
 
-    /// The outbox rows this commit writes, as the store will hold them.
-    pub fn outbox_rows(&self) -> Vec<OutboxMessage> {
+    /// The outbox rows this commit writes, as the store will hold them
+    /// once `committed` says what was allocated.
+    pub fn outbox_rows(&self, committed: &Committed) -> Vec<OutboxMessage> {
         let claimed = self.outbox_claimed_until;
         self.outbox
             .iter()
+            .map(|m| m.numbered(committed.ticket_number))
             .map(|m| OutboxMessage {
                 id: m.id,
-                dedupe_key: m.dedupe_key.clone(),
+                dedupe_key: m.dedupe_key,
                 ticket_id: m.ticket_id,
-                kind: m.kind.clone(),
-                recipient: m.recipient.clone(),
-                subject: m.subject.clone(),
-                text_body: m.text_body.clone(),
-                html_body: m.html_body.clone(),
+                kind: m.kind,
+                recipient: m.recipient,
+                subject: m.subject,
+                text_body: m.text_body,
+                html_body: m.html_body,
                 status: if claimed.is_some() {
                     OutboxStatus::Sending
                 } else {

@@ -309,7 +309,13 @@ async fn insert_event(tx: &mut Tx, e: &NewEvent) -> StoreResult<()> {
     insert_events(tx, std::slice::from_ref(e)).await
 }
 
-async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreResult<()> {
+/// Inserts a ticket, numbering it here when it has no number yet: in the
+/// same transaction, so a refused filing leaves no gap. Returns the number.
+async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreResult<i64> {
+    let number = match t.number {
+        Some(number) => number,
+        None => next_ticket_number(tx).await?,
+    };
     sqlx::query(
         "INSERT INTO tickets (id, number, subscription_id, requester_id, cluster_id, \
          resource_group, target_time, time_zone, new_cluster_name, severity, description, \
@@ -318,7 +324,7 @@ async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreRe
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $16)",
     )
     .bind(t.id)
-    .bind(t.number)
+    .bind(number)
     .bind(t.subscription_id)
     .bind(t.requester_id)
     .bind(t.cluster_id)
@@ -335,7 +341,15 @@ async fn insert_ticket(tx: &mut Tx, t: &NewTicket, at: DateTime<Utc>) -> StoreRe
     .bind(at)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(number)
+}
+
+async fn next_ticket_number(tx: &mut Tx) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'ticket_number' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 async fn change_ticket(tx: &mut Tx, c: &TicketChange, at: DateTime<Utc>) -> StoreResult<()> {
@@ -560,11 +574,11 @@ async fn insert_messages(
     Ok(())
 }
 
-async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
+async fn insert_outbox(tx: &mut Tx, c: &Commit, committed: &Committed) -> StoreResult<()> {
     if c.outbox.is_empty() {
         return Ok(());
     }
-    let rows = c.outbox_rows();
+    let rows = c.outbox_rows(committed);
     let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
          html_body, status, attempts, claim, next_attempt_at, claimed_until, created_at) ",
@@ -589,9 +603,13 @@ async fn insert_outbox(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     Ok(())
 }
 
-async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
+async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
+    let mut committed = Committed::default();
     match &c.ticket {
-        Some(TicketWrite::Create(ticket)) => insert_ticket(tx, ticket, c.at).await?,
+        Some(TicketWrite::Create(ticket)) => {
+            let number = insert_ticket(tx, ticket, c.at).await?;
+            committed.ticket_number = ticket.number.is_none().then_some(number);
+        }
         Some(TicketWrite::Change(change)) => change_ticket(tx, change, c.at).await?,
         None => {}
     }
@@ -605,14 +623,14 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<()> {
     }
     insert_messages(tx, &c.messages, c.at).await?;
     insert_events(tx, &c.events).await?;
-    insert_outbox(tx, c).await?;
+    insert_outbox(tx, c, &committed).await?;
     if let (Some(notify), true) = (dialect::NOTIFY_WORK, c.wakes_workers()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
     if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(committed)
 }
 
 #[async_trait]
@@ -1365,12 +1383,12 @@ impl Store for SqlStore {
         Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
     }
 
-    async fn commit(&self, c: &Commit) -> StoreResult<()> {
+    async fn commit(&self, c: &Commit) -> StoreResult<Committed> {
         let mut tx = self.begin_write().await?;
         match apply_commit(&mut tx, c).await {
-            Ok(()) => {
+            Ok(committed) => {
                 tx.commit().await?;
-                Ok(())
+                Ok(committed)
             }
             Err(error) => {
                 // Roll back now rather than on drop: a rollback left queued on

@@ -70,7 +70,7 @@ impl QueuedJobs {
         let mut commit = Commit::at(now);
         commit.ticket = Some(TicketWrite::Create(NewTicket {
             id,
-            number,
+            number: Some(number),
             subscription_id: source.subscription_id,
             requester_id: self.requester.id,
             cluster_id: source.id,

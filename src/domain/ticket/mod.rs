@@ -24,7 +24,8 @@ use super::validation::ValidationError;
 
 mod record;
 pub use record::{
-    NewTicket, Recorded, Ticket, TicketChange, TicketDecision, TicketGuard, apply, ticket_reference,
+    NewTicket, PENDING_REFERENCE, Recorded, Ticket, TicketChange, TicketDecision, TicketGuard,
+    apply, ticket_reference,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

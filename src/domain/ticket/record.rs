@@ -41,16 +41,29 @@ pub fn ticket_reference(number: i64) -> String {
     format!("RD-{number:06}")
 }
 
+/// Where a new ticket's reference stands in what is written before its
+/// number exists: the number is allocated in the filing's own transaction,
+/// which then puts the reference in its place. Control characters never
+/// come from what people type, so no text of theirs can contain it.
+pub const PENDING_REFERENCE: &str = "\u{1}RD-pending\u{1}";
+
 impl Ticket {
+    /// The reference, or `PENDING_REFERENCE` while the ticket is being
+    /// filed and has no number yet.
     pub fn reference(&self) -> String {
-        ticket_reference(self.number)
+        if self.number == 0 {
+            PENDING_REFERENCE.to_string()
+        } else {
+            ticket_reference(self.number)
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTicket {
     pub id: Uuid,
-    pub number: i64,
+    /// `None`: the store allocates the next number in the same transaction.
+    pub number: Option<i64>,
     pub subscription_id: Uuid,
     pub requester_id: Uuid,
     pub cluster_id: Uuid,
@@ -67,11 +80,12 @@ pub struct NewTicket {
 }
 
 impl NewTicket {
-    /// The ticket this row becomes when inserted at `at`.
+    /// The ticket this row becomes when inserted at `at` (number 0 until
+    /// one is allocated).
     pub fn as_ticket(&self, at: DateTime<Utc>) -> Ticket {
         Ticket {
             id: self.id,
-            number: self.number,
+            number: self.number.unwrap_or(0),
             subscription_id: self.subscription_id,
             requester_id: self.requester_id,
             cluster_id: self.cluster_id,
@@ -275,7 +289,7 @@ mod tests {
         let t = now() - chrono::Duration::hours(2);
         NewTicket {
             id: Uuid::from_u128(10),
-            number: 7,
+            number: Some(7),
             subscription_id: Uuid::from_u128(11),
             requester_id: Uuid::from_u128(1),
             cluster_id: Uuid::from_u128(12),
