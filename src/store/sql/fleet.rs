@@ -1,0 +1,264 @@
+//! Zones and clusters.
+
+use super::*;
+
+pub(super) const CLUSTER_COLUMNS: &str = "id, subscription_id, resource_group, region, name, tier, vcores, \
+    storage_gib, node_count, high_availability, server_version, host, port, database_name, \
+    db_user, status, created_at, deleted_at, restored_from_ticket_id, restored_point";
+
+pub(super) fn cluster_row(r: &DbRow) -> Result<Cluster, sqlx::Error> {
+    let restored_ticket: Option<Uuid> = r.try_get("restored_from_ticket_id")?;
+    let restored_point: Option<DateTime<Utc>> = r.try_get("restored_point")?;
+    Ok(Cluster {
+        id: r.try_get("id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        resource_group: r.try_get("resource_group")?,
+        region: r.try_get("region")?,
+        name: r.try_get("name")?,
+        config: ClusterConfig {
+            tier: r.try_get("tier")?,
+            vcores: r.try_get("vcores")?,
+            storage_gib: r.try_get("storage_gib")?,
+            node_count: r.try_get("node_count")?,
+            high_availability: r.try_get("high_availability")?,
+            server_version: r.try_get("server_version")?,
+        },
+        connection: Connection {
+            host: r.try_get("host")?,
+            port: r.try_get("port")?,
+            database: r.try_get("database_name")?,
+            user: r.try_get("db_user")?,
+        },
+        status: decode(r.try_get("status")?)?,
+        created_at: r.try_get("created_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        restored_from: match (restored_ticket, restored_point) {
+            (Some(ticket_id), Some(point_in_time)) => Some(RestoredFrom {
+                ticket_id,
+                point_in_time,
+            }),
+            _ => None,
+        },
+    })
+}
+
+pub(super) async fn insert_cluster_row(tx: &mut Tx, c: &Cluster) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO clusters (id, subscription_id, resource_group, region, name, tier, vcores, \
+         storage_gib, node_count, high_availability, server_version, host, port, \
+         database_name, db_user, status, created_at, deleted_at, restored_from_ticket_id, \
+         restored_point) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20)",
+    )
+    .bind(c.id)
+    .bind(c.subscription_id)
+    .bind(&c.resource_group)
+    .bind(&c.region)
+    .bind(&c.name)
+    .bind(&c.config.tier)
+    .bind(c.config.vcores)
+    .bind(c.config.storage_gib)
+    .bind(c.config.node_count)
+    .bind(c.config.high_availability)
+    .bind(&c.config.server_version)
+    .bind(&c.connection.host)
+    .bind(c.connection.port)
+    .bind(&c.connection.database)
+    .bind(&c.connection.user)
+    .bind(c.status.as_str())
+    .bind(c.created_at)
+    .bind(c.deleted_at)
+    .bind(c.restored_from.as_ref().map(|r| r.ticket_id))
+    .bind(c.restored_from.as_ref().map(|r| r.point_in_time))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn write_cluster(tx: &mut Tx, write: &ClusterWrite) -> StoreResult<()> {
+    match write {
+        ClusterWrite::Insert(cluster) => insert_cluster_row(tx, cluster).await,
+        ClusterWrite::MarkReady { id, connection } => {
+            sqlx::query(
+                "UPDATE clusters SET status = 'ready', host = $1, port = $2, database_name = $3, \
+                 db_user = $4 WHERE id = $5",
+            )
+            .bind(&connection.host)
+            .bind(connection.port)
+            .bind(&connection.database)
+            .bind(&connection.user)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+        ClusterWrite::Remove(id) => {
+            // Only a cluster still being built may disappear; a source or a
+            // handed-over cluster is never removed by a restore.
+            sqlx::query("DELETE FROM clusters WHERE id = $1 AND status = 'building'")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn zones(store: &SqlStore) -> StoreResult<Vec<ZoneStatus>> {
+    let rows =
+        sqlx::query("SELECT region, zone, online, changed_at FROM zones ORDER BY region, zone")
+            .fetch_all(&store.pool)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ZoneStatus {
+                region: r.try_get("region")?,
+                zone: decode(r.try_get("zone")?)?,
+                online: r.try_get("online")?,
+                changed_at: r.try_get("changed_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub(super) async fn online_zones(store: &SqlStore, region: &str) -> StoreResult<ZoneSet> {
+    let rows = sqlx::query("SELECT zone FROM zones WHERE region = $1 AND online = TRUE")
+        .bind(region)
+        .fetch_all(&store.pool)
+        .await?;
+    let mut set = ZoneSet::NONE;
+    for row in rows {
+        set = set.with(decode(row.try_get("zone")?)?);
+    }
+    Ok(set)
+}
+
+pub(super) async fn ensure_zone(
+    store: &SqlStore,
+    region: &str,
+    zone: Zone,
+    online: bool,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO zones (region, zone, online, changed_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (region, zone) DO NOTHING",
+    )
+    .bind(region)
+    .bind(zone.as_str())
+    .bind(online)
+    .bind(at)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_zone_online(
+    store: &SqlStore,
+    region: &str,
+    zone: Zone,
+    online: bool,
+    audit: NewEvent,
+) -> StoreResult<bool> {
+    let mut tx = store.begin_write().await?;
+    let done = sqlx::query(
+        "UPDATE zones SET online = $1, changed_at = $2 WHERE region = $3 AND zone = $4",
+    )
+    .bind(online)
+    .bind(audit.at)
+    .bind(region)
+    .bind(zone.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    insert_event(&mut tx, &audit).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn insert_cluster(store: &SqlStore, cluster: &Cluster) -> StoreResult<()> {
+    let mut tx = store.begin_write().await?;
+    insert_cluster_row(&mut tx, cluster).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn cluster(
+    store: &SqlStore,
+    id: Uuid,
+    scope: Scope,
+) -> StoreResult<Option<Cluster>> {
+    let row = sqlx::query(&format!(
+        "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 \
+         AND ($2 IS NULL OR subscription_id = $2)"
+    ))
+    .bind(id)
+    .bind(scope.subscription())
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(row.as_ref().map(cluster_row).transpose()?)
+}
+
+pub(super) async fn clusters(
+    store: &SqlStore,
+    scope: Scope,
+    include_deleted: bool,
+) -> StoreResult<Vec<Cluster>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE ($1 IS NULL OR subscription_id = $1) \
+         AND ($2 OR deleted_at IS NULL) ORDER BY name, created_at"
+    ))
+    .bind(scope.subscription())
+    .bind(include_deleted)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows.iter().map(cluster_row).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn cluster_name_in_use(
+    store: &SqlStore,
+    subscription_id: Uuid,
+    resource_group: &str,
+    name: &str,
+) -> StoreResult<bool> {
+    let in_use: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM clusters WHERE subscription_id = $1 \
+            AND resource_group = $2 AND name = $3 AND deleted_at IS NULL) \
+         OR EXISTS (SELECT 1 FROM tickets WHERE subscription_id = $1 \
+            AND resource_group = $2 AND new_cluster_name = $3 \
+            AND {TICKET_RESERVES_NAME})"
+    ))
+    .bind(subscription_id)
+    .bind(resource_group)
+    .bind(name)
+    .fetch_one(&store.pool)
+    .await?;
+    Ok(in_use)
+}
+
+pub(super) async fn delete_cluster(
+    store: &SqlStore,
+    id: Uuid,
+    at: DateTime<Utc>,
+    audit: NewEvent,
+) -> StoreResult<bool> {
+    let mut tx = store.begin_write().await?;
+    let done =
+        sqlx::query("UPDATE clusters SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    insert_event(&mut tx, &audit).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,278 @@
+//! Restore jobs: reads, claims, leases and fenced changes.
+
+use super::*;
+
+pub(super) const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
+    run_after, new_cluster_id, snapshot_id, snapshot_finished_at, zone, progress, step_detail, lease_owner, \
+    lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
+    stalled_since, reached_point, verification_report, created_at, updated_at, finished_at";
+
+pub(super) fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
+    let zone: Option<String> = r.try_get("zone")?;
+    Ok(RestoreJob {
+        id: r.try_get("id")?,
+        ticket_id: r.try_get("ticket_id")?,
+        source_cluster_id: r.try_get("source_cluster_id")?,
+        target_time: r.try_get("target_time")?,
+        state: decode(r.try_get("state")?)?,
+        run: r.try_get("run")?,
+        attempt: r.try_get("attempt")?,
+        run_after: r.try_get("run_after")?,
+        new_cluster_id: r.try_get("new_cluster_id")?,
+        snapshot_id: r.try_get("snapshot_id")?,
+        snapshot_finished_at: r.try_get("snapshot_finished_at")?,
+        zone: zone.map(decode).transpose()?,
+        progress: r.try_get("progress")?,
+        step_detail: r.try_get("step_detail")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_token: r.try_get("lease_token")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
+        last_error_code: r.try_get("last_error_code")?,
+        last_error: r.try_get("last_error")?,
+        step_started_at: r.try_get("step_started_at")?,
+        progress_at: r.try_get("progress_at")?,
+        stalled_since: r.try_get("stalled_since")?,
+        reached_point: r.try_get("reached_point")?,
+        verification_report: r
+            .try_get::<Option<Json<VerificationReport>>, _>("verification_report")?
+            .map(|j| j.0),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+pub(super) async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO restore_jobs (id, ticket_id, source_cluster_id, target_time, state, run, \
+         attempt, run_after, new_cluster_id, progress, step_detail, lease_token, \
+         step_started_at, progress_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'queued', 1, 1, $5, $6, 0, '', 0, $5, $5, $5, $5)",
+    )
+    .bind(j.id)
+    .bind(j.ticket_id)
+    .bind(j.source_cluster_id)
+    .bind(j.target_time)
+    .bind(at)
+    .bind(j.new_cluster_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the fields the domain decided, in one compare-and-set: zero rows
+/// means the job moved on or the lease was lost, and nothing is written.
+pub(super) async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
+    let p = &c.patch;
+    let mut sql = QueryBuilder::<Db>::new("UPDATE restore_jobs SET state = ");
+    sql.push_bind(p.state.as_str());
+    sql.push(", updated_at = ").push_bind(p.at);
+    if let Some(run) = p.run {
+        sql.push(", run = ").push_bind(run);
+    }
+    if let Some(attempt) = p.attempt {
+        sql.push(", attempt = ").push_bind(attempt);
+    }
+    if let Some(run_after) = p.run_after {
+        sql.push(", run_after = ").push_bind(run_after);
+    }
+    if let Some(id) = p.new_cluster_id {
+        sql.push(", new_cluster_id = ").push_bind(id);
+    }
+    if let Some(plan) = &p.plan {
+        sql.push(", snapshot_id = ")
+            .push_bind(plan.as_ref().map(|p| p.snapshot_id.clone()))
+            .push(", snapshot_finished_at = ")
+            .push_bind(plan.as_ref().map(|p| p.snapshot_finished_at))
+            .push(", zone = ")
+            .push_bind(plan.as_ref().map(|p| p.zone.as_str()));
+    }
+    if let Some(progress) = p.progress {
+        sql.push(", progress = ").push_bind(progress);
+    }
+    if let Some(detail) = &p.step_detail {
+        sql.push(", step_detail = ").push_bind(detail.clone());
+    }
+    if let Some(at) = p.step_clock {
+        sql.push(", step_started_at = ")
+            .push_bind(at)
+            .push(", progress_at = ")
+            .push_bind(at)
+            .push(", stalled_since = NULL");
+    }
+    if let Some(error) = &p.error {
+        sql.push(", last_error_code = ")
+            .push_bind(error.as_ref().map(|(code, _)| code.clone()))
+            .push(", last_error = ")
+            .push_bind(error.as_ref().map(|(_, message)| message.clone()));
+    }
+    if let Some(point) = p.reached_point {
+        sql.push(", reached_point = ").push_bind(point);
+    }
+    if let Some(report) = &p.verification_report {
+        sql.push(", verification_report = ")
+            .push_bind(report.as_ref().map(|r| Json(r.clone())));
+    }
+    if let Some(finished) = p.finished_at {
+        sql.push(", finished_at = ").push_bind(finished);
+    }
+    if p.release_lease {
+        sql.push(", lease_owner = NULL, lease_expires_at = NULL");
+    }
+    sql.push(" WHERE id = ")
+        .push_bind(c.job_id)
+        .push(" AND state = ")
+        .push_bind(c.from.as_str());
+    match &c.guard {
+        JobGuard::Lease(fence) => {
+            sql.push(" AND lease_token = ")
+                .push_bind(fence.token)
+                .push(" AND lease_owner = ")
+                .push_bind(fence.owner.clone())
+                .push(" AND lease_expires_at > ")
+                .push_bind(fence.now);
+        }
+        JobGuard::State { run } => {
+            sql.push(" AND run = ").push_bind(*run);
+        }
+    }
+    let done = sql.build().execute(&mut **tx).await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict("the restore job"))
+    }
+}
+
+pub(super) async fn job(store: &SqlStore, id: Uuid) -> StoreResult<Option<RestoreJob>> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+pub(super) async fn job_for_ticket(
+    store: &SqlStore,
+    ticket_id: Uuid,
+) -> StoreResult<Option<RestoreJob>> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE ticket_id = $1"
+    ))
+    .bind(ticket_id)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+pub(super) async fn jobs(
+    store: &SqlStore,
+    active_only: bool,
+    limit: i64,
+) -> StoreResult<Vec<RestoreJob>> {
+    // The active ones are few and indexed (`restore_jobs_runnable`);
+    // finished ones are history.
+    let filter = if active_only {
+        "WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM restore_jobs {filter} ORDER BY created_at DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows.iter().map(job_row).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn claim_job(
+    store: &SqlStore,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> StoreResult<Option<RestoreJob>> {
+    let row = sqlx::query(&format!(
+        "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
+           lease_expires_at = $3, updated_at = $2 \
+         WHERE id = ( \
+           SELECT id FROM restore_jobs \
+           WHERE state NOT IN ('succeeded', 'failed', 'cancelled') AND run_after <= $2 \
+             AND (lease_owner IS NULL OR lease_expires_at <= $2) \
+           ORDER BY run_after LIMIT 1{}) \
+         RETURNING {JOB_COLUMNS}",
+        dialect::SKIP_LOCKED
+    ))
+    .bind(worker)
+    .bind(now)
+    .bind(now + lease)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+pub(super) async fn renew_lease(
+    store: &SqlStore,
+    fence: &Fence,
+    lease: Duration,
+    progress: Option<&ProgressUpdate>,
+) -> StoreResult<Option<JobState>> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE restore_jobs SET lease_expires_at = $1, updated_at = $2, \
+           progress = COALESCE($3, progress), step_detail = COALESCE($4, step_detail), \
+           progress_at = CASE WHEN $5 THEN $2 ELSE progress_at END, \
+           stalled_since = CASE WHEN $5 THEN NULL ELSE stalled_since END \
+         WHERE id = $6 AND lease_token = $7 AND lease_owner = $8 AND lease_expires_at > $2 \
+         RETURNING state",
+    )
+    .bind(fence.now + lease)
+    .bind(fence.now)
+    .bind(progress.map(|p| p.progress.clamp(0, 100)))
+    .bind(progress.map(|p| p.detail.as_str()))
+    .bind(progress.is_some())
+    .bind(fence.job_id)
+    .bind(fence.token)
+    .bind(&fence.owner)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(state.map(decode).transpose()?)
+}
+
+pub(super) async fn release_lease(store: &SqlStore, fence: &Fence) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE restore_jobs SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND lease_token = $2 AND lease_owner = $3",
+    )
+    .bind(fence.job_id)
+    .bind(fence.token)
+    .bind(&fence.owner)
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn next_job_due(store: &SqlStore) -> StoreResult<Option<DateTime<Utc>>> {
+    let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_after \
+                         THEN lease_expires_at ELSE run_after END) \
+         FROM restore_jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .fetch_one(&store.pool)
+    .await?;
+    Ok(due)
+}
+
+pub(super) async fn set_job_stalled(
+    store: &SqlStore,
+    job_id: Uuid,
+    since: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE restore_jobs SET stalled_since = $1 WHERE id = $2")
+        .bind(since)
+        .bind(job_id)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}

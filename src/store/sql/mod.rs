@@ -1,0 +1,465 @@
+//! The store's SQL, written once and compiled twice: as `sqlite::sql` with
+//! `Db = Sqlite` and as `postgres::sql` with `Db = Postgres`. The parent
+//! module supplies `Db`, `MIGRATOR`, `KIND` and the few `dialect` strings
+//! that differ. Queries bind every value (`$1`, which both databases read)
+//! and are checked at run time, since the compile-time macros know one
+//! database only.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::types::Json;
+use sqlx::{Pool, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{Db, KIND, MIGRATOR, dialect, listen};
+use crate::domain::actor::Role;
+use crate::domain::catalog::{Zone, ZoneSet};
+use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
+use crate::domain::restore_job::JobState;
+use crate::domain::ticket::TicketState;
+use crate::domain::validation::ValidationReport;
+use crate::domain::verification::VerificationReport;
+use crate::store::*;
+
+mod duties;
+mod fleet;
+mod jobs;
+mod outbox;
+mod people;
+mod sandbox;
+mod tickets;
+
+use fleet::write_cluster;
+use jobs::{change_job, insert_job};
+use outbox::insert_outbox;
+use tickets::{change_ticket, insert_event, insert_events, insert_messages, insert_ticket};
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+pub struct SqlStore {
+    pub(super) pool: Pool<Db>,
+    pub(super) url: String,
+}
+
+// Single-statement writes (claims, heartbeats, counters) run without an
+// explicit transaction: one statement is atomic in both databases, and in
+// SQLite a writing statement takes the write lock before it reads.
+
+impl SqlStore {
+    /// The pool, for the session store and for tests.
+    pub fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin_with(dialect::BEGIN_WRITE).await?)
+    }
+}
+
+pub(super) fn decode<T: std::str::FromStr<Err = String>>(text: String) -> Result<T, sqlx::Error> {
+    text.parse()
+        .map_err(|e: String| sqlx::Error::Decode(e.into()))
+}
+
+pub(super) fn zones_of(r: &DbRow) -> Result<ZoneSet, sqlx::Error> {
+    let mut set = ZoneSet::NONE;
+    for zone in Zone::ALL {
+        if r.try_get::<bool, _>(format!("in_{zone}").as_str())? {
+            set = set.with(zone);
+        }
+    }
+    Ok(set)
+}
+
+/// The predicate of the `tickets_reserved_name` partial index, written the
+/// same way so the planners use the index to find a reserved name.
+pub(super) const TICKET_RESERVES_NAME: &str = "state NOT IN ('completed', 'rejected', 'cancelled')";
+
+async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
+    let mut committed = Committed::default();
+    match &c.ticket {
+        Some(TicketWrite::Create(ticket)) => {
+            let number = insert_ticket(tx, ticket, c.at).await?;
+            committed.ticket_number = ticket.number.is_none().then_some(number);
+        }
+        Some(TicketWrite::Change(change)) => change_ticket(tx, change, c.at).await?,
+        None => {}
+    }
+    match &c.job {
+        Some(JobWrite::Create(job)) => insert_job(tx, job, c.at).await?,
+        Some(JobWrite::Change(change)) => change_job(tx, change).await?,
+        None => {}
+    }
+    if let Some(write) = &c.cluster {
+        write_cluster(tx, write).await?;
+    }
+    insert_messages(tx, &c.messages, c.at).await?;
+    insert_events(tx, &c.events).await?;
+    insert_outbox(tx, c, &committed).await?;
+    if let (Some(notify), true) = (dialect::NOTIFY_WORK, c.wakes_workers()) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
+    if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
+        sqlx::query(notify).execute(&mut **tx).await?;
+    }
+    Ok(committed)
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn kind(&self) -> StoreKind {
+        KIND
+    }
+
+    fn pool_handle(&self) -> PoolHandle {
+        super::pool_handle(&self.pool)
+    }
+
+    async fn migrate(&self) -> Result<(), OpenError> {
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| migration_error(&self.url, e, known))
+    }
+
+    async fn wake_ups(&self) -> StoreResult<Option<WakeUps>> {
+        listen(&self.pool).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self, owner: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        super::check_free_space(&self.url).await?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO readiness_probes (owner, checked_at) VALUES ($1, $2) \
+             ON CONFLICT (owner) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        let subscriptions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(users == 0 && subscriptions == 0)
+    }
+
+    async fn create_subscription(&self, s: &Subscription) -> StoreResult<()> {
+        people::create_subscription(self, s).await
+    }
+
+    async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>> {
+        people::subscription(self, id).await
+    }
+
+    async fn subscription_by_slug(&self, slug: &str) -> StoreResult<Option<Subscription>> {
+        people::subscription_by_slug(self, slug).await
+    }
+
+    async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        people::subscriptions(self).await
+    }
+
+    async fn create_user(&self, u: &User, audit: Option<NewEvent>) -> StoreResult<()> {
+        people::create_user(self, u, audit).await
+    }
+
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        people::user(self, id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        people::user_by_email(self, email).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        people::users(self).await
+    }
+
+    async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>> {
+        people::display_names(self, ids).await
+    }
+
+    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {
+        people::update_user(self, id, update, audit).await
+    }
+
+    async fn users_with_role(&self, role: Role) -> StoreResult<Vec<User>> {
+        people::users_with_role(self, role).await
+    }
+
+    async fn create_api_token(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        people::create_api_token(self, token_hash, user_id, created_at, expires_at).await
+    }
+
+    async fn user_for_api_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        people::user_for_api_token(self, token_hash, now).await
+    }
+
+    async fn revoke_api_token(&self, token_hash: &str) -> StoreResult<()> {
+        people::revoke_api_token(self, token_hash).await
+    }
+
+    async fn zones(&self) -> StoreResult<Vec<ZoneStatus>> {
+        fleet::zones(self).await
+    }
+
+    async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet> {
+        fleet::online_zones(self, region).await
+    }
+
+    async fn ensure_zone(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        fleet::ensure_zone(self, region, zone, online, at).await
+    }
+
+    async fn set_zone_online(
+        &self,
+        region: &str,
+        zone: Zone,
+        online: bool,
+        audit: NewEvent,
+    ) -> StoreResult<bool> {
+        fleet::set_zone_online(self, region, zone, online, audit).await
+    }
+
+    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()> {
+        fleet::insert_cluster(self, cluster).await
+    }
+
+    async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>> {
+        fleet::cluster(self, id, scope).await
+    }
+
+    async fn clusters(&self, scope: Scope, include_deleted: bool) -> StoreResult<Vec<Cluster>> {
+        fleet::clusters(self, scope, include_deleted).await
+    }
+
+    async fn cluster_name_in_use(
+        &self,
+        subscription_id: Uuid,
+        resource_group: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
+        fleet::cluster_name_in_use(self, subscription_id, resource_group, name).await
+    }
+
+    async fn delete_cluster(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: NewEvent,
+    ) -> StoreResult<bool> {
+        fleet::delete_cluster(self, id, at, audit).await
+    }
+
+    async fn sandbox_snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>> {
+        sandbox::sandbox_snapshots(self, cluster_id).await
+    }
+
+    async fn sandbox_log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>> {
+        sandbox::sandbox_log_spans(self, cluster_id).await
+    }
+
+    async fn sandbox_add_snapshot(&self, s: &SandboxSnapshot) -> StoreResult<()> {
+        sandbox::sandbox_add_snapshot(self, s).await
+    }
+
+    async fn sandbox_add_log_span(&self, s: &SandboxLogSpan) -> StoreResult<()> {
+        sandbox::sandbox_add_log_span(self, s).await
+    }
+
+    async fn sandbox_expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64> {
+        sandbox::sandbox_expire(self, cluster_id, before).await
+    }
+
+    async fn sandbox_faults(&self) -> StoreResult<Vec<SandboxFault>> {
+        sandbox::sandbox_faults(self).await
+    }
+
+    async fn sandbox_add_fault(&self, f: &SandboxFault, audit: NewEvent) -> StoreResult<()> {
+        sandbox::sandbox_add_fault(self, f, audit).await
+    }
+
+    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()> {
+        sandbox::sandbox_clear_faults(self, audit).await
+    }
+
+    async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
+        sandbox::sandbox_take_fault(self, step).await
+    }
+
+    async fn allocate_ticket_number(&self) -> StoreResult<i64> {
+        tickets::allocate_ticket_number(self).await
+    }
+
+    async fn ticket(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Ticket>> {
+        tickets::ticket(self, id, scope).await
+    }
+
+    async fn ticket_by_number(&self, number: i64, scope: Scope) -> StoreResult<Option<Ticket>> {
+        tickets::ticket_by_number(self, number, scope).await
+    }
+
+    async fn tickets(&self, q: &TicketQuery) -> StoreResult<Vec<Ticket>> {
+        tickets::tickets(self, q).await
+    }
+
+    async fn count_tickets(&self, scope: Scope, states: &[TicketState]) -> StoreResult<i64> {
+        tickets::count_tickets(self, scope, states).await
+    }
+
+    async fn messages(&self, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<Message>> {
+        tickets::messages(self, ticket_id, include_internal).await
+    }
+
+    async fn ticket_events(&self, ticket_id: Uuid) -> StoreResult<Vec<Event>> {
+        tickets::ticket_events(self, ticket_id).await
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<Event>> {
+        tickets::audit_log(self, before, limit).await
+    }
+
+    async fn tickets_nearing_deadline(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>> {
+        tickets::tickets_nearing_deadline(self, before, limit).await
+    }
+
+    async fn commit(&self, c: &Commit) -> StoreResult<Committed> {
+        let mut tx = self.begin_write().await?;
+        match apply_commit(&mut tx, c).await {
+            Ok(committed) => {
+                tx.commit().await?;
+                Ok(committed)
+            }
+            Err(error) => {
+                // Roll back now rather than on drop: a rollback left queued on
+                // a pooled connection keeps PostgreSQL's row locks a moment
+                // longer, and concurrent claims would skip the row.
+                tx.rollback().await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>> {
+        jobs::job(self, id).await
+    }
+
+    async fn job_for_ticket(&self, ticket_id: Uuid) -> StoreResult<Option<RestoreJob>> {
+        jobs::job_for_ticket(self, ticket_id).await
+    }
+
+    async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>> {
+        jobs::jobs(self, active_only, limit).await
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<Option<RestoreJob>> {
+        jobs::claim_job(self, worker, now, lease).await
+    }
+
+    async fn renew_lease(
+        &self,
+        fence: &Fence,
+        lease: Duration,
+        progress: Option<&ProgressUpdate>,
+    ) -> StoreResult<Option<JobState>> {
+        jobs::renew_lease(self, fence, lease, progress).await
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> StoreResult<()> {
+        jobs::release_lease(self, fence).await
+    }
+
+    async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        jobs::next_job_due(self).await
+    }
+
+    async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()> {
+        jobs::set_job_stalled(self, job_id, since).await
+    }
+
+    async fn take_duty(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        duties::take_duty(self, name, owner, now, ttl).await
+    }
+
+    async fn duty_holder(&self, name: &str, now: DateTime<Utc>) -> StoreResult<Option<String>> {
+        duties::duty_holder(self, name, now).await
+    }
+
+    async fn release_duty(&self, name: &str, owner: &str) -> StoreResult<()> {
+        duties::release_duty(self, name, owner).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        claim_for: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        outbox::claim_outbox(self, now, claim_for, limit).await
+    }
+
+    async fn settle_outbox(&self, id: Uuid, claim: i64, outcome: &Delivery) -> StoreResult<bool> {
+        outbox::settle_outbox(self, id, claim, outcome).await
+    }
+
+    async fn outbox(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>> {
+        outbox::outbox(self, q).await
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        outbox::outbox_counts(self).await
+    }
+
+    async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>> {
+        outbox::state_counts(self, table).await
+    }
+}
