@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::WebState;
-use super::error::AppError;
+use super::error::{AppError, ErrorCode};
 
 /// A JSON body whose refusals are API errors.
 pub struct ApiJson<T>(pub T);
@@ -49,11 +49,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    e.status(),
-                    "payload_too_large",
-                    "The request is too large: shorten the text and try again",
-                )
+                AppError::payload_too_large()
             } else {
                 AppError::invalid("", e.body_text())
             }
@@ -137,7 +133,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 async fn no_route() -> AppError {
     AppError::new(
         axum::http::StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "There is no such API route: see /api/v1/openapi.json",
     )
 }

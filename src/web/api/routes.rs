@@ -22,7 +22,7 @@ use crate::domain::validation::TargetInput;
 use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
 use crate::web::ValidQuery;
 use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
-use crate::web::error::{AppError, AppResult, ErrorBody};
+use crate::web::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::web::limits::Limits;
 use crate::web::pages::common::{fleet, parse_id};
 use crate::web::pages::staff::{QueueQuery, queue_query, staff_command};
@@ -48,7 +48,7 @@ pub async fn login(
         .ok_or_else(|| {
             AppError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "That email and password do not match an active account",
             )
         })?;
@@ -164,7 +164,7 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
         (None, None) => {
             return Err(AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_timestamp",
+                ErrorCode::InvalidTimestamp,
                 "Give target_time (RFC 3339 with an offset) or local_time and time_zone",
             )
             .with_field("target_time"));
@@ -358,7 +358,7 @@ pub async fn ticket_action(
                 .ok_or_else(|| {
                     AppError::new(
                         StatusCode::NOT_FOUND,
-                        "not_found",
+                        ErrorCode::NotFound,
                         format!("There is no ticket command {other:?}"),
                     )
                 })?

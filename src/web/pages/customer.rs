@@ -33,7 +33,7 @@ use crate::domain::validation::{
 };
 use crate::store::{AssigneeFilter, TicketOrder, TicketQuery, User};
 use crate::web::auth::{ClientAddr, CustomerUser};
-use crate::web::error::{AppError, AppResult, FieldError};
+use crate::web::error::{AppError, AppResult, ErrorCode, FieldError};
 use crate::web::limits::Limits;
 use crate::web::timeline;
 use crate::web::views::{Stamp, precise_in, zone_of};
@@ -364,7 +364,7 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     let mut errors = Vec::new();
     if form.severity().is_none() {
         errors.push(FieldError {
-            code: "invalid_input".into(),
+            code: ErrorCode::InvalidInput,
             message: "Choose a severity: A, B or C".into(),
             field: Some("severity".into()),
         });
@@ -534,7 +534,7 @@ pub async fn file_request(
     let checking = form.intent == "check";
     if !checking && let Err(limited) = limits.filing(viewer.user.id, addr) {
         let errors = FormErrors(vec![FieldError {
-            code: limited.code.clone(),
+            code: limited.code,
             message: limited.message.clone(),
             field: None,
         }]);
