@@ -10,13 +10,16 @@ pub mod routes;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::routing::{delete, get, post};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::WebState;
-use super::error::{AppError, ErrorCode};
+use super::error::{AppError, ErrorCode, ErrorPage};
 
 /// A JSON body whose refusals are API errors.
 pub struct ApiJson<T>(pub T);
@@ -48,7 +51,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::payload_too_large()
             } else {
                 AppError::invalid("", e.body_text())
@@ -132,7 +135,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 async fn no_route() -> AppError {
     AppError::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
         "There is no such API route: see /api/v1/openapi.json",
     )
@@ -164,6 +167,52 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1", get(no_route))
-        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+        .route("/api", any(no_route))
+        .route("/api/{*rest}", any(no_route))
+        .route("/api/v1", any(no_route))
+        .route("/api/v1/{*rest}", any(no_route))
+}
+
+/// Whether a request is for the API: its answers are JSON, never pages.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// Gives the API's error shape to the answers under `/api` that no handler
+/// wrote, which are plain text otherwise: axum's 405 (its `Allow` header
+/// kept) and the body limit's 413, refused before any handler runs.
+pub async fn error_bodies(request: Request, next: Next) -> Response {
+    if !is_api_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let written = response.extensions().get::<ErrorPage>().is_some();
+    if written || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => AppError::new(
+            status,
+            ErrorCode::MethodNotAllowed,
+            format!("This route does not take {method}: the Allow header lists what it does"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::payload_too_large(),
+        StatusCode::NOT_FOUND => AppError::not_found(),
+        _ if status.is_client_error() => AppError::new(
+            status,
+            ErrorCode::InvalidInput,
+            "The request is not one this API can read",
+        ),
+        _ => AppError {
+            status,
+            ..AppError::internal()
+        },
+    };
+    let mut answer = error.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -20,12 +20,12 @@ use crate::domain::catalog::{Zone, restorable_window};
 use crate::domain::sla::Severity;
 use crate::domain::validation::TargetInput;
 use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
-use crate::web::ValidQuery;
 use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
 use crate::web::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::web::limits::Limits;
 use crate::web::pages::common::{fleet, parse_id};
 use crate::web::pages::staff::{QueueQuery, queue_query, staff_command};
+use crate::web::{ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- session
 
@@ -120,7 +120,7 @@ pub struct ClustersQuery {
 pub async fn cluster(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<ClusterOut>> {
     let cluster = app
         .store
@@ -137,7 +137,7 @@ pub async fn cluster(
 pub async fn delete_cluster(
     State(app): State<App>,
     api: ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<StatusCode> {
     let admin = api.admin()?;
     admin_ops::delete_cluster(&app, admin, parse_id(&id)?).await?;
@@ -315,7 +315,7 @@ async fn visible_ticket(
 pub async fn ticket(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<TicketOut>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     Ok(Json(
@@ -341,7 +341,7 @@ pub async fn ticket(
 pub async fn ticket_action(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path((id, action)): Path<(String, String)>,
+    ValidPath((id, action)): ValidPath<(String, String)>,
     OptionalJson(body): OptionalJson<ActionIn>,
 ) -> AppResult<Json<TicketOut>> {
     let id = parse_id(&id)?;
@@ -378,7 +378,7 @@ pub async fn ticket_action(
 pub async fn ticket_events(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<Vec<EventOut>>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     let events = app.store.ticket_events(ticket.id).await?;
@@ -392,7 +392,7 @@ pub async fn ticket_events(
 pub async fn ticket_messages(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<Vec<MessageOut>>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     let staff = user.role.works_tickets();
@@ -414,7 +414,7 @@ pub async fn ticket_messages(
 pub async fn job(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<JobOut>> {
     let job = app
         .store
@@ -453,7 +453,7 @@ pub struct RegionQuery {
 pub async fn set_zone(
     State(app): State<App>,
     api: ApiUser,
-    Path((zone, state)): Path<(String, String)>,
+    ValidPath((zone, state)): ValidPath<(String, String)>,
     ValidQuery(q): ValidQuery<RegionQuery>,
 ) -> AppResult<Json<Vec<ZoneOut>>> {
     let admin = api.admin()?;
@@ -563,7 +563,7 @@ pub async fn create_user(
 pub async fn update_user(
     State(app): State<App>,
     api: ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ApiJson(body): ApiJson<UserPatchIn>,
 ) -> AppResult<Json<UserOut>> {
     let admin = api.admin()?;
