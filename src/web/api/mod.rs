@@ -4,8 +4,10 @@
 //! errors as `{"error":{"code","message","field"}}`. Its OpenAPI document is
 //! served at `/api/v1/openapi.json`.
 
+pub mod doc;
 pub mod model;
 pub mod routes;
+pub mod words;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,8 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use serde::de::DeserializeOwned;
-use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::WebState;
 use super::error::{AppError, ErrorCode, ErrorPage};
@@ -66,73 +66,6 @@ where
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Restore Desk API",
-        description = "Point-in-time restore requests for managed database clusters. \
-            Sign in with POST /api/v1/login, then send `Authorization: Bearer <token>`. \
-            Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`.",
-        version = "1"
-    ),
-    paths(
-        routes::login,
-        routes::logout,
-        routes::me,
-        routes::clusters,
-        routes::cluster,
-        routes::delete_cluster,
-        routes::file_ticket,
-        routes::check_ticket,
-        routes::tickets,
-        routes::ticket,
-        routes::ticket_action,
-        routes::ticket_events,
-        routes::ticket_messages,
-        routes::job,
-        routes::zones,
-        routes::set_zone,
-        routes::users,
-        routes::create_user,
-        routes::update_user,
-        routes::faults,
-        routes::add_fault,
-        routes::clear_faults,
-        routes::outbox,
-        routes::audit,
-    ),
-    components(schemas(
-        super::error::ErrorBody,
-        super::error::ErrorDetail,
-        super::error::FieldError,
-    )),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "session", description = "Signing in and out"),
-        (name = "clusters", description = "Clusters and their restorable windows"),
-        (name = "tickets", description = "Restore requests and the work on them"),
-        (name = "fleet", description = "Zones and injected faults"),
-        (name = "admin", description = "People, outbox and audit log"),
-    )
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
-}
-
 async fn no_route() -> AppError {
     AppError::new(
         StatusCode::NOT_FOUND,
@@ -144,7 +77,7 @@ async fn no_route() -> AppError {
 pub fn router() -> Router<WebState> {
     use routes::*;
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(doc::openapi))
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
