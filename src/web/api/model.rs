@@ -48,13 +48,19 @@ pub struct ClusterOut {
     /// The restorable window now, or null when nothing can be restored.
     #[schema(required = true)]
     pub restorable: Option<Restorable>,
-    pub connection: Connection,
+    /// How to connect: for the cluster's own customers. Staff and admins
+    /// get null here; they see a restored cluster's connection on its
+    /// ticket's page, to hand it over.
+    #[schema(required = true)]
+    pub connection: Option<Connection>,
     /// The ticket and moment a restored cluster came from; null for others.
     #[schema(required = true)]
     pub restored_from: Option<RestoredFrom>,
 }
 
-pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
+/// A cluster as `viewer` may see it: connection details go to its own
+/// customers only.
+pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResult<ClusterOut> {
     let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
     let window = restorable_window(&catalog, &cluster.life(), &app.policy(), app.now());
     Ok(ClusterOut {
@@ -71,7 +77,8 @@ pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
             earliest: w.earliest,
             latest: w.latest,
         }),
-        connection: cluster.connection,
+        connection: (viewer.subscription_id == Some(cluster.subscription_id))
+            .then_some(cluster.connection),
         restored_from: cluster.restored_from,
     })
 }

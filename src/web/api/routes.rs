@@ -107,7 +107,7 @@ pub async fn clusters(
         .clusters(scope_for(&user), q.include_deleted.unwrap_or(true))
         .await?
     {
-        out.push(cluster_out(&app, cluster).await?);
+        out.push(cluster_out(&app, &user, cluster).await?);
     }
     Ok(Json(out))
 }
@@ -135,7 +135,7 @@ pub async fn cluster(
         .cluster(parse_id(&id)?, scope_for(&user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(cluster_out(&app, cluster).await?))
+    Ok(Json(cluster_out(&app, &user, cluster).await?))
 }
 
 /// Admins: marks a cluster deleted (it stays restorable for 7 days).
