@@ -5,9 +5,10 @@
 mod common;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use common::web::{Api, TestApp, json_of, spawn_app};
+use restore_desk::store::Scope;
 
 /// Sends `method path` with a body and alice's token; returns the status,
 /// the headers and the body read as JSON (a string when it is not JSON).
@@ -99,4 +100,81 @@ async fn refusals_no_handler_writes_are_json_errors() {
             .unwrap()
             .starts_with("text/html")
     );
+}
+
+/// Text the stores cannot both keep (PostgreSQL refuses NUL, SQLite would
+/// store it) is refused where it comes in, the same on both; a body must
+/// be an object, and a command's may be `null`.
+async fn bodies_the_routes_cannot_take_are_refused_alike(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let anyone = Api::new(&t.base);
+    let (status, body) = anyone
+        .post(
+            "/api/v1/login",
+            json!({"email": "alice@contoso.example\u{0}", "password": "demo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "email");
+
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let filing = |description: &str| {
+        json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+               "new_cluster_name": "nul-check", "severity": "B", "description": description})
+    };
+    let (status, body) = alice.post("/api/v1/tickets", filing("a\u{0}b")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "description");
+    let (status, body) = alice.get("/api/v1/tickets?assignee=%00").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "assignee");
+    let (status, body) = alice.post("/api/v1/tickets", json!([orders, "B"])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["field"].is_null(), "{body}");
+    assert_eq!(
+        t.app
+            .store
+            .count_tickets(Scope::Everything, &[])
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A command's body may be left out or be `null`; text in it is checked.
+    let (status, ticket) = alice.post("/api/v1/tickets", filing("fine")).await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let claim = format!("/api/v1/tickets/{}/claim", ticket["id"].as_str().unwrap());
+    let sam = Api::signed_in(&t.base, "sam@support.example").await;
+    let (status, body) = sam.post(&claim, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let note = claim.replace("/claim", "/note");
+    let (status, body) = sam.post(&note, json!({"body": "x\u{0}"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "body");
+
+    // The sign-in form the same way, as a page.
+    let mut browser = t.browser();
+    browser.page("/login").await;
+    let refused = browser
+        .post(
+            "/login",
+            &[
+                ("email", "alice@contoso.example\u{0}"),
+                ("password", "demo"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("NUL character"));
+}
+
+#[tokio::test]
+async fn bodies_the_routes_cannot_take_are_refused_alike_sqlite() {
+    bodies_the_routes_cannot_take_are_refused_alike(false).await
+}
+
+#[tokio::test]
+async fn bodies_the_routes_cannot_take_are_refused_alike_postgres() {
+    bodies_the_routes_cannot_take_are_refused_alike(true).await
 }

@@ -4,7 +4,7 @@
 //! shown.
 
 use axum::Json;
-use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -180,6 +180,15 @@ impl AppError {
             message,
         )
         .with_field(field)
+    }
+
+    /// A body or query string the desk cannot read at all: no one field.
+    pub fn unreadable(message: impl Into<String>) -> AppError {
+        AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidInput,
+            message,
+        )
     }
 
     pub fn payload_too_large() -> AppError {
@@ -376,11 +385,7 @@ fn rejection(status: StatusCode, text: String) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         return AppError::payload_too_large();
     }
-    AppError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::InvalidInput,
-        text,
-    )
+    AppError::unreadable(text)
 }
 
 impl From<JsonRejection> for AppError {
@@ -391,6 +396,12 @@ impl From<JsonRejection> for AppError {
 
 impl From<FormRejection> for AppError {
     fn from(r: FormRejection) -> AppError {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<BytesRejection> for AppError {
+    fn from(r: BytesRejection) -> AppError {
         rejection(r.status(), r.body_text())
     }
 }

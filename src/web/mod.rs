@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -63,6 +64,19 @@ impl FromRef<WebState> for Arc<Limits> {
     }
 }
 
+/// PostgreSQL cannot store the NUL character and SQLite can: text holding
+/// one is refused where it comes in, so both stores answer alike.
+pub fn nul_refused(field: &str) -> AppError {
+    AppError::invalid(field, "Text cannot contain the NUL character (U+0000)")
+}
+
+/// The first name in a form or query string whose name or value holds NUL.
+fn field_with_nul(encoded: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(encoded)
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| name.into_owned())
+}
+
 /// A query string whose refusal is an `AppError` (a page or a JSON error).
 pub struct ValidQuery<T>(pub T);
 
@@ -70,6 +84,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> 
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(field) = parts.uri.query().and_then(|q| field_with_nul(q.as_bytes())) {
+            return Err(nul_refused(&field));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(q)| ValidQuery(q))
@@ -104,7 +121,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidForm<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Form::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(AppError::from)?;
+        if let Some(field) = field_with_nul(&bytes) {
+            return Err(nul_refused(&field));
+        }
+        axum::Form::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state)
             .await
             .map(|axum::Form(f)| ValidForm(f))
             .map_err(AppError::from)

@@ -10,16 +10,17 @@ pub mod routes;
 pub mod words;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use super::WebState;
 use super::error::{AppError, ErrorCode, ErrorPage};
+use super::{WebState, nul_refused};
 
 /// A JSON body whose refusals are API errors.
 pub struct ApiJson<T>(pub T);
@@ -32,14 +33,21 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map(|axum::Json(value)| ApiJson(value))
-            .map_err(AppError::from)
+            .map_err(AppError::from)?;
+        let request = Request::from_parts(parts, Body::from(bytes.clone()));
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state)
+            .await
+            .map_err(AppError::from)?;
+        check_body(&serde_json::from_slice(&bytes).unwrap_or(Value::Null))?;
+        Ok(ApiJson(value))
     }
 }
 
-/// A JSON body that may be left out entirely (`POST …/claim` with nothing).
+/// A JSON body that may be left out entirely, or sent as `null`
+/// (`POST …/claim` with nothing).
 pub struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
@@ -50,19 +58,50 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::payload_too_large()
-            } else {
-                AppError::invalid("", e.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(AppError::from)?;
+        let not_json = |e: serde_json::Error| {
+            AppError::unreadable(format!("The body is not the JSON expected: {e}"))
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
-            .map_err(|e| AppError::invalid("", format!("The body is not the JSON expected: {e}")))
+        match serde_json::from_slice::<Value>(&bytes).map_err(not_json)? {
+            Value::Null => Ok(OptionalJson(T::default())),
+            body => {
+                check_body(&body)?;
+                serde_json::from_value(body)
+                    .map(OptionalJson)
+                    .map_err(not_json)
+            }
+        }
+    }
+}
+
+/// Refuses what serde would read but no route takes: a body that is not a
+/// JSON object (serde reads an array as a struct too), or text with NUL.
+fn check_body(body: &Value) -> Result<(), AppError> {
+    let Value::Object(fields) = body else {
+        return Err(AppError::unreadable("The body must be a JSON object"));
+    };
+    match fields
+        .iter()
+        .find(|(name, value)| name.contains('\0') || holds_nul(value))
+    {
+        Some((name, _)) => Err(nul_refused(name)),
+        None => Ok(()),
+    }
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(name, value)| name.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 
