@@ -772,9 +772,11 @@ pub struct FaultIn {
     pub permanent: bool,
     /// How many times it fires (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100)]
     pub times: i64,
     /// slow_step: the delay.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3_600_000)]
     pub delay_ms: i64,
 }
 

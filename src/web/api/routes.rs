@@ -196,7 +196,10 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
 #[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     request_body = FileTicketIn,
     responses(
-        (status = 201, description = "Filed: the new ticket", body = TicketOut),
+        (status = 201, description = "Filed: the new ticket", body = TicketOut, links(
+            ("ticket" = (operation_id = "ticket", parameters(("id" = "$response.body#/id")))),
+            ("command" = (operation_id = "ticket_action", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 403, description = "Only customers file requests (`forbidden`)", body = ErrorBody),
         (status = 422, description = "A rule of SPEC §4 refused it, `code` says which, or a field \
             cannot be read (`invalid_input`); nothing is stored", body = ErrorBody),
@@ -282,7 +285,12 @@ pub struct TicketsQuery {
 /// soonest deadline first, then severity, with filters.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     params(TicketsQuery),
-    responses((status = 200, description = "A page of tickets", body = TicketPage)))]
+    responses((status = 200, description = "A page of tickets", body = TicketPage, links(
+        ("first" = (operation_id = "ticket", parameters(("id" = "$response.body#/tickets/0/id")))),
+        ("command" = (operation_id = "ticket_action",
+            parameters(("id" = "$response.body#/tickets/0/id")))),
+        ("first_job" = (operation_id = "job", parameters(("id" = "$response.body#/tickets/0/job/id")))),
+    ))))]
 pub async fn tickets(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -335,7 +343,14 @@ async fn visible_ticket(
 
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The ticket's id")),
-    responses((status = 200, description = "The ticket", body = TicketOut)))]
+    responses((status = 200, description = "The ticket", body = TicketOut, links(
+        ("job" = (operation_id = "job", parameters(("id" = "$response.body#/job/id")))),
+        ("events" = (operation_id = "ticket_events", parameters(("id" = "$response.body#/id")))),
+        ("messages" = (operation_id = "ticket_messages", parameters(("id" = "$response.body#/id")))),
+        ("command" = (operation_id = "ticket_action", parameters(("id" = "$response.body#/id")))),
+        ("new_cluster" = (operation_id = "cluster",
+            parameters(("id" = "$response.body#/new_cluster_id")))),
+    ))))]
 pub async fn ticket(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -356,7 +371,9 @@ pub async fn ticket(
         ("action" = words::TicketAction, Path)),
     request_body(content = Option<ActionIn>, description = "The fields the command needs; may be left out"),
     responses(
-        (status = 200, description = "Done: the ticket as it is now", body = TicketOut),
+        (status = 200, description = "Done: the ticket as it is now", body = TicketOut, links(
+            ("job" = (operation_id = "job", parameters(("id" = "$response.body#/job/id")))),
+        )),
         (status = 403, description = "The caller's role may not give this command (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such ticket, not the caller's to see, or no such command (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not possible as things stand: `wrong_state`, `not_assignee`, \
