@@ -102,10 +102,15 @@ async fn refusals_no_handler_writes_are_json_errors() {
     );
 }
 
+async fn sam_api(t: &TestApp) -> Api {
+    Api::signed_in(&t.base, "sam@support.example").await
+}
+
 /// Text the stores cannot both keep (PostgreSQL refuses NUL, SQLite would
 /// store it) is refused where it comes in, the same on both; a body must
-/// be an object, and a command's may be `null`.
-async fn bodies_the_routes_cannot_take_are_refused_alike(postgres: bool) {
+/// be an object, and a command's may be `null`; a query parameter is read
+/// as the document types it.
+async fn input_the_routes_cannot_take_is_refused_alike(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let anyone = Api::new(&t.base);
     let (status, body) = anyone
@@ -141,11 +146,17 @@ async fn bodies_the_routes_cannot_take_are_refused_alike(postgres: bool) {
         0
     );
 
+    // A query parameter is what the document types it as.
+    let (status, body) = sam_api(&t).await.get("/api/v1/tickets?mine=AAA").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = sam_api(&t).await.get("/api/v1/tickets?mine=true").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
     // A command's body may be left out or be `null`; text in it is checked.
     let (status, ticket) = alice.post("/api/v1/tickets", filing("fine")).await;
     assert_eq!(status, StatusCode::CREATED, "{ticket}");
     let claim = format!("/api/v1/tickets/{}/claim", ticket["id"].as_str().unwrap());
-    let sam = Api::signed_in(&t.base, "sam@support.example").await;
+    let sam = sam_api(&t).await;
     let (status, body) = sam.post(&claim, Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let note = claim.replace("/claim", "/note");
@@ -170,11 +181,11 @@ async fn bodies_the_routes_cannot_take_are_refused_alike(postgres: bool) {
 }
 
 #[tokio::test]
-async fn bodies_the_routes_cannot_take_are_refused_alike_sqlite() {
-    bodies_the_routes_cannot_take_are_refused_alike(false).await
+async fn input_the_routes_cannot_take_is_refused_alike_sqlite() {
+    input_the_routes_cannot_take_is_refused_alike(false).await
 }
 
 #[tokio::test]
-async fn bodies_the_routes_cannot_take_are_refused_alike_postgres() {
-    bodies_the_routes_cannot_take_are_refused_alike(true).await
+async fn input_the_routes_cannot_take_is_refused_alike_postgres() {
+    input_the_routes_cannot_take_is_refused_alike(true).await
 }

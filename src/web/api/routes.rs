@@ -270,9 +270,7 @@ pub struct TicketsQuery {
     #[serde(default)]
     pub assignee: String,
     /// Staff: `true` for tickets assigned to the caller.
-    #[serde(default)]
-    #[param(value_type = Option<bool>)]
-    pub mine: String,
+    pub mine: Option<bool>,
     /// Staff: the `next` of the previous page.
     pub after: Option<i64>,
     /// Customers: the `next` of the previous page.
@@ -302,7 +300,11 @@ pub async fn tickets(
             state: q.state.clone(),
             severity: q.severity.clone(),
             assignee: q.assignee.clone(),
-            mine: q.mine.clone(),
+            mine: if q.mine == Some(true) {
+                "true".into()
+            } else {
+                String::new()
+            },
             after: q.after,
         };
         queue_query(&app, &user, &filters, limit + 1).await?
