@@ -134,6 +134,17 @@ async fn input_the_routes_cannot_take_is_refused_alike(postgres: bool) {
     let (status, body) = alice.post("/api/v1/tickets", filing("a\u{0}b")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "description");
+    // A local time so far ahead that its deadline overflowed (the
+    // connection dropped without an answer).
+    let (status, body) = alice
+        .post(
+            "/api/v1/tickets/check",
+            json!({"cluster_id": orders, "local_time": "+262142-12-31T23:59",
+                   "time_zone": "UTC", "new_cluster_name": "far-ahead", "severity": "B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_timestamp");
     let (status, body) = alice.get("/api/v1/tickets?assignee=%00").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "assignee");
