@@ -37,6 +37,8 @@ where
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(AppError::from)?;
+        // Read as `T` first, for refusals that name the field at fault;
+        // what reads as `T` is JSON, so it reads as a `Value` too.
         let request = Request::from_parts(parts, Body::from(bytes.clone()));
         let axum::Json(value) = axum::Json::<T>::from_request(request, state)
             .await

@@ -21,9 +21,9 @@ use crate::store::{
 };
 use crate::web::error::{AppResult, FieldError};
 use crate::web::pages::common::fleet;
+use crate::web::views::customer_may_see;
 
 use super::words;
-use crate::web::views::customer_may_see;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Restorable {
