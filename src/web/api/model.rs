@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::desk::scope_for;
-use crate::domain::catalog::restorable_window;
+use crate::domain::catalog::{Window, restorable_window};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
 use crate::domain::ticket::Visibility;
 use crate::domain::validation::ValidationReport;
@@ -29,6 +29,15 @@ use super::words;
 pub struct Restorable {
     pub earliest: DateTime<Utc>,
     pub latest: DateTime<Utc>,
+}
+
+impl From<Window> for Restorable {
+    fn from(window: Window) -> Restorable {
+        Restorable {
+            earliest: window.earliest,
+            latest: window.latest,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,10 +82,7 @@ pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResul
         status: cluster.status.as_str().into(),
         created_at: cluster.created_at,
         deleted_at: cluster.deleted_at,
-        restorable: window.map(|w| Restorable {
-            earliest: w.earliest,
-            latest: w.latest,
-        }),
+        restorable: window.map(Restorable::from),
         connection: (viewer.subscription_id == Some(cluster.subscription_id))
             .then_some(cluster.connection),
         restored_from: cluster.restored_from,
@@ -191,10 +197,7 @@ pub fn validation_out(report: &ValidationReport) -> ValidationOut {
     ValidationOut {
         checked_at: report.checked_at,
         target: report.target,
-        window: report.window.map(|w| Restorable {
-            earliest: w.earliest,
-            latest: w.latest,
-        }),
+        window: report.window.map(Restorable::from),
         online_zones: report.online_zones.iter().map(|z| z.as_str()).collect(),
         plan: report.plan.as_ref().map(|p| PlanOut {
             snapshot_id: p.snapshot_id.clone(),

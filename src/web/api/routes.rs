@@ -248,10 +248,7 @@ pub async fn check_ticket(
         snapshot_id: checked.plan.snapshot_id.clone(),
         zone: checked.plan.zone.as_str().into(),
         deadline: checked.deadline,
-        restorable: window.map(|w| Restorable {
-            earliest: w.earliest,
-            latest: w.latest,
-        }),
+        restorable: window.map(Restorable::from),
     }))
 }
 
