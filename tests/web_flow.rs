@@ -319,6 +319,62 @@ async fn html_flow(postgres: bool) {
     assert_eq!(ticket_state(&t, 2).await, TicketState::Cancelled);
 }
 
+/// Customers read their clusters' connections; staff and admins read none
+/// in cluster lists and reads, by API or on their pages, and see a restored
+/// cluster's only on its ticket's page, to hand it over.
+async fn connections_only_where_a_ticket_needs_them(
+    t: &common::web::TestApp,
+    sam: &Api,
+    ticket_id: &str,
+    restored: &serde_json::Value,
+) {
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let (_, own) = alice.get("/api/v1/clusters").await;
+    for cluster in own.as_array().unwrap() {
+        assert!(cluster["connection"]["host"].is_string(), "{cluster}");
+    }
+    assert!(restored["connection"]["host"].is_string(), "{restored}");
+    let new_host = restored["connection"]["host"].as_str().unwrap();
+    let source = t.cluster_id("orders-prod").await;
+    let source_host = t
+        .app
+        .store
+        .cluster(source, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap()
+        .connection
+        .host;
+
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    for staff in [sam, &ada] {
+        let (status, all) = staff.get("/api/v1/clusters").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(all.as_array().unwrap().len() > own.as_array().unwrap().len());
+        for cluster in all.as_array().unwrap() {
+            assert!(cluster["connection"].is_null(), "{cluster}");
+        }
+        for id in [source.to_string(), restored["id"].as_str().unwrap().into()] {
+            let (status, one) = staff.get(&format!("/api/v1/clusters/{id}")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(one["connection"].is_null(), "{one}");
+        }
+    }
+
+    let mut sam_pages = t.browser();
+    sam_pages.sign_in("sam@support.example").await;
+    let queue = sam_pages.page("/staff/tickets?state=all").await;
+    assert!(!queue.contains(&source_host) && !queue.contains(new_host));
+    let ticket = sam_pages.page(&format!("/staff/tickets/{ticket_id}")).await;
+    assert!(ticket.contains(new_host), "hand-over shows the new cluster");
+    assert!(!ticket.contains(&source_host), "the source's connection");
+    let mut ada_pages = t.browser();
+    ada_pages.sign_in("ada@admin.example").await;
+    let clusters = ada_pages.page("/admin/clusters").await;
+    assert!(clusters.contains("orders-prod"));
+    assert!(!clusters.contains(&source_host) && !clusters.contains(new_host));
+}
+
 async fn api_flow(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
@@ -469,6 +525,7 @@ async fn api_flow(postgres: bool) {
     assert_eq!(restored["name"], "orders-api");
     assert_eq!(restored["restored_from"]["ticket_id"], id.as_str());
     assert_eq!(restored["config"], orders["config"]);
+    connections_only_where_a_ticket_needs_them(&t, &sam, &id, &restored).await;
 
     // A second request: rejected with a reason the customer reads.
     let (_, second) = alice

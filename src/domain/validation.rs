@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -203,9 +203,12 @@ pub fn parse_target(input: &TargetInput) -> Result<TargetTime, ValidationError> 
             utc_offset,
         } => {
             let zone = parse_time_zone(time_zone)?;
+            // Four-digit years, as RFC 3339 has them: chrono would read
+            // years past 9999, whose deadline cannot even be computed.
             let naive = LOCAL_FORMATS
                 .iter()
                 .find_map(|f| NaiveDateTime::parse_from_str(local_time.trim(), f).ok())
+                .filter(|naive| (0..=9999).contains(&naive.year()))
                 .ok_or_else(|| {
                     invalid_timestamp(
                         "local_time",
@@ -507,6 +510,19 @@ mod tests {
             time_zone: zone.into(),
             utc_offset: offset.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn years_past_four_digits_are_not_timestamps() {
+        for text in [
+            "+262142-12-31T23:59",
+            "10000-01-01T00:00",
+            "-0001-01-01T00:00",
+        ] {
+            let error = parse_target(&local(text, "UTC", None)).unwrap_err();
+            assert_eq!(error.code, ValidationCode::InvalidTimestamp, "{text}");
+        }
+        assert!(parse_target(&local("9999-12-31T23:59", "UTC", None)).is_ok());
     }
 
     #[test]

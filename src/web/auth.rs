@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorCode};
 use crate::app::App;
 use crate::domain::actor::Role;
 use crate::password;
@@ -323,7 +323,7 @@ where
             .ok_or_else(|| {
                 AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
+                    ErrorCode::Unauthenticated,
                     "The token is unknown, expired or revoked: sign in again",
                 )
             })?;

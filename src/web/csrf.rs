@@ -13,7 +13,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use super::error::AppError;
+use super::error::{AppError, ErrorCode};
 use crate::app::App;
 
 const KEY: &str = "csrf";
@@ -97,7 +97,7 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
         Err(_) => {
             return AppError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!(
                     "The form is larger than {} KiB: shorten the text and try again",
                     MAX_FORM_BYTES / 1024

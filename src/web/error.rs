@@ -4,7 +4,7 @@
 //! shown.
 
 use axum::Json;
-use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -12,21 +12,85 @@ use serde::Serialize;
 use crate::desk::DeskError;
 use crate::domain::restore_job::JobRefusal;
 use crate::domain::ticket::Refusal;
-use crate::domain::validation::ValidationError;
+use crate::domain::validation::{ValidationCode, ValidationError};
 use crate::store::StoreError;
+
+/// Every `code` an error can carry: stable names clients match on. The
+/// OpenAPI document lists exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // The rules of SPEC §4, as `ValidationCode` names them (422).
+    InvalidTimestamp,
+    NonexistentLocalTime,
+    AmbiguousLocalTime,
+    TargetInFuture,
+    TargetOutsideRetention,
+    TargetBeforeEarliestRestorePoint,
+    NoBackupInOnlineZone,
+    InvalidClusterName,
+    ClusterNameTaken,
+    ClusterNotFound,
+    /// A field, query parameter or body the desk cannot read (422).
+    InvalidInput,
+    PayloadTooLarge,
+    NotFound,
+    MethodNotAllowed,
+    /// No bearer token, or one that is unknown, expired or revoked (401).
+    Unauthenticated,
+    InvalidCredentials,
+    Forbidden,
+    /// A page form without its token (pages only).
+    Csrf,
+    RateLimited,
+    // Commands refused as things stand (409).
+    Conflict,
+    WrongState,
+    NotAssignee,
+    AlreadyAssigned,
+    TargetNotChecked,
+    TooLateToCancel,
+    AlreadyWarned,
+    // The desk cannot serve right now (503), or failed (500).
+    DatabaseUnavailable,
+    StorageFull,
+    FleetUnavailable,
+    Internal,
+}
+
+impl From<ValidationCode> for ErrorCode {
+    fn from(code: ValidationCode) -> ErrorCode {
+        match code {
+            ValidationCode::InvalidTimestamp => ErrorCode::InvalidTimestamp,
+            ValidationCode::NonexistentLocalTime => ErrorCode::NonexistentLocalTime,
+            ValidationCode::AmbiguousLocalTime => ErrorCode::AmbiguousLocalTime,
+            ValidationCode::TargetInFuture => ErrorCode::TargetInFuture,
+            ValidationCode::TargetOutsideRetention => ErrorCode::TargetOutsideRetention,
+            ValidationCode::TargetBeforeEarliestRestorePoint => {
+                ErrorCode::TargetBeforeEarliestRestorePoint
+            }
+            ValidationCode::NoBackupInOnlineZone => ErrorCode::NoBackupInOnlineZone,
+            ValidationCode::InvalidClusterName => ErrorCode::InvalidClusterName,
+            ValidationCode::ClusterNameTaken => ErrorCode::ClusterNameTaken,
+            ValidationCode::ClusterNotFound => ErrorCode::ClusterNotFound,
+        }
+    }
+}
 
 /// One refusal about one field, as forms show them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
+    /// The request field refused, or null when the refusal is about no one field.
+    #[schema(required = true)]
     pub field: Option<String>,
 }
 
 impl From<&ValidationError> for FieldError {
     fn from(e: &ValidationError) -> FieldError {
         FieldError {
-            code: e.code.as_str().to_string(),
+            code: e.code.into(),
             message: e.message.clone(),
             field: Some(e.field.clone()),
         }
@@ -36,7 +100,7 @@ impl From<&ValidationError> for FieldError {
 #[derive(Debug, Clone)]
 pub struct AppError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     /// Every refusal when there are several (a form with many bad fields).
@@ -53,10 +117,11 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable and machine-readable: a SPEC §4 code, or `not_found`,
-    /// `forbidden`, `conflict`, `invalid_input`, `wrong_state`, …
-    pub code: String,
+    pub code: ErrorCode,
+    /// For people: what went wrong and what to do.
     pub message: String,
+    /// The request field refused, or null when the refusal is about no one field.
+    #[schema(required = true)]
     pub field: Option<String>,
     /// All refusals when several fields are wrong; the first is repeated above.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -68,10 +133,10 @@ pub struct ErrorDetail {
 pub struct ErrorPage(pub AppError);
 
 impl AppError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> AppError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> AppError {
         AppError {
             status,
-            code: code.to_string(),
+            code,
             message: message.into(),
             field: None,
             errors: Vec::new(),
@@ -87,7 +152,7 @@ impl AppError {
     pub fn not_found() -> AppError {
         AppError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "Not found: it does not exist, or it is not yours to see",
         )
     }
@@ -95,7 +160,7 @@ impl AppError {
     pub fn forbidden() -> AppError {
         AppError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "Your role may not do this",
         )
     }
@@ -103,26 +168,52 @@ impl AppError {
     pub fn unauthenticated() -> AppError {
         AppError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login",
         )
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
-        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message).with_field(field)
+        AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidInput,
+            message,
+        )
+        .with_field(field)
+    }
+
+    /// A body or query string the desk cannot read at all: no one field.
+    pub fn unreadable(message: impl Into<String>) -> AppError {
+        AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidInput,
+            message,
+        )
+    }
+
+    pub fn payload_too_large() -> AppError {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            "The request is too large: shorten the text and try again",
+        )
     }
 
     pub fn csrf() -> AppError {
         AppError::new(
             StatusCode::FORBIDDEN,
-            "csrf",
+            ErrorCode::Csrf,
             "This form has expired or did not come from this site. Go back, reload the page \
              and try again.",
         )
     }
 
     pub fn too_many(message: impl Into<String>, retry_after: u64) -> AppError {
-        let mut error = AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let mut error = AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            message,
+        );
         error.retry_after = Some(retry_after.max(1));
         error
     }
@@ -130,7 +221,7 @@ impl AppError {
     pub fn database_unavailable() -> AppError {
         let mut error = AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "The desk's database is not answering right now. Nothing was changed; try again \
              in a minute.",
         );
@@ -141,7 +232,7 @@ impl AppError {
     pub fn internal() -> AppError {
         AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "Something went wrong on our side. It has been logged; please try again.",
         )
     }
@@ -150,7 +241,7 @@ impl AppError {
     pub fn field_errors(&self) -> Vec<FieldError> {
         if self.errors.is_empty() {
             vec![FieldError {
-                code: self.code.clone(),
+                code: self.code,
                 message: self.message.clone(),
                 field: self.field.clone(),
             }]
@@ -160,17 +251,17 @@ impl AppError {
     }
 }
 
-fn refusal_code(refusal: &Refusal) -> &'static str {
+fn refusal_code(refusal: &Refusal) -> ErrorCode {
     match refusal {
-        Refusal::Forbidden => "forbidden",
-        Refusal::WrongState(_) => "wrong_state",
-        Refusal::NotAssignee => "not_assignee",
-        Refusal::AlreadyAssigned => "already_assigned",
-        Refusal::BadText { .. } => "invalid_input",
-        Refusal::Invalid(_) => "invalid_input",
-        Refusal::TargetNotChecked => "target_not_checked",
-        Refusal::TooLateToCancel => "too_late_to_cancel",
-        Refusal::AlreadyWarned => "already_warned",
+        Refusal::Forbidden => ErrorCode::Forbidden,
+        Refusal::WrongState(_) => ErrorCode::WrongState,
+        Refusal::NotAssignee => ErrorCode::NotAssignee,
+        Refusal::AlreadyAssigned => ErrorCode::AlreadyAssigned,
+        Refusal::BadText { .. } => ErrorCode::InvalidInput,
+        Refusal::Invalid(_) => ErrorCode::InvalidInput,
+        Refusal::TargetNotChecked => ErrorCode::TargetNotChecked,
+        Refusal::TooLateToCancel => ErrorCode::TooLateToCancel,
+        Refusal::AlreadyWarned => ErrorCode::AlreadyWarned,
     }
 }
 
@@ -193,7 +284,7 @@ impl From<DeskError> for AppError {
             DeskError::Refused(Refusal::Invalid(e)) => {
                 let mut error = AppError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    e.code.as_str(),
+                    e.code.into(),
                     e.message.clone(),
                 )
                 .with_field(&e.field);
@@ -208,7 +299,7 @@ impl From<DeskError> for AppError {
             DeskError::JobRefused(JobRefusal::Forbidden) => AppError::forbidden(),
             DeskError::JobRefused(refusal) => AppError::new(
                 StatusCode::CONFLICT,
-                "wrong_state",
+                ErrorCode::WrongState,
                 capitalised(&refusal.to_string()),
             ),
             DeskError::Invalid(errors) => {
@@ -216,7 +307,7 @@ impl From<DeskError> for AppError {
                 let mut error = match &first {
                     Some(e) => AppError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        e.code.as_str(),
+                        e.code.into(),
                         e.message.clone(),
                     )
                     .with_field(&e.field),
@@ -228,14 +319,14 @@ impl From<DeskError> for AppError {
             DeskError::BadInput { field, message } => AppError::invalid(field, message),
             DeskError::Stale => AppError::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "Someone changed this ticket since you loaded it: reload it and try again",
             ),
             DeskError::Fleet(e) => {
                 tracing::warn!(error = %e, "the backup fleet cannot be reached");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "fleet_unavailable",
+                    ErrorCode::FleetUnavailable,
                     "The backup fleet cannot be reached right now; try again in a minute",
                 )
             }
@@ -260,7 +351,7 @@ impl From<StoreError> for AppError {
                 tracing::error!(%cause, "the database's storage is full");
                 let mut error = AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_full",
+                    ErrorCode::StorageFull,
                     "The desk cannot save anything right now: its storage is full. Nothing was \
                      changed; operators have been alerted, and it will work again as soon as \
                      space is freed. Try again in a few minutes.",
@@ -292,13 +383,9 @@ impl From<tower_sessions::session::Error> for AppError {
 
 fn rejection(status: StatusCode, text: String) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return AppError::new(
-            status,
-            "payload_too_large",
-            "The request is too large: shorten the text and try again",
-        );
+        return AppError::payload_too_large();
     }
-    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", text)
+    AppError::unreadable(text)
 }
 
 impl From<JsonRejection> for AppError {
@@ -313,6 +400,12 @@ impl From<FormRejection> for AppError {
     }
 }
 
+impl From<BytesRejection> for AppError {
+    fn from(r: BytesRejection) -> AppError {
+        rejection(r.status(), r.body_text())
+    }
+}
+
 impl From<QueryRejection> for AppError {
     fn from(r: QueryRejection) -> AppError {
         rejection(r.status(), r.body_text())
@@ -323,7 +416,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.clone(),
+                code: self.code,
                 message: self.message.clone(),
                 field: self.field.clone(),
                 errors: if self.errors.len() > 1 {
@@ -350,3 +443,18 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_codes_keep_their_names() {
+        for code in ValidationCode::ALL {
+            assert_eq!(
+                serde_json::to_value(ErrorCode::from(code)).unwrap(),
+                code.as_str(),
+            );
+        }
+    }
+}

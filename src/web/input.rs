@@ -87,17 +87,9 @@ pub async fn checked_body<S: Send + Sync>(
 ) -> Result<Request, AppError> {
     let (parts, body) = request.into_parts();
     let limited = Request::from_parts(clone_parts(&parts), body);
-    let bytes = Bytes::from_request(limited, state).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::new(
-                e.status(),
-                "payload_too_large",
-                "The request is too large: shorten the text and try again",
-            )
-        } else {
-            AppError::invalid("", e.body_text())
-        }
-    })?;
+    let bytes = Bytes::from_request(limited, state)
+        .await
+        .map_err(AppError::from)?;
     check(&bytes)?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

@@ -42,7 +42,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 use crate::app::App;
 use crate::store::PoolHandle;
-use error::AppError;
+use error::{AppError, ErrorCode};
 use limits::Limits;
 
 /// What handlers share: the application and the rate limiters.
@@ -76,6 +76,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> 
             .await
             .map(|axum::extract::Query(q)| ValidQuery(q))
             .map_err(AppError::from)
+    }
+}
+
+/// Path parameters; a path that does not decode into them (not UTF-8, not
+/// the type a route takes) names nothing, so it is not found, as a page or
+/// as a JSON error.
+pub struct ValidPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ValidPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ValidPath(value)),
+            Err(rejection) if rejection.status().is_server_error() => {
+                tracing::error!(%rejection, "a route's path parameters do not fit its handler");
+                Err(AppError::internal())
+            }
+            Err(_) => Err(AppError::not_found()),
+        }
     }
 }
 
@@ -262,6 +282,7 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(from_fn(api::error_bodies))
         .layer(CompressionLayer::new())
         .layer(security_header(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -322,7 +343,7 @@ async fn outages(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let api = request.uri().path().starts_with("/api/");
+    let api = api::is_api_path(request.uri().path());
     let response = next.run(request).await;
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return response;
@@ -394,7 +415,7 @@ async fn metrics(
     if !may_scrape(peer, &headers, app.settings.metrics_token.as_deref()) {
         let refused = AppError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "Metrics answer only on loopback, or with the bearer token set as METRICS_TOKEN",
         );
         return refused.into_response();

@@ -4,19 +4,23 @@
 //! errors as `{"error":{"code","message","field"}}`. Its OpenAPI document is
 //! served at `/api/v1/openapi.json`.
 
+pub mod doc;
 pub mod model;
 pub mod routes;
+pub mod words;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::routing::{delete, get, post};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
 use serde::de::DeserializeOwned;
-use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use serde_json::Value;
 
+use super::error::{AppError, ErrorCode, ErrorPage};
 use super::WebState;
-use super::error::AppError;
 
 /// A JSON body whose refusals are API errors.
 pub struct ApiJson<T>(pub T);
@@ -29,15 +33,23 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let req = super::input::checked_body(req, state, super::input::check_json).await?;
-        axum::Json::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map(|axum::Json(value)| ApiJson(value))
-            .map_err(AppError::from)
+            .map_err(AppError::from)?;
+        // Read as `T` first, for refusals that name the field at fault;
+        // what reads as `T` is JSON, so it reads as a `Value` too.
+        let request = Request::from_parts(parts, Body::from(bytes.clone()));
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state)
+            .await
+            .map_err(AppError::from)?;
+        check_body(&serde_json::from_slice(&bytes).unwrap_or(Value::Null), &bytes)?;
+        Ok(ApiJson(value))
     }
 }
 
-/// A JSON body that may be left out entirely (`POST …/claim` with nothing).
+/// A JSON body that may be left out entirely, or sent as `null`
+/// (`POST …/claim` with nothing).
 pub struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
@@ -48,98 +60,41 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    e.status(),
-                    "payload_too_large",
-                    "The request is too large: shorten the text and try again",
-                )
-            } else {
-                AppError::invalid("", e.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(AppError::from)?;
+        let not_json = |e: serde_json::Error| {
+            AppError::unreadable(format!("The body is not the JSON expected: {e}"))
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        super::input::check_json(&bytes)?;
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
-            .map_err(|e| AppError::invalid("", format!("The body is not the JSON expected: {e}")))
+        match serde_json::from_slice::<Value>(&bytes).map_err(not_json)? {
+            Value::Null => Ok(OptionalJson(T::default())),
+            body => {
+                check_body(&body, &bytes)?;
+                serde_json::from_value(body)
+                    .map(OptionalJson)
+                    .map_err(not_json)
+            }
+        }
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Restore Desk API",
-        description = "Point-in-time restore requests for managed database clusters. \
-            Sign in with POST /api/v1/login, then send `Authorization: Bearer <token>`. \
-            Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`.",
-        version = "1"
-    ),
-    paths(
-        routes::login,
-        routes::logout,
-        routes::me,
-        routes::clusters,
-        routes::cluster,
-        routes::delete_cluster,
-        routes::file_ticket,
-        routes::check_ticket,
-        routes::tickets,
-        routes::ticket,
-        routes::ticket_action,
-        routes::ticket_events,
-        routes::ticket_messages,
-        routes::job,
-        routes::zones,
-        routes::set_zone,
-        routes::users,
-        routes::create_user,
-        routes::update_user,
-        routes::faults,
-        routes::add_fault,
-        routes::clear_faults,
-        routes::outbox,
-        routes::audit,
-    ),
-    components(schemas(
-        super::error::ErrorBody,
-        super::error::ErrorDetail,
-        super::error::FieldError,
-    )),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "session", description = "Signing in and out"),
-        (name = "clusters", description = "Clusters and their restorable windows"),
-        (name = "tickets", description = "Restore requests and the work on them"),
-        (name = "fleet", description = "Zones and injected faults"),
-        (name = "admin", description = "People, outbox and audit log"),
-    )
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+/// Refuses what serde would read but no route takes: a body that is not a
+/// JSON object (serde reads an array as a struct too), or text holding a
+/// control character (see `web::input`).
+fn check_body(body: &Value, raw: &[u8]) -> Result<(), AppError> {
+    if !body.is_object() {
+        return Err(AppError::unreadable("The body must be a JSON object"));
     }
-}
-
-async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+    super::input::check_json(raw)
 }
 
 async fn no_route() -> AppError {
     AppError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
         "There is no such API route: see /api/v1/openapi.json",
     )
 }
@@ -147,7 +102,7 @@ async fn no_route() -> AppError {
 pub fn router() -> Router<WebState> {
     use routes::*;
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(doc::openapi))
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
@@ -170,6 +125,52 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1", get(no_route))
-        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+        .route("/api", any(no_route))
+        .route("/api/{*rest}", any(no_route))
+        .route("/api/v1", any(no_route))
+        .route("/api/v1/{*rest}", any(no_route))
+}
+
+/// Whether a request is for the API: its answers are JSON, never pages.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// Gives the API's error shape to the answers under `/api` that no handler
+/// wrote, which are plain text otherwise: axum's 405 (its `Allow` header
+/// kept) and the body limit's 413, refused before any handler runs.
+pub async fn error_bodies(request: Request, next: Next) -> Response {
+    if !is_api_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let written = response.extensions().get::<ErrorPage>().is_some();
+    if written || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => AppError::new(
+            status,
+            ErrorCode::MethodNotAllowed,
+            format!("This route does not take {method}: the Allow header lists what it does"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::payload_too_large(),
+        StatusCode::NOT_FOUND => AppError::not_found(),
+        _ if status.is_client_error() => AppError::new(
+            status,
+            ErrorCode::InvalidInput,
+            "The request is not one this API can read",
+        ),
+        _ => AppError {
+            status,
+            ..AppError::internal()
+        },
+    };
+    let mut answer = error.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }

@@ -11,20 +11,33 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::desk::scope_for;
-use crate::domain::catalog::restorable_window;
+use crate::domain::catalog::{Window, restorable_window};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
 use crate::domain::ticket::Visibility;
+use crate::domain::validation::ValidationReport;
+use crate::domain::verification::VerificationReport;
 use crate::store::{
     Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
 };
-use crate::web::error::AppResult;
+use crate::web::error::{AppResult, FieldError};
 use crate::web::pages::common::fleet;
 use crate::web::views::customer_may_see;
+
+use super::words;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Restorable {
     pub earliest: DateTime<Utc>,
     pub latest: DateTime<Utc>,
+}
+
+impl From<Window> for Restorable {
+    fn from(window: Window) -> Restorable {
+        Restorable {
+            earliest: window.earliest,
+            latest: window.latest,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,17 +48,28 @@ pub struct ClusterOut {
     pub resource_group: String,
     pub region: String,
     pub config: ClusterConfig,
-    /// `building` while a restore creates it, then `ready`.
+    #[schema(value_type = words::ClusterStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// When it was deleted; it stays restorable for 7 days after.
+    #[schema(required = true)]
     pub deleted_at: Option<DateTime<Utc>>,
     /// The restorable window now, or null when nothing can be restored.
+    #[schema(required = true)]
     pub restorable: Option<Restorable>,
-    pub connection: Connection,
+    /// How to connect: for the cluster's own customers. Staff and admins
+    /// get null here; they see a restored cluster's connection on its
+    /// ticket's page, to hand it over.
+    #[schema(required = true)]
+    pub connection: Option<Connection>,
+    /// The ticket and moment a restored cluster came from; null for others.
+    #[schema(required = true)]
     pub restored_from: Option<RestoredFrom>,
 }
 
-pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
+/// A cluster as `viewer` may see it: connection details go to its own
+/// customers only.
+pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResult<ClusterOut> {
     let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
     let window = restorable_window(&catalog, &cluster.life(), &app.policy(), app.now());
     Ok(ClusterOut {
@@ -58,11 +82,9 @@ pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
         status: cluster.status.as_str().into(),
         created_at: cluster.created_at,
         deleted_at: cluster.deleted_at,
-        restorable: window.map(|w| Restorable {
-            earliest: w.earliest,
-            latest: w.latest,
-        }),
-        connection: cluster.connection,
+        restorable: window.map(Restorable::from),
+        connection: (viewer.subscription_id == Some(cluster.subscription_id))
+            .then_some(cluster.connection),
         restored_from: cluster.restored_from,
     })
 }
@@ -70,6 +92,7 @@ pub async fn cluster_out(app: &App, cluster: Cluster) -> AppResult<ClusterOut> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobSummary {
     pub id: Uuid,
+    #[schema(value_type = words::JobState)]
     pub state: String,
     /// What the restore is doing, in words.
     pub step: String,
@@ -95,7 +118,9 @@ pub struct TicketOut {
     pub id: Uuid,
     /// `RD-000123`.
     pub number: String,
+    #[schema(value_type = words::TicketState)]
     pub state: String,
+    /// The state in words.
     pub state_label: String,
     pub cluster_id: Uuid,
     pub cluster_name: String,
@@ -104,16 +129,27 @@ pub struct TicketOut {
     /// The IANA zone the customer entered the target in.
     pub time_zone: String,
     pub new_cluster_name: String,
-    /// `A` (critical), `B` or `C`.
+    #[schema(value_type = words::Severity)]
     pub severity: String,
     pub description: String,
     /// When the target leaves the restorable window.
     pub deadline: DateTime<Utc>,
+    /// When support should first answer, by severity.
     pub first_response_due: DateTime<Utc>,
+    /// When support first answered; null until then.
+    #[schema(required = true)]
     pub first_response_at: Option<DateTime<Utc>>,
+    /// The engineer working it; null while nobody has claimed it.
+    #[schema(required = true)]
     pub assignee: Option<Person>,
+    /// The cluster the restore creates, once it exists.
+    #[schema(required = true)]
     pub new_cluster_id: Option<Uuid>,
+    /// Why it was rejected; null unless it was.
+    #[schema(required = true)]
     pub rejection_reason: Option<String>,
+    /// The restore job, once approved; null before.
+    #[schema(required = true)]
     pub job: Option<JobSummary>,
     /// Send it back as `version` with a command to guard against acting on
     /// a stale view.
@@ -125,8 +161,52 @@ pub struct TicketOut {
     pub requester: Option<StaffPerson>,
     /// Staff only: the latest check of the target against the backup window.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub validation: Option<serde_json::Value>,
+    pub validation: Option<ValidationOut>,
+}
+
+/// A check of a ticket's target against the cluster's backups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationOut {
+    pub checked_at: DateTime<Utc>,
+    pub target: DateTime<Utc>,
+    /// The restorable window then; null when nothing was restorable.
+    #[schema(required = true)]
+    pub window: Option<Restorable>,
+    #[schema(value_type = Vec<words::Zone>)]
+    pub online_zones: Vec<&'static str>,
+    /// Where the restore would come from; null when the target was refused.
+    #[schema(required = true)]
+    pub plan: Option<PlanOut>,
+    /// Why the target was refused, with its SPEC §4 code; null when it passed.
+    #[schema(required = true)]
+    pub error: Option<FieldError>,
+    /// When the target leaves the restorable window.
+    pub deadline: DateTime<Utc>,
+}
+
+/// The snapshot and zone a restore starts from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanOut {
+    pub snapshot_id: String,
+    pub snapshot_finished_at: DateTime<Utc>,
+    #[schema(value_type = words::Zone)]
+    pub zone: &'static str,
+}
+
+pub fn validation_out(report: &ValidationReport) -> ValidationOut {
+    ValidationOut {
+        checked_at: report.checked_at,
+        target: report.target,
+        window: report.window.map(Restorable::from),
+        online_zones: report.online_zones.iter().map(|z| z.as_str()).collect(),
+        plan: report.plan.as_ref().map(|p| PlanOut {
+            snapshot_id: p.snapshot_id.clone(),
+            snapshot_finished_at: p.snapshot_finished_at,
+            zone: p.zone.as_str(),
+        }),
+        error: report.error.as_ref().map(FieldError::from),
+        deadline: report.deadline,
+    }
 }
 
 /// Names for tickets: clusters and people, looked up once per answer. A
@@ -234,18 +314,16 @@ pub async fn ticket_out(
         created_at: ticket.created_at,
         updated_at: ticket.updated_at,
         requester,
-        validation: if staff {
-            serde_json::to_value(&ticket.validation_report).ok()
-        } else {
-            None
-        },
+        validation: staff.then(|| validation_out(&ticket.validation_report)),
     })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketPage {
     pub tickets: Vec<TicketOut>,
-    /// Pass as `after` (staff queue) or `before` (customers) for the next page.
+    /// Pass as `after` (staff queue) or `before` (customers) for the next
+    /// page; null on the last page.
+    #[schema(required = true)]
     pub next: Option<String>,
 }
 
@@ -253,20 +331,32 @@ pub struct TicketPage {
 pub struct JobOut {
     pub id: Uuid,
     pub ticket_id: Uuid,
+    #[schema(value_type = words::JobState)]
     pub state: String,
+    /// What the restore is doing, in words.
     pub step: String,
+    /// 0–100.
     pub progress: i64,
+    /// What the current step is at, in words.
     pub detail: String,
+    /// How many times the restore was started (a retry starts a new run).
     pub run: i64,
+    /// Attempts of the current step.
     pub attempt: i64,
     pub target_time: DateTime<Utc>,
+    /// The snapshot restored, once chosen.
+    #[schema(required = true)]
     pub snapshot_id: Option<String>,
+    /// The zone restored from, once chosen.
+    #[schema(required = true, value_type = Option<words::Zone>)]
     pub zone: Option<String>,
     pub new_cluster_id: Uuid,
     /// The exact point in time the new cluster holds, once verified.
+    #[schema(required = true)]
     pub reached_point: Option<DateTime<Utc>>,
-    #[schema(value_type = Option<Object>)]
-    pub verification: Option<serde_json::Value>,
+    /// What was checked once restored; null until verified.
+    #[schema(required = true)]
+    pub verification: Option<VerificationOut>,
     /// Staff only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -275,7 +365,62 @@ pub struct JobOut {
     pub stalled_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When it succeeded, failed or was cancelled.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What verifying a restored cluster found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationOut {
+    pub checked_at: DateTime<Utc>,
+    pub target: DateTime<Utc>,
+    /// The last replayed commit; null if none was replayed after the snapshot.
+    #[schema(required = true)]
+    pub point_reached: Option<DateTime<Utc>>,
+    pub checks: Vec<VerificationCheck>,
+    /// The restored cluster's configuration against the source's.
+    pub config: Vec<ConfigComparison>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationCheck {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigComparison {
+    pub setting: String,
+    pub source: String,
+    pub restored: String,
+}
+
+fn verification_out(report: &VerificationReport) -> VerificationOut {
+    VerificationOut {
+        checked_at: report.checked_at,
+        target: report.target,
+        point_reached: report.point_reached,
+        checks: report
+            .checks
+            .iter()
+            .map(|c| VerificationCheck {
+                name: c.name.clone(),
+                passed: c.passed,
+                detail: c.detail.clone(),
+            })
+            .collect(),
+        config: report
+            .config
+            .iter()
+            .map(|c| ConfigComparison {
+                setting: c.setting.clone(),
+                source: c.source.clone(),
+                restored: c.restored.clone(),
+            })
+            .collect(),
+    }
 }
 
 pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
@@ -293,10 +438,7 @@ pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
         zone: job.zone.map(|z| z.as_str().to_string()),
         new_cluster_id: job.new_cluster_id,
         reached_point: job.reached_point,
-        verification: job
-            .verification_report
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v).ok()),
+        verification: job.verification_report.as_ref().map(verification_out),
         last_error: if staff { job.last_error } else { None },
         stalled_since: if staff { job.stalled_since } else { None },
         created_at: job.created_at,
@@ -308,10 +450,14 @@ pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageOut {
     pub id: Uuid,
+    /// Null when the desk itself wrote it.
+    #[schema(required = true)]
     pub author_id: Option<Uuid>,
+    #[schema(required = true)]
     pub author_name: Option<String>,
+    #[schema(value_type = words::Role)]
     pub author_role: String,
-    /// `public`, or `internal` (staff only, never shown to customers).
+    #[schema(value_type = words::Visibility)]
     pub visibility: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -344,13 +490,23 @@ pub async fn messages_out(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
     pub id: i64,
+    /// What happened, e.g. `file`, `claim`, `approve`, `zone_offline`.
     pub action: String,
+    /// Null when the desk itself acted.
+    #[schema(required = true)]
     pub actor_id: Option<Uuid>,
+    #[schema(value_type = words::Role)]
     pub actor_role: String,
+    /// The state before; null when the event changed none, or created it.
+    #[schema(required = true, value_type = Option<words::EventState>)]
     pub from_state: Option<String>,
+    /// The state after; null when the event changed none.
+    #[schema(required = true, value_type = Option<words::EventState>)]
     pub to_state: Option<String>,
     pub detail: String,
+    #[schema(required = true)]
     pub job_id: Option<Uuid>,
+    #[schema(required = true)]
     pub ticket_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -398,6 +554,7 @@ pub fn visible_to(viewer: &User, message: &Message) -> bool {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ZoneOut {
     pub region: String,
+    #[schema(value_type = words::Zone)]
     pub zone: String,
     pub online: bool,
     pub changed_at: DateTime<Utc>,
@@ -417,8 +574,12 @@ pub struct UserOut {
     pub id: Uuid,
     pub email: String,
     pub name: String,
+    #[schema(value_type = words::PersonRole)]
     pub role: String,
+    /// A customer's subscription; null for staff and admins.
+    #[schema(required = true)]
     pub subscription_id: Option<Uuid>,
+    /// The IANA zone times are shown in.
     pub time_zone: String,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
@@ -440,10 +601,15 @@ pub fn user_out(u: User) -> UserOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FaultOut {
     pub id: Uuid,
+    #[schema(value_type = words::FaultKind)]
     pub kind: String,
+    #[schema(value_type = words::RestoreStep)]
     pub step: String,
+    /// fail_step: retrying cannot help.
     pub permanent: bool,
+    /// How many more times it fires.
     pub remaining: i64,
+    /// slow_step: the delay.
     pub delay_ms: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -463,15 +629,20 @@ pub fn fault_out(f: SandboxFault) -> FaultOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxOut {
     pub id: Uuid,
+    #[schema(required = true)]
     pub ticket_id: Option<Uuid>,
+    #[schema(value_type = words::NoticeKind)]
     pub kind: String,
     pub recipient: String,
     pub subject: String,
+    #[schema(value_type = words::OutboxStatus)]
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -522,7 +693,7 @@ pub struct FileTicketIn {
     #[serde(default)]
     pub utc_offset: Option<String>,
     pub new_cluster_name: String,
-    /// `A`, `B` or `C`.
+    #[schema(value_type = words::Severity)]
     pub severity: String,
     #[serde(default)]
     pub description: String,
@@ -531,11 +702,18 @@ pub struct FileTicketIn {
 /// The result of checking a request without filing it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckOut {
+    /// The target in UTC.
     pub target_time: DateTime<Utc>,
+    /// The IANA zone it was entered in.
     pub time_zone: String,
+    /// The snapshot the restore would start from.
     pub snapshot_id: String,
+    /// The zone it would be restored from.
+    #[schema(value_type = words::Zone)]
     pub zone: String,
+    /// When the target leaves the restorable window.
     pub deadline: DateTime<Utc>,
+    #[schema(required = true)]
     pub restorable: Option<Restorable>,
 }
 
@@ -561,7 +739,7 @@ pub struct NewUserIn {
     pub email: String,
     #[serde(default)]
     pub name: String,
-    /// `customer`, `staff` or `admin`.
+    #[schema(value_type = words::PersonRole)]
     pub role: String,
     /// Customers: the subscription's short name (created when new).
     #[serde(default)]
@@ -574,6 +752,7 @@ pub struct NewUserIn {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UserPatchIn {
     #[serde(default)]
+    #[schema(value_type = Option<words::PersonRole>)]
     pub role: Option<String>,
     #[serde(default)]
     pub subscription: Option<String>,
@@ -587,19 +766,20 @@ pub struct UserPatchIn {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct FaultIn {
-    /// `fail_step` or `slow_step`.
+    #[schema(value_type = words::FaultKind)]
     pub kind: String,
-    /// A restore step: `provisioning`, `restoring_snapshot`, `replaying_log`,
-    /// `verifying` or `finalizing`.
+    #[schema(value_type = words::RestoreStep)]
     pub step: String,
     /// fail_step: retrying cannot help.
     #[serde(default)]
     pub permanent: bool,
     /// How many times it fires (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100)]
     pub times: i64,
     /// slow_step: the delay.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3_600_000)]
     pub delay_ms: i64,
 }
 

@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::doc::{FleetUnavailable, Forbidden, RateLimited};
 use super::model::*;
-use super::{ApiJson, OptionalJson};
+use super::{ApiJson, OptionalJson, words};
 use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
 use crate::desk::{self, FilingRequest, scope_for};
@@ -20,21 +21,21 @@ use crate::domain::catalog::{Zone, restorable_window};
 use crate::domain::sla::Severity;
 use crate::domain::validation::TargetInput;
 use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
-use crate::web::ValidQuery;
 use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
-use crate::web::error::{AppError, AppResult, ErrorBody};
+use crate::web::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::web::limits::Limits;
 use crate::web::pages::common::{fleet, parse_id};
 use crate::web::pages::staff::{QueueQuery, queue_query, staff_command};
+use crate::web::{ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- session
 
 /// Signs in and returns a bearer token.
 #[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = LoginIn,
     responses(
-        (status = 200, body = LoginOut),
-        (status = 401, description = "Wrong email or password, or the account is disabled", body = ErrorBody),
-        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 200, description = "Signed in: the token and whose it is", body = LoginOut),
+        (status = 401, description = "No active account with that email and password (`invalid_credentials`)", body = ErrorBody),
+        (status = 429, response = RateLimited),
     ))]
 pub async fn login(
     State(app): State<App>,
@@ -49,7 +50,7 @@ pub async fn login(
             limits.sign_in_failed(&body.email);
             AppError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "That email and password do not match an active account",
             )
         })?;
@@ -65,7 +66,7 @@ pub async fn login(
 
 /// Revokes the token the request carries.
 #[utoipa::path(post, path = "/api/v1/logout", tag = "session", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "The token is revoked")))]
 pub async fn logout(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -82,7 +83,7 @@ pub async fn logout(
 
 /// Who the token belongs to.
 #[utoipa::path(get, path = "/api/v1/me", tag = "session", security(("bearer" = [])),
-    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "The caller", body = UserOut)))]
 pub async fn me(ApiUser(user): ApiUser) -> Json<UserOut> {
     Json(user_out(user))
 }
@@ -93,7 +94,10 @@ pub async fn me(ApiUser(user): ApiUser) -> Json<UserOut> {
 /// its restorable window now.
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", security(("bearer" = [])),
     params(ClustersQuery),
-    responses((status = 200, body = Vec<ClusterOut>), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The clusters, each with its restorable window", body = Vec<ClusterOut>),
+        (status = 503, response = FleetUnavailable),
+    ))]
 pub async fn clusters(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -105,41 +109,49 @@ pub async fn clusters(
         .clusters(scope_for(&user), q.include_deleted.unwrap_or(true))
         .await?
     {
-        out.push(cluster_out(&app, cluster).await?);
+        out.push(cluster_out(&app, &user, cluster).await?);
     }
     Ok(Json(out))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClustersQuery {
     /// Include deleted clusters (default true: they stay restorable for 7 days).
     pub include_deleted: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = ClusterOut), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 200, description = "The cluster, with its restorable window", body = ClusterOut),
+        (status = 503, response = FleetUnavailable),
+    ))]
 pub async fn cluster(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<ClusterOut>> {
     let cluster = app
         .store
         .cluster(parse_id(&id)?, scope_for(&user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(cluster_out(&app, cluster).await?))
+    Ok(Json(cluster_out(&app, &user, cluster).await?))
 }
 
 /// Admins: marks a cluster deleted (it stays restorable for 7 days).
 #[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 204, description = "Marked deleted"),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "The cluster is already deleted (`invalid_input`)", body = ErrorBody),
+    ))]
 pub async fn delete_cluster(
     State(app): State<App>,
     api: ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<StatusCode> {
     let admin = api.admin()?;
     admin_ops::delete_cluster(&app, admin, parse_id(&id)?).await?;
@@ -166,7 +178,7 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
         (None, None) => {
             return Err(AppError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_timestamp",
+                ErrorCode::InvalidTimestamp,
                 "Give target_time (RFC 3339 with an offset) or local_time and time_zone",
             )
             .with_field("target_time"));
@@ -186,10 +198,15 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
 #[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     request_body = FileTicketIn,
     responses(
-        (status = 201, body = TicketOut),
-        (status = 403, description = "Only customers file requests", body = ErrorBody),
-        (status = 422, description = "A rule of SPEC §4 refused it; `code` says which", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 201, description = "Filed: the new ticket", body = TicketOut, links(
+            ("ticket" = (operation_id = "ticket", parameters(("id" = "$response.body#/id")))),
+            ("command" = (operation_id = "ticket_action", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 403, description = "Only customers file requests (`forbidden`)", body = ErrorBody),
+        (status = 422, description = "A rule of SPEC §4 refused it, `code` says which, or a field \
+            cannot be read (`invalid_input`); nothing is stored", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = FleetUnavailable),
     ))]
 pub async fn file_ticket(
     State(app): State<App>,
@@ -211,7 +228,13 @@ pub async fn file_ticket(
 /// Customers: checks a request like filing would, storing nothing.
 #[utoipa::path(post, path = "/api/v1/tickets/check", tag = "tickets", security(("bearer" = [])),
     request_body = FileTicketIn,
-    responses((status = 200, body = CheckOut), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Filing it would be accepted: what it would restore", body = CheckOut),
+        (status = 403, description = "Only customers file requests (`forbidden`)", body = ErrorBody),
+        (status = 422, description = "A rule of SPEC §4 refused it, `code` says which, or a field \
+            cannot be read (`invalid_input`)", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
+    ))]
 pub async fn check_ticket(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -227,27 +250,26 @@ pub async fn check_ticket(
         snapshot_id: checked.plan.snapshot_id.clone(),
         zone: checked.plan.zone.as_str().into(),
         deadline: checked.deadline,
-        restorable: window.map(|w| Restorable {
-            earliest: w.earliest,
-            latest: w.latest,
-        }),
+        restorable: window.map(Restorable::from),
     }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TicketsQuery {
     /// Staff: `open` (default), `all`, or one state.
     #[serde(default)]
+    #[param(value_type = Option<words::TicketStateFilter>)]
     pub state: String,
-    /// Staff: `A`, `B` or `C`.
+    /// Staff: only this severity.
     #[serde(default)]
+    #[param(value_type = Option<words::Severity>)]
     pub severity: String,
     /// Staff: `unassigned`, `mine`, or a user id.
     #[serde(default)]
     pub assignee: String,
     /// Staff: `true` for tickets assigned to the caller.
-    #[serde(default)]
-    pub mine: String,
+    pub mine: Option<bool>,
     /// Staff: the `next` of the previous page.
     pub after: Option<i64>,
     /// Customers: the `next` of the previous page.
@@ -260,7 +282,12 @@ pub struct TicketsQuery {
 /// soonest deadline first, then severity, with filters.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     params(TicketsQuery),
-    responses((status = 200, body = TicketPage), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of tickets", body = TicketPage, links(
+        ("first" = (operation_id = "ticket", parameters(("id" = "$response.body#/tickets/0/id")))),
+        ("command" = (operation_id = "ticket_action",
+            parameters(("id" = "$response.body#/tickets/0/id")))),
+        ("first_job" = (operation_id = "job", parameters(("id" = "$response.body#/tickets/0/job/id")))),
+    ))))]
 pub async fn tickets(
     State(app): State<App>,
     ApiUser(user): ApiUser,
@@ -272,7 +299,11 @@ pub async fn tickets(
             state: q.state.clone(),
             severity: q.severity.clone(),
             assignee: q.assignee.clone(),
-            mine: q.mine.clone(),
+            mine: if q.mine == Some(true) {
+                "true".into()
+            } else {
+                String::new()
+            },
             after: q.after,
         };
         queue_query(&app, &user, &filters, limit + 1).await?
@@ -312,12 +343,19 @@ async fn visible_ticket(
 }
 
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = TicketOut), (status = 404, description = "Unknown, or another subscription's", body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    responses((status = 200, description = "The ticket", body = TicketOut, links(
+        ("job" = (operation_id = "job", parameters(("id" = "$response.body#/job/id")))),
+        ("events" = (operation_id = "ticket_events", parameters(("id" = "$response.body#/id")))),
+        ("messages" = (operation_id = "ticket_messages", parameters(("id" = "$response.body#/id")))),
+        ("command" = (operation_id = "ticket_action", parameters(("id" = "$response.body#/id")))),
+        ("new_cluster" = (operation_id = "cluster",
+            parameters(("id" = "$response.body#/new_cluster_id")))),
+    ))))]
 pub async fn ticket(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<TicketOut>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     Ok(Json(
@@ -330,20 +368,27 @@ pub async fn ticket(
 /// `cancel` (customers), `retry`, `cancel-restore` (reason, staff).
 /// Customers calling a staff command get 403 and nothing changes.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/{action}", tag = "tickets", security(("bearer" = [])),
-    params(("id" = Uuid, Path),
-        ("action" = String, Path, description = "claim | approve | reject | request-info | reply | note | cancel | retry | cancel-restore")),
-    request_body(content = ActionIn, description = "Optional; the fields the command needs"),
+    params(("id" = Uuid, Path, description = "The ticket's id"),
+        ("action" = words::TicketAction, Path)),
+    request_body(content = Option<ActionIn>, description = "The fields the command needs; may be left out"),
     responses(
-        (status = 200, body = TicketOut),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "Wrong state, not the assignee, or a stale version", body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 200, description = "Done: the ticket as it is now", body = TicketOut, links(
+            ("job" = (operation_id = "job", parameters(("id" = "$response.body#/job/id")))),
+        )),
+        (status = 403, description = "The caller's role may not give this command (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such ticket, not the caller's to see, or no such command (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not possible as things stand: `wrong_state`, `not_assignee`, \
+            `already_assigned`, `target_not_checked`, `too_late_to_cancel`, or `conflict` when \
+            the ticket changed since `version`", body = ErrorBody),
+        (status = 422, description = "A text the command needs is empty or too long \
+            (`invalid_input`), or approving found the target no longer restorable (a SPEC §4 \
+            code)", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
     ))]
 pub async fn ticket_action(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path((id, action)): Path<(String, String)>,
+    ValidPath((id, action)): ValidPath<(String, String)>,
     OptionalJson(body): OptionalJson<ActionIn>,
 ) -> AppResult<Json<TicketOut>> {
     let id = parse_id(&id)?;
@@ -360,7 +405,7 @@ pub async fn ticket_action(
                 .ok_or_else(|| {
                     AppError::new(
                         StatusCode::NOT_FOUND,
-                        "not_found",
+                        ErrorCode::NotFound,
                         format!("There is no ticket command {other:?}"),
                     )
                 })?
@@ -375,12 +420,12 @@ pub async fn ticket_action(
 
 /// The ticket's history. Customers do not see internal events.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<EventOut>), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    responses((status = 200, description = "The ticket's history, oldest first", body = Vec<EventOut>)))]
 pub async fn ticket_events(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<Vec<EventOut>>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     let events = app.store.ticket_events(ticket.id).await?;
@@ -389,12 +434,12 @@ pub async fn ticket_events(
 
 /// The conversation. Internal notes only for staff.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<MessageOut>), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    responses((status = 200, description = "The conversation, oldest first", body = Vec<MessageOut>)))]
 pub async fn ticket_messages(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<Vec<MessageOut>>> {
     let ticket = visible_ticket(&app, &user, &id).await?;
     let staff = user.role.works_tickets();
@@ -411,12 +456,12 @@ pub async fn ticket_messages(
 
 /// A restore job, with its progress. Visible to whoever may see its ticket.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "tickets", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = JobOut), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The restore job's id")),
+    responses((status = 200, description = "The job", body = JobOut)))]
 pub async fn job(
     State(app): State<App>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<JobOut>> {
     let job = app
         .store
@@ -434,7 +479,7 @@ pub async fn job(
 // ---------------------------------------------------------------- fleet
 
 #[utoipa::path(get, path = "/api/v1/zones", tag = "fleet", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ZoneOut>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Every zone of every region", body = Vec<ZoneOut>)))]
 pub async fn zones(State(app): State<App>, _user: ApiUser) -> AppResult<Json<Vec<ZoneOut>>> {
     Ok(Json(
         app.store.zones().await?.into_iter().map(zone_out).collect(),
@@ -442,6 +487,7 @@ pub async fn zones(State(app): State<App>, _user: ApiUser) -> AppResult<Json<Vec
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RegionQuery {
     /// The region; may be left out when there is only one.
     pub region: Option<String>,
@@ -449,13 +495,17 @@ pub struct RegionQuery {
 
 /// Admins: takes a zone offline or brings it back online.
 #[utoipa::path(post, path = "/api/v1/zones/{zone}/{state}", tag = "fleet", security(("bearer" = [])),
-    params(("zone" = String, Path, description = "az1 | az2 | az3"),
-        ("state" = String, Path, description = "offline | online"), RegionQuery),
-    responses((status = 200, body = Vec<ZoneOut>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("zone" = words::Zone, Path), ("state" = words::ZoneChange, Path), RegionQuery),
+    responses(
+        (status = 200, description = "Changed: every zone as it is now", body = Vec<ZoneOut>),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No such zone, or no such change (`not_found`)", body = ErrorBody),
+        (status = 422, description = "No such region, or several and none named (`invalid_input`)", body = ErrorBody),
+    ))]
 pub async fn set_zone(
     State(app): State<App>,
     api: ApiUser,
-    Path((zone, state)): Path<(String, String)>,
+    ValidPath((zone, state)): ValidPath<(String, String)>,
     ValidQuery(q): ValidQuery<RegionQuery>,
 ) -> AppResult<Json<Vec<ZoneOut>>> {
     let admin = api.admin()?;
@@ -474,7 +524,10 @@ pub async fn set_zone(
 
 /// Admins: the faults armed in the simulated fleet.
 #[utoipa::path(get, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
-    responses((status = 200, body = Vec<FaultOut>), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The armed faults", body = Vec<FaultOut>),
+        (status = 403, response = Forbidden),
+    ))]
 pub async fn faults(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<FaultOut>>> {
     api.admin()?;
     Ok(Json(
@@ -490,7 +543,11 @@ pub async fn faults(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<
 /// Admins: arms a fault: a restore step fails or stalls.
 #[utoipa::path(post, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
     request_body = FaultIn,
-    responses((status = 201, body = FaultOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "Armed", body = FaultOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "An unknown kind or step, or a count or delay out of range (`invalid_input`)", body = ErrorBody),
+    ))]
 pub async fn add_fault(
     State(app): State<App>,
     api: ApiUser,
@@ -514,7 +571,10 @@ pub async fn add_fault(
 
 /// Admins: clears every armed fault.
 #[utoipa::path(delete, path = "/api/v1/faults", tag = "fleet", security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Every fault is cleared"),
+        (status = 403, response = Forbidden),
+    ))]
 pub async fn clear_faults(State(app): State<App>, api: ApiUser) -> AppResult<StatusCode> {
     let admin = api.admin()?;
     admin_ops::clear_faults(&app, admin).await?;
@@ -524,7 +584,10 @@ pub async fn clear_faults(State(app): State<App>, api: ApiUser) -> AppResult<Sta
 // ---------------------------------------------------------------- admin
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<UserOut>), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Everyone with an account", body = Vec<UserOut>),
+        (status = 403, response = Forbidden),
+    ))]
 pub async fn users(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<UserOut>>> {
     api.admin()?;
     Ok(Json(
@@ -534,7 +597,11 @@ pub async fn users(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<U
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
     request_body = NewUserIn,
-    responses((status = 201, body = UserOut), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "Added", body = UserOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "A field is refused, `field` says which (`invalid_input`)", body = ErrorBody),
+    ))]
 pub async fn create_user(
     State(app): State<App>,
     api: ApiUser,
@@ -560,12 +627,16 @@ pub async fn create_user(
 /// Admins: changes a role, disables or enables (which ends sessions and
 /// revokes tokens), sets the time zone or a new password.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = UserPatchIn,
-    responses((status = 200, body = UserOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The person's id")), request_body = UserPatchIn,
+    responses(
+        (status = 200, description = "The person as they are now", body = UserOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "A field is refused, `field` says which (`invalid_input`)", body = ErrorBody),
+    ))]
 pub async fn update_user(
     State(app): State<App>,
     api: ApiUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ApiJson(body): ApiJson<UserPatchIn>,
 ) -> AppResult<Json<UserOut>> {
     let admin = api.admin()?;
@@ -586,17 +657,24 @@ pub async fn update_user(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxParams {
-    /// `pending`, `sending`, `sent` or `failed`.
+    /// Only emails in this status.
+    #[param(value_type = Option<words::OutboxStatus>)]
     pub status: Option<String>,
+    /// Only the emails about this ticket.
     pub ticket_id: Option<Uuid>,
+    /// How many, 1–1000 (default 100).
     pub limit: Option<i64>,
 }
 
 /// Admins: the notification outbox, newest first.
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "admin", security(("bearer" = [])),
     params(OutboxParams),
-    responses((status = 200, body = Vec<OutboxOut>), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Emails, newest first", body = Vec<OutboxOut>),
+        (status = 403, response = Forbidden),
+    ))]
 pub async fn outbox(
     State(app): State<App>,
     api: ApiUser,
@@ -625,16 +703,21 @@ pub async fn outbox(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Events older than this id.
     pub before: Option<i64>,
+    /// How many, 1–1000 (default 100).
     pub limit: Option<i64>,
 }
 
 /// Admins: the audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", security(("bearer" = [])),
     params(AuditParams),
-    responses((status = 200, body = Vec<EventOut>), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Events, newest first", body = Vec<EventOut>),
+        (status = 403, response = Forbidden),
+    ))]
 pub async fn audit(
     State(app): State<App>,
     api: ApiUser,

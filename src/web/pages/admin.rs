@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -22,7 +22,7 @@ use crate::store::{OutboxQuery, OutboxStatus, SandboxFault, Scope, User, ZoneSta
 use crate::web::auth::{AdminUser, Viewer};
 use crate::web::error::{AppError, AppResult};
 use crate::web::views::{Stamp, clip, event_label, role_label};
-use crate::web::{ValidForm, ValidQuery};
+use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 pub async fn index() -> Redirect {
     Redirect::to("/admin/users")
@@ -185,7 +185,7 @@ pub struct UserChangeForm {
 pub async fn update_user(
     State(app): State<App>,
     AdminUser(viewer): AdminUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ValidForm(form): ValidForm<UserChangeForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
@@ -302,7 +302,7 @@ pub async fn clusters(State(app): State<App>, AdminUser(viewer): AdminUser) -> A
 pub async fn delete_cluster(
     State(app): State<App>,
     AdminUser(viewer): AdminUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
     match admin_ops::delete_cluster(&app, &viewer.user, id).await {
@@ -390,7 +390,7 @@ pub async fn zones(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppR
 pub async fn set_zone(
     State(app): State<App>,
     AdminUser(viewer): AdminUser,
-    Path((region, zone, state)): Path<(String, String, String)>,
+    ValidPath((region, zone, state)): ValidPath<(String, String, String)>,
 ) -> AppResult<Response> {
     let zone: Zone = zone.parse().map_err(|_| AppError::not_found())?;
     let online = match state.as_str() {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -15,6 +15,7 @@ use crate::domain::catalog::restorable_window;
 use crate::domain::cluster::Cluster;
 use crate::domain::ticket::{TicketState, Visibility};
 use crate::store::{Event, Message, RestoreJob, Scope, Ticket, User};
+use crate::web::ValidPath;
 use crate::web::auth::AnyUser;
 use crate::web::error::{AppError, AppResult};
 use crate::web::timeline::{self, Timeline, TimelineInput};
@@ -354,7 +355,7 @@ pub struct ProgressJob {
 pub async fn progress(
     State(app): State<App>,
     AnyUser(viewer): AnyUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<ProgressJson>> {
     let id = parse_id(&id)?;
     let ticket = app

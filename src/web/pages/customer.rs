@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -33,11 +33,11 @@ use crate::domain::validation::{
 };
 use crate::store::{AssigneeFilter, TicketOrder, TicketQuery, User};
 use crate::web::auth::{ClientAddr, CustomerUser};
-use crate::web::error::{AppError, AppResult, FieldError};
+use crate::web::error::{AppError, AppResult, ErrorCode, FieldError};
 use crate::web::limits::Limits;
 use crate::web::timeline;
 use crate::web::views::{Stamp, precise_in, zone_of};
-use crate::web::{ValidForm, ValidQuery};
+use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- clusters
 
@@ -89,7 +89,7 @@ struct ClusterPage {
 pub async fn cluster(
     State(app): State<App>,
     CustomerUser(viewer): CustomerUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ValidQuery(q): ValidQuery<TargetQuery>,
 ) -> AppResult<Response> {
     let scope = scope_for(&viewer.user);
@@ -364,7 +364,7 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     let mut errors = Vec::new();
     if form.severity().is_none() {
         errors.push(FieldError {
-            code: "invalid_input".into(),
+            code: ErrorCode::InvalidInput,
             message: "Choose a severity: A, B or C".into(),
             field: Some("severity".into()),
         });
@@ -534,7 +534,7 @@ pub async fn file_request(
     let checking = form.intent == "check";
     if !checking && let Err(limited) = limits.filing(viewer.user.id, addr) {
         let errors = FormErrors(vec![FieldError {
-            code: limited.code.clone(),
+            code: limited.code,
             message: limited.message.clone(),
             field: None,
         }]);
@@ -792,7 +792,7 @@ async fn customer_act(
 pub async fn reply(
     State(app): State<App>,
     CustomerUser(viewer): CustomerUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ValidForm(form): ValidForm<ActionForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
@@ -813,7 +813,7 @@ pub async fn reply(
 pub async fn cancel(
     State(app): State<App>,
     CustomerUser(viewer): CustomerUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
     ValidForm(form): ValidForm<ActionForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
@@ -833,7 +833,7 @@ pub async fn cancel(
 pub async fn ticket(
     State(app): State<App>,
     crate::web::auth::AnyUser(viewer): crate::web::auth::AnyUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Response> {
     if viewer.user.role.works_tickets() {
         return Ok(Redirect::to(&format!("/staff/tickets/{id}")).into_response());

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use crate::store::{AssigneeFilter, RestoreJob, Scope, Ticket, TicketOrder, Ticke
 use crate::web::auth::{StaffUser, Viewer};
 use crate::web::error::{AppError, AppResult};
 use crate::web::views::{Stamp, Times, precise_in};
-use crate::web::{ValidForm, ValidQuery};
+use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- the queue
 
@@ -456,7 +456,7 @@ async fn staff_ticket_page(
 pub async fn ticket(
     State(app): State<App>,
     StaffUser(viewer): StaffUser,
-    Path(id): Path<String>,
+    ValidPath(id): ValidPath<String>,
 ) -> AppResult<Response> {
     let page = staff_ticket_page(
         &app,
@@ -530,7 +530,7 @@ fn done_message(action: &str, ticket: &Ticket) -> String {
 pub async fn act(
     State(app): State<App>,
     StaffUser(viewer): StaffUser,
-    Path((id, action)): Path<(String, String)>,
+    ValidPath((id, action)): ValidPath<(String, String)>,
     ValidForm(form): ValidForm<StaffActionForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
