@@ -67,13 +67,10 @@ impl App {
             self.work_ready.notify_one();
         }
         match relay {
-            Some(relay) => {
-                if relay.send(commit.outbox_rows(&committed)).is_err() {
-                    tracing::warn!(
-                        "email relay stopped: its claim will lapse and the poll send them"
-                    );
-                }
+            Some(relay) if relay.send(commit.outbox_rows(&committed)).is_err() => {
+                tracing::warn!("email relay stopped: its claim will lapse and the poll send them");
             }
+            Some(_) => {}
             None if !commit.outbox.is_empty() => self.mail_ready.notify_one(),
             None => {}
         }

@@ -191,7 +191,13 @@ async fn input_the_routes_cannot_take_is_refused_alike(postgres: bool) {
         )
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.text().await.unwrap().contains("control character (U+0000)"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("control character (U+0000)")
+    );
 }
 
 #[tokio::test]

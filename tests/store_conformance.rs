@@ -260,12 +260,12 @@ async fn every_rust_state_is_accepted_by_the_database(db: TestDb) {
     let mut from = JobState::Queued;
     for to in JobState::ALL.into_iter().skip(1) {
         let mut commit = Commit::at(t0());
-        commit.job = Some(JobWrite::Change(JobChange {
+        commit.job = Some(JobWrite::Change(Box::new(JobChange {
             job_id,
             guard: JobGuard::State { run: 1 },
             from,
             patch: begin_step(to, t0()),
-        }));
+        })));
         store.commit(&commit).await.unwrap();
         assert_eq!(store.job(job_id).await.unwrap().unwrap().state, to);
         from = to;
@@ -525,12 +525,12 @@ fn begin_step(to: JobState, at: chrono::DateTime<chrono::Utc>) -> JobPatch {
 fn step(job_id: Uuid, fence: Fence, from: JobState, to: JobState) -> Commit {
     let mut commit = Commit::at(fence.now);
     let at = fence.now;
-    commit.job = Some(JobWrite::Change(JobChange {
+    commit.job = Some(JobWrite::Change(Box::new(JobChange {
         job_id,
         guard: JobGuard::Lease(fence),
         from,
         patch: begin_step(to, at),
-    }));
+    })));
     commit
 }
 
@@ -622,7 +622,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         .unwrap()
         .unwrap();
     let mut retry = Commit::at(much_later);
-    retry.job = Some(JobWrite::Change(JobChange {
+    retry.job = Some(JobWrite::Change(Box::new(JobChange {
         job_id,
         guard: JobGuard::Lease(w3.fence(much_later)),
         from: JobState::Provisioning,
@@ -633,7 +633,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
             release_lease: true,
             ..JobPatch::to(JobState::Provisioning, much_later)
         },
-    }));
+    })));
     store.commit(&retry).await.unwrap();
     let job = store.job(job_id).await.unwrap().unwrap();
     assert_eq!(job.attempt, 2);

@@ -106,14 +106,15 @@ fn every_target_error_code_from_a_table() {
     };
 
     // (what, catalog, online, life, target, expected)
-    let rows: Vec<(
-        &str,
-        &Catalog,
+    type Row<'a> = (
+        &'a str,
+        &'a Catalog,
         ZoneSet,
         ClusterLife,
         DateTime<Utc>,
         Option<ValidationCode>,
-    )> = vec![
+    );
+    let rows: Vec<Row> = vec![
         (
             "an hour ago",
             &catalog,

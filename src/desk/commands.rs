@@ -135,7 +135,7 @@ fn job_write(
         detail: String::new(),
         at: commit.at,
     });
-    Ok(JobWrite::Change(change))
+    Ok(JobWrite::Change(Box::new(change)))
 }
 
 fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -> String {

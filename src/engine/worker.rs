@@ -558,7 +558,7 @@ impl Worker {
                 }
             }
         }
-        commit.job = Some(JobWrite::Change(change));
+        commit.job = Some(JobWrite::Change(Box::new(change)));
         match app.commit(commit).await {
             Ok(_) => {
                 metrics::counter!("restore_desk_job_transitions_total", "to" => transition.to.as_str())

@@ -219,7 +219,7 @@ pub struct ProgressUpdate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobWrite {
     Create(NewJob),
-    Change(JobChange),
+    Change(Box<JobChange>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -301,31 +301,6 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
     Ok(router)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::may_scrape;
-    use axum::http::HeaderMap;
-
-    #[test]
-    fn metrics_answer_loopback_or_the_token() {
-        let loopback = "127.0.0.1".parse().unwrap();
-        let remote = "10.1.2.3".parse().unwrap();
-        let none = HeaderMap::new();
-        let mut right = HeaderMap::new();
-        right.insert("authorization", "Bearer s3cret".parse().unwrap());
-        let mut wrong = HeaderMap::new();
-        wrong.insert("authorization", "Bearer guess".parse().unwrap());
-        assert!(may_scrape(loopback, &none, None));
-        assert!(!may_scrape(remote, &none, None));
-        assert!(
-            !may_scrape(remote, &right, None),
-            "no token set: loopback only"
-        );
-        assert!(may_scrape(remote, &right, Some("s3cret")));
-        assert!(!may_scrape(remote, &wrong, Some("s3cret")));
-        assert!(!may_scrape(remote, &none, Some("s3cret")));
-    }
-}
 
 fn security_header(
     name: header::HeaderName,
@@ -463,4 +438,30 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)?;
     server::run(listener, router, limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_scrape;
+    use axum::http::HeaderMap;
+
+    #[test]
+    fn metrics_answer_loopback_or_the_token() {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let remote = "10.1.2.3".parse().unwrap();
+        let none = HeaderMap::new();
+        let mut right = HeaderMap::new();
+        right.insert("authorization", "Bearer s3cret".parse().unwrap());
+        let mut wrong = HeaderMap::new();
+        wrong.insert("authorization", "Bearer guess".parse().unwrap());
+        assert!(may_scrape(loopback, &none, None));
+        assert!(!may_scrape(remote, &none, None));
+        assert!(
+            !may_scrape(remote, &right, None),
+            "no token set: loopback only"
+        );
+        assert!(may_scrape(remote, &right, Some("s3cret")));
+        assert!(!may_scrape(remote, &wrong, Some("s3cret")));
+        assert!(!may_scrape(remote, &none, Some("s3cret")));
+    }
 }

@@ -19,8 +19,8 @@ use axum::routing::{any, delete, get, post};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::error::{AppError, ErrorCode, ErrorPage};
 use super::WebState;
+use super::error::{AppError, ErrorCode, ErrorPage};
 
 /// A JSON body whose refusals are API errors.
 pub struct ApiJson<T>(pub T);
@@ -43,7 +43,10 @@ where
         let axum::Json(value) = axum::Json::<T>::from_request(request, state)
             .await
             .map_err(AppError::from)?;
-        check_body(&serde_json::from_slice(&bytes).unwrap_or(Value::Null), &bytes)?;
+        check_body(
+            &serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            &bytes,
+        )?;
         Ok(ApiJson(value))
     }
 }
