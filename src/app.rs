@@ -13,7 +13,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
 use crate::notify::transport::Mailer;
-use crate::store::{Commit, Committed, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket};
+use crate::store::{
+    Commit, Committed, DynSandboxStore, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket,
+};
 use crate::token_cache::TokenCache;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,6 +24,8 @@ use tokio::sync::mpsc::UnboundedSender;
 pub struct App {
     pub settings: Arc<Settings>,
     pub store: DynStore,
+    /// The simulated fleet's tables, beside the store.
+    pub sandbox: DynSandboxStore,
     pub backend: DynBackend,
     pub clock: Arc<dyn Clock>,
     pub mailer: Arc<dyn Mailer>,

@@ -112,12 +112,14 @@ pub async fn build_with_fleet(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(App, Option<Arc<PgBackRestBackend>>)> {
-    let store = store::open_with(&settings.database_url, settings.db_acquire_timeout()).await?;
+    let (store, sandbox) =
+        store::open_with(&settings.database_url, settings.db_acquire_timeout()).await?;
     store.migrate().await?;
     let (backend, fleet): (DynBackend, _) = match settings.backend {
         BackendKind::Sandbox => (
             Arc::new(SandboxBackend::new(
                 store.clone(),
+                sandbox.clone(),
                 clock.clone(),
                 Duration::from_millis(settings.sandbox_step_ms),
                 settings.retention(),
@@ -136,6 +138,7 @@ pub async fn build_with_fleet(
     let app = App {
         settings: Arc::new(settings),
         store,
+        sandbox,
         backend,
         clock,
         mailer,

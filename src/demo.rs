@@ -314,8 +314,8 @@ async fn seed_backups(
                 Some(days) if age > Duration::days(days) => ZoneSet::of(&[Zone::Az1]),
                 _ => ZoneSet::ALL,
             };
-            app.store
-                .sandbox_add_snapshot(&SandboxSnapshot {
+            app.sandbox
+                .add_snapshot(&SandboxSnapshot {
                     id: format!("{}-{}", spec.name, finished.format("%Y%m%d-%H%M")),
                     cluster_id: cluster.id,
                     started_at: finished - Duration::minutes(25),
@@ -326,8 +326,8 @@ async fn seed_backups(
         }
         finished += Duration::days(1);
     }
-    app.store
-        .sandbox_add_log_span(&SandboxLogSpan {
+    app.sandbox
+        .add_log_span(&SandboxLogSpan {
             cluster_id: cluster.id,
             started_at: cluster.created_at,
             ended_at: cluster.deleted_at,

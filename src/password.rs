@@ -66,7 +66,8 @@ pub fn check_new(password: &str, email: &str) -> Result<(), WeakPassword> {
     }
     let symbols: Vec<char> = lower.chars().collect();
     let repeats = (1..=4).any(|unit| {
-        symbols.len().is_multiple_of(unit) && symbols.chunks(unit).all(|chunk| chunk == &symbols[..unit])
+        symbols.len().is_multiple_of(unit)
+            && symbols.chunks(unit).all(|chunk| chunk == &symbols[..unit])
     });
     if repeats {
         return Err(WeakPassword::Repetitive);

@@ -474,7 +474,7 @@ async fn zone_outage_during_restore_fails_over(db: TestDb) {
     let app = desk.app.clone();
     let running = tokio::spawn(async move { engine::drain(&app).await.unwrap() });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !desk.app.store.sandbox_faults().await.unwrap().is_empty() {
+    while !desk.app.sandbox.faults().await.unwrap().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the slow step never began"
@@ -548,7 +548,7 @@ async fn watchdog_flags_a_stalled_step(db: TestDb) {
     let ticket = desk.approved(t0() - Duration::hours(3), "slow").await;
     let app = desk.app.clone();
     let running = tokio::spawn(async move { engine::drain(&app).await.unwrap() });
-    while !desk.app.store.sandbox_faults().await.unwrap().is_empty() {
+    while !desk.app.sandbox.faults().await.unwrap().is_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     // The sandbox's bound for a step is ten seconds at SANDBOX_STEP_MS=0.
@@ -571,12 +571,12 @@ async fn watchdog_flags_a_stalled_step(db: TestDb) {
 async fn automatic_backups_and_expiry(db: TestDb) {
     let desk = Desk::new(&db).await;
     let orders = desk.cluster_id("orders-prod").await;
-    let before = desk.app.store.sandbox_snapshots(orders).await.unwrap();
+    let before = desk.app.sandbox.snapshots(orders).await.unwrap();
     assert!(before.len() >= 60);
     let round = desk.app.backend.run_backups(t0()).await.unwrap();
     assert_eq!(round.snapshots_taken, 0, "the last daily backup is recent");
     assert!(round.snapshots_expired >= 20);
-    let kept = desk.app.store.sandbox_snapshots(orders).await.unwrap();
+    let kept = desk.app.sandbox.snapshots(orders).await.unwrap();
     let cutoff = t0() - Duration::days(35);
     assert_eq!(
         kept.iter().filter(|s| s.finished_at <= cutoff).count(),
@@ -613,8 +613,8 @@ async fn automatic_backups_and_expiry(db: TestDb) {
     );
     let newest = desk
         .app
-        .store
-        .sandbox_snapshots(orders)
+        .sandbox
+        .snapshots(orders)
         .await
         .unwrap()
         .pop()

@@ -254,12 +254,7 @@ async fn a_worker_frozen_past_its_lease_cannot_commit() {
     let stale = WorkerProcess::start(&db, dir.path(), "stale", &env);
     // The first worker is inside the slow snapshot restore…
     wait_for("the slow step", StdDuration::from_secs(30), async || {
-        app.store
-            .sandbox_faults()
-            .await
-            .unwrap()
-            .is_empty()
-            .then_some(())
+        app.sandbox.faults().await.unwrap().is_empty().then_some(())
     })
     .await;
     let held = job_of(&app, ticket).await;

@@ -907,12 +907,12 @@ async fn internal_messages_are_filtered_out(db: TestDb) {
 }
 
 async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
-    let store = db.store().await;
+    let (store, sandbox) = db.stores().await;
     let seed = seed(&store).await;
     let cluster = seed.orders.id;
     for day in 0..5 {
-        store
-            .sandbox_add_snapshot(&SandboxSnapshot {
+        sandbox
+            .add_snapshot(&SandboxSnapshot {
                 id: format!("snap-{day}"),
                 cluster_id: cluster,
                 started_at: t0() - Duration::days(5 - day),
@@ -926,8 +926,8 @@ async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
             .await
             .unwrap();
     }
-    store
-        .sandbox_add_log_span(&SandboxLogSpan {
+    sandbox
+        .add_log_span(&SandboxLogSpan {
             cluster_id: cluster,
             started_at: t0() - Duration::days(6),
             ended_at: None,
@@ -935,16 +935,16 @@ async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
         })
         .await
         .unwrap();
-    let snapshots = store.sandbox_snapshots(cluster).await.unwrap();
+    let snapshots = sandbox.snapshots(cluster).await.unwrap();
     assert_eq!(snapshots.len(), 5);
     assert_eq!(snapshots[0].zones, ZoneSet::of(&[Zone::Az1]));
     assert_eq!(snapshots[4].zones, ZoneSet::ALL);
-    let removed = store
-        .sandbox_expire(cluster, t0() - Duration::days(3))
+    let removed = sandbox
+        .expire(cluster, t0() - Duration::days(3))
         .await
         .unwrap();
     assert_eq!(removed, 2);
-    let spans = store.sandbox_log_spans(cluster).await.unwrap();
+    let spans = sandbox.log_spans(cluster).await.unwrap();
     assert_eq!(spans[0].started_at, t0() - Duration::days(3));
     assert_eq!(spans[0].ended_at, None);
 
@@ -962,37 +962,19 @@ async fn sandbox_catalog_round_trips_and_expires(db: TestDb) {
         .sandbox_add_fault(&fault, audit.clone())
         .await
         .unwrap();
-    assert!(
-        store
-            .sandbox_take_fault("verifying")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(sandbox.take_fault("verifying").await.unwrap().is_none());
     assert_eq!(
-        store
-            .sandbox_take_fault("replaying_log")
+        sandbox
+            .take_fault("replaying_log")
             .await
             .unwrap()
             .unwrap()
             .remaining,
         1
     );
-    assert!(
-        store
-            .sandbox_take_fault("replaying_log")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .sandbox_take_fault("replaying_log")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(store.sandbox_faults().await.unwrap().is_empty());
+    assert!(sandbox.take_fault("replaying_log").await.unwrap().is_some());
+    assert!(sandbox.take_fault("replaying_log").await.unwrap().is_none());
+    assert!(sandbox.faults().await.unwrap().is_empty());
 }
 
 async fn display_names_in_one_read(db: TestDb) {

@@ -316,7 +316,7 @@ async fn matrix(postgres: bool) {
         zones.iter().any(|z| !z.online),
         "az1 is still offline after refused calls"
     );
-    assert!(t.app.store.sandbox_faults().await.unwrap().is_empty());
+    assert!(t.app.sandbox.faults().await.unwrap().is_empty());
 
     // ------------------------------------------------------------ API
     let mut apis = Vec::new();
@@ -521,7 +521,7 @@ async fn matrix(postgres: bool) {
             .unwrap()
             .is_none()
     );
-    assert!(t.app.store.sandbox_faults().await.unwrap().is_empty());
+    assert!(t.app.sandbox.faults().await.unwrap().is_empty());
     assert_eq!(
         t.app
             .store

@@ -21,7 +21,9 @@ use crate::domain::catalog::{
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection};
 use crate::domain::restore_job::JobState;
 use crate::domain::verification::ObservedCluster;
-use crate::store::{DynStore, FaultKind, SandboxLogSpan, SandboxSnapshot, Scope, StoreError};
+use crate::store::{
+    DynSandboxStore, DynStore, FaultKind, SandboxLogSpan, SandboxSnapshot, Scope, StoreError,
+};
 
 /// The archived log trails the present by this much: like a real archiver,
 /// the last minute is not restorable yet.
@@ -35,6 +37,8 @@ const COMMIT_INTERVAL_SECS: i64 = 7;
 
 pub struct SandboxBackend {
     store: DynStore,
+    /// The simulated catalog and faults.
+    tables: DynSandboxStore,
     clock: Arc<dyn Clock>,
     step: StdDuration,
     policy: RetentionPolicy,
@@ -43,12 +47,14 @@ pub struct SandboxBackend {
 impl SandboxBackend {
     pub fn new(
         store: DynStore,
+        tables: DynSandboxStore,
         clock: Arc<dyn Clock>,
         step: StdDuration,
         policy: RetentionPolicy,
     ) -> SandboxBackend {
         SandboxBackend {
             store,
+            tables,
             clock,
             step,
             policy,
@@ -107,8 +113,8 @@ impl SandboxBackend {
         // reads from is as online as when the step was planned.
         let mut waits = !self.step.is_zero();
         if let Some(fault) = self
-            .store
-            .sandbox_take_fault(step.as_str())
+            .tables
+            .take_fault(step.as_str())
             .await
             .map_err(Self::store_failure)?
         {
@@ -161,13 +167,13 @@ impl SandboxBackend {
         now: DateTime<Utc>,
         round: &mut BackupRound,
     ) -> Result<(), StoreError> {
-        let snapshots = self.store.sandbox_snapshots(cluster.id).await?;
+        let snapshots = self.tables.snapshots(cluster.id).await?;
         if let Some(deleted) = cluster.deleted_at {
             // A deleted cluster's backups go once its grace period is over.
             if now > deleted + self.policy.deleted_grace && !snapshots.is_empty() {
                 round.snapshots_expired += self
-                    .store
-                    .sandbox_expire(cluster.id, now + Duration::days(36500))
+                    .tables
+                    .expire(cluster.id, now + Duration::days(36500))
                     .await? as usize;
             }
             return Ok(());
@@ -176,8 +182,8 @@ impl SandboxBackend {
         if newest.is_none_or(|n| now - n >= BACKUP_INTERVAL) {
             let zones = self.store.online_zones(&cluster.region).await?;
             if !zones.is_empty() {
-                self.store
-                    .sandbox_add_snapshot(&SandboxSnapshot {
+                self.tables
+                    .add_snapshot(&SandboxSnapshot {
                         id: format!(
                             "auto-{}-{}",
                             cluster.id.simple(),
@@ -201,7 +207,7 @@ impl SandboxBackend {
             .filter(|f| *f <= cutoff)
             .max()
         {
-            round.snapshots_expired += self.store.sandbox_expire(cluster.id, keep).await? as usize;
+            round.snapshots_expired += self.tables.expire(cluster.id, keep).await? as usize;
         }
         Ok(())
     }
@@ -217,8 +223,8 @@ impl Backend for SandboxBackend {
         let now = self.clock.now();
         let fail = FleetError::Store;
         let snapshots = self
-            .store
-            .sandbox_snapshots(cluster.id)
+            .tables
+            .snapshots(cluster.id)
             .await
             .map_err(fail)?
             .into_iter()
@@ -232,8 +238,8 @@ impl Backend for SandboxBackend {
             .collect();
         let archived_until = now - ARCHIVE_LAG;
         let log = self
-            .store
-            .sandbox_log_spans(cluster.id)
+            .tables
+            .log_spans(cluster.id)
             .await
             .map_err(fail)?
             .into_iter()
@@ -353,13 +359,13 @@ impl Backend for SandboxBackend {
         // The new cluster is backed up like any other from now on.
         let now = self.clock.now();
         let spans = self
-            .store
-            .sandbox_log_spans(job.new_cluster_id)
+            .tables
+            .log_spans(job.new_cluster_id)
             .await
             .map_err(Self::store_failure)?;
         if spans.is_empty() {
-            self.store
-                .sandbox_add_log_span(&SandboxLogSpan {
+            self.tables
+                .add_log_span(&SandboxLogSpan {
                     cluster_id: job.new_cluster_id,
                     started_at: now,
                     ended_at: None,

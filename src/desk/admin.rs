@@ -12,7 +12,8 @@ use crate::domain::catalog::Zone;
 use crate::domain::restore_job::JobState;
 use crate::password;
 use crate::store::{
-    FaultKind, NewEvent, SandboxFault, StoreError, Subscription, Unique, User, UserUpdate,
+    AdminWrite, Commit, FaultKind, NewEvent, SandboxFault, StoreError, Subscription, Unique, User,
+    UserUpdate,
 };
 
 fn bad(field: &'static str, message: impl Into<String>) -> DeskError {
@@ -154,6 +155,8 @@ pub async fn create_user_by(
                      and hyphens, starting with a letter",
                 ));
             }
+            // A new short name makes a new subscription, in the same
+            // commit as its first customer.
             let subscription = match app.store.subscription_by_slug(&slug).await? {
                 Some(existing) => existing,
                 None => {
@@ -163,16 +166,8 @@ pub async fn create_user_by(
                         name: slug.clone(),
                         created_at: app.now(),
                     };
-                    match app.store.create_subscription(&subscription).await {
-                        Ok(()) => created_subscription = Some(slug.clone()),
-                        // Created by someone else a moment ago: use theirs.
-                        Err(StoreError::Duplicate(_)) => {}
-                        Err(other) => return Err(other.into()),
-                    }
-                    app.store
-                        .subscription_by_slug(&slug)
-                        .await?
-                        .ok_or(DeskError::NotFound)?
+                    created_subscription = Some(subscription.clone());
+                    subscription
                 }
             };
             Some(subscription.id)
@@ -205,8 +200,8 @@ pub async fn create_user_by(
         created_at: app.now(),
     };
     let mut detail = format!("{} {}", user.role, user.email);
-    if let Some(slug) = &created_subscription {
-        detail.push_str(&format!(" in new subscription {slug}"));
+    if let Some(subscription) = &created_subscription {
+        detail.push_str(&format!(" in new subscription {}", subscription.slug));
     } else if !slug.is_empty() {
         detail.push_str(&format!(" in subscription {slug}"));
     }
@@ -214,8 +209,18 @@ pub async fn create_user_by(
         detail.push_str(" (from the command line)");
     }
     let event = NewEvent::admin(operator.actor(), "user_create", detail, app.now());
-    match app.store.create_user(&user, Some(event)).await {
-        Ok(()) => {}
+    let mut commit = Commit::admin(AdminWrite::CreateUser(user.clone()), Some(event), app.now());
+    if let Some(subscription) = created_subscription {
+        commit
+            .admin
+            .insert(0, AdminWrite::CreateSubscription(subscription));
+    }
+    match app.commit(commit).await {
+        Ok(_) => {}
+        // Someone made the subscription a moment ago: join theirs.
+        Err(StoreError::Duplicate(Unique::SubscriptionSlug)) => {
+            return Box::pin(create_user_by(app, operator, new)).await;
+        }
         Err(StoreError::Duplicate(Unique::Email)) => {
             return Err(bad(
                 "email",

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// A guard failed: somebody else changed the row first. Nothing was written.
     #[error("{0} was changed by someone else in the meantime")]
     Conflict(&'static str),
+    /// A write found nothing to change. Nothing was written.
+    #[error("{0} does not exist")]
+    NotFound(&'static str),
     /// A unique rule would be broken. Nothing was written.
     #[error("{0} already exists")]
     Duplicate(Unique),
@@ -195,17 +198,38 @@ pub trait Store: Send + Sync + 'static {
     async fn is_empty(&self) -> StoreResult<bool>;
 
     // Subscriptions and users.
-    async fn create_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
+    async fn create_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        let write = AdminWrite::CreateSubscription(subscription.clone());
+        self.commit(&Commit::admin(write, None, subscription.created_at))
+            .await
+            .map(drop)
+    }
     async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>>;
     async fn subscription_by_slug(&self, slug: &str) -> StoreResult<Option<Subscription>>;
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>>;
-    async fn create_user(&self, user: &User, audit: Option<NewEvent>) -> StoreResult<()>;
+    async fn create_user(&self, user: &User, audit: Option<NewEvent>) -> StoreResult<()> {
+        let write = AdminWrite::CreateUser(user.clone());
+        self.commit(&Commit::admin(write, audit, user.created_at))
+            .await
+            .map(drop)
+    }
     async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// The display names of the users among `ids`, in one read.
     async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>>;
-    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()>;
+    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {
+        let at = audit.at;
+        let write = AdminWrite::UpdateUser {
+            id,
+            update: update.clone(),
+        };
+        match self.commit(&Commit::admin(write, Some(audit), at)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound(_)) => Err(StoreError::Conflict("the user")),
+            Err(other) => Err(other),
+        }
+    }
     /// Enabled users of one role, for notifications.
     async fn users_with_role(&self, role: crate::domain::actor::Role) -> StoreResult<Vec<User>>;
     async fn create_api_token(
@@ -232,7 +256,14 @@ pub trait Store: Send + Sync + 'static {
         zone: Zone,
         online: bool,
         at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let write = AdminWrite::EnsureZone {
+            region: region.to_string(),
+            zone,
+            online,
+        };
+        self.commit(&Commit::admin(write, None, at)).await.map(drop)
+    }
     /// Sets a zone on- or offline with its audit event; false if unknown.
     async fn set_zone_online(
         &self,
@@ -240,8 +271,25 @@ pub trait Store: Send + Sync + 'static {
         zone: Zone,
         online: bool,
         audit: NewEvent,
-    ) -> StoreResult<bool>;
-    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()>;
+    ) -> StoreResult<bool> {
+        let at = audit.at;
+        let write = AdminWrite::SetZone {
+            region: region.to_string(),
+            zone,
+            online,
+        };
+        match self.commit(&Commit::admin(write, Some(audit), at)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()> {
+        let write = AdminWrite::InsertCluster(Box::new(cluster.clone()));
+        self.commit(&Commit::admin(write, None, cluster.created_at))
+            .await
+            .map(drop)
+    }
     async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>>;
     /// Clusters by name, deleted ones included when asked.
     async fn clusters(&self, scope: Scope, include_deleted: bool) -> StoreResult<Vec<Cluster>>;
@@ -252,25 +300,35 @@ pub trait Store: Send + Sync + 'static {
         resource_group: &str,
         name: &str,
     ) -> StoreResult<bool>;
+    /// Marks a live cluster deleted at `at`; false if it was not live.
     async fn delete_cluster(
         &self,
         id: Uuid,
         at: DateTime<Utc>,
         audit: NewEvent,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let write = AdminWrite::DeleteCluster { id };
+        match self.commit(&Commit::admin(write, Some(audit), at)).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
 
-    // The simulated fleet's catalog and faults.
-    async fn sandbox_snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>>;
-    async fn sandbox_log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>>;
-    async fn sandbox_add_snapshot(&self, snapshot: &SandboxSnapshot) -> StoreResult<()>;
-    async fn sandbox_add_log_span(&self, span: &SandboxLogSpan) -> StoreResult<()>;
-    /// Removes snapshots finished before `before` and log that ended before it.
-    async fn sandbox_expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64>;
-    async fn sandbox_faults(&self) -> StoreResult<Vec<SandboxFault>>;
-    async fn sandbox_add_fault(&self, fault: &SandboxFault, audit: NewEvent) -> StoreResult<()>;
-    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()>;
-    /// Uses up one firing of a fault for `step`, if any is armed.
-    async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>>;
+    /// Arms a fault of the simulated fleet, with its audit event.
+    async fn sandbox_add_fault(&self, fault: &SandboxFault, audit: NewEvent) -> StoreResult<()> {
+        let at = audit.at;
+        let write = AdminWrite::AddFault(fault.clone());
+        self.commit(&Commit::admin(write, Some(audit), at))
+            .await
+            .map(drop)
+    }
+    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()> {
+        let at = audit.at;
+        self.commit(&Commit::admin(AdminWrite::ClearFaults, Some(audit), at))
+            .await
+            .map(drop)
+    }
 
     // Tickets.
     async fn allocate_ticket_number(&self) -> StoreResult<i64>;
@@ -353,6 +411,25 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// The simulated fleet's own tables: its backup catalog and the faults an
+/// admin armed (armed and cleared through `Store::commit`, with their
+/// audit events). Only the sandbox backend and its tests read them.
+#[async_trait]
+pub trait SandboxStore: Send + Sync + 'static {
+    async fn snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>>;
+    async fn log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>>;
+    async fn add_snapshot(&self, snapshot: &SandboxSnapshot) -> StoreResult<()>;
+    async fn add_log_span(&self, span: &SandboxLogSpan) -> StoreResult<()>;
+    /// Removes snapshots finished before `before` and log that ended before it.
+    async fn expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The faults still armed, oldest first.
+    async fn faults(&self) -> StoreResult<Vec<SandboxFault>>;
+    /// Uses up one firing of a fault for `step`, if any is armed.
+    async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>>;
+}
+
+pub type DynSandboxStore = Arc<dyn SandboxStore>;
+
 /// Work that another process committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WakeUp {
@@ -397,20 +474,21 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::fr
 
 /// Opens the store the URL names, without migrating it.
 pub async fn open(url: &str) -> Result<DynStore, OpenError> {
-    open_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    Ok(open_with(url, DEFAULT_ACQUIRE_TIMEOUT).await?.0)
 }
 
-/// As `open`, waiting at most `acquire_timeout` for a pooled connection.
+/// Opens the store and the simulated fleet's tables beside it, waiting at
+/// most `acquire_timeout` for a pooled connection.
 pub async fn open_with(
     url: &str,
     acquire_timeout: std::time::Duration,
-) -> Result<DynStore, OpenError> {
+) -> Result<(DynStore, DynSandboxStore), OpenError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        let store = Arc::new(sqlite::SqliteStore::open(url).await?);
+        Ok((store.clone(), store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PostgresStore::open(url, acquire_timeout).await?,
-        ))
+        let store = Arc::new(postgres::PostgresStore::open(url, acquire_timeout).await?);
+        Ok((store.clone(), store))
     } else {
         Err(OpenError::BadUrl(redact_url(url)))
     }

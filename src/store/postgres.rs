@@ -18,7 +18,6 @@ mod dialect {
     pub const BEGIN_WRITE: &str = "BEGIN";
     /// Concurrent claimers skip rows another worker is claiming.
     pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
-    pub const FOR_UPDATE: &str = " FOR UPDATE";
     /// Sent inside the committing transaction, so listeners in other
     /// processes hear of new work exactly when it becomes visible.
     pub const NOTIFY_WORK: Option<&str> = Some("NOTIFY restore_desk_work");

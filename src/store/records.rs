@@ -251,6 +251,37 @@ pub struct NewOutboxMessage {
     pub html_body: String,
 }
 
+/// Administration's writes, each committed with its audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminWrite {
+    CreateSubscription(Subscription),
+    CreateUser(User),
+    UpdateUser {
+        id: Uuid,
+        update: UserUpdate,
+    },
+    /// A zone's row, if it has none yet (seeding).
+    EnsureZone {
+        region: String,
+        zone: Zone,
+        online: bool,
+    },
+    /// Takes a zone offline or brings it back; refused if unknown.
+    SetZone {
+        region: String,
+        zone: Zone,
+        online: bool,
+    },
+    InsertCluster(Box<Cluster>),
+    /// Marks a live cluster deleted at the commit's time; refused if it is
+    /// unknown or deleted already.
+    DeleteCluster {
+        id: Uuid,
+    },
+    AddFault(SandboxFault),
+    ClearFaults,
+}
+
 /// What a commit made that its caller could not know before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Committed {
@@ -286,6 +317,7 @@ pub struct Commit {
     pub messages: Vec<NewMessage>,
     pub events: Vec<NewEvent>,
     pub outbox: Vec<NewOutboxMessage>,
+    pub admin: Vec<AdminWrite>,
     /// When set, the emails are written already claimed (first attempt under
     /// way) until this moment, by a process that sends them itself at once.
     pub outbox_claimed_until: Option<DateTime<Utc>>,
@@ -303,6 +335,14 @@ impl Commit {
         }
     }
 
+    /// One administrative write with its audit event.
+    pub fn admin(write: AdminWrite, audit: Option<NewEvent>, at: DateTime<Utc>) -> Commit {
+        let mut commit = Commit::at(at);
+        commit.admin.push(write);
+        commit.events.extend(audit);
+        commit
+    }
+
     pub fn at(at: DateTime<Utc>) -> Commit {
         Commit {
             at,
@@ -312,6 +352,7 @@ impl Commit {
             messages: Vec::new(),
             events: Vec::new(),
             outbox: Vec::new(),
+            admin: Vec::new(),
             outbox_claimed_until: None,
         }
     }

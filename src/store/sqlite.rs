@@ -20,7 +20,6 @@ mod dialect {
     pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
     /// Writers are serialized by the lock above, so a claim needs no row locks.
     pub const SKIP_LOCKED: &str = "";
-    pub const FOR_UPDATE: &str = "";
     /// One process per SQLite file: its own notifications suffice.
     pub const NOTIFY_WORK: Option<&str> = None;
     pub const NOTIFY_MAIL: Option<&str> = None;

@@ -301,7 +301,6 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
     Ok(router)
 }
 
-
 fn security_header(
     name: header::HeaderName,
     value: &'static str,

@@ -92,6 +92,15 @@ impl TestDb {
         store.migrate().await.expect("migrate");
         store
     }
+
+    /// The store and the simulated fleet's tables, migrated.
+    pub async fn stores(&self) -> (DynStore, store::DynSandboxStore) {
+        let (store, sandbox) = store::open_with(&self.url, store::DEFAULT_ACQUIRE_TIMEOUT)
+            .await
+            .expect("open store");
+        store.migrate().await.expect("migrate");
+        (store, sandbox)
+    }
 }
 
 impl Drop for TestDb {

@@ -135,59 +135,6 @@ pub(super) async fn online_zones(store: &SqlStore, region: &str) -> StoreResult<
     Ok(set)
 }
 
-pub(super) async fn ensure_zone(
-    store: &SqlStore,
-    region: &str,
-    zone: Zone,
-    online: bool,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO zones (region, zone, online, changed_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (region, zone) DO NOTHING",
-    )
-    .bind(region)
-    .bind(zone.as_str())
-    .bind(online)
-    .bind(at)
-    .execute(&store.pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn set_zone_online(
-    store: &SqlStore,
-    region: &str,
-    zone: Zone,
-    online: bool,
-    audit: NewEvent,
-) -> StoreResult<bool> {
-    let mut tx = store.begin_write().await?;
-    let done = sqlx::query(
-        "UPDATE zones SET online = $1, changed_at = $2 WHERE region = $3 AND zone = $4",
-    )
-    .bind(online)
-    .bind(audit.at)
-    .bind(region)
-    .bind(zone.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    insert_event(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-pub(super) async fn insert_cluster(store: &SqlStore, cluster: &Cluster) -> StoreResult<()> {
-    let mut tx = store.begin_write().await?;
-    insert_cluster_row(&mut tx, cluster).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 pub(super) async fn cluster(
     store: &SqlStore,
     id: Uuid,
@@ -239,26 +186,4 @@ pub(super) async fn cluster_name_in_use(
     .fetch_one(&store.pool)
     .await?;
     Ok(in_use)
-}
-
-pub(super) async fn delete_cluster(
-    store: &SqlStore,
-    id: Uuid,
-    at: DateTime<Utc>,
-    audit: NewEvent,
-) -> StoreResult<bool> {
-    let mut tx = store.begin_write().await?;
-    let done =
-        sqlx::query("UPDATE clusters SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    if done.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    insert_event(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(true)
 }

@@ -23,6 +23,7 @@ use crate::domain::validation::ValidationReport;
 use crate::domain::verification::VerificationReport;
 use crate::store::*;
 
+mod admin;
 mod duties;
 mod fleet;
 mod jobs;
@@ -34,7 +35,7 @@ mod tickets;
 use fleet::write_cluster;
 use jobs::{change_job, insert_job};
 use outbox::insert_outbox;
-use tickets::{change_ticket, insert_event, insert_events, insert_messages, insert_ticket};
+use tickets::{change_ticket, insert_events, insert_messages, insert_ticket};
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -96,6 +97,9 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     }
     if let Some(write) = &c.cluster {
         write_cluster(tx, write).await?;
+    }
+    for write in &c.admin {
+        admin::write_admin(tx, write, c.at).await?;
     }
     insert_messages(tx, &c.messages, c.at).await?;
     insert_events(tx, &c.events).await?;
@@ -161,10 +165,6 @@ impl Store for SqlStore {
         Ok(users == 0 && subscriptions == 0)
     }
 
-    async fn create_subscription(&self, s: &Subscription) -> StoreResult<()> {
-        people::create_subscription(self, s).await
-    }
-
     async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>> {
         people::subscription(self, id).await
     }
@@ -175,10 +175,6 @@ impl Store for SqlStore {
 
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>> {
         people::subscriptions(self).await
-    }
-
-    async fn create_user(&self, u: &User, audit: Option<NewEvent>) -> StoreResult<()> {
-        people::create_user(self, u, audit).await
     }
 
     async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
@@ -195,10 +191,6 @@ impl Store for SqlStore {
 
     async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>> {
         people::display_names(self, ids).await
-    }
-
-    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {
-        people::update_user(self, id, update, audit).await
     }
 
     async fn users_with_role(&self, role: Role) -> StoreResult<Vec<User>> {
@@ -235,30 +227,6 @@ impl Store for SqlStore {
         fleet::online_zones(self, region).await
     }
 
-    async fn ensure_zone(
-        &self,
-        region: &str,
-        zone: Zone,
-        online: bool,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        fleet::ensure_zone(self, region, zone, online, at).await
-    }
-
-    async fn set_zone_online(
-        &self,
-        region: &str,
-        zone: Zone,
-        online: bool,
-        audit: NewEvent,
-    ) -> StoreResult<bool> {
-        fleet::set_zone_online(self, region, zone, online, audit).await
-    }
-
-    async fn insert_cluster(&self, cluster: &Cluster) -> StoreResult<()> {
-        fleet::insert_cluster(self, cluster).await
-    }
-
     async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>> {
         fleet::cluster(self, id, scope).await
     }
@@ -274,51 +242,6 @@ impl Store for SqlStore {
         name: &str,
     ) -> StoreResult<bool> {
         fleet::cluster_name_in_use(self, subscription_id, resource_group, name).await
-    }
-
-    async fn delete_cluster(
-        &self,
-        id: Uuid,
-        at: DateTime<Utc>,
-        audit: NewEvent,
-    ) -> StoreResult<bool> {
-        fleet::delete_cluster(self, id, at, audit).await
-    }
-
-    async fn sandbox_snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>> {
-        sandbox::sandbox_snapshots(self, cluster_id).await
-    }
-
-    async fn sandbox_log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>> {
-        sandbox::sandbox_log_spans(self, cluster_id).await
-    }
-
-    async fn sandbox_add_snapshot(&self, s: &SandboxSnapshot) -> StoreResult<()> {
-        sandbox::sandbox_add_snapshot(self, s).await
-    }
-
-    async fn sandbox_add_log_span(&self, s: &SandboxLogSpan) -> StoreResult<()> {
-        sandbox::sandbox_add_log_span(self, s).await
-    }
-
-    async fn sandbox_expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64> {
-        sandbox::sandbox_expire(self, cluster_id, before).await
-    }
-
-    async fn sandbox_faults(&self) -> StoreResult<Vec<SandboxFault>> {
-        sandbox::sandbox_faults(self).await
-    }
-
-    async fn sandbox_add_fault(&self, f: &SandboxFault, audit: NewEvent) -> StoreResult<()> {
-        sandbox::sandbox_add_fault(self, f, audit).await
-    }
-
-    async fn sandbox_clear_faults(&self, audit: NewEvent) -> StoreResult<()> {
-        sandbox::sandbox_clear_faults(self, audit).await
-    }
-
-    async fn sandbox_take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
-        sandbox::sandbox_take_fault(self, step).await
     }
 
     async fn allocate_ticket_number(&self) -> StoreResult<i64> {
@@ -461,5 +384,36 @@ impl Store for SqlStore {
 
     async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>> {
         outbox::state_counts(self, table).await
+    }
+}
+
+#[async_trait]
+impl SandboxStore for SqlStore {
+    async fn snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>> {
+        sandbox::sandbox_snapshots(self, cluster_id).await
+    }
+
+    async fn log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>> {
+        sandbox::sandbox_log_spans(self, cluster_id).await
+    }
+
+    async fn add_snapshot(&self, s: &SandboxSnapshot) -> StoreResult<()> {
+        sandbox::sandbox_add_snapshot(self, s).await
+    }
+
+    async fn add_log_span(&self, s: &SandboxLogSpan) -> StoreResult<()> {
+        sandbox::sandbox_add_log_span(self, s).await
+    }
+
+    async fn expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64> {
+        sandbox::sandbox_expire(self, cluster_id, before).await
+    }
+
+    async fn faults(&self) -> StoreResult<Vec<SandboxFault>> {
+        sandbox::sandbox_faults(self).await
+    }
+
+    async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
+        sandbox::sandbox_take_fault(self, step).await
     }
 }

@@ -140,40 +140,6 @@ pub(super) async fn sandbox_faults(store: &SqlStore) -> StoreResult<Vec<SandboxF
     Ok(rows.iter().map(fault_row).collect::<Result<_, _>>()?)
 }
 
-pub(super) async fn sandbox_add_fault(
-    store: &SqlStore,
-    f: &SandboxFault,
-    audit: NewEvent,
-) -> StoreResult<()> {
-    let mut tx = store.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO sandbox_faults (id, kind, step, permanent, remaining, delay_ms, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(f.id)
-    .bind(f.kind.as_str())
-    .bind(f.step.as_str())
-    .bind(f.permanent)
-    .bind(f.remaining)
-    .bind(f.delay_ms)
-    .bind(f.created_at)
-    .execute(&mut *tx)
-    .await?;
-    insert_event(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-pub(super) async fn sandbox_clear_faults(store: &SqlStore, audit: NewEvent) -> StoreResult<()> {
-    let mut tx = store.begin_write().await?;
-    sqlx::query("DELETE FROM sandbox_faults")
-        .execute(&mut *tx)
-        .await?;
-    insert_event(&mut tx, &audit).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 pub(super) async fn sandbox_take_fault(
     store: &SqlStore,
     step: &str,

@@ -95,10 +95,6 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> StoreResu
     Ok(())
 }
 
-pub(super) async fn insert_event(tx: &mut Tx, e: &NewEvent) -> StoreResult<()> {
-    insert_events(tx, std::slice::from_ref(e)).await
-}
-
 /// Inserts a ticket, numbering it here when it has no number yet: in the
 /// same transaction, so a refused filing leaves no gap. Returns the number.
 pub(super) async fn insert_ticket(

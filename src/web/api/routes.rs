@@ -531,8 +531,8 @@ pub async fn set_zone(
 pub async fn faults(State(app): State<App>, api: ApiUser) -> AppResult<Json<Vec<FaultOut>>> {
     api.admin()?;
     Ok(Json(
-        app.store
-            .sandbox_faults()
+        app.sandbox
+            .faults()
             .await?
             .into_iter()
             .map(fault_out)

@@ -354,8 +354,8 @@ async fn zones_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult
         })
         .collect();
     let faults = app
-        .store
-        .sandbox_faults()
+        .sandbox
+        .faults()
         .await?
         .into_iter()
         .map(|f| FaultRow {
