@@ -5,31 +5,21 @@
 //! exists because the policy says it should.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-/// An availability zone of a region. Every region has exactly three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Zone {
-    Az1,
-    Az2,
-    Az3,
+string_enum! {
+    /// An availability zone of a region. Every region has exactly three.
+    #[derive(PartialOrd, Ord)]
+    pub enum Zone ("zone") {
+        Az1 = "az1",
+        Az2 = "az2",
+        Az3 = "az3",
+    }
 }
 
 impl Zone {
-    pub const ALL: [Zone; 3] = [Zone::Az1, Zone::Az2, Zone::Az3];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Zone::Az1 => "az1",
-            Zone::Az2 => "az2",
-            Zone::Az3 => "az3",
-        }
-    }
-
     /// Position in `ALL`; pgBackRest numbers its repositories `index() + 1`.
     pub fn index(self) -> usize {
         self as usize
@@ -37,22 +27,6 @@ impl Zone {
 
     pub fn from_index(index: usize) -> Option<Zone> {
         Zone::ALL.get(index).copied()
-    }
-}
-
-impl fmt::Display for Zone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Zone {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Zone::ALL
-            .into_iter()
-            .find(|z| z.as_str() == s)
-            .ok_or_else(|| format!("unknown zone {s:?}: expected az1, az2 or az3"))
     }
 }
 

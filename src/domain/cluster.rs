@@ -26,32 +26,12 @@ pub struct Connection {
     pub user: String,
 }
 
-/// Whether a cluster can be used yet. A restored cluster is `building`
-/// until its job hands it over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClusterStatus {
-    Building,
-    Ready,
-}
-
-impl ClusterStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClusterStatus::Building => "building",
-            ClusterStatus::Ready => "ready",
-        }
-    }
-}
-
-impl std::str::FromStr for ClusterStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "building" => Ok(ClusterStatus::Building),
-            "ready" => Ok(ClusterStatus::Ready),
-            other => Err(format!("unknown cluster status {other:?}")),
-        }
+string_enum! {
+    /// Whether a cluster can be used yet. A restored cluster is `building`
+    /// until its job hands it over.
+    pub enum ClusterStatus ("cluster status") {
+        Building = "building",
+        Ready = "ready",
     }
 }
 

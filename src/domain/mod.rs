@@ -1,8 +1,12 @@
 //! Pure domain rules: types, lifecycles and the backup window. No I/O here.
 
+#[macro_use]
+pub mod vocabulary;
+
 pub mod actor;
 pub mod catalog;
 pub mod cluster;
+pub mod error_code;
 pub mod restore_job;
 pub mod sla;
 pub mod text;

@@ -1,31 +1,24 @@
 //! Deadlines and response targets that order the staff queue (SPEC §4).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
-use serde::{Deserialize, Serialize};
 
 use super::catalog::{ClusterLife, RetentionPolicy};
 
-/// How urgent the customer says the request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Severity {
-    /// Critical: production is down or losing data.
-    A,
-    B,
-    C,
+string_enum! {
+    /// How urgent the customer says the request is.
+    #[derive(PartialOrd, Ord)]
+    pub enum Severity ("severity") {
+        /// Critical: production is down or losing data.
+        A = "A",
+        B = "B",
+        C = "C",
+    }
 }
 
 impl Severity {
-    pub const ALL: [Severity; 3] = [Severity::A, Severity::B, Severity::C];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::A => "A",
-            Severity::B => "B",
-            Severity::C => "C",
-        }
+    /// Reads what a person typed: the letter, in either case.
+    pub fn parse_typed(text: &str) -> Result<Severity, String> {
+        text.trim().to_uppercase().parse()
     }
 
     pub fn describe(self) -> &'static str {
@@ -33,24 +26,6 @@ impl Severity {
             Severity::A => "A — critical impact",
             Severity::B => "B — moderate impact",
             Severity::C => "C — minimal impact",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "A" | "a" => Ok(Severity::A),
-            "B" | "b" => Ok(Severity::B),
-            "C" | "c" => Ok(Severity::C),
-            other => Err(format!("unknown severity {other:?}: expected A, B or C")),
         }
     }
 }

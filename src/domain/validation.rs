@@ -17,57 +17,19 @@ use super::catalog::{
 };
 use super::{micros, sla};
 
-/// The error codes of SPEC §4, stable for API clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValidationCode {
-    InvalidTimestamp,
-    NonexistentLocalTime,
-    AmbiguousLocalTime,
-    TargetInFuture,
-    TargetOutsideRetention,
-    TargetBeforeEarliestRestorePoint,
-    NoBackupInOnlineZone,
-    InvalidClusterName,
-    ClusterNameTaken,
-    ClusterNotFound,
-}
-
-impl ValidationCode {
-    pub const ALL: [ValidationCode; 10] = [
-        ValidationCode::InvalidTimestamp,
-        ValidationCode::NonexistentLocalTime,
-        ValidationCode::AmbiguousLocalTime,
-        ValidationCode::TargetInFuture,
-        ValidationCode::TargetOutsideRetention,
-        ValidationCode::TargetBeforeEarliestRestorePoint,
-        ValidationCode::NoBackupInOnlineZone,
-        ValidationCode::InvalidClusterName,
-        ValidationCode::ClusterNameTaken,
-        ValidationCode::ClusterNotFound,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ValidationCode::InvalidTimestamp => "invalid_timestamp",
-            ValidationCode::NonexistentLocalTime => "nonexistent_local_time",
-            ValidationCode::AmbiguousLocalTime => "ambiguous_local_time",
-            ValidationCode::TargetInFuture => "target_in_future",
-            ValidationCode::TargetOutsideRetention => "target_outside_retention",
-            ValidationCode::TargetBeforeEarliestRestorePoint => {
-                "target_before_earliest_restore_point"
-            }
-            ValidationCode::NoBackupInOnlineZone => "no_backup_in_online_zone",
-            ValidationCode::InvalidClusterName => "invalid_cluster_name",
-            ValidationCode::ClusterNameTaken => "cluster_name_taken",
-            ValidationCode::ClusterNotFound => "cluster_not_found",
-        }
-    }
-}
-
-impl fmt::Display for ValidationCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+string_enum! {
+    /// The error codes of SPEC §4, stable for API clients.
+    pub enum ValidationCode ("validation code") {
+        InvalidTimestamp = "invalid_timestamp",
+        NonexistentLocalTime = "nonexistent_local_time",
+        AmbiguousLocalTime = "ambiguous_local_time",
+        TargetInFuture = "target_in_future",
+        TargetOutsideRetention = "target_outside_retention",
+        TargetBeforeEarliestRestorePoint = "target_before_earliest_restore_point",
+        NoBackupInOnlineZone = "no_backup_in_online_zone",
+        InvalidClusterName = "invalid_cluster_name",
+        ClusterNameTaken = "cluster_name_taken",
+        ClusterNotFound = "cluster_not_found",
     }
 }
 

@@ -1,7 +1,7 @@
 //! Rows as the rest of the program sees them, and the writes it asks for.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::actor::{Actor, Role};
@@ -95,34 +95,13 @@ pub struct SandboxLogSpan {
     pub zones: ZoneSet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// The step fails; `permanent` decides whether retrying can help.
-    FailStep,
-    /// The step takes `delay_ms` longer, making no progress meanwhile.
-    SlowStep,
-}
-
-impl FaultKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::FailStep => "fail_step",
-            FaultKind::SlowStep => "slow_step",
-        }
-    }
-}
-
-impl std::str::FromStr for FaultKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "fail_step" => Ok(FaultKind::FailStep),
-            "slow_step" => Ok(FaultKind::SlowStep),
-            other => Err(format!(
-                "unknown fault {other:?}: expected fail_step or slow_step"
-            )),
-        }
+crate::string_enum! {
+    /// What an armed fault does to the restore step it is armed on.
+    pub enum FaultKind ("fault") {
+        /// The step fails; `permanent` decides whether retrying can help.
+        FailStep = "fail_step",
+        /// The step takes `delay_ms` longer, making no progress meanwhile.
+        SlowStep = "slow_step",
     }
 }
 
@@ -391,40 +370,13 @@ impl Commit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxStatus {
-    Pending,
-    Sending,
-    Sent,
-    Failed,
-}
-
-impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 4] = [
-        OutboxStatus::Pending,
-        OutboxStatus::Sending,
-        OutboxStatus::Sent,
-        OutboxStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Sending => "sending",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboxStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown outbox status {s:?}"))
+crate::string_enum! {
+    /// Where an email is on its way out.
+    pub enum OutboxStatus ("outbox status") {
+        Pending = "pending",
+        Sending = "sending",
+        Sent = "sent",
+        Failed = "failed",
     }
 }
 

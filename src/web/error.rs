@@ -12,70 +12,10 @@ use serde::Serialize;
 use crate::desk::DeskError;
 use crate::domain::restore_job::JobRefusal;
 use crate::domain::ticket::Refusal;
-use crate::domain::validation::{ValidationCode, ValidationError};
+use crate::domain::validation::ValidationError;
 use crate::store::StoreError;
 
-/// Every `code` an error can carry: stable names clients match on. The
-/// OpenAPI document lists exactly these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    // The rules of SPEC §4, as `ValidationCode` names them (422).
-    InvalidTimestamp,
-    NonexistentLocalTime,
-    AmbiguousLocalTime,
-    TargetInFuture,
-    TargetOutsideRetention,
-    TargetBeforeEarliestRestorePoint,
-    NoBackupInOnlineZone,
-    InvalidClusterName,
-    ClusterNameTaken,
-    ClusterNotFound,
-    /// A field, query parameter or body the desk cannot read (422).
-    InvalidInput,
-    PayloadTooLarge,
-    NotFound,
-    MethodNotAllowed,
-    /// No bearer token, or one that is unknown, expired or revoked (401).
-    Unauthenticated,
-    InvalidCredentials,
-    Forbidden,
-    /// A page form without its token (pages only).
-    Csrf,
-    RateLimited,
-    // Commands refused as things stand (409).
-    Conflict,
-    WrongState,
-    NotAssignee,
-    AlreadyAssigned,
-    TargetNotChecked,
-    TooLateToCancel,
-    AlreadyWarned,
-    // The desk cannot serve right now (503), or failed (500).
-    DatabaseUnavailable,
-    StorageFull,
-    FleetUnavailable,
-    Internal,
-}
-
-impl From<ValidationCode> for ErrorCode {
-    fn from(code: ValidationCode) -> ErrorCode {
-        match code {
-            ValidationCode::InvalidTimestamp => ErrorCode::InvalidTimestamp,
-            ValidationCode::NonexistentLocalTime => ErrorCode::NonexistentLocalTime,
-            ValidationCode::AmbiguousLocalTime => ErrorCode::AmbiguousLocalTime,
-            ValidationCode::TargetInFuture => ErrorCode::TargetInFuture,
-            ValidationCode::TargetOutsideRetention => ErrorCode::TargetOutsideRetention,
-            ValidationCode::TargetBeforeEarliestRestorePoint => {
-                ErrorCode::TargetBeforeEarliestRestorePoint
-            }
-            ValidationCode::NoBackupInOnlineZone => ErrorCode::NoBackupInOnlineZone,
-            ValidationCode::InvalidClusterName => ErrorCode::InvalidClusterName,
-            ValidationCode::ClusterNameTaken => ErrorCode::ClusterNameTaken,
-            ValidationCode::ClusterNotFound => ErrorCode::ClusterNotFound,
-        }
-    }
-}
+pub use crate::domain::error_code::ErrorCode;
 
 /// One refusal about one field, as forms show them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -251,20 +191,6 @@ impl AppError {
     }
 }
 
-fn refusal_code(refusal: &Refusal) -> ErrorCode {
-    match refusal {
-        Refusal::Forbidden => ErrorCode::Forbidden,
-        Refusal::WrongState(_) => ErrorCode::WrongState,
-        Refusal::NotAssignee => ErrorCode::NotAssignee,
-        Refusal::AlreadyAssigned => ErrorCode::AlreadyAssigned,
-        Refusal::BadText { .. } => ErrorCode::InvalidInput,
-        Refusal::Invalid(_) => ErrorCode::InvalidInput,
-        Refusal::TargetNotChecked => ErrorCode::TargetNotChecked,
-        Refusal::TooLateToCancel => ErrorCode::TooLateToCancel,
-        Refusal::AlreadyWarned => ErrorCode::AlreadyWarned,
-    }
-}
-
 fn capitalised(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
@@ -293,13 +219,13 @@ impl From<DeskError> for AppError {
             }
             DeskError::Refused(refusal) => AppError::new(
                 StatusCode::CONFLICT,
-                refusal_code(&refusal),
+                refusal.code(),
                 capitalised(&refusal.to_string()),
             ),
             DeskError::JobRefused(JobRefusal::Forbidden) => AppError::forbidden(),
             DeskError::JobRefused(refusal) => AppError::new(
                 StatusCode::CONFLICT,
-                ErrorCode::WrongState,
+                refusal.code(),
                 capitalised(&refusal.to_string()),
             ),
             DeskError::Invalid(errors) => {
@@ -447,6 +373,7 @@ pub type AppResult<T> = Result<T, AppError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validation::ValidationCode;
 
     #[test]
     fn validation_codes_keep_their_names() {

@@ -9,9 +9,6 @@
 //! `failing` and `cancelling` are the compensation: a worker removes the
 //! half-built cluster before the job rests in `failed` or `cancelled`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -23,37 +20,25 @@ pub use record::{
     ApplyContext, Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob, apply,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Provisioning,
-    RestoringSnapshot,
-    ReplayingLog,
-    Verifying,
-    Finalizing,
-    Succeeded,
-    Failing,
-    Cancelling,
-    Failed,
-    Cancelled,
+string_enum! {
+    /// Where a restore job is: its steps, then how it ended.
+    #[derive(PartialOrd, Ord)]
+    pub enum JobState ("job state") {
+        Queued = "queued",
+        Provisioning = "provisioning",
+        RestoringSnapshot = "restoring_snapshot",
+        ReplayingLog = "replaying_log",
+        Verifying = "verifying",
+        Finalizing = "finalizing",
+        Succeeded = "succeeded",
+        Failing = "failing",
+        Cancelling = "cancelling",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl JobState {
-    pub const ALL: [JobState; 11] = [
-        JobState::Queued,
-        JobState::Provisioning,
-        JobState::RestoringSnapshot,
-        JobState::ReplayingLog,
-        JobState::Verifying,
-        JobState::Finalizing,
-        JobState::Succeeded,
-        JobState::Failing,
-        JobState::Cancelling,
-        JobState::Failed,
-        JobState::Cancelled,
-    ];
-
     /// The steps that build the new cluster, in order.
     pub const STEPS: [JobState; 5] = [
         JobState::Provisioning,
@@ -62,22 +47,6 @@ impl JobState {
         JobState::Verifying,
         JobState::Finalizing,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Provisioning => "provisioning",
-            JobState::RestoringSnapshot => "restoring_snapshot",
-            JobState::ReplayingLog => "replaying_log",
-            JobState::Verifying => "verifying",
-            JobState::Finalizing => "finalizing",
-            JobState::Succeeded => "succeeded",
-            JobState::Failing => "failing",
-            JobState::Cancelling => "cancelling",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
 
     /// The step label shown with the progress bar.
     pub fn label(self) -> &'static str {
@@ -159,22 +128,6 @@ impl JobState {
         let (start, end) = self.progress_span();
         let fraction = fraction.clamp(0.0, 1.0);
         (f64::from(start) + f64::from(end - start) * fraction).round() as u8
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown job state {s:?}"))
     }
 }
 

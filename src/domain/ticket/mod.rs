@@ -12,10 +12,6 @@
 //! `transition` decides; the caller applies the effects in one transaction
 //! with the state change, guarded by the ticket's version.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::actor::{Actor, Role};
@@ -28,50 +24,23 @@ pub use record::{
     apply, ticket_reference,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TicketState {
-    Submitted,
-    Triage,
-    InReview,
-    AwaitingCustomer,
-    Approved,
-    Restoring,
-    Completed,
-    Failed,
-    Rejected,
-    Cancelled,
+string_enum! {
+    /// Where a ticket is in its lifecycle.
+    pub enum TicketState ("ticket state") {
+        Submitted = "submitted",
+        Triage = "triage",
+        InReview = "in_review",
+        AwaitingCustomer = "awaiting_customer",
+        Approved = "approved",
+        Restoring = "restoring",
+        Completed = "completed",
+        Failed = "failed",
+        Rejected = "rejected",
+        Cancelled = "cancelled",
+    }
 }
 
 impl TicketState {
-    pub const ALL: [TicketState; 10] = [
-        TicketState::Submitted,
-        TicketState::Triage,
-        TicketState::InReview,
-        TicketState::AwaitingCustomer,
-        TicketState::Approved,
-        TicketState::Restoring,
-        TicketState::Completed,
-        TicketState::Failed,
-        TicketState::Rejected,
-        TicketState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketState::Submitted => "submitted",
-            TicketState::Triage => "triage",
-            TicketState::InReview => "in_review",
-            TicketState::AwaitingCustomer => "awaiting_customer",
-            TicketState::Approved => "approved",
-            TicketState::Restoring => "restoring",
-            TicketState::Completed => "completed",
-            TicketState::Failed => "failed",
-            TicketState::Rejected => "rejected",
-            TicketState::Cancelled => "cancelled",
-        }
-    }
-
     /// How the state reads on a page.
     pub fn label(self) -> &'static str {
         match self {
@@ -132,22 +101,6 @@ impl TicketState {
                 | TicketState::Approved
                 | TicketState::Failed
         )
-    }
-}
-
-impl fmt::Display for TicketState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TicketState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TicketState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown ticket state {s:?}"))
     }
 }
 
@@ -224,31 +177,12 @@ pub struct TicketFacts {
     pub deadline_warned: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    Public,
-    /// Staff only: never on a customer's page, API answer or email.
-    Internal,
-}
-
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Internal => "internal",
-        }
-    }
-}
-
-impl FromStr for Visibility {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "public" => Ok(Visibility::Public),
-            "internal" => Ok(Visibility::Internal),
-            other => Err(format!("unknown visibility {other:?}")),
-        }
+string_enum! {
+    /// Who may read a message.
+    pub enum Visibility ("visibility") {
+        Public = "public",
+        /// Staff only: never on a customer's page, API answer or email.
+        Internal = "internal",
     }
 }
 
@@ -262,55 +196,21 @@ pub enum Audience {
     AllStaff,
 }
 
-/// The emails of SPEC §7, plus the two conversation notices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoticeKind {
-    RequestReceived,
-    NewRequest,
-    InformationRequested,
-    CustomerReplied,
-    StaffReplied,
-    Approved,
-    Rejected,
-    RestoreStarted,
-    RestoreCompleted,
-    RestoreFailed,
-    Cancelled,
-    DeadlineNear,
-}
-
-impl NoticeKind {
-    pub const ALL: [NoticeKind; 12] = [
-        NoticeKind::RequestReceived,
-        NoticeKind::NewRequest,
-        NoticeKind::InformationRequested,
-        NoticeKind::CustomerReplied,
-        NoticeKind::StaffReplied,
-        NoticeKind::Approved,
-        NoticeKind::Rejected,
-        NoticeKind::RestoreStarted,
-        NoticeKind::RestoreCompleted,
-        NoticeKind::RestoreFailed,
-        NoticeKind::Cancelled,
-        NoticeKind::DeadlineNear,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeKind::RequestReceived => "request_received",
-            NoticeKind::NewRequest => "new_request",
-            NoticeKind::InformationRequested => "information_requested",
-            NoticeKind::CustomerReplied => "customer_replied",
-            NoticeKind::StaffReplied => "staff_replied",
-            NoticeKind::Approved => "approved",
-            NoticeKind::Rejected => "rejected",
-            NoticeKind::RestoreStarted => "restore_started",
-            NoticeKind::RestoreCompleted => "restore_completed",
-            NoticeKind::RestoreFailed => "restore_failed",
-            NoticeKind::Cancelled => "cancelled",
-            NoticeKind::DeadlineNear => "deadline_near",
-        }
+string_enum! {
+    /// The emails of SPEC §7, plus the two conversation notices.
+    pub enum NoticeKind ("notice") {
+        RequestReceived = "request_received",
+        NewRequest = "new_request",
+        InformationRequested = "information_requested",
+        CustomerReplied = "customer_replied",
+        StaffReplied = "staff_replied",
+        Approved = "approved",
+        Rejected = "rejected",
+        RestoreStarted = "restore_started",
+        RestoreCompleted = "restore_completed",
+        RestoreFailed = "restore_failed",
+        Cancelled = "cancelled",
+        DeadlineNear = "deadline_near",
     }
 }
 

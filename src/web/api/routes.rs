@@ -161,9 +161,7 @@ pub async fn delete_cluster(
 // ---------------------------------------------------------------- tickets
 
 fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
-    let severity: Severity = body
-        .severity
-        .parse()
+    let severity = Severity::parse_typed(&body.severity)
         .map_err(|e: String| AppError::invalid("severity", e))?;
     let target = match (body.local_time, body.target_time) {
         (Some(local_time), _) => TargetInput::Local {

@@ -296,7 +296,7 @@ impl RequestForm {
     }
 
     fn severity(&self) -> Option<Severity> {
-        self.severity.parse().ok()
+        Severity::parse_typed(&self.severity).ok()
     }
 
     fn filing(&self) -> FilingRequest {

@@ -75,11 +75,7 @@ pub async fn queue_query(
     };
     let severity = match q.severity.trim() {
         "" => None,
-        other => Some(
-            other
-                .parse::<Severity>()
-                .map_err(|e| AppError::invalid("severity", e))?,
-        ),
+        other => Some(Severity::parse_typed(other).map_err(|e| AppError::invalid("severity", e))?),
     };
     let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
     let assignee = match q.assignee.trim() {
