@@ -22,6 +22,7 @@ use restore_desk::domain::ticket::TicketCommand;
 use restore_desk::domain::validation::TargetInput;
 use restore_desk::engine::{self, duties};
 use restore_desk::notify::relay::{DeliveryPolicy, Relay};
+use restore_desk::store::EventAction;
 use restore_desk::store::{
     FaultKind, NewEvent, OutboxMessage, OutboxQuery, OutboxStatus, SandboxFault, Scope, Ticket,
     User,
@@ -176,7 +177,7 @@ async fn each_lifecycle_event_emails_the_right_people(db: TestDb) {
         .store
         .sandbox_add_fault(
             &fault,
-            NewEvent::admin(s.ada.actor(), "inject_fault", "", t0()),
+            NewEvent::admin(s.ada.actor(), EventAction::FaultAdd, "", t0()),
         )
         .await
         .unwrap();

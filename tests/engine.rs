@@ -18,6 +18,7 @@ use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketCommand, TicketState};
 use restore_desk::domain::validation::TargetInput;
 use restore_desk::engine::{self, duties};
+use restore_desk::store::EventAction;
 use restore_desk::store::{
     FaultKind, NewEvent, OutboxMessage, OutboxQuery, RestoreJob, SandboxFault, Scope, Ticket, User,
 };
@@ -145,7 +146,7 @@ impl Desk {
         };
         let audit = NewEvent::admin(
             self.ada.actor(),
-            "inject_fault",
+            EventAction::FaultAdd,
             step.as_str(),
             self.clock_now(),
         );
@@ -157,7 +158,12 @@ impl Desk {
     }
 
     async fn zone(&self, zone: Zone, online: bool) {
-        let audit = NewEvent::admin(self.ada.actor(), "zone", zone.as_str(), self.clock_now());
+        let audit = NewEvent::admin(
+            self.ada.actor(),
+            EventAction::ZoneOffline,
+            zone.as_str(),
+            self.clock_now(),
+        );
         assert!(
             self.app
                 .store
@@ -186,7 +192,7 @@ impl Desk {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.action)
+            .map(|e| e.action.to_string())
             .collect()
     }
 }

@@ -22,6 +22,7 @@ use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketCommand, TicketState};
 use restore_desk::domain::validation::TargetInput;
+use restore_desk::store::EventAction;
 use restore_desk::store::{FaultKind, NewEvent, RestoreJob, SandboxFault, Scope};
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
@@ -245,7 +246,7 @@ async fn a_worker_frozen_past_its_lease_cannot_commit() {
     app.store
         .sandbox_add_fault(
             &fault,
-            NewEvent::admin(ada.actor(), "inject_fault", "slow", Utc::now()),
+            NewEvent::admin(ada.actor(), EventAction::FaultAdd, "slow", Utc::now()),
         )
         .await
         .unwrap();

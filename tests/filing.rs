@@ -13,6 +13,7 @@ use restore_desk::domain::catalog::Zone;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::TicketState;
 use restore_desk::domain::validation::{TargetInput, ValidationCode};
+use restore_desk::store::EventAction;
 use restore_desk::store::{NewEvent, OutboxQuery, Scope};
 
 async fn cluster_id(app: &App, name: &str) -> uuid::Uuid {
@@ -133,7 +134,7 @@ async fn demo_rules(db: TestDb) {
             "westeurope",
             Zone::Az1,
             true,
-            NewEvent::admin(ada.actor(), "zone_online", "az1", now),
+            NewEvent::admin(ada.actor(), EventAction::ZoneOnline, "az1", now),
         )
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use restore_desk::domain::actor::{Actor, Role};
 use restore_desk::domain::catalog::Zone;
 use restore_desk::domain::cluster::Cluster;
 use restore_desk::domain::validation::{ValidationCode, ValidationError};
+use restore_desk::store::EventAction;
 use restore_desk::store::{NewEvent, Scope};
 
 struct Guard(std::path::PathBuf);
@@ -179,7 +180,7 @@ async fn the_demo_fleet_is_real_and_tells_the_spec_story() {
             "westeurope",
             Zone::Az1,
             true,
-            NewEvent::admin(admin, "zone_online", "az1 back", Utc::now()),
+            NewEvent::admin(admin, EventAction::ZoneOnline, "az1 back", Utc::now()),
         )
         .await
         .unwrap();

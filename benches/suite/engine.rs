@@ -388,7 +388,7 @@ async fn first_step_latency(db: Db) -> (f64, f64) {
         let mut commit = restore_desk::store::Commit::at(at);
         commit.events.push(restore_desk::store::NewEvent::admin(
             restore_desk::domain::actor::Actor::SYSTEM,
-            "bench",
+            restore_desk::store::EventAction::FaultClear,
             "",
             at,
         ));

@@ -332,10 +332,10 @@ impl Bench {
                 continue;
             }
             let label = match (&event.job_id, event.from_state.as_deref()) {
-                (None, _) => event.action.clone(),
+                (None, _) => event.action.to_string(),
                 (Some(_), Some(from)) if event.action == "job_step_succeeded" => from.to_string(),
                 (Some(_), Some(from)) => format!("{from} ({})", event.action),
-                (Some(_), None) => event.action.clone(),
+                (Some(_), None) => event.action.to_string(),
             };
             let took = (event.created_at - since).num_microseconds().unwrap() as f64 / 1e6;
             parts.push(format!("{label} {took:.2}"));

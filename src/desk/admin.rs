@@ -12,8 +12,8 @@ use crate::domain::catalog::Zone;
 use crate::domain::restore_job::JobState;
 use crate::password;
 use crate::store::{
-    AdminWrite, Commit, FaultKind, NewEvent, SandboxFault, StoreError, Subscription, Unique, User,
-    UserUpdate,
+    AdminWrite, Commit, EventAction, FaultKind, NewEvent, SandboxFault, StoreError, Subscription,
+    Unique, User, UserUpdate,
 };
 
 fn bad(field: &'static str, message: impl Into<String>) -> DeskError {
@@ -208,7 +208,7 @@ pub async fn create_user_by(
     if matches!(operator, Operator::CommandLine) {
         detail.push_str(" (from the command line)");
     }
-    let event = NewEvent::admin(operator.actor(), "user_create", detail, app.now());
+    let event = NewEvent::admin(operator.actor(), EventAction::UserCreate, detail, app.now());
     let mut commit = Commit::admin(AdminWrite::CreateUser(user.clone()), Some(event), app.now());
     if let Some(subscription) = created_subscription {
         commit
@@ -318,7 +318,7 @@ pub async fn update_user(
     }
     let event = NewEvent::admin(
         admin.actor(),
-        "user_update",
+        EventAction::UserUpdate,
         format!("{}: {}", user.email, said.join(", ")),
         app.now(),
     );
@@ -357,9 +357,9 @@ pub async fn set_zone(
     let event = NewEvent::admin(
         admin.actor(),
         if online {
-            "zone_online"
+            EventAction::ZoneOnline
         } else {
-            "zone_offline"
+            EventAction::ZoneOffline
         },
         format!("{region}/{zone}"),
         app.now(),
@@ -440,7 +440,7 @@ pub async fn add_fault(
             step, fault.delay_ms, fault.remaining
         ),
     };
-    let event = NewEvent::admin(admin.actor(), "fault_add", detail, app.now());
+    let event = NewEvent::admin(admin.actor(), EventAction::FaultAdd, detail, app.now());
     app.store.sandbox_add_fault(&fault, event).await?;
     Ok(fault)
 }
@@ -449,7 +449,7 @@ pub async fn clear_faults(app: &App, admin: &User) -> Result<(), DeskError> {
     require_admin(admin)?;
     let event = NewEvent::admin(
         admin.actor(),
-        "fault_clear",
+        EventAction::FaultClear,
         "all faults cleared",
         app.now(),
     );
@@ -474,7 +474,7 @@ pub async fn delete_cluster(app: &App, admin: &User, cluster_id: Uuid) -> Result
     let now = app.now();
     let event = NewEvent::admin(
         admin.actor(),
-        "cluster_delete",
+        EventAction::ClusterDelete,
         format!("{} ({})", cluster.name, cluster.id),
         now,
     );

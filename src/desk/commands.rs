@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::backend::FleetView;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::cluster::{Cluster, Connection};
+use crate::domain::event::EventAction;
 use crate::domain::restore_job::{self, ApplyContext, JobCommand, JobFacts, JobTransition};
 use crate::domain::ticket::{
     self, JobRequest, Recorded, TargetCheck, TicketCommand, TicketFacts, TicketState,
@@ -129,7 +130,7 @@ fn job_write(
         ticket_id: Some(ticket.id),
         job_id: Some(job.id),
         actor: *actor,
-        action: format!("job_{}", command.name()),
+        action: EventAction::of_job(&command),
         from_state: Some(job.state.as_str().into()),
         to_state: Some(transition.to.as_str().into()),
         detail: String::new(),
@@ -220,7 +221,7 @@ pub async fn plan(
         ticket_id: Some(ticket.id),
         job_id: situation.job.map(|j| j.id),
         actor: issuer.actor,
-        action: command.name().to_string(),
+        action: EventAction::of_ticket(command),
         from_state: Some(ticket.state.as_str().into()),
         to_state: Some(to.as_str().into()),
         detail: event_detail(command, issuer, ticket),

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::RestorePlan;
 use crate::domain::cluster::Cluster;
+use crate::domain::event::EventAction;
 use crate::domain::sla::{self, Severity};
 use crate::domain::ticket::{
     self, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
@@ -194,29 +195,32 @@ pub async fn file_ticket(
     // allocated in the commit, which puts it in their place.
     let mut ticket = new.as_ticket(now);
     let mut commit = Commit::at(now);
-    let event =
-        |actor: Actor, action: &str, from: Option<TicketState>, to: TicketState, detail: String| {
-            NewEvent {
-                ticket_id: Some(ticket.id),
-                job_id: None,
-                actor,
-                action: action.to_string(),
-                from_state: from.map(|s| s.as_str().to_string()),
-                to_state: Some(to.as_str().to_string()),
-                detail,
-                at: now,
-            }
-        };
+    let event = |actor: Actor,
+                 action: EventAction,
+                 from: Option<TicketState>,
+                 to: TicketState,
+                 detail: String| {
+        NewEvent {
+            ticket_id: Some(ticket.id),
+            job_id: None,
+            actor,
+            action,
+            from_state: from.map(|s| s.as_str().to_string()),
+            to_state: Some(to.as_str().to_string()),
+            detail,
+            at: now,
+        }
+    };
     commit.events.push(event(
         requester.actor(),
-        "file",
+        EventAction::File,
         None,
         TicketState::Submitted,
         format!("severity {}", request.severity),
     ));
     commit.events.push(event(
         Actor::SYSTEM,
-        TicketCommand::AutoValidate.name(),
+        EventAction::AutoValidate,
         Some(TicketState::Submitted),
         validated.to,
         format!(

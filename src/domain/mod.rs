@@ -7,6 +7,7 @@ pub mod actor;
 pub mod catalog;
 pub mod cluster;
 pub mod error_code;
+pub mod event;
 pub mod restore_job;
 pub mod sla;
 pub mod text;

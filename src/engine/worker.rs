@@ -19,6 +19,7 @@ use crate::desk::commands::{Checked, Issuer, Outcome, Situation, job_change, job
 use crate::domain::actor::Actor;
 use crate::domain::catalog::RestorePlan;
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection, RestoredFrom};
+use crate::domain::event::EventAction;
 use crate::domain::restore_job::{self, JobCommand, JobState};
 use crate::domain::validation::{ValidationCode, check_target};
 use crate::domain::verification::verify;
@@ -503,7 +504,7 @@ impl Worker {
             ticket_id: Some(job.ticket_id),
             job_id: Some(job.id),
             actor: Actor::SYSTEM,
-            action: format!("job_{}", command.name()),
+            action: EventAction::of_job(&command),
             from_state: Some(job.state.as_str().into()),
             to_state: Some(transition.to.as_str().into()),
             detail,

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
+pub use crate::domain::event::EventAction;
 use crate::domain::restore_job::JobState;
 pub use crate::domain::restore_job::{
     Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob,
@@ -144,7 +145,7 @@ pub struct Event {
     pub job_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     pub actor_role: Role,
-    pub action: String,
+    pub action: EventAction,
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub detail: String,
@@ -156,7 +157,7 @@ pub struct NewEvent {
     pub ticket_id: Option<Uuid>,
     pub job_id: Option<Uuid>,
     pub actor: Actor,
-    pub action: String,
+    pub action: EventAction,
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub detail: String,
@@ -165,12 +166,17 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An admin action on something other than a ticket.
-    pub fn admin(actor: Actor, action: &str, detail: impl Into<String>, at: DateTime<Utc>) -> Self {
+    pub fn admin(
+        actor: Actor,
+        action: EventAction,
+        detail: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
         NewEvent {
             ticket_id: None,
             job_id: None,
             actor,
-            action: action.to_string(),
+            action,
             from_state: None,
             to_state: None,
             detail: detail.into(),

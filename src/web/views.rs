@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 use crate::domain::actor::Role;
 use crate::notify::compose::duration_words;
-use crate::store::{Event, User};
+use crate::store::User;
 
 /// A moment as a page shows it: `<time datetime=iso title=utc>local</time>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,57 +111,6 @@ pub fn role_label(role: Role) -> &'static str {
         Role::Admin => "Admin",
         Role::System => "Restore Desk",
     }
-}
-
-/// How an event reads in a ticket's timeline.
-pub fn event_label(event: &Event) -> String {
-    let label = match event.action.as_str() {
-        "file" => "Request filed",
-        "auto_validate" => "Checked against the backup window",
-        "claim" => "Claimed",
-        "request_info" => "Information requested",
-        "reply" => "Reply posted",
-        "note" => "Internal note added",
-        "approve" => "Approved",
-        "reject" => "Rejected",
-        "cancel" => "Cancelled by the customer",
-        "cancel_restore" => "Restore cancelled by support",
-        "retry" => "Restore retried",
-        "job_started" => "Restore started",
-        "job_succeeded" => "Restore completed",
-        "job_failed" => "Restore failed",
-        "warn_deadline" => "Deadline warning sent",
-        "job_start" => "Restore job picked up",
-        "job_step_succeeded" => "Restore step finished",
-        "job_step_failed" => "Restore step failed",
-        "job_compensation_done" => "Half-built cluster removed",
-        "job_cancel" => "Restore job told to stop",
-        "job_retry" => "Restore job started again",
-        "user_create" => "User created",
-        "user_update" => "User changed",
-        "zone_online" => "Zone brought online",
-        "zone_offline" => "Zone taken offline",
-        "fault_add" => "Fault armed",
-        "fault_clear" => "Faults cleared",
-        "cluster_delete" => "Cluster deleted",
-        other => return other.replace('_', " "),
-    };
-    label.to_string()
-}
-
-/// Events a customer may see on their ticket: internal notes and staff-only
-/// warnings stay out, even as a bare mention, and the restore's inner steps
-/// are the progress bar's business.
-pub fn customer_may_see(event: &Event) -> bool {
-    !matches!(
-        event.action.as_str(),
-        "note"
-            | "warn_deadline"
-            | "job_start"
-            | "job_step_succeeded"
-            | "job_step_failed"
-            | "job_compensation_done"
-    )
 }
 
 /// Shortens long text for tables.

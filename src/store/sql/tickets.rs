@@ -62,7 +62,7 @@ pub(super) fn event_row(r: &DbRow) -> Result<Event, sqlx::Error> {
         job_id: r.try_get("job_id")?,
         actor_id: r.try_get("actor_id")?,
         actor_role: decode(r.try_get("actor_role")?)?,
-        action: r.try_get("action")?,
+        action: decode(r.try_get("action")?)?,
         from_state: r.try_get("from_state")?,
         to_state: r.try_get("to_state")?,
         detail: r.try_get("detail")?,
@@ -85,7 +85,7 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> StoreResu
             .push_bind(e.job_id)
             .push_bind(e.actor.user_id)
             .push_bind(e.actor.role.as_str())
-            .push_bind(&e.action)
+            .push_bind(e.action.as_str())
             .push_bind(&e.from_state)
             .push_bind(&e.to_state)
             .push_bind(&e.detail)

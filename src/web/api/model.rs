@@ -21,7 +21,6 @@ use crate::store::{
 };
 use crate::web::error::{AppResult, FieldError};
 use crate::web::pages::common::fleet;
-use crate::web::views::customer_may_see;
 
 use super::words;
 
@@ -491,6 +490,7 @@ pub async fn messages_out(
 pub struct EventOut {
     pub id: i64,
     /// What happened, e.g. `file`, `claim`, `approve`, `zone_offline`.
+    #[schema(value_type = words::EventAction)]
     pub action: String,
     /// Null when the desk itself acted.
     #[schema(required = true)]
@@ -514,7 +514,7 @@ pub struct EventOut {
 pub fn event_out(e: Event) -> EventOut {
     EventOut {
         id: e.id,
-        action: e.action,
+        action: e.action.as_str().into(),
         actor_id: e.actor_id,
         actor_role: e.actor_role.as_str().into(),
         from_state: e.from_state,
@@ -532,13 +532,9 @@ pub fn events_for(viewer: &User, events: Vec<Event>) -> Vec<EventOut> {
     let staff = viewer.role.works_tickets();
     events
         .into_iter()
-        .filter(|e| staff || customer_may_see(e))
+        .filter(|e| staff || e.action.customer_may_see())
         .map(|mut e| {
-            let public_detail = matches!(
-                e.action.as_str(),
-                "claim" | "reject" | "cancel_restore" | "job_failed" | "file"
-            );
-            if !staff && !public_detail {
+            if !staff && !e.action.detail_is_public() {
                 e.detail.clear();
             }
             event_out(e)

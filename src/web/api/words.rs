@@ -61,6 +61,11 @@ words!(
 );
 
 words!(
+    /// What an event of the audit trail records.
+    EventAction = crate::domain::event::EventAction::ALL.map(crate::domain::event::EventAction::as_str)
+);
+
+words!(
     /// Where a restore job is: its steps, then how it ended.
     JobState = DomainJobState::ALL.map(DomainJobState::as_str)
 );

@@ -21,7 +21,7 @@ use crate::domain::restore_job::JobState;
 use crate::store::{OutboxQuery, OutboxStatus, SandboxFault, Scope, User, ZoneStatus};
 use crate::web::auth::{AdminUser, Viewer};
 use crate::web::error::{AppError, AppResult};
-use crate::web::views::{Stamp, clip, event_label, role_label};
+use crate::web::views::{Stamp, clip, role_label};
 use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 pub async fn index() -> Redirect {
@@ -594,7 +594,7 @@ pub async fn audit(
                 .and_then(|id| names.get(&id).cloned())
                 .map(|n| format!("{n} ({})", e.actor_role))
                 .unwrap_or_else(|| role_label(e.actor_role).to_string()),
-            action: event_label(&e),
+            action: e.action.label().to_string(),
             change: match (&e.from_state, &e.to_state) {
                 (Some(from), Some(to)) if from != to => Some(format!("{from} → {to}")),
                 (None, Some(to)) => Some(format!("→ {to}")),

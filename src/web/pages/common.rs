@@ -19,7 +19,7 @@ use crate::web::ValidPath;
 use crate::web::auth::AnyUser;
 use crate::web::error::{AppError, AppResult};
 use crate::web::timeline::{self, Timeline, TimelineInput};
-use crate::web::views::{Countdown, Stamp, Times, customer_may_see, event_label, role_label};
+use crate::web::views::{Countdown, Stamp, Times, role_label};
 
 /// Parses an id from a path; anything else is simply not found.
 pub fn parse_id(text: &str) -> AppResult<Uuid> {
@@ -294,26 +294,20 @@ pub fn event_views(
 ) -> Vec<EventView> {
     events
         .into_iter()
-        .filter(|e| !for_customer || customer_may_see(e))
+        .filter(|e| !for_customer || e.action.customer_may_see())
         .map(|e| {
             let actor = e
                 .actor_id
                 .and_then(|id| names.get(&id).cloned())
                 .map(|name| format!("{name} ({})", role_label(e.actor_role).to_lowercase()))
                 .unwrap_or_else(|| role_label(e.actor_role).to_string());
-            // Customers see the details that were also told to them (who took
-            // the ticket, reasons); the rest is meant for staff.
-            let public = matches!(
-                e.action.as_str(),
-                "claim" | "reject" | "cancel_restore" | "job_failed"
-            );
-            let detail = if for_customer && !public {
+            let detail = if for_customer && !e.action.detail_is_public() {
                 String::new()
             } else {
                 e.detail.clone()
             };
             EventView {
-                label: event_label(&e),
+                label: e.action.label().to_string(),
                 actor,
                 change: if e.from_state != e.to_state {
                     state_words(&e.to_state).map(|to| {

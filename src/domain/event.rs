@@ -1,0 +1,177 @@
+//! The audit trail's vocabulary: every kind of event, how it reads, and
+//! whether the customer of a ticket may see it.
+
+use super::restore_job::JobCommand;
+use super::ticket::TicketCommand;
+
+string_enum! {
+    /// What an event records.
+    pub enum EventAction ("event") {
+        // A ticket's life.
+        File = "file",
+        AutoValidate = "auto_validate",
+        Claim = "claim",
+        RequestInfo = "request_info",
+        Reply = "reply",
+        Note = "note",
+        Approve = "approve",
+        Reject = "reject",
+        Cancel = "cancel",
+        CancelRestore = "cancel_restore",
+        Retry = "retry",
+        JobStarted = "job_started",
+        JobSucceeded = "job_succeeded",
+        JobFailed = "job_failed",
+        WarnDeadline = "warn_deadline",
+        // Its restore job's.
+        JobStart = "job_start",
+        JobStepSucceeded = "job_step_succeeded",
+        JobStepFailed = "job_step_failed",
+        JobCancel = "job_cancel",
+        JobCompensationDone = "job_compensation_done",
+        JobRetry = "job_retry",
+        // Administration.
+        UserCreate = "user_create",
+        UserUpdate = "user_update",
+        ZoneOnline = "zone_online",
+        ZoneOffline = "zone_offline",
+        FaultAdd = "fault_add",
+        FaultClear = "fault_clear",
+        ClusterDelete = "cluster_delete",
+    }
+}
+
+impl EventAction {
+    /// The event of a ticket command.
+    pub fn of_ticket(command: &TicketCommand) -> EventAction {
+        match command {
+            TicketCommand::AutoValidate => EventAction::AutoValidate,
+            TicketCommand::Claim => EventAction::Claim,
+            TicketCommand::RequestInfo { .. } => EventAction::RequestInfo,
+            TicketCommand::Reply { .. } => EventAction::Reply,
+            TicketCommand::Note { .. } => EventAction::Note,
+            TicketCommand::Approve => EventAction::Approve,
+            TicketCommand::Reject { .. } => EventAction::Reject,
+            TicketCommand::Cancel => EventAction::Cancel,
+            TicketCommand::CancelRestore { .. } => EventAction::CancelRestore,
+            TicketCommand::Retry => EventAction::Retry,
+            TicketCommand::JobStarted => EventAction::JobStarted,
+            TicketCommand::JobSucceeded => EventAction::JobSucceeded,
+            TicketCommand::JobFailed { .. } => EventAction::JobFailed,
+            TicketCommand::WarnDeadline => EventAction::WarnDeadline,
+        }
+    }
+
+    /// The event of a restore job command.
+    pub fn of_job(command: &JobCommand) -> EventAction {
+        match command {
+            JobCommand::Start => EventAction::JobStart,
+            JobCommand::StepSucceeded => EventAction::JobStepSucceeded,
+            JobCommand::StepFailed(_) => EventAction::JobStepFailed,
+            JobCommand::Cancel => EventAction::JobCancel,
+            JobCommand::CompensationDone => EventAction::JobCompensationDone,
+            JobCommand::Retry => EventAction::JobRetry,
+        }
+    }
+
+    /// How the event reads in a timeline or the audit log.
+    pub fn label(self) -> &'static str {
+        use EventAction as A;
+        match self {
+            A::File => "Request filed",
+            A::AutoValidate => "Checked against the backup window",
+            A::Claim => "Claimed",
+            A::RequestInfo => "Information requested",
+            A::Reply => "Reply posted",
+            A::Note => "Internal note added",
+            A::Approve => "Approved",
+            A::Reject => "Rejected",
+            A::Cancel => "Cancelled by the customer",
+            A::CancelRestore => "Restore cancelled by support",
+            A::Retry => "Restore retried",
+            A::JobStarted => "Restore started",
+            A::JobSucceeded => "Restore completed",
+            A::JobFailed => "Restore failed",
+            A::WarnDeadline => "Deadline warning sent",
+            A::JobStart => "Restore job picked up",
+            A::JobStepSucceeded => "Restore step finished",
+            A::JobStepFailed => "Restore step failed",
+            A::JobCancel => "Restore job told to stop",
+            A::JobCompensationDone => "Half-built cluster removed",
+            A::JobRetry => "Restore job started again",
+            A::UserCreate => "User created",
+            A::UserUpdate => "User changed",
+            A::ZoneOnline => "Zone brought online",
+            A::ZoneOffline => "Zone taken offline",
+            A::FaultAdd => "Fault armed",
+            A::FaultClear => "Faults cleared",
+            A::ClusterDelete => "Cluster deleted",
+        }
+    }
+
+    /// Whether a customer who may see the event may also read its detail:
+    /// who took the ticket, the reasons they were told. The rest of the
+    /// details are meant for staff.
+    pub fn detail_is_public(self) -> bool {
+        use EventAction as A;
+        matches!(
+            self,
+            A::File | A::Claim | A::Reject | A::CancelRestore | A::JobFailed
+        )
+    }
+
+    /// Whether the customer of the ticket may see this event: internal
+    /// notes and staff-only warnings stay out, even as a bare mention, and
+    /// the restore's inner steps are the progress bar's business.
+    pub fn customer_may_see(self) -> bool {
+        use EventAction as A;
+        !matches!(
+            self,
+            A::Note
+                | A::WarnDeadline
+                | A::JobStart
+                | A::JobStepSucceeded
+                | A::JobStepFailed
+                | A::JobCompensationDone
+                | A::UserCreate
+                | A::UserUpdate
+                | A::ZoneOnline
+                | A::ZoneOffline
+                | A::FaultAdd
+                | A::FaultClear
+                | A::ClusterDelete
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_its_event_named_after_it() {
+        for action in EventAction::ALL {
+            assert!(!action.label().is_empty());
+        }
+        assert_eq!(
+            EventAction::of_ticket(&TicketCommand::Claim).as_str(),
+            TicketCommand::Claim.name()
+        );
+        assert_eq!(EventAction::of_job(&JobCommand::Start), "job_start");
+    }
+
+    /// What customers may never see on their ticket.
+    #[test]
+    fn private_events_stay_private() {
+        let hidden: Vec<&str> = EventAction::ALL
+            .into_iter()
+            .filter(|a| !a.customer_may_see())
+            .map(EventAction::as_str)
+            .collect();
+        for private in ["note", "warn_deadline", "job_step_failed", "user_update"] {
+            assert!(hidden.contains(&private), "{private} shown to customers");
+        }
+        assert!(EventAction::Reply.customer_may_see());
+        assert!(EventAction::JobFailed.customer_may_see());
+    }
+}
