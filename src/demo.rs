@@ -164,7 +164,7 @@ async fn seed_people(
             .create_user(
                 &User {
                     id: Uuid::new_v4(),
-                    email: email.into(),
+                    email: crate::domain::email::Email::parse(email).expect("a demo address"),
                     display_name: name.into(),
                     password_hash: password_hash.clone(),
                     role,

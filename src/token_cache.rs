@@ -112,7 +112,7 @@ mod tests {
     fn user(email: &str) -> User {
         User {
             id: Uuid::new_v4(),
-            email: email.into(),
+            email: crate::domain::email::Email::parse(email).unwrap(),
             display_name: email.into(),
             password_hash: String::new(),
             role: Role::Customer,

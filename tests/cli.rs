@@ -235,7 +235,7 @@ async fn user_create_adds_people_who_can_sign_in() {
 
     let store = db.store().await;
     let carol = store
-        .user_by_email("carol@contoso.example")
+        .user_by_email(&restore_desk::store::Email::parse("carol@contoso.example").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -313,7 +313,7 @@ async fn user_create_adds_people_who_can_sign_in() {
     }
     assert!(
         store
-            .user_by_email("weak@support.example")
+            .user_by_email(&restore_desk::store::Email::parse("weak@support.example").unwrap())
             .await
             .unwrap()
             .is_none()

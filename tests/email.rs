@@ -24,8 +24,8 @@ use restore_desk::engine::{self, duties};
 use restore_desk::notify::relay::{DeliveryPolicy, Relay};
 use restore_desk::store::EventAction;
 use restore_desk::store::{
-    FaultKind, NewEvent, OutboxMessage, OutboxQuery, OutboxStatus, SandboxFault, Scope, Ticket,
-    User,
+    Email, FaultKind, NewEvent, OutboxMessage, OutboxQuery, OutboxStatus, SandboxFault, Scope,
+    Ticket, User,
 };
 use smtp::{Mode, Tarpit, TestSmtp};
 
@@ -49,7 +49,13 @@ async fn setup_on(app: App, clock: ManualClock) -> Setup {
     let relay = Relay::new(app.clone(), app.mailer.clone(), DeliveryPolicy::default()).unwrap();
     let user = |email: &'static str| {
         let app = app.clone();
-        async move { app.store.user_by_email(email).await.unwrap().unwrap() }
+        async move {
+            app.store
+                .user_by_email(&Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+        }
     };
     Setup {
         alice: user("alice@contoso.example").await,

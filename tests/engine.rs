@@ -20,7 +20,8 @@ use restore_desk::domain::validation::TargetInput;
 use restore_desk::engine::{self, duties};
 use restore_desk::store::EventAction;
 use restore_desk::store::{
-    FaultKind, NewEvent, OutboxMessage, OutboxQuery, RestoreJob, SandboxFault, Scope, Ticket, User,
+    Email, FaultKind, NewEvent, OutboxMessage, OutboxQuery, RestoreJob, SandboxFault, Scope,
+    Ticket, User,
 };
 
 struct Desk {
@@ -37,7 +38,13 @@ impl Desk {
         let app = demo_app(db, clock.clone(), &["--max-attempts", "3"]).await;
         let user = |email: &'static str| {
             let app = app.clone();
-            async move { app.store.user_by_email(email).await.unwrap().unwrap() }
+            async move {
+                app.store
+                    .user_by_email(&Email::parse(email).unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
         };
         Desk {
             alice: user("alice@contoso.example").await,

@@ -23,7 +23,7 @@ use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketCommand, TicketState};
 use restore_desk::domain::validation::TargetInput;
 use restore_desk::store::EventAction;
-use restore_desk::store::{FaultKind, NewEvent, RestoreJob, SandboxFault, Scope};
+use restore_desk::store::{Email, FaultKind, NewEvent, RestoreJob, SandboxFault, Scope};
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
 
@@ -239,7 +239,7 @@ async fn a_worker_frozen_past_its_lease_cannot_commit() {
     };
     let ada = app
         .store
-        .user_by_email("ada@admin.example")
+        .user_by_email(&Email::parse("ada@admin.example").unwrap())
         .await
         .unwrap()
         .unwrap();

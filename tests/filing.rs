@@ -14,7 +14,7 @@ use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::TicketState;
 use restore_desk::domain::validation::{TargetInput, ValidationCode};
 use restore_desk::store::EventAction;
-use restore_desk::store::{NewEvent, OutboxQuery, Scope};
+use restore_desk::store::{Email, NewEvent, OutboxQuery, Scope};
 
 async fn cluster_id(app: &App, name: &str) -> uuid::Uuid {
     app.store
@@ -49,13 +49,13 @@ async fn demo_rules(db: TestDb) {
     let app = demo_app(&db, clock.clone(), &[]).await;
     let alice = app
         .store
-        .user_by_email("alice@contoso.example")
+        .user_by_email(&Email::parse("alice@contoso.example").unwrap())
         .await
         .unwrap()
         .unwrap();
     let bob = app
         .store
-        .user_by_email("bob@fabrikam.example")
+        .user_by_email(&Email::parse("bob@fabrikam.example").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -125,7 +125,7 @@ async fn demo_rules(db: TestDb) {
     // Bringing az1 back makes legacy-crm's older backups usable.
     let ada = app
         .store
-        .user_by_email("ada@admin.example")
+        .user_by_email(&Email::parse("ada@admin.example").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -162,7 +162,7 @@ async fn refused_requests_store_nothing_and_filed_ones_email(db: TestDb) {
     let app = demo_app(&db, clock, &[]).await;
     let alice = app
         .store
-        .user_by_email("alice@contoso.example")
+        .user_by_email(&Email::parse("alice@contoso.example").unwrap())
         .await
         .unwrap()
         .unwrap();

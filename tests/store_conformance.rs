@@ -14,6 +14,7 @@ use restore_desk::domain::restore_job::JobState;
 use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::{TicketState, Visibility};
 use restore_desk::domain::validation::ValidationReport;
+use restore_desk::store::Email;
 use restore_desk::store::EventAction;
 use restore_desk::store::*;
 
@@ -1002,7 +1003,7 @@ async fn users_tokens_and_zones(db: TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
     let found = store
-        .user_by_email("  Alice@Contoso.Example ")
+        .user_by_email(&Email::parse("  Alice@Contoso.Example ").unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use common::web::{Api, Browser, TestApp, spawn_app};
-use restore_desk::store::{Scope, Ticket};
+use restore_desk::store::{Email, Scope, Ticket};
 
 const ACTORS: [&str; 5] = ["anonymous", "alice", "bob", "sam", "ada"];
 const EMAILS: [Option<&str>; 5] = [
@@ -306,7 +306,7 @@ async fn matrix(postgres: bool) {
     assert!(
         t.app
             .store
-            .user_by_email("x@y.example")
+            .user_by_email(&Email::parse("x@y.example").unwrap())
             .await
             .unwrap()
             .is_none()
@@ -516,7 +516,7 @@ async fn matrix(postgres: bool) {
     assert!(
         t.app
             .store
-            .user_by_email("z@z.example")
+            .user_by_email(&Email::parse("z@z.example").unwrap())
             .await
             .unwrap()
             .is_none()

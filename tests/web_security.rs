@@ -9,7 +9,7 @@ use serde_json::json;
 
 use common::web::{Api, Browser, TestApp, spawn_app, version_in};
 use restore_desk::domain::ticket::TicketState;
-use restore_desk::store::{Scope, Ticket};
+use restore_desk::store::{Email, Scope, Ticket};
 
 async fn file_for_alice(t: &TestApp, name: &str, description: &str) -> Ticket {
     let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
@@ -230,7 +230,7 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
     let alice_id = t
         .app
         .store
-        .user_by_email("alice@contoso.example")
+        .user_by_email(&Email::parse("alice@contoso.example").unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -315,7 +315,7 @@ async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(p
     let bob_id = t
         .app
         .store
-        .user_by_email("bob@fabrikam.example")
+        .user_by_email(&Email::parse("bob@fabrikam.example").unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -1046,7 +1046,7 @@ async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
     assert!(
         t.app
             .store
-            .user_by_email("pat@support.example")
+            .user_by_email(&Email::parse("pat@support.example").unwrap())
             .await
             .unwrap()
             .is_none()
@@ -1055,7 +1055,7 @@ async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
     let alice = t
         .app
         .store
-        .user_by_email("alice@contoso.example")
+        .user_by_email(&Email::parse("alice@contoso.example").unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -219,7 +219,7 @@ impl Bench {
         store.create_subscription(&contoso).await.unwrap();
         let person = |email: &str, role: Role, subscription: Option<Uuid>| User {
             id: Uuid::new_v4(),
-            email: email.into(),
+            email: restore_desk::store::Email::parse(email).unwrap(),
             display_name: email.split('@').next().unwrap().into(),
             password_hash: "not used".into(),
             role,

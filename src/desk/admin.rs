@@ -9,6 +9,7 @@ use super::DeskError;
 use crate::app::App;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::Zone;
+use crate::domain::email::Email;
 use crate::domain::restore_job::JobState;
 use crate::password;
 use crate::store::{
@@ -113,18 +114,7 @@ pub async fn create_user_by(
     operator: Operator<'_>,
     new: &NewUser,
 ) -> Result<User, DeskError> {
-    let email = new.email.trim().to_lowercase();
-    let well_formed = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(char::is_whitespace);
-    if !well_formed {
-        return Err(bad(
-            "email",
-            "Enter an email address such as ana@example.com",
-        ));
-    }
+    let email = Email::parse(&new.email).map_err(|e| bad("email", e.to_string()))?;
     let display_name = new.display_name.trim();
     if let Some((_, c)) = crate::domain::text::forbidden_char(display_name) {
         return Err(bad(

@@ -100,7 +100,7 @@ pub async fn outbox_for(
                 dedupe_key: format!("{cause}:{}:{}", notice.kind.as_str(), user.email),
                 ticket_id: Some(ticket.id),
                 kind: notice.kind.as_str().to_string(),
-                recipient: user.email.clone(),
+                recipient: user.email.to_string(),
                 subject: email.subject,
                 text_body: email.text,
                 html_body: email.html,

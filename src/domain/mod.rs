@@ -6,6 +6,7 @@ pub mod vocabulary;
 pub mod actor;
 pub mod catalog;
 pub mod cluster;
+pub mod email;
 pub mod error_code;
 pub mod event;
 pub mod restore_job;

@@ -214,7 +214,7 @@ pub trait Store: Send + Sync + 'static {
             .map(drop)
     }
     async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// The display names of the users among `ids`, in one read.
     async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>>;

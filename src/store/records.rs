@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
+pub use crate::domain::email::Email;
 pub use crate::domain::event::EventAction;
 use crate::domain::restore_job::JobState;
 pub use crate::domain::restore_job::{
@@ -29,7 +30,7 @@ pub struct Subscription {
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: Uuid,
-    pub email: String,
+    pub email: Email,
     pub display_name: String,
     pub password_hash: String,
     pub role: Role,

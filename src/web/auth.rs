@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::error::{AppError, ErrorCode};
 use crate::app::App;
 use crate::domain::actor::Role;
+use crate::domain::email::Email;
 use crate::password;
 use crate::store::{DynStore, StoreError, User};
 
@@ -95,7 +96,12 @@ pub async fn check_password(
     email: &str,
     secret: &str,
 ) -> Result<Option<User>, StoreError> {
-    let user = store.user_by_email(email).await?;
+    // Text that is not an address has no account: it fails like a wrong
+    // password, after as long.
+    let user = match Email::parse(email) {
+        Ok(email) => store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
     let hash = match &user {
         Some(user) => user.password_hash.as_str(),
         None => decoy_hash().await,

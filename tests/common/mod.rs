@@ -146,7 +146,7 @@ pub struct Seed {
 pub fn user(email: &str, role: Role, subscription: Option<Uuid>) -> User {
     User {
         id: Uuid::new_v4(),
-        email: email.to_string(),
+        email: restore_desk::store::Email::parse(email).unwrap(),
         display_name: email.split('@').next().unwrap().to_string(),
         password_hash: "not-a-real-hash".to_string(),
         role,

@@ -10,13 +10,13 @@ use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::TicketState;
 use restore_desk::domain::validation::ValidationReport;
 use restore_desk::store::{
-    Commit, DynStore, JobWrite, NewJob, NewTicket, Scope, TicketWrite, User,
+    Commit, DynStore, Email, JobWrite, NewJob, NewTicket, Scope, TicketWrite, User,
 };
 
 /// A demo user, by email.
 pub async fn demo_user(store: &DynStore, email: &str) -> User {
     store
-        .user_by_email(email)
+        .user_by_email(&Email::parse(email).unwrap())
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no demo user {email}"))

@@ -28,7 +28,7 @@ pub(super) async fn write_admin(
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(u.id)
-            .bind(u.email.to_lowercase())
+            .bind(u.email.as_str())
             .bind(&u.display_name)
             .bind(&u.password_hash)
             .bind(u.role.as_str())

@@ -181,7 +181,7 @@ impl Store for SqlStore {
         people::user(self, id).await
     }
 
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         people::user_by_email(self, email).await
     }
 

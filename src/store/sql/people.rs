@@ -74,11 +74,11 @@ pub(super) async fn user(store: &SqlStore, id: Uuid) -> StoreResult<Option<User>
     Ok(row.as_ref().map(user_row).transpose()?)
 }
 
-pub(super) async fn user_by_email(store: &SqlStore, email: &str) -> StoreResult<Option<User>> {
+pub(super) async fn user_by_email(store: &SqlStore, email: &Email) -> StoreResult<Option<User>> {
     let row = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
     ))
-    .bind(email.trim().to_lowercase())
+    .bind(email.as_str())
     .fetch_optional(&store.pool)
     .await?;
     Ok(row.as_ref().map(user_row).transpose()?)

@@ -285,7 +285,7 @@ pub async fn ticket_out(
             .map(|u| StaffPerson {
                 id: u.id,
                 name: u.display_name,
-                email: u.email,
+                email: u.email.to_string(),
             })
     } else {
         None
@@ -584,7 +584,7 @@ pub struct UserOut {
 pub fn user_out(u: User) -> UserOut {
     UserOut {
         id: u.id,
-        email: u.email,
+        email: u.email.to_string(),
         name: u.display_name,
         role: u.role.as_str().into(),
         subscription_id: u.subscription_id,

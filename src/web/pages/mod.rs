@@ -75,7 +75,7 @@ pub async fn chrome(
         nav,
         user: user.map(|u| NavUser {
             name: u.display_name.clone(),
-            email: u.email.clone(),
+            email: u.email.to_string(),
             role: u.role,
         }),
         csrf: csrf::token(session).await?,
