@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::backend::DynBackend;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::catalog::RetentionPolicy;
+use crate::domain::ids::{ClusterId, TicketId};
 use crate::notify::transport::Mailer;
 use crate::store::{
     Commit, Committed, DynSandboxStore, DynStore, OutboxMessage, RestoreJob, StoreResult, Ticket,
@@ -39,7 +39,7 @@ pub struct App {
     pub local_relay: Arc<OnceLock<UnboundedSender<Vec<OutboxMessage>>>>,
     /// Cluster names by id. A cluster is never renamed and an id never
     /// reused, so a name once read stays true.
-    pub cluster_names: Arc<RwLock<HashMap<Uuid, String>>>,
+    pub cluster_names: Arc<RwLock<HashMap<ClusterId, String>>>,
     /// API tokens checked lately, trusted again for a moment.
     pub api_tokens: Arc<TokenCache>,
     /// This process's name among the desk's processes: host, pid and a
@@ -90,7 +90,7 @@ impl App {
     }
 
     /// A cluster's name, from memory after the first read.
-    pub async fn cluster_name(&self, id: Uuid) -> StoreResult<Option<String>> {
+    pub async fn cluster_name(&self, id: ClusterId) -> StoreResult<Option<String>> {
         if let Some(name) = self
             .cluster_names
             .read()
@@ -111,7 +111,7 @@ impl App {
     }
 
     /// The ticket page a reader in `role` opens from an email.
-    pub fn ticket_link(&self, ticket_id: Uuid, staff: bool) -> String {
+    pub fn ticket_link(&self, ticket_id: TicketId, staff: bool) -> String {
         let base = self.settings.public_url();
         if staff {
             format!("{base}/staff/tickets/{ticket_id}")

@@ -2,8 +2,8 @@
 //! two subscriptions, four users, five clusters in rg-prod/westeurope with
 //! real backup histories, and zone az1 offline.
 
+use crate::domain::ids::{ClusterId, SubscriptionId, UserId};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use uuid::Uuid;
 
 use crate::app::App;
 use crate::backend::FleetError;
@@ -139,7 +139,7 @@ fn subscriptions(now: DateTime<Utc>) -> Vec<Subscription> {
     [("contoso", "Contoso Ltd"), ("fabrikam", "Fabrikam Inc")]
         .into_iter()
         .map(|(slug, name)| Subscription {
-            id: Uuid::new_v4(),
+            id: SubscriptionId::new(),
             slug: slug.into(),
             name: name.into(),
             created_at: now - Duration::days(400),
@@ -163,7 +163,7 @@ async fn seed_people(
         store
             .create_user(
                 &User {
-                    id: Uuid::new_v4(),
+                    id: UserId::new(),
                     email: crate::domain::email::Email::parse(email).expect("a demo address"),
                     display_name: name.into(),
                     password_hash: password_hash.clone(),
@@ -186,7 +186,7 @@ async fn seed_people(
     Ok(())
 }
 
-fn subscription_id(subscriptions: &[Subscription], slug: &str) -> Uuid {
+fn subscription_id(subscriptions: &[Subscription], slug: &str) -> SubscriptionId {
     subscriptions
         .iter()
         .find(|s| s.slug == slug)
@@ -200,7 +200,7 @@ impl DemoCluster {
         let (tier, vcores, storage_gib, node_count, high_availability, server_version) =
             self.config;
         Cluster {
-            id: Uuid::new_v4(),
+            id: ClusterId::new(),
             subscription_id: subscription_id(subscriptions, self.subscription),
             resource_group: RESOURCE_GROUP.into(),
             region: REGION.into(),

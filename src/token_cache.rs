@@ -6,11 +6,11 @@
 //! an admin changing or disabling its user) forgets it here at once; another
 //! process notices at its next check, at most one `ttl` later.
 
+use crate::domain::ids::UserId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use crate::store::User;
 
@@ -89,7 +89,7 @@ impl TokenCache {
     }
 
     /// Forgets every token of a user whose account changed.
-    pub fn forget_user(&self, user_id: Uuid) {
+    pub fn forget_user(&self, user_id: UserId) {
         if let Ok(mut checked) = self.checked.lock() {
             checked.retain(|_, entry| entry.user.id != user_id);
         }
@@ -111,7 +111,7 @@ mod tests {
 
     fn user(email: &str) -> User {
         User {
-            id: Uuid::new_v4(),
+            id: UserId::new(),
             email: crate::domain::email::Email::parse(email).unwrap(),
             display_name: email.into(),
             password_hash: String::new(),

@@ -183,7 +183,10 @@ async fn two_thousand_silent_connections_neither_starve_the_desk_nor_stay_open()
             "a silent connection was still open after 15 s"
         );
         let lived = opened.elapsed();
-        assert!(lived >= Duration::from_secs(2), "closed after only {lived:?}");
+        assert!(
+            lived >= Duration::from_secs(2),
+            "closed after only {lived:?}"
+        );
     }
     assert_eq!(
         healthz_within(desk.port, Duration::from_secs(5)).await,

@@ -65,12 +65,13 @@ impl Desk {
             .find(|c| c.name == name)
             .unwrap()
             .id
+            .uuid()
     }
 
     /// Files a request for `target` on orders-prod and approves it.
     async fn approved(&self, target: DateTime<Utc>, name: &str) -> Ticket {
         let request = FilingRequest {
-            cluster_id: Some(self.cluster_id("orders-prod").await),
+            cluster_id: Some(self.cluster_id("orders-prod").await.into()),
             target: TargetInput::Instant {
                 target_time: target.to_rfc3339(),
                 time_zone: Some("Europe/Amsterdam".into()),
@@ -99,7 +100,7 @@ impl Desk {
     async fn ticket(&self, id: Uuid) -> Ticket {
         self.app
             .store
-            .ticket(id, Scope::Everything)
+            .ticket(id.into(), Scope::Everything)
             .await
             .unwrap()
             .unwrap()
@@ -231,7 +232,7 @@ async fn happy_path(db: TestDb) {
     assert!(report.passed(), "{report:?}");
     assert!(report.point_reached.unwrap() <= target);
 
-    let ticket = desk.ticket(ticket.id).await;
+    let ticket = desk.ticket(ticket.id.uuid()).await;
     assert_eq!(ticket.state, TicketState::Completed);
     assert_eq!(ticket.new_cluster_id, Some(job.new_cluster_id));
     let source = desk
@@ -322,7 +323,10 @@ async fn every_step_failing_once_is_retried(db: TestDb) {
             "finalizing"
         ]
     );
-    assert_eq!(desk.ticket(ticket.id).await.state, TicketState::Completed);
+    assert_eq!(
+        desk.ticket(ticket.id.uuid()).await.state,
+        TicketState::Completed
+    );
     let mail = desk.mail(&ticket).await;
     assert_eq!(sent_to(&mail, "restore_started").len(), 1);
     assert_eq!(sent_to(&mail, "restore_completed").len(), 1);
@@ -345,7 +349,7 @@ async fn permanent_failure_compensates_and_staff_retry(db: TestDb) {
             .unwrap()
             .is_none()
     );
-    let ticket = desk.ticket(ticket.id).await;
+    let ticket = desk.ticket(ticket.id.uuid()).await;
     assert_eq!(ticket.state, TicketState::Failed);
     let actions = desk.actions(&ticket).await;
     assert_eq!(count(&actions, "job_compensation_done"), 1);
@@ -371,7 +375,10 @@ async fn permanent_failure_compensates_and_staff_retry(db: TestDb) {
     assert_eq!(second.run, 2);
     assert_eq!(second.id, job.id, "one approval, one job");
     assert_ne!(second.new_cluster_id, job.new_cluster_id);
-    assert_eq!(desk.ticket(ticket.id).await.state, TicketState::Completed);
+    assert_eq!(
+        desk.ticket(ticket.id.uuid()).await.state,
+        TicketState::Completed
+    );
 }
 
 async fn retries_run_out(db: TestDb) {
@@ -383,7 +390,10 @@ async fn retries_run_out(db: TestDb) {
     assert_eq!(job.state, JobState::Failed);
     let actions = desk.actions(&ticket).await;
     assert_eq!(count(&actions, "job_step_failed"), 3, "MAX_ATTEMPTS is 3");
-    assert_eq!(desk.ticket(ticket.id).await.state, TicketState::Failed);
+    assert_eq!(
+        desk.ticket(ticket.id.uuid()).await.state,
+        TicketState::Failed
+    );
 }
 
 async fn staff_cancel_compensates(db: TestDb) {
@@ -462,7 +472,7 @@ async fn zone_outage_before_restore(db: TestDb) {
         job.last_error_code.as_deref(),
         Some("no_backup_in_online_zone")
     );
-    let ticket = desk.ticket(ticket.id).await;
+    let ticket = desk.ticket(ticket.id.uuid()).await;
     assert_eq!(ticket.state, TicketState::Failed);
     let mail = desk.mail(&ticket).await;
     let failed = mail
@@ -524,7 +534,7 @@ async fn target_leaving_the_window_while_queued_fails(db: TestDb) {
         1,
         "not retried: it cannot help"
     );
-    let ticket = desk.ticket(ticket.id).await;
+    let ticket = desk.ticket(ticket.id.uuid()).await;
     assert_eq!(ticket.state, TicketState::Failed);
 }
 
@@ -542,16 +552,21 @@ async fn deadlines_warn_staff_once(db: TestDb) {
     };
     let orders = desk.cluster_id("orders-prod").await;
     let mut near = request(t0() - Duration::days(34) - Duration::hours(2), "near");
-    near.cluster_id = Some(orders);
+    near.cluster_id = Some(orders.into());
     let mut far = request(t0() - Duration::days(10), "far");
-    far.cluster_id = Some(orders);
+    far.cluster_id = Some(orders.into());
     let near = file_ticket(&desk.app, &desk.alice, &near).await.unwrap();
     file_ticket(&desk.app, &desk.alice, &far).await.unwrap();
     assert_eq!(duties::warn_deadlines(&desk.app).await.unwrap(), 1);
     assert_eq!(duties::warn_deadlines(&desk.app).await.unwrap(), 0);
     let mail = desk.mail(&near).await;
     assert_eq!(sent_to(&mail, "deadline_near"), ["sam@support.example"]);
-    assert!(desk.ticket(near.id).await.deadline_warned_at.is_some());
+    assert!(
+        desk.ticket(near.id.uuid())
+            .await
+            .deadline_warned_at
+            .is_some()
+    );
 }
 
 async fn watchdog_flags_a_stalled_step(db: TestDb) {
@@ -584,12 +599,12 @@ async fn watchdog_flags_a_stalled_step(db: TestDb) {
 async fn automatic_backups_and_expiry(db: TestDb) {
     let desk = Desk::new(&db).await;
     let orders = desk.cluster_id("orders-prod").await;
-    let before = desk.app.sandbox.snapshots(orders).await.unwrap();
+    let before = desk.app.sandbox.snapshots(orders.into()).await.unwrap();
     assert!(before.len() >= 60);
     let round = desk.app.backend.run_backups(t0()).await.unwrap();
     assert_eq!(round.snapshots_taken, 0, "the last daily backup is recent");
     assert!(round.snapshots_expired >= 20);
-    let kept = desk.app.sandbox.snapshots(orders).await.unwrap();
+    let kept = desk.app.sandbox.snapshots(orders.into()).await.unwrap();
     let cutoff = t0() - Duration::days(35);
     assert_eq!(
         kept.iter().filter(|s| s.finished_at <= cutoff).count(),
@@ -599,7 +614,7 @@ async fn automatic_backups_and_expiry(db: TestDb) {
     let cluster = desk
         .app
         .store
-        .cluster(orders, Scope::Everything)
+        .cluster(orders.into(), Scope::Everything)
         .await
         .unwrap()
         .unwrap();
@@ -627,7 +642,7 @@ async fn automatic_backups_and_expiry(db: TestDb) {
     let newest = desk
         .app
         .sandbox
-        .snapshots(orders)
+        .snapshots(orders.into())
         .await
         .unwrap()
         .pop()

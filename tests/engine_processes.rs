@@ -120,7 +120,7 @@ async fn approve(app: &App, name: &str) -> uuid::Uuid {
     act(app, &sam, ticket.id, TicketCommand::Approve, None)
         .await
         .unwrap();
-    ticket.id
+    ticket.id.uuid()
 }
 
 async fn wait_for<T>(
@@ -139,7 +139,11 @@ async fn wait_for<T>(
 }
 
 async fn job_of(app: &App, ticket: uuid::Uuid) -> RestoreJob {
-    app.store.job_for_ticket(ticket).await.unwrap().unwrap()
+    app.store
+        .job_for_ticket(ticket.into())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn count_actions(events: &[restore_desk::store::Event], action: &str) -> usize {
@@ -195,14 +199,14 @@ async fn sigkill_in_every_step_still_succeeds_exactly_once() {
         .collect();
     assert_eq!(restored.len(), 1, "one new cluster per ticket");
     assert_eq!(restored[0].id, job.new_cluster_id);
-    let events = app.store.ticket_events(ticket).await.unwrap();
+    let events = app.store.ticket_events(ticket.into()).await.unwrap();
     assert_eq!(count_actions(&events, "job_start"), 1);
     assert_eq!(count_actions(&events, "job_step_succeeded"), 5);
     assert_eq!(count_actions(&events, "job_succeeded"), 1);
     let mail = app
         .store
         .outbox(&restore_desk::store::OutboxQuery {
-            ticket_id: Some(ticket),
+            ticket_id: Some(ticket.into()),
             limit: 100,
             ..Default::default()
         })
@@ -216,7 +220,7 @@ async fn sigkill_in_every_step_still_succeeds_exactly_once() {
     );
     let ticket = app
         .store
-        .ticket(ticket, Scope::Everything)
+        .ticket(ticket.into(), Scope::Everything)
         .await
         .unwrap()
         .unwrap();
@@ -288,7 +292,7 @@ async fn a_worker_frozen_past_its_lease_cannot_commit() {
     tokio::time::sleep(StdDuration::from_millis(500)).await;
     let after = job_of(&app, ticket).await;
     assert_eq!(after, done, "the stale worker changed nothing");
-    let events = app.store.ticket_events(ticket).await.unwrap();
+    let events = app.store.ticket_events(ticket.into()).await.unwrap();
     let restored_snapshot_commits = events
         .iter()
         .filter(|e| {

@@ -25,6 +25,7 @@ async fn cluster_id(app: &App, name: &str) -> uuid::Uuid {
         .find(|c| c.name == name)
         .unwrap()
         .id
+        .uuid()
 }
 
 fn request(
@@ -33,7 +34,7 @@ fn request(
     name: &str,
 ) -> FilingRequest {
     FilingRequest {
-        cluster_id: Some(cluster),
+        cluster_id: Some(cluster.into()),
         target: TargetInput::Instant {
             target_time: target.to_rfc3339(),
             time_zone: Some("Europe/Amsterdam".into()),

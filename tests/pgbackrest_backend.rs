@@ -8,6 +8,7 @@
 
 mod common;
 
+use restore_desk::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -17,7 +18,6 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use common::{TestDb, fleet};
 use restore_desk::backend::pgbackrest::{FleetConfig, PgBackRestBackend};
@@ -79,13 +79,13 @@ impl TestFleet {
     /// A source cluster, real and backed up into every zone.
     async fn source(&self, name: &str) -> Cluster {
         let subscription = Subscription {
-            id: Uuid::new_v4(),
+            id: SubscriptionId::new(),
             slug: format!("sub-{name}"),
             name: name.into(),
             created_at: Utc::now(),
         };
         self.store.create_subscription(&subscription).await.unwrap();
-        let cluster = fleet::source_record(&self.backend, subscription.id, name, 4, 128);
+        let cluster = fleet::source_record(&self.backend, subscription.id.uuid(), name, 4, 128);
         self.store.insert_cluster(&cluster).await.unwrap();
         self.backend
             .create_source(&cluster, ZoneSet::ALL)
@@ -143,12 +143,12 @@ impl Drop for TestFleet {
 
 fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContext {
     JobContext {
-        job_id: Uuid::new_v4(),
+        job_id: JobId::new(),
         run: 1,
-        ticket_id: Uuid::new_v4(),
+        ticket_id: TicketId::new(),
         source: source.clone(),
         target,
-        new_cluster_id: Uuid::new_v4(),
+        new_cluster_id: ClusterId::new(),
         new_cluster_name: "orders-restored".into(),
         plan: Some(plan.clone()),
     }

@@ -174,7 +174,7 @@ async fn the_demo_fleet_is_real_and_tells_the_spec_story() {
         ValidationCode::NoBackupInOnlineZone,
         "{refused:?}"
     );
-    let admin = Actor::user(uuid::Uuid::new_v4(), Role::Admin);
+    let admin = Actor::user(uuid::Uuid::new_v4().into(), Role::Admin);
     app.store
         .set_zone_online(
             "westeurope",

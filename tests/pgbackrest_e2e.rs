@@ -10,6 +10,7 @@
 
 mod common;
 
+use restore_desk::domain::ids::SubscriptionId;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use common::web::{Api, PASSWORD};
 use common::{TestDb, fleet};
@@ -93,7 +93,7 @@ impl World {
         let fleet = fleet.expect("the pgbackrest fleet");
         let store = &app.store;
         let contoso = Subscription {
-            id: Uuid::new_v4(),
+            id: SubscriptionId::new(),
             slug: "contoso".into(),
             name: "Contoso".into(),
             created_at: Utc::now(),
@@ -116,7 +116,7 @@ impl World {
                 .await
                 .unwrap();
         }
-        let source = fleet::source_record(&fleet, contoso.id, "orders-prod", 8, 512);
+        let source = fleet::source_record(&fleet, contoso.id.uuid(), "orders-prod", 8, 512);
         store.insert_cluster(&source).await.unwrap();
         fleet.create_source(&source, ZoneSet::ALL).await.unwrap();
         if sample_rows > 0 {

@@ -5,6 +5,7 @@
 mod common;
 
 use chrono::Duration;
+use restore_desk::domain::ids::{ClusterId, JobId, TicketId, UserId};
 use uuid::Uuid;
 
 use common::{Seed, TestDb, seed, t0};
@@ -77,7 +78,7 @@ fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
 fn new_ticket(seed: &Seed, number: i64, state: TicketState, name: &str) -> NewTicket {
     let target = t0() - Duration::hours(number);
     NewTicket {
-        id: Uuid::new_v4(),
+        id: TicketId::new(),
         number: Some(number),
         subscription_id: seed.contoso.id,
         requester_id: seed.alice.id,
@@ -252,24 +253,24 @@ async fn every_rust_state_is_accepted_by_the_database(db: TestDb) {
     let job_id = Uuid::new_v4();
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
-        id: job_id,
+        id: job_id.into(),
         ticket_id: ticket.id,
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
-        new_cluster_id: Uuid::new_v4(),
+        new_cluster_id: ClusterId::new(),
     }));
     store.commit(&commit).await.unwrap();
     let mut from = JobState::Queued;
     for to in JobState::ALL.into_iter().skip(1) {
         let mut commit = Commit::at(t0());
         commit.job = Some(JobWrite::Change(Box::new(JobChange {
-            job_id,
+            job_id: job_id.into(),
             guard: JobGuard::State { run: 1 },
             from,
             patch: begin_step(to, t0()),
         })));
         store.commit(&commit).await.unwrap();
-        assert_eq!(store.job(job_id).await.unwrap().unwrap().state, to);
+        assert_eq!(store.job(job_id.into()).await.unwrap().unwrap().state, to);
         from = to;
     }
     for role in Role::PEOPLE {
@@ -406,11 +407,11 @@ async fn a_failed_commit_leaves_nothing_behind(db: TestDb) {
         TicketState::Approved,
     )));
     stale.job = Some(JobWrite::Create(NewJob {
-        id: Uuid::new_v4(),
+        id: JobId::new(),
         ticket_id: ticket.id,
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
-        new_cluster_id: Uuid::new_v4(),
+        new_cluster_id: ClusterId::new(),
     }));
     stale.outbox.push(outbox(&ticket, "approved"));
     assert!(matches!(
@@ -499,13 +500,13 @@ async fn one_job_per_ticket(db: TestDb) {
             ticket_id: ticket.id,
             source_cluster_id: seed.orders.id,
             target_time: ticket.target_time,
-            new_cluster_id: Uuid::new_v4(),
+            new_cluster_id: ClusterId::new(),
         }));
         commit
     };
-    store.commit(&job(Uuid::new_v4())).await.unwrap();
+    store.commit(&job(JobId::new())).await.unwrap();
     assert!(matches!(
-        store.commit(&job(Uuid::new_v4())).await,
+        store.commit(&job(JobId::new())).await,
         Err(StoreError::Duplicate(Unique::JobForTicket))
     ));
 }
@@ -528,7 +529,7 @@ fn step(job_id: Uuid, fence: Fence, from: JobState, to: JobState) -> Commit {
     let mut commit = Commit::at(fence.now);
     let at = fence.now;
     commit.job = Some(JobWrite::Change(Box::new(JobChange {
-        job_id,
+        job_id: job_id.into(),
         guard: JobGuard::Lease(fence),
         from,
         patch: begin_step(to, at),
@@ -543,11 +544,11 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
     let job_id = Uuid::new_v4();
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
-        id: job_id,
+        id: job_id.into(),
         ticket_id: ticket.id,
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
-        new_cluster_id: Uuid::new_v4(),
+        new_cluster_id: ClusterId::new(),
     }));
     store.commit(&commit).await.unwrap();
     let lease = Duration::seconds(30);
@@ -599,7 +600,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         ))
         .await
         .unwrap();
-    let job = store.job(job_id).await.unwrap().unwrap();
+    let job = store.job(job_id.into()).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Provisioning);
     assert_eq!(job.lease_token, 2);
 
@@ -625,7 +626,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         .unwrap();
     let mut retry = Commit::at(much_later);
     retry.job = Some(JobWrite::Change(Box::new(JobChange {
-        job_id,
+        job_id: job_id.into(),
         guard: JobGuard::Lease(w3.fence(much_later)),
         from: JobState::Provisioning,
         patch: JobPatch {
@@ -637,7 +638,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         },
     })));
     store.commit(&retry).await.unwrap();
-    let job = store.job(job_id).await.unwrap().unwrap();
+    let job = store.job(job_id.into()).await.unwrap().unwrap();
     assert_eq!(job.attempt, 2);
     assert_eq!(job.last_error_code.as_deref(), Some("zone_offline"));
     assert_eq!(job.lease_owner, None);
@@ -990,13 +991,13 @@ async fn display_names_in_one_read(db: TestDb) {
     assert!(store.display_names(&[]).await.unwrap().is_empty());
     let unknown = Uuid::new_v4();
     let names = store
-        .display_names(&[seed.alice.id, seed.sam.id, seed.alice.id, unknown])
+        .display_names(&[seed.alice.id, seed.sam.id, seed.alice.id, unknown.into()])
         .await
         .unwrap();
     assert_eq!(names.len(), 2, "{names:?}");
     assert_eq!(names[&seed.alice.id], seed.alice.display_name);
     assert_eq!(names[&seed.sam.id], seed.sam.display_name);
-    assert!(!names.contains_key(&unknown));
+    assert!(!names.contains_key(&UserId::from(unknown)));
 }
 
 async fn users_tokens_and_zones(db: TestDb) {
@@ -1157,11 +1158,11 @@ async fn commits_with_new_work_notify_other_processes(db: TestDb) {
     let ticket = create(&store, new_ticket(&seed, 1, TicketState::Approved, "copy")).await;
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
-        id: Uuid::new_v4(),
+        id: JobId::new(),
         ticket_id: ticket.id,
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
-        new_cluster_id: Uuid::new_v4(),
+        new_cluster_id: ClusterId::new(),
     }));
     store.commit(&commit).await.unwrap();
     let limit = std::time::Duration::from_secs(10);

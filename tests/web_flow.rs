@@ -339,7 +339,7 @@ async fn connections_only_where_a_ticket_needs_them(
     let source_host = t
         .app
         .store
-        .cluster(source, Scope::Everything)
+        .cluster(source.into(), Scope::Everything)
         .await
         .unwrap()
         .unwrap()

@@ -82,14 +82,14 @@ async fn world(t: &TestApp) -> World {
         ticket_a: t
             .app
             .store
-            .ticket(ticket(&a), Scope::Everything)
+            .ticket(ticket(&a).into(), Scope::Everything)
             .await
             .unwrap()
             .unwrap(),
         ticket_b: t
             .app
             .store
-            .ticket(ticket(&b), Scope::Everything)
+            .ticket(ticket(&b).into(), Scope::Everything)
             .await
             .unwrap()
             .unwrap(),

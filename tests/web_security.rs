@@ -25,7 +25,7 @@ async fn file_for_alice(t: &TestApp, name: &str, description: &str) -> Ticket {
     let id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
     t.app
         .store
-        .ticket(id, Scope::Everything)
+        .ticket(id.into(), Scope::Everything)
         .await
         .unwrap()
         .unwrap()

@@ -12,6 +12,7 @@
 //! side pays for the other's leftovers. Both sides are checked to hold
 //! exactly the rows committed before the target.
 
+use restore_desk::domain::ids::{SubscriptionId, UserId};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -211,25 +212,29 @@ impl Bench {
         let store = &app.store;
         let now = Utc::now();
         let contoso = Subscription {
-            id: Uuid::new_v4(),
+            id: SubscriptionId::new(),
             slug: "contoso".into(),
             name: "Contoso".into(),
             created_at: now,
         };
         store.create_subscription(&contoso).await.unwrap();
         let person = |email: &str, role: Role, subscription: Option<Uuid>| User {
-            id: Uuid::new_v4(),
+            id: UserId::new(),
             email: restore_desk::store::Email::parse(email).unwrap(),
             display_name: email.split('@').next().unwrap().into(),
             password_hash: "not used".into(),
             role,
-            subscription_id: subscription,
+            subscription_id: subscription.map(Into::into),
             time_zone: "UTC".into(),
             disabled: false,
             session_epoch: 0,
             created_at: now,
         };
-        let alice = person("alice@contoso.example", Role::Customer, Some(contoso.id));
+        let alice = person(
+            "alice@contoso.example",
+            Role::Customer,
+            Some(contoso.id.uuid()),
+        );
         let sam = person("sam@support.example", Role::Staff, None);
         store.create_user(&alice, None).await.unwrap();
         store.create_user(&sam, None).await.unwrap();
@@ -239,7 +244,7 @@ impl Bench {
                 .await
                 .unwrap();
         }
-        let source = fleet::source_record(&fleet, contoso.id, "orders-prod", 8, 512);
+        let source = fleet::source_record(&fleet, contoso.id.uuid(), "orders-prod", 8, 512);
         store.insert_cluster(&source).await.unwrap();
         let mut bench = Bench {
             app,

@@ -11,10 +11,10 @@ pub mod sandbox;
 
 use std::sync::Arc;
 
+use crate::domain::ids::{ClusterId, JobId, TicketId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::domain::catalog::{Catalog, RestorePlan, RetentionPolicy, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
@@ -25,12 +25,12 @@ use crate::domain::verification::ObservedCluster;
 /// What a step needs to know about its job.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub run: i64,
-    pub ticket_id: Uuid,
+    pub ticket_id: TicketId,
     pub source: Cluster,
     pub target: DateTime<Utc>,
-    pub new_cluster_id: Uuid,
+    pub new_cluster_id: ClusterId,
     pub new_cluster_name: String,
     /// Chosen when the snapshot restore starts; known from then on.
     pub plan: Option<RestorePlan>,

@@ -186,7 +186,7 @@ impl SandboxBackend {
                     .add_snapshot(&SandboxSnapshot {
                         id: format!(
                             "auto-{}-{}",
-                            cluster.id.simple(),
+                            cluster.id.uuid().simple(),
                             now.format("%Y%m%dT%H%M%S")
                         ),
                         cluster_id: cluster.id,

@@ -2,6 +2,7 @@
 //! is checked here and stored together with its audit event, so the web
 //! pages and the JSON API apply the same rules and leave the same trail.
 
+use crate::domain::ids::{ClusterId, SubscriptionId, UserId};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
@@ -151,7 +152,7 @@ pub async fn create_user_by(
                 Some(existing) => existing,
                 None => {
                     let subscription = Subscription {
-                        id: Uuid::new_v4(),
+                        id: SubscriptionId::new(),
                         slug: slug.clone(),
                         name: slug.clone(),
                         created_at: app.now(),
@@ -174,7 +175,7 @@ pub async fn create_user_by(
         .await
         .map_err(|e| bad("password", e.to_string()))?;
     let user = User {
-        id: Uuid::new_v4(),
+        id: UserId::new(),
         display_name: if display_name.is_empty() {
             email.split('@').next().unwrap_or_default().to_string()
         } else {
@@ -239,7 +240,7 @@ pub struct UserChange {
 pub async fn update_user(
     app: &App,
     admin: &User,
-    user_id: Uuid,
+    user_id: UserId,
     change: &UserChange,
 ) -> Result<User, DeskError> {
     require_admin(admin)?;
@@ -448,7 +449,11 @@ pub async fn clear_faults(app: &App, admin: &User) -> Result<(), DeskError> {
 }
 
 /// Marks a cluster deleted: it stays restorable for the grace period.
-pub async fn delete_cluster(app: &App, admin: &User, cluster_id: Uuid) -> Result<(), DeskError> {
+pub async fn delete_cluster(
+    app: &App,
+    admin: &User,
+    cluster_id: ClusterId,
+) -> Result<(), DeskError> {
     require_admin(admin)?;
     let cluster = app
         .store

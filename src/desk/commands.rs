@@ -1,6 +1,7 @@
 //! Commands on an existing ticket, by people (claim, approve, reply, …) and
 //! by the system (the job's progress, deadline warnings).
 
+use crate::domain::ids::{ClusterId, JobId, TicketId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ pub struct Issuer<'a> {
 pub struct Outcome<'a> {
     pub connection: Option<&'a Connection>,
     pub restored_point: Option<DateTime<Utc>>,
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
 }
 
 /// The domain's change for a job transition, at this app's clock. Effects
@@ -73,7 +74,7 @@ pub fn job_change(
 ) -> (JobChange, Vec<TicketCommand>) {
     let context = ApplyContext {
         at: app.now(),
-        fresh_cluster_id: Uuid::new_v4(),
+        fresh_cluster_id: ClusterId::new(),
     };
     restore_job::apply(job, transition, guard, outputs, context)
 }
@@ -99,11 +100,11 @@ fn job_write(
     let command = match request {
         JobRequest::Create => {
             return Ok(JobWrite::Create(NewJob {
-                id: Uuid::new_v4(),
+                id: JobId::new(),
                 ticket_id: ticket.id,
                 source_cluster_id: ticket.cluster_id,
                 target_time: ticket.target_time,
-                new_cluster_id: Uuid::new_v4(),
+                new_cluster_id: ClusterId::new(),
             }));
         }
         JobRequest::Cancel => JobCommand::Cancel,
@@ -254,7 +255,7 @@ pub async fn plan(
 pub async fn act(
     app: &App,
     user: &User,
-    ticket_id: Uuid,
+    ticket_id: TicketId,
     command: TicketCommand,
     expected_version: Option<i64>,
 ) -> Result<Ticket, DeskError> {

@@ -3,7 +3,6 @@
 
 use chrono::DateTime;
 use chrono::Utc;
-use uuid::Uuid;
 
 use super::notices::{self, Details};
 use super::{DeskError, scope_for, validate_now};
@@ -12,6 +11,7 @@ use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::RestorePlan;
 use crate::domain::cluster::Cluster;
 use crate::domain::event::EventAction;
+use crate::domain::ids::{ClusterId, TicketId};
 use crate::domain::sla::{self, Severity};
 use crate::domain::ticket::{
     self, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
@@ -27,7 +27,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct FilingRequest {
-    pub cluster_id: Option<Uuid>,
+    pub cluster_id: Option<ClusterId>,
     pub target: TargetInput,
     pub new_cluster_name: String,
     pub severity: Severity,
@@ -175,7 +175,7 @@ pub async fn file_ticket(
     .map_err(DeskError::Refused)?;
     let cluster = &checked.cluster;
     let new = NewTicket {
-        id: Uuid::new_v4(),
+        id: TicketId::new(),
         number: None,
         subscription_id: cluster.subscription_id,
         requester_id: requester.id,

@@ -74,7 +74,7 @@ impl From<askama::Error> for DeskError {
 pub fn scope_for(user: &User) -> Scope {
     match (user.role, user.subscription_id) {
         (Role::Customer, Some(subscription)) => Scope::Subscription(subscription),
-        (Role::Customer, None) => Scope::Subscription(uuid::Uuid::nil()),
+        (Role::Customer, None) => Scope::Subscription(crate::domain::ids::SubscriptionId::nil()),
         _ => Scope::Everything,
     }
 }

@@ -1,6 +1,6 @@
 //! Who acts: a signed-in user in a role, or the system itself.
 
-use uuid::Uuid;
+use super::ids::UserId;
 
 string_enum! {
     /// What someone may do: a person's role, or the desk's own.
@@ -25,12 +25,12 @@ impl Role {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub role: Role,
 }
 
 impl Actor {
-    pub fn user(user_id: Uuid, role: Role) -> Actor {
+    pub fn user(user_id: UserId, role: Role) -> Actor {
         Actor {
             user_id: Some(user_id),
             role,

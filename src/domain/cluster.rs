@@ -1,8 +1,8 @@
 //! Database clusters of the managed service, as the desk sees them.
 
+use super::ids::{ClusterId, SubscriptionId, TicketId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::catalog::ClusterLife;
 
@@ -38,14 +38,14 @@ string_enum! {
 /// Where a restored cluster came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RestoredFrom {
-    pub ticket_id: Uuid,
+    pub ticket_id: TicketId,
     pub point_in_time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
-    pub id: Uuid,
-    pub subscription_id: Uuid,
+    pub id: ClusterId,
+    pub subscription_id: SubscriptionId,
     pub resource_group: String,
     pub region: String,
     pub name: String,

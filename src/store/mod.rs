@@ -164,12 +164,12 @@ pub enum StoreKind {
 /// the filter is part of every query, not a check after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    Subscription(Uuid),
+    Subscription(SubscriptionId),
     Everything,
 }
 
 impl Scope {
-    pub fn subscription(self) -> Option<Uuid> {
+    pub fn subscription(self) -> Option<SubscriptionId> {
         match self {
             Scope::Subscription(id) => Some(id),
             Scope::Everything => None,
@@ -204,7 +204,7 @@ pub trait Store: Send + Sync + 'static {
             .await
             .map(drop)
     }
-    async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>>;
+    async fn subscription(&self, id: SubscriptionId) -> StoreResult<Option<Subscription>>;
     async fn subscription_by_slug(&self, slug: &str) -> StoreResult<Option<Subscription>>;
     async fn subscriptions(&self) -> StoreResult<Vec<Subscription>>;
     async fn create_user(&self, user: &User, audit: Option<NewEvent>) -> StoreResult<()> {
@@ -213,12 +213,17 @@ pub trait Store: Send + Sync + 'static {
             .await
             .map(drop)
     }
-    async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     async fn users(&self) -> StoreResult<Vec<User>>;
     /// The display names of the users among `ids`, in one read.
-    async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>>;
-    async fn update_user(&self, id: Uuid, update: &UserUpdate, audit: NewEvent) -> StoreResult<()> {
+    async fn display_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, String>>;
+    async fn update_user(
+        &self,
+        id: UserId,
+        update: &UserUpdate,
+        audit: NewEvent,
+    ) -> StoreResult<()> {
         let at = audit.at;
         let write = AdminWrite::UpdateUser {
             id,
@@ -235,7 +240,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api_token(
         &self,
         token_hash: &str,
-        user_id: Uuid,
+        user_id: UserId,
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
@@ -290,20 +295,20 @@ pub trait Store: Send + Sync + 'static {
             .await
             .map(drop)
     }
-    async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>>;
+    async fn cluster(&self, id: ClusterId, scope: Scope) -> StoreResult<Option<Cluster>>;
     /// Clusters by name, deleted ones included when asked.
     async fn clusters(&self, scope: Scope, include_deleted: bool) -> StoreResult<Vec<Cluster>>;
     /// Is `name` held by a live cluster or reserved by an open ticket?
     async fn cluster_name_in_use(
         &self,
-        subscription_id: Uuid,
+        subscription_id: SubscriptionId,
         resource_group: &str,
         name: &str,
     ) -> StoreResult<bool>;
     /// Marks a live cluster deleted at `at`; false if it was not live.
     async fn delete_cluster(
         &self,
-        id: Uuid,
+        id: ClusterId,
         at: DateTime<Utc>,
         audit: NewEvent,
     ) -> StoreResult<bool> {
@@ -332,12 +337,16 @@ pub trait Store: Send + Sync + 'static {
 
     // Tickets.
     async fn allocate_ticket_number(&self) -> StoreResult<i64>;
-    async fn ticket(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Ticket>>;
+    async fn ticket(&self, id: TicketId, scope: Scope) -> StoreResult<Option<Ticket>>;
     async fn ticket_by_number(&self, number: i64, scope: Scope) -> StoreResult<Option<Ticket>>;
     async fn tickets(&self, query: &TicketQuery) -> StoreResult<Vec<Ticket>>;
     async fn count_tickets(&self, scope: Scope, states: &[TicketState]) -> StoreResult<i64>;
-    async fn messages(&self, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<Message>>;
-    async fn ticket_events(&self, ticket_id: Uuid) -> StoreResult<Vec<Event>>;
+    async fn messages(
+        &self,
+        ticket_id: TicketId,
+        include_internal: bool,
+    ) -> StoreResult<Vec<Message>>;
+    async fn ticket_events(&self, ticket_id: TicketId) -> StoreResult<Vec<Event>>;
     /// The audit log, newest first, before event id `before`.
     async fn audit_log(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<Event>>;
     /// Open tickets whose deadline falls before `before` and that have not
@@ -351,8 +360,8 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: &Commit) -> StoreResult<Committed>;
 
     // Restore jobs.
-    async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>>;
-    async fn job_for_ticket(&self, ticket_id: Uuid) -> StoreResult<Option<RestoreJob>>;
+    async fn job(&self, id: JobId) -> StoreResult<Option<RestoreJob>>;
+    async fn job_for_ticket(&self, ticket_id: TicketId) -> StoreResult<Option<RestoreJob>>;
     async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>>;
     /// Takes the lease of one due job nobody holds (or whose lease expired),
     /// bumping its fencing token.
@@ -374,7 +383,8 @@ pub trait Store: Send + Sync + 'static {
     async fn release_lease(&self, fence: &Fence) -> StoreResult<()>;
     /// When the next queued or retrying job becomes due.
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
-    async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()>;
+    async fn set_job_stalled(&self, job_id: JobId, since: Option<DateTime<Utc>>)
+    -> StoreResult<()>;
 
     /// Takes or renews the lease on a periodic duty; false while another
     /// owner holds it.
@@ -416,12 +426,12 @@ pub type DynStore = Arc<dyn Store>;
 /// audit events). Only the sandbox backend and its tests read them.
 #[async_trait]
 pub trait SandboxStore: Send + Sync + 'static {
-    async fn snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>>;
-    async fn log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>>;
+    async fn snapshots(&self, cluster_id: ClusterId) -> StoreResult<Vec<SandboxSnapshot>>;
+    async fn log_spans(&self, cluster_id: ClusterId) -> StoreResult<Vec<SandboxLogSpan>>;
     async fn add_snapshot(&self, snapshot: &SandboxSnapshot) -> StoreResult<()>;
     async fn add_log_span(&self, span: &SandboxLogSpan) -> StoreResult<()>;
     /// Removes snapshots finished before `before` and log that ended before it.
-    async fn expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64>;
+    async fn expire(&self, cluster_id: ClusterId, before: DateTime<Utc>) -> StoreResult<u64>;
     /// The faults still armed, oldest first.
     async fn faults(&self) -> StoreResult<Vec<SandboxFault>>;
     /// Uses up one firing of a fault for `step`, if any is armed.

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use crate::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId, UserId};
+
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
@@ -21,7 +23,7 @@ use crate::domain::ticket::{TicketState, Visibility};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subscription {
-    pub id: Uuid,
+    pub id: SubscriptionId,
     pub slug: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -29,12 +31,12 @@ pub struct Subscription {
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: Email,
     pub display_name: String,
     pub password_hash: String,
     pub role: Role,
-    pub subscription_id: Option<Uuid>,
+    pub subscription_id: Option<SubscriptionId>,
     pub time_zone: String,
     pub disabled: bool,
     /// Bumped whenever the account's sessions must end for good: when it
@@ -65,7 +67,7 @@ impl User {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserUpdate {
     pub role: Option<Role>,
-    pub subscription_id: Option<Option<Uuid>>,
+    pub subscription_id: Option<Option<SubscriptionId>>,
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
     pub time_zone: Option<String>,
@@ -82,7 +84,7 @@ pub struct ZoneStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSnapshot {
     pub id: String,
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub zones: ZoneSet,
@@ -90,7 +92,7 @@ pub struct SandboxSnapshot {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxLogSpan {
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     pub started_at: DateTime<Utc>,
     /// `None` while the log is still being archived.
     pub ended_at: Option<DateTime<Utc>>,
@@ -122,8 +124,8 @@ pub struct SandboxFault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: Uuid,
-    pub ticket_id: Uuid,
-    pub author_id: Option<Uuid>,
+    pub ticket_id: TicketId,
+    pub author_id: Option<UserId>,
     pub author_role: Role,
     pub visibility: Visibility,
     pub body: String,
@@ -133,7 +135,7 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub id: Uuid,
-    pub ticket_id: Uuid,
+    pub ticket_id: TicketId,
     pub author: Actor,
     pub visibility: Visibility,
     pub body: String,
@@ -142,9 +144,9 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub id: i64,
-    pub ticket_id: Option<Uuid>,
-    pub job_id: Option<Uuid>,
-    pub actor_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
+    pub job_id: Option<JobId>,
+    pub actor_id: Option<UserId>,
     pub actor_role: Role,
     pub action: EventAction,
     pub from_state: Option<String>,
@@ -155,8 +157,8 @@ pub struct Event {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
-    pub ticket_id: Option<Uuid>,
-    pub job_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
+    pub job_id: Option<JobId>,
     pub actor: Actor,
     pub action: EventAction,
     pub from_state: Option<String>,
@@ -188,11 +190,11 @@ impl NewEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
-    pub id: Uuid,
-    pub ticket_id: Uuid,
-    pub source_cluster_id: Uuid,
+    pub id: JobId,
+    pub ticket_id: TicketId,
+    pub source_cluster_id: ClusterId,
     pub target_time: DateTime<Utc>,
-    pub new_cluster_id: Uuid,
+    pub new_cluster_id: ClusterId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,9 +221,12 @@ pub enum ClusterWrite {
     /// Provisioning: the new cluster's record, status `building`.
     Insert(Box<Cluster>),
     /// Handing over: ready, with where to connect.
-    MarkReady { id: Uuid, connection: Connection },
+    MarkReady {
+        id: ClusterId,
+        connection: Connection,
+    },
     /// Compensation: a half-built cluster disappears.
-    Remove(Uuid),
+    Remove(ClusterId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +234,7 @@ pub struct NewOutboxMessage {
     pub id: Uuid,
     /// One email per cause and recipient, however often the cause is replayed.
     pub dedupe_key: String,
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     pub kind: String,
     pub recipient: String,
     pub subject: String,
@@ -243,7 +248,7 @@ pub enum AdminWrite {
     CreateSubscription(Subscription),
     CreateUser(User),
     UpdateUser {
-        id: Uuid,
+        id: UserId,
         update: UserUpdate,
     },
     /// A zone's row, if it has none yet (seeding).
@@ -262,7 +267,7 @@ pub enum AdminWrite {
     /// Marks a live cluster deleted at the commit's time; refused if it is
     /// unknown or deleted already.
     DeleteCluster {
-        id: Uuid,
+        id: ClusterId,
     },
     AddFault(SandboxFault),
     ClearFaults,
@@ -391,7 +396,7 @@ crate::string_enum! {
 pub struct OutboxMessage {
     pub id: Uuid,
     pub dedupe_key: String,
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     pub kind: String,
     pub recipient: String,
     pub subject: String,
@@ -421,7 +426,7 @@ pub enum Delivery {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxQuery {
     pub status: Option<OutboxStatus>,
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     pub limit: i64,
 }
 
@@ -441,7 +446,7 @@ pub enum TicketOrder {
 pub enum AssigneeFilter {
     Anyone,
     Unassigned,
-    User(Uuid),
+    User(UserId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::domain::ids::UserId;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -15,7 +16,6 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tower_sessions::Session;
-use uuid::Uuid;
 
 use super::error::{AppError, ErrorCode};
 use crate::app::App;
@@ -49,9 +49,9 @@ impl std::fmt::Debug for SignedIn {
 }
 
 impl AuthUser for SignedIn {
-    type Id = Uuid;
+    type Id = UserId;
 
-    fn id(&self) -> Uuid {
+    fn id(&self) -> UserId {
         self.user.id
     }
 
@@ -121,7 +121,7 @@ impl AuthnBackend for Accounts {
             .map(SignedIn::new))
     }
 
-    async fn get_user(&self, id: &Uuid) -> Result<Option<SignedIn>, StoreError> {
+    async fn get_user(&self, id: &UserId) -> Result<Option<SignedIn>, StoreError> {
         Ok(self
             .store
             .user(*id)

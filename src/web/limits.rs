@@ -16,9 +16,9 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::domain::ids::UserId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use uuid::Uuid;
 
 use super::error::AppError;
 use crate::config::Settings;
@@ -158,7 +158,7 @@ impl AccountBackoff {
 pub struct Limits {
     login_by_addr: Limit<IpAddr>,
     login_by_account: AccountBackoff,
-    filing_by_user: Limit<Uuid>,
+    filing_by_user: Limit<UserId>,
     filing_by_addr: Limit<IpAddr>,
 }
 
@@ -220,7 +220,7 @@ impl Limits {
     }
 
     /// Counts one filing attempt by `user` from `addr`.
-    pub fn filing(&self, user: Uuid, addr: IpAddr) -> Result<(), AppError> {
+    pub fn filing(&self, user: UserId, addr: IpAddr) -> Result<(), AppError> {
         self.filing_by_user
             .check(&user)
             .and_then(|()| self.filing_by_addr.check(&addr))

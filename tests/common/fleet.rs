@@ -121,8 +121,8 @@ pub fn source_record(
 ) -> Cluster {
     let id = Uuid::new_v4();
     Cluster {
-        id,
-        subscription_id,
+        id: id.into(),
+        subscription_id: subscription_id.into(),
         resource_group: "rg-prod".into(),
         region: "westeurope".into(),
         name: name.into(),
@@ -136,7 +136,7 @@ pub fn source_record(
         },
         connection: Connection {
             host: "127.0.0.1".into(),
-            port: i64::from(fleet.allocate_source_port(id).unwrap()),
+            port: i64::from(fleet.allocate_source_port(id.into()).unwrap()),
             database: "orders".into(),
             user: "orders_app".into(),
         },

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use restore_desk::domain::actor::Role;
 use restore_desk::domain::cluster::{Cluster, ClusterConfig, ClusterStatus, Connection as Conn};
-use restore_desk::store::{self, DynStore, Subscription, User};
+use restore_desk::store::{self, ClusterId, DynStore, Subscription, SubscriptionId, User, UserId};
 
 /// The PostgreSQL server tests create their databases on.
 pub fn pg_admin_url() -> String {
@@ -143,9 +143,9 @@ pub struct Seed {
     pub inventory: Cluster,
 }
 
-pub fn user(email: &str, role: Role, subscription: Option<Uuid>) -> User {
+pub fn user(email: &str, role: Role, subscription: Option<SubscriptionId>) -> User {
     User {
-        id: Uuid::new_v4(),
+        id: UserId::new(),
         email: restore_desk::store::Email::parse(email).unwrap(),
         display_name: email.split('@').next().unwrap().to_string(),
         password_hash: "not-a-real-hash".to_string(),
@@ -158,9 +158,9 @@ pub fn user(email: &str, role: Role, subscription: Option<Uuid>) -> User {
     }
 }
 
-pub fn cluster(subscription: Uuid, name: &str) -> Cluster {
+pub fn cluster(subscription: SubscriptionId, name: &str) -> Cluster {
     Cluster {
-        id: Uuid::new_v4(),
+        id: ClusterId::new(),
         subscription_id: subscription,
         resource_group: "rg-prod".into(),
         region: "westeurope".into(),
@@ -188,7 +188,7 @@ pub fn cluster(subscription: Uuid, name: &str) -> Cluster {
 
 pub async fn seed(store: &DynStore) -> Seed {
     let sub = |slug: &str| Subscription {
-        id: Uuid::new_v4(),
+        id: SubscriptionId::new(),
         slug: slug.into(),
         name: slug.into(),
         created_at: t0(),

@@ -2,6 +2,7 @@
 //! the store: no-op jobs for the engine to drain.
 
 use chrono::{DateTime, Duration, Utc};
+use restore_desk::domain::ids::{ClusterId, JobId};
 use uuid::Uuid;
 
 use restore_desk::domain::catalog::ZoneSet;
@@ -69,7 +70,7 @@ impl QueuedJobs {
         let id = Uuid::new_v4();
         let mut commit = Commit::at(now);
         commit.ticket = Some(TicketWrite::Create(NewTicket {
-            id,
+            id: id.into(),
             number: Some(number),
             subscription_id: source.subscription_id,
             requester_id: self.requester.id,
@@ -86,11 +87,11 @@ impl QueuedJobs {
             first_response_due: now + Duration::days(1),
         }));
         commit.job = Some(JobWrite::Create(NewJob {
-            id: Uuid::new_v4(),
-            ticket_id: id,
+            id: JobId::new(),
+            ticket_id: id.into(),
             source_cluster_id: source.id,
             target_time: target,
-            new_cluster_id: Uuid::new_v4(),
+            new_cluster_id: ClusterId::new(),
         }));
         commit
     }

@@ -117,6 +117,7 @@ impl TestApp {
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no cluster {name}"))
             .id
+            .uuid()
     }
 
     /// Another desk on the same database and clock, as a second process

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::ids::{ClusterId, JobId};
+
 use super::process::OsUser;
 use crate::domain::catalog::Zone;
 use crate::domain::cluster::ClusterConfig;
@@ -81,11 +83,11 @@ impl Layout {
         self.root.join("ports")
     }
 
-    pub fn cluster(&self, id: Uuid) -> ClusterHome {
+    pub fn cluster(&self, id: ClusterId) -> ClusterHome {
         ClusterHome(self.root.join("clusters").join(id.to_string()))
     }
 
-    pub fn restore(&self, job_id: Uuid, run: i64) -> ClusterHome {
+    pub fn restore(&self, job_id: JobId, run: i64) -> ClusterHome {
         ClusterHome(self.restores().join(format!("{job_id}-{run}")))
     }
 
@@ -192,7 +194,7 @@ impl ClusterHome {
 }
 
 /// The stanza of a cluster: its id.
-pub fn stanza(cluster_id: Uuid) -> String {
+pub fn stanza(cluster_id: ClusterId) -> String {
     cluster_id.to_string()
 }
 
@@ -362,7 +364,7 @@ mod tests {
     #[test]
     fn each_zone_has_its_own_passphrase_and_conf_holds_no_base() {
         let layout = Layout::new(Path::new("/srv/fleet")).unwrap();
-        let home = layout.cluster(Uuid::nil());
+        let home = layout.cluster(ClusterId::nil());
         let conf = backrest_conf(&layout, "base-secret", 35, "s", &home, 55001);
         assert!(!conf.contains("base-secret"));
         assert_ne!(zone_pass("b", Zone::Az1), zone_pass("b", Zone::Az2));
@@ -374,7 +376,7 @@ mod tests {
     #[test]
     fn a_restored_cluster_never_archives() {
         let layout = Layout::new(Path::new("/srv/fleet")).unwrap();
-        let home = layout.restore(Uuid::nil(), 1);
+        let home = layout.restore(JobId::nil(), 1);
         let conf = fleet_conf(&home, 55002, None);
         assert!(conf.contains("archive_mode = off"));
         assert!(conf.contains("port = 55002"));

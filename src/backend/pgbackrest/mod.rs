@@ -24,6 +24,7 @@ mod process;
 mod server;
 mod sys;
 
+use crate::domain::ids::{ClusterId, JobId};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -98,10 +99,10 @@ const SEGMENT_CACHE_LIMIT: usize = 4096;
 /// What a restore directory records, so a step run again finds its work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RestoreState {
-    job_id: Uuid,
+    job_id: JobId,
     run: i64,
-    source_cluster_id: Uuid,
-    new_cluster_id: Uuid,
+    source_cluster_id: ClusterId,
+    new_cluster_id: ClusterId,
     port: u16,
     /// Set once the server was promoted: the last commit it replayed.
     /// PostgreSQL forgets it at the next restart, so it is kept here.
@@ -210,12 +211,12 @@ impl PgBackRestBackend {
     }
 
     /// Where a cluster of the fleet lives (sources and restored clusters).
-    pub fn cluster_home(&self, id: Uuid) -> PathBuf {
+    pub fn cluster_home(&self, id: ClusterId) -> PathBuf {
         self.layout.cluster(id).dir().to_path_buf()
     }
 
     /// The data directory of a job run's new cluster.
-    pub fn restore_dir(&self, job_id: Uuid, run: i64) -> PathBuf {
+    pub fn restore_dir(&self, job_id: JobId, run: i64) -> PathBuf {
         self.layout.restore(job_id, run).dir().to_path_buf()
     }
 
@@ -242,7 +243,7 @@ impl PgBackRestBackend {
         command
     }
 
-    fn is_source(&self, id: Uuid) -> bool {
+    fn is_source(&self, id: ClusterId) -> bool {
         self.layout.cluster(id).backrest_conf().is_file()
     }
 
@@ -310,7 +311,7 @@ impl PgBackRestBackend {
     }
 
     /// A free port for a new source cluster's record.
-    pub fn allocate_source_port(&self, cluster_id: Uuid) -> Result<u16, FleetError> {
+    pub fn allocate_source_port(&self, cluster_id: ClusterId) -> Result<u16, FleetError> {
         self.allocate_port(&format!("cluster {cluster_id}"))
             .map_err(FleetError::Unreachable)
     }
@@ -604,7 +605,7 @@ impl PgBackRestBackend {
     }
 
     /// A full backup of a source cluster into one zone's repository.
-    pub async fn backup(&self, cluster_id: Uuid, zone: Zone) -> Result<(), FleetError> {
+    pub async fn backup(&self, cluster_id: ClusterId, zone: Zone) -> Result<(), FleetError> {
         let home = self.layout.cluster(cluster_id);
         let mut command = self.backrest(&home.backrest_conf(), &layout::stanza(cluster_id));
         command.arg(format!("--repo={}", zone.index() + 1));
@@ -720,7 +721,7 @@ impl PgBackRestBackend {
     // ----- reading the repositories ------------------------------------------
 
     /// `pgbackrest info` for one cluster's stanza.
-    pub async fn info(&self, cluster_id: Uuid) -> Result<StanzaInfo, FleetError> {
+    pub async fn info(&self, cluster_id: ClusterId) -> Result<StanzaInfo, FleetError> {
         let home = self.layout.cluster(cluster_id);
         let stanza = layout::stanza(cluster_id);
         let mut command = self.backrest(&home.backrest_conf(), &stanza);
@@ -736,7 +737,7 @@ impl PgBackRestBackend {
     /// the segment fetched from `zone` (cached: archived segments never change).
     async fn segment_end(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         zone: Zone,
         segment: &str,
     ) -> Result<Option<DateTime<Utc>>, String> {
@@ -779,7 +780,11 @@ impl PgBackRestBackend {
     /// Per zone, the last moment recovery can stop at: just before the
     /// newest transaction end archived there. Looks back a few segments
     /// when the newest holds none (a switch with no transaction in it).
-    async fn log_ends(&self, cluster_id: Uuid, info: &StanzaInfo) -> BTreeMap<Zone, DateTime<Utc>> {
+    async fn log_ends(
+        &self,
+        cluster_id: ClusterId,
+        info: &StanzaInfo,
+    ) -> BTreeMap<Zone, DateTime<Utc>> {
         const LOOK_BACK: usize = 8;
         let mut ends = BTreeMap::new();
         for (zone, newest) in info.newest_segments() {
@@ -854,7 +859,12 @@ impl PgBackRestBackend {
     /// Removes everything one restore directory holds: a leftover restore
     /// process, its server, the registration of a finished cluster, the
     /// files, the port. Only paths under `restores/` are touched.
-    async fn remove_restore(&self, home: &ClusterHome, owner: &str, new_cluster_id: Option<Uuid>) {
+    async fn remove_restore(
+        &self,
+        home: &ClusterHome,
+        owner: &str,
+        new_cluster_id: Option<ClusterId>,
+    ) {
         stop_leftover(&home.restore_pid(), "pgbackrest").await;
         if let Err(error) = self.server(home, 0).stop(false).await {
             tracing::warn!(dir = %home.dir().display(), %error, "stopping a restored server");

@@ -348,7 +348,7 @@ mod tests {
     fn actor(role: Role) -> Actor {
         match role {
             Role::System => Actor::SYSTEM,
-            other => Actor::user(Uuid::from_u128(7), other),
+            other => Actor::user(Uuid::from_u128(7).into(), other),
         }
     }
 

@@ -3,8 +3,8 @@
 //! changes with it, so the store only writes what it is given, guarded by a
 //! compare-and-set on the state and the lease or run the decision was made on.
 
+use crate::domain::ids::{ClusterId, JobId, TicketId};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{JobEffect, JobState, JobTransition};
 use crate::domain::catalog::{RestorePlan, Zone};
@@ -13,15 +13,15 @@ use crate::domain::verification::VerificationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreJob {
-    pub id: Uuid,
-    pub ticket_id: Uuid,
-    pub source_cluster_id: Uuid,
+    pub id: JobId,
+    pub ticket_id: TicketId,
+    pub source_cluster_id: ClusterId,
     pub target_time: DateTime<Utc>,
     pub state: JobState,
     pub run: i64,
     pub attempt: i64,
     pub run_after: DateTime<Utc>,
-    pub new_cluster_id: Uuid,
+    pub new_cluster_id: ClusterId,
     pub snapshot_id: Option<String>,
     pub snapshot_finished_at: Option<DateTime<Utc>>,
     pub zone: Option<Zone>,
@@ -67,7 +67,7 @@ impl RestoreJob {
 /// the time it writes at (the lease must not have expired by then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub token: i64,
     pub owner: String,
     pub now: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub struct JobPatch {
     pub run: Option<i64>,
     pub attempt: Option<i64>,
     pub run_after: Option<DateTime<Utc>>,
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
     pub plan: Option<Option<RestorePlan>>,
     pub progress: Option<i64>,
     pub step_detail: Option<String>,
@@ -198,7 +198,7 @@ impl JobPatch {
 /// still hold for the write to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobChange {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub guard: JobGuard,
     pub from: JobState,
     pub patch: JobPatch,
@@ -209,7 +209,7 @@ pub struct JobChange {
 pub struct ApplyContext {
     pub at: DateTime<Utc>,
     /// The new cluster of a fresh run, when staff retry.
-    pub fresh_cluster_id: Uuid,
+    pub fresh_cluster_id: ClusterId,
 }
 
 /// Writes a transition into the job's fields: the change to commit, and
@@ -291,6 +291,7 @@ mod tests {
     use crate::domain::actor::{Actor, Role};
     use crate::domain::restore_job::{JobCommand, JobFacts, RetryPolicy, StepFailure, transition};
     use chrono::TimeZone;
+    use uuid::Uuid;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
@@ -299,15 +300,15 @@ mod tests {
     fn job(state: JobState) -> RestoreJob {
         let t = now() - chrono::Duration::hours(1);
         RestoreJob {
-            id: Uuid::from_u128(1),
-            ticket_id: Uuid::from_u128(2),
-            source_cluster_id: Uuid::from_u128(3),
+            id: Uuid::from_u128(1).into(),
+            ticket_id: Uuid::from_u128(2).into(),
+            source_cluster_id: Uuid::from_u128(3).into(),
             target_time: t,
             state,
             run: 1,
             attempt: 2,
             run_after: t,
-            new_cluster_id: Uuid::from_u128(4),
+            new_cluster_id: Uuid::from_u128(4).into(),
             snapshot_id: None,
             snapshot_finished_at: None,
             zone: None,
@@ -404,7 +405,7 @@ mod tests {
             message: "it broke".into(),
             retryable,
         };
-        let staff = Actor::user(Uuid::from_u128(9), Role::Staff);
+        let staff = Actor::user(Uuid::from_u128(9).into(), Role::Staff);
         match name {
             "start" => (JobCommand::Start, Actor::SYSTEM),
             "step_succeeded" => (JobCommand::StepSucceeded, Actor::SYSTEM),
@@ -461,7 +462,7 @@ mod tests {
         };
         let context = ApplyContext {
             at: now(),
-            fresh_cluster_id: Uuid::from_u128(5),
+            fresh_cluster_id: Uuid::from_u128(5).into(),
         };
         let mut expected = std::collections::HashMap::new();
         for line in TABLE.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -546,7 +547,7 @@ mod tests {
             outputs,
             ApplyContext {
                 at: now(),
-                fresh_cluster_id: Uuid::nil(),
+                fresh_cluster_id: ClusterId::nil(),
             },
         );
         assert!(follow_ups.is_empty());

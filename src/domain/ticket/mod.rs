@@ -12,7 +12,7 @@
 //! `transition` decides; the caller applies the effects in one transaction
 //! with the state change, guarded by the ticket's version.
 
-use uuid::Uuid;
+use super::ids::UserId;
 
 use super::actor::{Actor, Role};
 use super::restore_job::JobState;
@@ -171,7 +171,7 @@ pub enum TargetCheck {
 /// What the transition needs to know beyond the state, read by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketFacts {
-    pub assignee: Option<Uuid>,
+    pub assignee: Option<UserId>,
     pub target_check: TargetCheck,
     pub job: Option<JobState>,
     pub deadline_warned: bool,
@@ -232,7 +232,7 @@ pub enum JobRequest {
 /// Effects as data, applied by the caller in the state change's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TicketEffect {
-    Assign(Uuid),
+    Assign(UserId),
     PostMessage {
         visibility: Visibility,
         body: String,
@@ -572,9 +572,9 @@ mod tests {
     use super::*;
     use crate::domain::validation::ValidationCode;
 
-    const CUSTOMER: Uuid = Uuid::from_u128(1);
-    const STAFF: Uuid = Uuid::from_u128(2);
-    const ADMIN: Uuid = Uuid::from_u128(3);
+    const CUSTOMER: UserId = UserId::from_uuid(uuid::Uuid::from_u128(1));
+    const STAFF: UserId = UserId::from_uuid(uuid::Uuid::from_u128(2));
+    const ADMIN: UserId = UserId::from_uuid(uuid::Uuid::from_u128(3));
 
     fn actor(role: Role) -> Actor {
         match role {

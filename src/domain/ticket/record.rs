@@ -2,8 +2,8 @@
 //! the lifecycle's decision into the change the store writes and the
 //! ticket as it is afterwards — the one the emails describe.
 
+use crate::domain::ids::{ClusterId, SubscriptionId, TicketId, UserId};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{JobRequest, Notice, TicketCommand, TicketEffect, TicketState, Transition, Visibility};
 use crate::domain::sla::Severity;
@@ -11,11 +11,11 @@ use crate::domain::validation::ValidationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
-    pub id: Uuid,
+    pub id: TicketId,
     pub number: i64,
-    pub subscription_id: Uuid,
-    pub requester_id: Uuid,
-    pub cluster_id: Uuid,
+    pub subscription_id: SubscriptionId,
+    pub requester_id: UserId,
+    pub cluster_id: ClusterId,
     pub resource_group: String,
     pub target_time: DateTime<Utc>,
     pub time_zone: String,
@@ -24,14 +24,14 @@ pub struct Ticket {
     pub description: String,
     pub state: TicketState,
     pub version: i64,
-    pub assignee_id: Option<Uuid>,
+    pub assignee_id: Option<UserId>,
     pub validation_report: ValidationReport,
     pub rejection_reason: Option<String>,
     pub deadline: DateTime<Utc>,
     pub first_response_due: DateTime<Utc>,
     pub first_response_at: Option<DateTime<Utc>>,
     pub deadline_warned_at: Option<DateTime<Utc>>,
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -61,12 +61,12 @@ impl Ticket {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTicket {
-    pub id: Uuid,
+    pub id: TicketId,
     /// `None`: the store allocates the next number in the same transaction.
     pub number: Option<i64>,
-    pub subscription_id: Uuid,
-    pub requester_id: Uuid,
-    pub cluster_id: Uuid,
+    pub subscription_id: SubscriptionId,
+    pub requester_id: UserId,
+    pub cluster_id: ClusterId,
     pub resource_group: String,
     pub target_time: DateTime<Utc>,
     pub time_zone: String,
@@ -123,19 +123,19 @@ pub struct TicketGuard {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketChange {
-    pub ticket_id: Uuid,
+    pub ticket_id: TicketId,
     pub guard: TicketGuard,
     pub to: TicketState,
-    pub assign: Option<Uuid>,
+    pub assign: Option<UserId>,
     pub rejection_reason: Option<String>,
     pub record_first_response: bool,
     pub mark_deadline_warned: bool,
     pub validation_report: Option<ValidationReport>,
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
 }
 
 impl TicketChange {
-    pub fn new(ticket_id: Uuid, guard: TicketGuard, to: TicketState) -> TicketChange {
+    pub fn new(ticket_id: TicketId, guard: TicketGuard, to: TicketState) -> TicketChange {
         TicketChange {
             ticket_id,
             guard,
@@ -200,7 +200,7 @@ pub struct Recorded {
     /// The latest check of the target against the backup window.
     pub validation_report: Option<ValidationReport>,
     /// The cluster the restore handed over.
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
 }
 
 /// Writes a transition into the ticket's fields. `guard_version` asks the
@@ -265,8 +265,9 @@ mod tests {
     use crate::domain::restore_job::JobState;
     use crate::domain::ticket::{TargetCheck, TicketFacts, transition};
     use chrono::TimeZone;
+    use uuid::Uuid;
 
-    const STAFF: Uuid = Uuid::from_u128(2);
+    const STAFF: UserId = UserId::from_uuid(Uuid::from_u128(2));
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
@@ -288,11 +289,11 @@ mod tests {
         use TicketState as S;
         let t = now() - chrono::Duration::hours(2);
         NewTicket {
-            id: Uuid::from_u128(10),
+            id: Uuid::from_u128(10).into(),
             number: Some(7),
-            subscription_id: Uuid::from_u128(11),
-            requester_id: Uuid::from_u128(1),
-            cluster_id: Uuid::from_u128(12),
+            subscription_id: Uuid::from_u128(11).into(),
+            requester_id: Uuid::from_u128(1).into(),
+            cluster_id: Uuid::from_u128(12).into(),
             resource_group: "rg".into(),
             target_time: t,
             time_zone: "UTC".into(),
@@ -309,7 +310,7 @@ mod tests {
     }
 
     impl Ticket {
-        fn with_assignee(mut self, assignee: Option<Uuid>) -> Ticket {
+        fn with_assignee(mut self, assignee: Option<UserId>) -> Ticket {
             self.assignee_id = assignee;
             self
         }
@@ -335,14 +336,14 @@ mod tests {
     fn commands() -> Vec<(&'static str, TicketCommand, Actor)> {
         let text = || "some words".to_string();
         let staff = Actor::user(STAFF, Role::Staff);
-        let customer = Actor::user(Uuid::from_u128(1), Role::Customer);
+        let customer = Actor::user(Uuid::from_u128(1).into(), Role::Customer);
         let system = Actor::SYSTEM;
         vec![
             ("auto_validate", TicketCommand::AutoValidate, system),
             (
                 "claim",
                 TicketCommand::Claim,
-                Actor::user(Uuid::from_u128(3), Role::Staff),
+                Actor::user(Uuid::from_u128(3).into(), Role::Staff),
             ),
             (
                 "request_info",
@@ -383,7 +384,7 @@ mod tests {
             out.push("v".into());
         }
         if let Some(user) = c.assign {
-            out.push(format!("assign={}", user.as_u128()));
+            out.push(format!("assign={}", user.uuid().as_u128()));
         }
         if c.rejection_reason.is_some() {
             out.push("rejection".into());

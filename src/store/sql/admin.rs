@@ -115,7 +115,7 @@ pub(super) async fn write_admin(
 /// Writes exactly the fields an admin changed, without reading the row
 /// first. Disabling the account or changing its password ends its sessions
 /// (a new epoch) and its API tokens.
-async fn update_user(tx: &mut Tx, id: Uuid, u: &UserUpdate) -> StoreResult<()> {
+async fn update_user(tx: &mut Tx, id: UserId, u: &UserUpdate) -> StoreResult<()> {
     let ends_access = u.disabled == Some(true) || u.password_hash.is_some();
     let done = sqlx::query(
         "UPDATE users SET role = COALESCE($1, role), \

@@ -7,7 +7,7 @@ pub(super) const CLUSTER_COLUMNS: &str = "id, subscription_id, resource_group, r
     db_user, status, created_at, deleted_at, restored_from_ticket_id, restored_point";
 
 pub(super) fn cluster_row(r: &DbRow) -> Result<Cluster, sqlx::Error> {
-    let restored_ticket: Option<Uuid> = r.try_get("restored_from_ticket_id")?;
+    let restored_ticket: Option<TicketId> = r.try_get("restored_from_ticket_id")?;
     let restored_point: Option<DateTime<Utc>> = r.try_get("restored_point")?;
     Ok(Cluster {
         id: r.try_get("id")?,
@@ -137,7 +137,7 @@ pub(super) async fn online_zones(store: &SqlStore, region: &str) -> StoreResult<
 
 pub(super) async fn cluster(
     store: &SqlStore,
-    id: Uuid,
+    id: ClusterId,
     scope: Scope,
 ) -> StoreResult<Option<Cluster>> {
     let row = sqlx::query(&format!(
@@ -169,7 +169,7 @@ pub(super) async fn clusters(
 
 pub(super) async fn cluster_name_in_use(
     store: &SqlStore,
-    subscription_id: Uuid,
+    subscription_id: SubscriptionId,
     resource_group: &str,
     name: &str,
 ) -> StoreResult<bool> {

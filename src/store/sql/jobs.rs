@@ -144,7 +144,7 @@ pub(super) async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
     }
 }
 
-pub(super) async fn job(store: &SqlStore, id: Uuid) -> StoreResult<Option<RestoreJob>> {
+pub(super) async fn job(store: &SqlStore, id: JobId) -> StoreResult<Option<RestoreJob>> {
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE id = $1"
     ))
@@ -156,7 +156,7 @@ pub(super) async fn job(store: &SqlStore, id: Uuid) -> StoreResult<Option<Restor
 
 pub(super) async fn job_for_ticket(
     store: &SqlStore,
-    ticket_id: Uuid,
+    ticket_id: TicketId,
 ) -> StoreResult<Option<RestoreJob>> {
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM restore_jobs WHERE ticket_id = $1"
@@ -266,7 +266,7 @@ pub(super) async fn next_job_due(store: &SqlStore) -> StoreResult<Option<DateTim
 
 pub(super) async fn set_job_stalled(
     store: &SqlStore,
-    job_id: Uuid,
+    job_id: JobId,
     since: Option<DateTime<Utc>>,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE restore_jobs SET stalled_since = $1 WHERE id = $2")

@@ -165,7 +165,7 @@ impl Store for SqlStore {
         Ok(users == 0 && subscriptions == 0)
     }
 
-    async fn subscription(&self, id: Uuid) -> StoreResult<Option<Subscription>> {
+    async fn subscription(&self, id: SubscriptionId) -> StoreResult<Option<Subscription>> {
         people::subscription(self, id).await
     }
 
@@ -177,7 +177,7 @@ impl Store for SqlStore {
         people::subscriptions(self).await
     }
 
-    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
         people::user(self, id).await
     }
 
@@ -189,7 +189,7 @@ impl Store for SqlStore {
         people::users(self).await
     }
 
-    async fn display_names(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, String>> {
+    async fn display_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, String>> {
         people::display_names(self, ids).await
     }
 
@@ -200,7 +200,7 @@ impl Store for SqlStore {
     async fn create_api_token(
         &self,
         token_hash: &str,
-        user_id: Uuid,
+        user_id: UserId,
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -227,7 +227,7 @@ impl Store for SqlStore {
         fleet::online_zones(self, region).await
     }
 
-    async fn cluster(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Cluster>> {
+    async fn cluster(&self, id: ClusterId, scope: Scope) -> StoreResult<Option<Cluster>> {
         fleet::cluster(self, id, scope).await
     }
 
@@ -237,7 +237,7 @@ impl Store for SqlStore {
 
     async fn cluster_name_in_use(
         &self,
-        subscription_id: Uuid,
+        subscription_id: SubscriptionId,
         resource_group: &str,
         name: &str,
     ) -> StoreResult<bool> {
@@ -248,7 +248,7 @@ impl Store for SqlStore {
         tickets::allocate_ticket_number(self).await
     }
 
-    async fn ticket(&self, id: Uuid, scope: Scope) -> StoreResult<Option<Ticket>> {
+    async fn ticket(&self, id: TicketId, scope: Scope) -> StoreResult<Option<Ticket>> {
         tickets::ticket(self, id, scope).await
     }
 
@@ -264,11 +264,15 @@ impl Store for SqlStore {
         tickets::count_tickets(self, scope, states).await
     }
 
-    async fn messages(&self, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<Message>> {
+    async fn messages(
+        &self,
+        ticket_id: TicketId,
+        include_internal: bool,
+    ) -> StoreResult<Vec<Message>> {
         tickets::messages(self, ticket_id, include_internal).await
     }
 
-    async fn ticket_events(&self, ticket_id: Uuid) -> StoreResult<Vec<Event>> {
+    async fn ticket_events(&self, ticket_id: TicketId) -> StoreResult<Vec<Event>> {
         tickets::ticket_events(self, ticket_id).await
     }
 
@@ -301,11 +305,11 @@ impl Store for SqlStore {
         }
     }
 
-    async fn job(&self, id: Uuid) -> StoreResult<Option<RestoreJob>> {
+    async fn job(&self, id: JobId) -> StoreResult<Option<RestoreJob>> {
         jobs::job(self, id).await
     }
 
-    async fn job_for_ticket(&self, ticket_id: Uuid) -> StoreResult<Option<RestoreJob>> {
+    async fn job_for_ticket(&self, ticket_id: TicketId) -> StoreResult<Option<RestoreJob>> {
         jobs::job_for_ticket(self, ticket_id).await
     }
 
@@ -339,7 +343,11 @@ impl Store for SqlStore {
         jobs::next_job_due(self).await
     }
 
-    async fn set_job_stalled(&self, job_id: Uuid, since: Option<DateTime<Utc>>) -> StoreResult<()> {
+    async fn set_job_stalled(
+        &self,
+        job_id: JobId,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         jobs::set_job_stalled(self, job_id, since).await
     }
 
@@ -389,11 +397,11 @@ impl Store for SqlStore {
 
 #[async_trait]
 impl SandboxStore for SqlStore {
-    async fn snapshots(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxSnapshot>> {
+    async fn snapshots(&self, cluster_id: ClusterId) -> StoreResult<Vec<SandboxSnapshot>> {
         sandbox::sandbox_snapshots(self, cluster_id).await
     }
 
-    async fn log_spans(&self, cluster_id: Uuid) -> StoreResult<Vec<SandboxLogSpan>> {
+    async fn log_spans(&self, cluster_id: ClusterId) -> StoreResult<Vec<SandboxLogSpan>> {
         sandbox::sandbox_log_spans(self, cluster_id).await
     }
 
@@ -405,7 +413,7 @@ impl SandboxStore for SqlStore {
         sandbox::sandbox_add_log_span(self, s).await
     }
 
-    async fn expire(&self, cluster_id: Uuid, before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn expire(&self, cluster_id: ClusterId, before: DateTime<Utc>) -> StoreResult<u64> {
         sandbox::sandbox_expire(self, cluster_id, before).await
     }
 

@@ -31,7 +31,10 @@ pub(super) fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
     })
 }
 
-pub(super) async fn subscription(store: &SqlStore, id: Uuid) -> StoreResult<Option<Subscription>> {
+pub(super) async fn subscription(
+    store: &SqlStore,
+    id: SubscriptionId,
+) -> StoreResult<Option<Subscription>> {
     let row = sqlx::query(&format!(
         "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1"
     ))
@@ -66,7 +69,7 @@ pub(super) async fn subscriptions(store: &SqlStore) -> StoreResult<Vec<Subscript
         .collect::<Result<_, _>>()?)
 }
 
-pub(super) async fn user(store: &SqlStore, id: Uuid) -> StoreResult<Option<User>> {
+pub(super) async fn user(store: &SqlStore, id: UserId) -> StoreResult<Option<User>> {
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(&store.pool)
@@ -95,8 +98,8 @@ pub(super) async fn users(store: &SqlStore) -> StoreResult<Vec<User>> {
 
 pub(super) async fn display_names(
     store: &SqlStore,
-    ids: &[Uuid],
-) -> StoreResult<HashMap<Uuid, String>> {
+    ids: &[UserId],
+) -> StoreResult<HashMap<UserId, String>> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -109,7 +112,7 @@ pub(super) async fn display_names(
         list.push_bind(*id);
     }
     query.push(")");
-    let rows: Vec<(Uuid, String)> = query.build_query_as().fetch_all(&store.pool).await?;
+    let rows: Vec<(UserId, String)> = query.build_query_as().fetch_all(&store.pool).await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -126,7 +129,7 @@ pub(super) async fn users_with_role(store: &SqlStore, role: Role) -> StoreResult
 pub(super) async fn create_api_token(
     store: &SqlStore,
     token_hash: &str,
-    user_id: Uuid,
+    user_id: UserId,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> StoreResult<()> {

@@ -18,7 +18,7 @@ pub(super) fn fault_row(r: &DbRow) -> Result<SandboxFault, sqlx::Error> {
 
 pub(super) async fn sandbox_snapshots(
     store: &SqlStore,
-    cluster_id: Uuid,
+    cluster_id: ClusterId,
 ) -> StoreResult<Vec<SandboxSnapshot>> {
     let rows = sqlx::query(
         "SELECT id, cluster_id, started_at, finished_at, in_az1, in_az2, in_az3 \
@@ -43,7 +43,7 @@ pub(super) async fn sandbox_snapshots(
 
 pub(super) async fn sandbox_log_spans(
     store: &SqlStore,
-    cluster_id: Uuid,
+    cluster_id: ClusterId,
 ) -> StoreResult<Vec<SandboxLogSpan>> {
     let rows = sqlx::query(
         "SELECT cluster_id, started_at, ended_at, in_az1, in_az2, in_az3 \
@@ -100,7 +100,7 @@ pub(super) async fn sandbox_add_log_span(store: &SqlStore, s: &SandboxLogSpan) -
 
 pub(super) async fn sandbox_expire(
     store: &SqlStore,
-    cluster_id: Uuid,
+    cluster_id: ClusterId,
     before: DateTime<Utc>,
 ) -> StoreResult<u64> {
     let mut tx = store.begin_write().await?;

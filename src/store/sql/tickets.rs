@@ -214,7 +214,7 @@ pub(super) async fn allocate_ticket_number(store: &SqlStore) -> StoreResult<i64>
 
 pub(super) async fn ticket(
     store: &SqlStore,
-    id: Uuid,
+    id: TicketId,
     scope: Scope,
 ) -> StoreResult<Option<Ticket>> {
     let row = sqlx::query(&format!(
@@ -318,7 +318,7 @@ pub(super) async fn count_tickets(
 
 pub(super) async fn messages(
     store: &SqlStore,
-    ticket_id: Uuid,
+    ticket_id: TicketId,
     include_internal: bool,
 ) -> StoreResult<Vec<Message>> {
     let rows = sqlx::query(&format!(
@@ -332,7 +332,10 @@ pub(super) async fn messages(
     Ok(rows.iter().map(message_row).collect::<Result<_, _>>()?)
 }
 
-pub(super) async fn ticket_events(store: &SqlStore, ticket_id: Uuid) -> StoreResult<Vec<Event>> {
+pub(super) async fn ticket_events(
+    store: &SqlStore,
+    ticket_id: TicketId,
+) -> StoreResult<Vec<Event>> {
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id = $1 ORDER BY id"
     ))

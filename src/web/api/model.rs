@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId, UserId};
+
 use crate::app::App;
 use crate::desk::scope_for;
 use crate::domain::catalog::{Window, restorable_window};
@@ -41,9 +43,9 @@ impl From<Window> for Restorable {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClusterOut {
-    pub id: Uuid,
+    pub id: ClusterId,
     pub name: String,
-    pub subscription_id: Uuid,
+    pub subscription_id: SubscriptionId,
     pub resource_group: String,
     pub region: String,
     pub config: ClusterConfig,
@@ -90,7 +92,7 @@ pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResul
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobSummary {
-    pub id: Uuid,
+    pub id: JobId,
     #[schema(value_type = words::JobState)]
     pub state: String,
     /// What the restore is doing, in words.
@@ -101,27 +103,27 @@ pub struct JobSummary {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Person {
-    pub id: Uuid,
+    pub id: UserId,
     pub name: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StaffPerson {
-    pub id: Uuid,
+    pub id: UserId,
     pub name: String,
     pub email: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketOut {
-    pub id: Uuid,
+    pub id: TicketId,
     /// `RD-000123`.
     pub number: String,
     #[schema(value_type = words::TicketState)]
     pub state: String,
     /// The state in words.
     pub state_label: String,
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     pub cluster_name: String,
     /// UTC, RFC 3339.
     pub target_time: DateTime<Utc>,
@@ -143,7 +145,7 @@ pub struct TicketOut {
     pub assignee: Option<Person>,
     /// The cluster the restore creates, once it exists.
     #[schema(required = true)]
-    pub new_cluster_id: Option<Uuid>,
+    pub new_cluster_id: Option<ClusterId>,
     /// Why it was rejected; null unless it was.
     #[schema(required = true)]
     pub rejection_reason: Option<String>,
@@ -213,8 +215,8 @@ pub fn validation_out(report: &ValidationReport) -> ValidationOut {
 /// its own cluster when asked (`Names::default()`).
 #[derive(Default)]
 pub struct Names {
-    clusters: HashMap<Uuid, String>,
-    people: HashMap<Uuid, User>,
+    clusters: HashMap<ClusterId, String>,
+    people: HashMap<UserId, User>,
 }
 
 impl Names {
@@ -232,7 +234,7 @@ impl Names {
         })
     }
 
-    async fn cluster(&mut self, app: &App, id: Uuid) -> AppResult<String> {
+    async fn cluster(&mut self, app: &App, id: ClusterId) -> AppResult<String> {
         if let Some(name) = self.clusters.get(&id) {
             return Ok(name.clone());
         }
@@ -241,7 +243,7 @@ impl Names {
         Ok(name)
     }
 
-    async fn person(&mut self, app: &App, id: Uuid) -> AppResult<Option<User>> {
+    async fn person(&mut self, app: &App, id: UserId) -> AppResult<Option<User>> {
         if let Some(user) = self.people.get(&id) {
             return Ok(Some(user.clone()));
         }
@@ -328,8 +330,8 @@ pub struct TicketPage {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobOut {
-    pub id: Uuid,
-    pub ticket_id: Uuid,
+    pub id: JobId,
+    pub ticket_id: TicketId,
     #[schema(value_type = words::JobState)]
     pub state: String,
     /// What the restore is doing, in words.
@@ -349,7 +351,7 @@ pub struct JobOut {
     /// The zone restored from, once chosen.
     #[schema(required = true, value_type = Option<words::Zone>)]
     pub zone: Option<String>,
-    pub new_cluster_id: Uuid,
+    pub new_cluster_id: ClusterId,
     /// The exact point in time the new cluster holds, once verified.
     #[schema(required = true)]
     pub reached_point: Option<DateTime<Utc>>,
@@ -451,7 +453,7 @@ pub struct MessageOut {
     pub id: Uuid,
     /// Null when the desk itself wrote it.
     #[schema(required = true)]
-    pub author_id: Option<Uuid>,
+    pub author_id: Option<UserId>,
     #[schema(required = true)]
     pub author_name: Option<String>,
     #[schema(value_type = words::Role)]
@@ -494,7 +496,7 @@ pub struct EventOut {
     pub action: String,
     /// Null when the desk itself acted.
     #[schema(required = true)]
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     #[schema(value_type = words::Role)]
     pub actor_role: String,
     /// The state before; null when the event changed none, or created it.
@@ -505,9 +507,9 @@ pub struct EventOut {
     pub to_state: Option<String>,
     pub detail: String,
     #[schema(required = true)]
-    pub job_id: Option<Uuid>,
+    pub job_id: Option<JobId>,
     #[schema(required = true)]
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -567,14 +569,14 @@ pub fn zone_out(z: ZoneStatus) -> ZoneOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserOut {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     #[schema(value_type = words::PersonRole)]
     pub role: String,
     /// A customer's subscription; null for staff and admins.
     #[schema(required = true)]
-    pub subscription_id: Option<Uuid>,
+    pub subscription_id: Option<SubscriptionId>,
     /// The IANA zone times are shown in.
     pub time_zone: String,
     pub disabled: bool,
@@ -626,7 +628,7 @@ pub fn fault_out(f: SandboxFault) -> FaultOut {
 pub struct OutboxOut {
     pub id: Uuid,
     #[schema(required = true)]
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     #[schema(value_type = words::NoticeKind)]
     pub kind: String,
     pub recipient: String,

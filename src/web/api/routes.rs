@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use super::doc::{FleetUnavailable, Forbidden, RateLimited};
 use super::model::*;
@@ -18,6 +17,7 @@ use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
 use crate::desk::{self, FilingRequest, scope_for};
 use crate::domain::catalog::{Zone, restorable_window};
+use crate::domain::ids::TicketId;
 use crate::domain::sla::Severity;
 use crate::domain::validation::TargetInput;
 use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
@@ -183,7 +183,7 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
         }
     };
     Ok(FilingRequest {
-        cluster_id: Uuid::parse_str(body.cluster_id.trim()).ok(),
+        cluster_id: body.cluster_id.parse().ok(),
         target,
         new_cluster_name: body.new_cluster_name,
         severity,
@@ -661,7 +661,7 @@ pub struct OutboxParams {
     #[param(value_type = Option<words::OutboxStatus>)]
     pub status: Option<String>,
     /// Only the emails about this ticket.
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     /// How many, 1–1000 (default 100).
     pub limit: Option<i64>,
 }

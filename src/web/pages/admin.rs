@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
+use crate::domain::ids::{ClusterId, SubscriptionId, TicketId};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::common::{parse_id, people, times_for};
 use super::{Chrome, FormErrors, chrome, flash, render};
@@ -96,7 +96,7 @@ async fn users_page(
 ) -> AppResult<Response> {
     let times = times_for(app, &viewer.user);
     let subscriptions = app.store.subscriptions().await?;
-    let slugs: HashMap<Uuid, String> = subscriptions
+    let slugs: HashMap<SubscriptionId, String> = subscriptions
         .iter()
         .map(|s| (s.id, s.slug.clone()))
         .collect();
@@ -217,7 +217,7 @@ pub async fn update_user(
 // ---------------------------------------------------------------- clusters
 
 pub struct ClusterRow {
-    pub id: Uuid,
+    pub id: ClusterId,
     pub name: String,
     pub subscription: String,
     pub place: String,
@@ -226,7 +226,7 @@ pub struct ClusterRow {
     pub created: Stamp,
     pub deleted: Option<Stamp>,
     pub window: Option<(Stamp, Stamp)>,
-    pub restored_from: Option<Uuid>,
+    pub restored_from: Option<TicketId>,
 }
 
 #[derive(Template)]
@@ -239,7 +239,7 @@ struct ClustersPage {
 
 async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult<Response> {
     let times = times_for(app, &viewer.user);
-    let slugs: HashMap<Uuid, String> = app
+    let slugs: HashMap<SubscriptionId, String> = app
         .store
         .subscriptions()
         .await?
@@ -472,7 +472,7 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created: Stamp,
     pub sent: Option<Stamp>,
-    pub ticket_id: Option<Uuid>,
+    pub ticket_id: Option<TicketId>,
     pub text_body: String,
 }
 
@@ -546,7 +546,7 @@ pub struct AuditRow {
     pub action: String,
     pub change: Option<String>,
     pub detail: String,
-    pub ticket: Option<(Uuid, String)>,
+    pub ticket: Option<(TicketId, String)>,
 }
 
 #[derive(Template)]
@@ -575,7 +575,7 @@ pub async fn audit(
         .then(|| events.last().map(|e| e.id))
         .flatten();
     let names = people(&app, events.iter().filter_map(|e| e.actor_id).collect()).await?;
-    let mut references: HashMap<Uuid, String> = HashMap::new();
+    let mut references: HashMap<TicketId, String> = HashMap::new();
     for id in events.iter().filter_map(|e| e.ticket_id) {
         if references.contains_key(&id) {
             continue;

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
+use crate::domain::ids::{ClusterId, JobId, UserId};
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::app::App;
 use crate::desk::scope_for;
@@ -22,8 +22,9 @@ use crate::web::timeline::{self, Timeline, TimelineInput};
 use crate::web::views::{Countdown, Stamp, Times, role_label};
 
 /// Parses an id from a path; anything else is simply not found.
-pub fn parse_id(text: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(text).map_err(|_| AppError::not_found())
+/// An id from a path: anything that is not one names nothing there is.
+pub fn parse_id<T: std::str::FromStr>(text: &str) -> AppResult<T> {
+    text.parse().map_err(|_| AppError::not_found())
 }
 
 /// A cluster with its backups drawn.
@@ -53,7 +54,7 @@ pub async fn cluster_card(
     let online = app.backend.online_zones(&cluster).await.map_err(fleet)?;
     let policy = app.policy();
     let window = restorable_window(&catalog, &cluster.life(), &policy, times.now);
-    let id = format!("tl-{}", cluster.id.simple());
+    let id = format!("tl-{}", cluster.id.uuid().simple());
     let timeline = timeline::build(&TimelineInput {
         id: &id,
         cluster_name: &cluster.name,
@@ -122,8 +123,8 @@ pub fn state_class(state: TicketState) -> &'static str {
 pub fn ticket_row(
     ticket: Ticket,
     times: &Times,
-    clusters: &HashMap<Uuid, String>,
-    names: &HashMap<Uuid, String>,
+    clusters: &HashMap<ClusterId, String>,
+    names: &HashMap<UserId, String>,
     job: Option<&RestoreJob>,
 ) -> TicketRow {
     let missed = match ticket.first_response_at {
@@ -150,7 +151,7 @@ pub fn ticket_row(
 }
 
 /// Cluster names by id, deleted ones included, within `scope`.
-pub async fn cluster_names(app: &App, scope: Scope) -> AppResult<HashMap<Uuid, String>> {
+pub async fn cluster_names(app: &App, scope: Scope) -> AppResult<HashMap<ClusterId, String>> {
     Ok(app
         .store
         .clusters(scope, true)
@@ -161,7 +162,7 @@ pub async fn cluster_names(app: &App, scope: Scope) -> AppResult<HashMap<Uuid, S
 }
 
 /// Display names of the given people.
-pub async fn people(app: &App, ids: Vec<Uuid>) -> AppResult<HashMap<Uuid, String>> {
+pub async fn people(app: &App, ids: Vec<UserId>) -> AppResult<HashMap<UserId, String>> {
     Ok(app.store.display_names(&ids).await?)
 }
 
@@ -172,7 +173,7 @@ pub async fn ticket_people(
     ticket: &Ticket,
     messages: &[Message],
     events: &[Event],
-) -> AppResult<HashMap<Uuid, String>> {
+) -> AppResult<HashMap<UserId, String>> {
     let ids = messages
         .iter()
         .filter_map(|m| m.author_id)
@@ -193,7 +194,7 @@ pub fn target_as_entered(ticket: &Ticket) -> String {
 }
 
 pub struct JobView {
-    pub id: Uuid,
+    pub id: JobId,
     pub state: &'static str,
     pub step: &'static str,
     pub detail: String,
@@ -241,7 +242,7 @@ pub struct MessageView {
 
 pub fn message_views(
     messages: Vec<Message>,
-    names: &HashMap<Uuid, String>,
+    names: &HashMap<UserId, String>,
     times: &Times,
 ) -> Vec<MessageView> {
     messages
@@ -288,7 +289,7 @@ fn state_words(state: &Option<String>) -> Option<String> {
 
 pub fn event_views(
     events: Vec<Event>,
-    names: &HashMap<Uuid, String>,
+    names: &HashMap<UserId, String>,
     times: &Times,
     for_customer: bool,
 ) -> Vec<EventView> {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use crate::domain::ids::{ClusterId, TicketId};
 use askama::Template;
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +14,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::common;
 use super::common::{
@@ -81,7 +81,7 @@ struct ClusterPage {
     chrome: Chrome,
     card: ClusterCard,
     fileable: bool,
-    restored_from: Option<(Uuid, Stamp)>,
+    restored_from: Option<(TicketId, Stamp)>,
     tickets: Vec<TicketRow>,
     zone: &'static str,
 }
@@ -301,7 +301,7 @@ impl RequestForm {
 
     fn filing(&self) -> FilingRequest {
         FilingRequest {
-            cluster_id: Uuid::parse_str(self.cluster_id.trim()).ok(),
+            cluster_id: self.cluster_id.parse().ok(),
             target: TargetInput::Local {
                 local_time: self.local_time(),
                 time_zone: self.time_zone.clone(),
@@ -466,7 +466,7 @@ async fn request_page(
         .and_then(|p| p.utc.as_deref())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    let card = match Uuid::parse_str(form.cluster_id.trim()) {
+    let card = match form.cluster_id.parse::<ClusterId>() {
         Ok(id) => match app.store.cluster(id, scope_for(user)).await? {
             Some(cluster) => Some(cluster_card(app, cluster, &times, target).await?),
             None => None,
@@ -708,7 +708,7 @@ struct TicketPage {
 async fn ticket_page(
     app: &App,
     viewer: &crate::web::auth::Viewer,
-    id: Uuid,
+    id: TicketId,
     errors: FormErrors,
     reply: String,
 ) -> AppResult<TicketPage> {
@@ -767,7 +767,7 @@ pub struct ActionForm {
 async fn customer_act(
     app: &App,
     viewer: &crate::web::auth::Viewer,
-    id: Uuid,
+    id: TicketId,
     command: TicketCommand,
     version: Option<i64>,
     done: &str,

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
+use crate::domain::ids::{TicketId, UserId};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::common;
 use super::common::{
@@ -84,7 +84,8 @@ pub async fn queue_query(
         "unassigned" => AssigneeFilter::Unassigned,
         "mine" | "me" => AssigneeFilter::User(user.id),
         other => AssigneeFilter::User(
-            Uuid::parse_str(other)
+            other
+                .parse::<UserId>()
                 .map_err(|_| AppError::invalid("assignee", "Unknown assignee"))?,
         ),
     };
@@ -167,11 +168,11 @@ pub async fn queue(
         .into_iter()
         .filter(|u| u.role.works_tickets())
         .collect();
-    let names: HashMap<Uuid, String> = staff
+    let names: HashMap<UserId, String> = staff
         .iter()
         .map(|u| (u.id, u.display_name.clone()))
         .collect();
-    let jobs: HashMap<Uuid, RestoreJob> = app
+    let jobs: HashMap<TicketId, RestoreJob> = app
         .store
         .jobs(true, 500)
         .await?
@@ -385,7 +386,7 @@ fn report_view(ticket: &Ticket, times: &Times) -> ReportView {
 async fn staff_ticket_page(
     app: &App,
     viewer: &Viewer,
-    id: Uuid,
+    id: TicketId,
     failed: &str,
     errors: FormErrors,
     typed: String,
