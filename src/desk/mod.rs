@@ -6,6 +6,7 @@ pub mod admin;
 pub mod commands;
 pub mod filing;
 pub mod notices;
+pub mod read;
 
 use crate::backend::FleetError;
 use crate::domain::actor::Role;

@@ -265,6 +265,12 @@ impl From<DeskError> for AppError {
     }
 }
 
+impl From<crate::backend::FleetError> for AppError {
+    fn from(error: crate::backend::FleetError) -> AppError {
+        AppError::from(DeskError::from(error))
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         match error {

@@ -8,11 +8,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod csrf;
 pub mod error;
 pub mod input;
 pub mod limits;
 pub mod pages;
+pub mod queue;
 pub mod server;
 pub mod timeline;
 pub mod views;
@@ -62,6 +64,11 @@ impl FromRef<WebState> for Arc<Limits> {
     fn from_ref(state: &WebState) -> Arc<Limits> {
         state.limits.clone()
     }
+}
+
+/// An id from a path: anything that is not one names nothing there is.
+pub fn parse_id<T: std::str::FromStr>(text: &str) -> error::AppResult<T> {
+    text.parse().map_err(|_| AppError::not_found())
 }
 
 /// A query string whose refusal is an `AppError` (a page or a JSON error).

@@ -12,8 +12,9 @@ use uuid::Uuid;
 use crate::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId, UserId};
 
 use crate::app::App;
+use crate::desk::read::cluster_backups;
 use crate::desk::scope_for;
-use crate::domain::catalog::{Window, restorable_window};
+use crate::domain::catalog::Window;
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
 use crate::domain::ticket::Visibility;
 use crate::domain::validation::ValidationReport;
@@ -22,7 +23,6 @@ use crate::store::{
     Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
 };
 use crate::web::error::{AppResult, FieldError};
-use crate::web::pages::common::fleet;
 
 use super::words;
 
@@ -71,8 +71,7 @@ pub struct ClusterOut {
 /// A cluster as `viewer` may see it: connection details go to its own
 /// customers only.
 pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResult<ClusterOut> {
-    let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
-    let window = restorable_window(&catalog, &cluster.life(), &app.policy(), app.now());
+    let window = cluster_backups(app, &cluster).await?.window;
     Ok(ClusterOut {
         id: cluster.id,
         name: cluster.name,

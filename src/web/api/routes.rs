@@ -16,16 +16,17 @@ use super::{ApiJson, OptionalJson, words};
 use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
 use crate::desk::{self, FilingRequest, scope_for};
-use crate::domain::catalog::{Zone, restorable_window};
+use crate::domain::catalog::Zone;
 use crate::domain::ids::TicketId;
 use crate::domain::sla::Severity;
 use crate::domain::validation::TargetInput;
 use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
 use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
+use crate::web::commands::staff_command;
 use crate::web::error::{AppError, AppResult, ErrorBody, ErrorCode};
 use crate::web::limits::Limits;
-use crate::web::pages::common::{fleet, parse_id};
-use crate::web::pages::staff::{QueueQuery, queue_query, staff_command};
+use crate::web::parse_id;
+use crate::web::queue::{QueueQuery, queue_query};
 use crate::web::{ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- session
@@ -240,8 +241,9 @@ pub async fn check_ticket(
 ) -> AppResult<Json<CheckOut>> {
     let request = filing_request(body)?;
     let checked = desk::check_request(&app, &user, &request).await?;
-    let catalog = app.backend.catalog(&checked.cluster).await.map_err(fleet)?;
-    let window = restorable_window(&catalog, &checked.cluster.life(), &app.policy(), app.now());
+    let window = desk::read::cluster_backups(&app, &checked.cluster)
+        .await?
+        .window;
     Ok(Json(CheckOut {
         target_time: checked.target.utc,
         time_zone: checked.target.time_zone.name().into(),

@@ -169,7 +169,7 @@ impl utoipa::ToSchema for EventState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::pages::staff::staff_command;
+    use crate::web::commands::staff_command;
 
     #[test]
     fn every_listed_action_is_one_the_route_takes() {

@@ -15,8 +15,9 @@ use super::common::{parse_id, people, times_for};
 use super::{Chrome, FormErrors, chrome, flash, render};
 use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
+use crate::desk::read::cluster_backups;
 use crate::domain::actor::Role;
-use crate::domain::catalog::{Zone, restorable_window};
+use crate::domain::catalog::Zone;
 use crate::domain::restore_job::JobState;
 use crate::store::{OutboxQuery, OutboxStatus, SandboxFault, Scope, User, ZoneStatus};
 use crate::web::auth::{AdminUser, Viewer};
@@ -248,8 +249,8 @@ async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppRes
         .collect();
     let mut rows = Vec::new();
     for c in app.store.clusters(Scope::Everything, true).await? {
-        let window = match app.backend.catalog(&c).await {
-            Ok(catalog) => restorable_window(&catalog, &c.life(), &app.policy(), times.now),
+        let window = match cluster_backups(app, &c).await {
+            Ok(backups) => backups.window,
             Err(e) => {
                 tracing::warn!(error = %e, cluster = %c.name, "catalog unavailable");
                 None

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::App;
+use crate::desk::read::cluster_backups;
 use crate::desk::scope_for;
-use crate::domain::catalog::restorable_window;
 use crate::domain::cluster::Cluster;
 use crate::domain::ticket::{TicketState, Visibility};
 use crate::store::{Event, Message, RestoreJob, Scope, Ticket, User};
@@ -22,10 +22,7 @@ use crate::web::timeline::{self, Timeline, TimelineInput};
 use crate::web::views::{Countdown, Stamp, Times, role_label};
 
 /// Parses an id from a path; anything else is simply not found.
-/// An id from a path: anything that is not one names nothing there is.
-pub fn parse_id<T: std::str::FromStr>(text: &str) -> AppResult<T> {
-    text.parse().map_err(|_| AppError::not_found())
-}
+pub use crate::web::parse_id;
 
 /// A cluster with its backups drawn.
 pub struct ClusterCard {
@@ -50,15 +47,14 @@ pub async fn cluster_card(
     times: &Times,
     target: Option<DateTime<Utc>>,
 ) -> AppResult<ClusterCard> {
-    let catalog = app.backend.catalog(&cluster).await.map_err(fleet)?;
-    let online = app.backend.online_zones(&cluster).await.map_err(fleet)?;
+    let backups = cluster_backups(app, &cluster).await?;
+    let (catalog, online, window) = (&backups.view.catalog, backups.view.online, backups.window);
     let policy = app.policy();
-    let window = restorable_window(&catalog, &cluster.life(), &policy, times.now);
     let id = format!("tl-{}", cluster.id.uuid().simple());
     let timeline = timeline::build(&TimelineInput {
         id: &id,
         cluster_name: &cluster.name,
-        catalog: &catalog,
+        catalog,
         online,
         window,
         deleted_at: cluster.deleted_at,
@@ -83,7 +79,7 @@ pub async fn cluster_card(
 }
 
 pub fn fleet(error: crate::backend::FleetError) -> AppError {
-    crate::desk::DeskError::from(error).into()
+    AppError::from(error)
 }
 
 /// Clusters a customer can still file for: live ones, and deleted ones in

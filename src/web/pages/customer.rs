@@ -23,8 +23,8 @@ use super::common::{
 };
 use super::{Chrome, FormErrors, chrome, flash, render};
 use crate::app::App;
+use crate::desk::read::cluster_backups;
 use crate::desk::{self, FilingRequest, scope_for};
-use crate::domain::catalog::restorable_window;
 use crate::domain::cluster::Cluster;
 use crate::domain::sla::Severity;
 use crate::domain::ticket::TicketCommand;
@@ -399,10 +399,9 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     // The chosen cluster's window, and where the target falls on its timeline.
     if let Some(cluster_id) = request.cluster_id
         && let Ok(Some(cluster)) = app.store.cluster(cluster_id, scope_for(user)).await
-        && let Ok(catalog) = app.backend.catalog(&cluster).await
+        && let Ok(backups) = cluster_backups(app, &cluster).await
     {
-        let now = app.now();
-        let window = restorable_window(&catalog, &cluster.life(), &app.policy(), now);
+        let (now, window) = (backups.now, backups.window);
         preview.target_marker =
             parsed.map(|t| timeline::target_marker(t.utc, window, now, &app.policy(), reader));
         preview.window_text = window.map(|w| {

@@ -22,93 +22,15 @@ use crate::desk;
 use crate::domain::sla::Severity;
 use crate::domain::ticket::{self, TargetCheck, TicketCommand, TicketFacts, TicketState};
 use crate::domain::verification::VerificationReport;
-use crate::store::{AssigneeFilter, RestoreJob, Scope, Ticket, TicketOrder, TicketQuery, User};
+use crate::store::{RestoreJob, Scope, Ticket, User};
 use crate::web::auth::{StaffUser, Viewer};
+use crate::web::commands::staff_command;
 use crate::web::error::{AppError, AppResult};
+use crate::web::queue::{QueueQuery, queue_query};
 use crate::web::views::{Stamp, Times, precise_in};
 use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 // ---------------------------------------------------------------- the queue
-
-/// The queue's filters, as in the query string.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct QueueQuery {
-    /// Empty: open tickets; `all`; or one state.
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub severity: String,
-    /// Empty: anyone; `unassigned`; `mine`; or a user id.
-    #[serde(default)]
-    pub assignee: String,
-    /// `1`: only tickets assigned to me (same as `assignee=mine`).
-    #[serde(default)]
-    pub mine: String,
-    /// The number of the last ticket of the previous page.
-    #[serde(default)]
-    pub after: Option<i64>,
-}
-
-/// The open states: everything that still needs someone.
-pub fn open_states() -> Vec<TicketState> {
-    TicketState::ALL
-        .into_iter()
-        .filter(|s| !s.is_terminal())
-        .collect()
-}
-
-/// Turns the filters into a store query; unknown values are refused.
-pub async fn queue_query(
-    app: &App,
-    user: &User,
-    q: &QueueQuery,
-    limit: i64,
-) -> AppResult<TicketQuery> {
-    let states = match q.state.trim() {
-        "" | "open" => open_states(),
-        "all" => vec![],
-        other => vec![
-            other
-                .parse::<TicketState>()
-                .map_err(|e| AppError::invalid("state", e))?,
-        ],
-    };
-    let severity = match q.severity.trim() {
-        "" => None,
-        other => Some(Severity::parse_typed(other).map_err(|e| AppError::invalid("severity", e))?),
-    };
-    let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
-    let assignee = match q.assignee.trim() {
-        _ if mine => AssigneeFilter::User(user.id),
-        "" | "anyone" => AssigneeFilter::Anyone,
-        "unassigned" => AssigneeFilter::Unassigned,
-        "mine" | "me" => AssigneeFilter::User(user.id),
-        other => AssigneeFilter::User(
-            other
-                .parse::<UserId>()
-                .map_err(|_| AppError::invalid("assignee", "Unknown assignee"))?,
-        ),
-    };
-    let after = match q.after {
-        Some(number) => {
-            let last = app
-                .store
-                .ticket_by_number(number, Scope::Everything)
-                .await?
-                .ok_or_else(|| AppError::invalid("after", "Unknown page cursor"))?;
-            Some((last.deadline, last.severity, last.number))
-        }
-        None => None,
-    };
-    Ok(TicketQuery {
-        scope: Scope::Everything,
-        states,
-        severity,
-        assignee,
-        order: TicketOrder::Queue { after },
-        limit,
-    })
-}
 
 pub struct Choice {
     pub value: String,
@@ -475,38 +397,6 @@ pub struct StaffActionForm {
     pub body: String,
     #[serde(default)]
     pub reason: String,
-}
-
-/// The command an action's path names, and the text the engineer typed.
-pub fn staff_command(action: &str, body: &str, reason: &str) -> Option<(TicketCommand, String)> {
-    let body = body.to_string();
-    let reason = reason.to_string();
-    Some(match action {
-        "claim" => (TicketCommand::Claim, String::new()),
-        "request-info" => (
-            TicketCommand::RequestInfo {
-                message: body.clone(),
-            },
-            body,
-        ),
-        "approve" => (TicketCommand::Approve, String::new()),
-        "reject" => (
-            TicketCommand::Reject {
-                reason: reason.clone(),
-            },
-            reason,
-        ),
-        "retry" => (TicketCommand::Retry, String::new()),
-        "cancel-restore" => (
-            TicketCommand::CancelRestore {
-                reason: reason.clone(),
-            },
-            reason,
-        ),
-        "reply" => (TicketCommand::Reply { body: body.clone() }, body),
-        "note" => (TicketCommand::Note { body: body.clone() }, body),
-        _ => return None,
-    })
 }
 
 fn done_message(action: &str, ticket: &Ticket) -> String {
