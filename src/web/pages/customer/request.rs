@@ -1,11 +1,8 @@
-//! The customer portal: clusters with their restorable windows, the Help +
-//! support entry, the restore request form with its live check, my
-//! requests, and the ticket page with messages, cancel and live progress.
+//! The restore request form, its live check, and filing.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use crate::domain::ids::{ClusterId, TicketId};
+use crate::domain::ids::ClusterId;
 use askama::Template;
 use axum::Json;
 use axum::extract::State;
@@ -15,197 +12,23 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::common;
-use super::common::{
-    ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
-    event_views, fileable, job_view, message_views, parse_id, people, state_class, ticket_row,
-    times_for,
-};
-use super::{Chrome, FormErrors, chrome, flash, render};
+use super::super::common::{ClusterCard, cluster_card, fileable, times_for};
+use super::super::{Chrome, FormErrors, chrome, flash, render};
 use crate::app::App;
 use crate::desk::read::cluster_backups;
 use crate::desk::{self, FilingRequest, scope_for};
 use crate::domain::cluster::Cluster;
 use crate::domain::sla::Severity;
-use crate::domain::ticket::TicketCommand;
 use crate::domain::validation::{
     TargetInput, TargetTime, fold_offsets, format_offset, parse_target,
 };
-use crate::store::{AssigneeFilter, TicketOrder, TicketQuery, User};
+use crate::store::User;
 use crate::web::auth::{ClientAddr, CustomerUser};
 use crate::web::error::{AppError, AppResult, ErrorCode, FieldError};
 use crate::web::limits::Limits;
 use crate::web::timeline;
-use crate::web::views::{Stamp, precise_in, zone_of};
-use crate::web::{ValidForm, ValidPath, ValidQuery};
-
-// ---------------------------------------------------------------- clusters
-
-#[derive(Template)]
-#[template(path = "customer/clusters.html")]
-struct ClustersPage {
-    chrome: Chrome,
-    cards: Vec<ClusterCard>,
-    zone: &'static str,
-}
-
-pub async fn clusters(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-) -> AppResult<Response> {
-    let times = times_for(&app, &viewer.user);
-    let mut cards = Vec::new();
-    for cluster in app.store.clusters(scope_for(&viewer.user), true).await? {
-        if cluster.deleted_at.is_some() && !fileable(&app, &cluster) {
-            continue;
-        }
-        cards.push(cluster_card(&app, cluster, &times, None).await?);
-    }
-    let page = ClustersPage {
-        chrome: chrome(&viewer.session, Some(&viewer.user), "Clusters", "clusters").await?,
-        cards,
-        zone: times.zone_name(),
-    };
-    render(StatusCode::OK, &page)
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct TargetQuery {
-    #[serde(default)]
-    target: String,
-}
-
-#[derive(Template)]
-#[template(path = "customer/cluster.html")]
-struct ClusterPage {
-    chrome: Chrome,
-    card: ClusterCard,
-    fileable: bool,
-    restored_from: Option<(TicketId, Stamp)>,
-    tickets: Vec<TicketRow>,
-    zone: &'static str,
-}
-
-pub async fn cluster(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-    ValidPath(id): ValidPath<String>,
-    ValidQuery(q): ValidQuery<TargetQuery>,
-) -> AppResult<Response> {
-    let scope = scope_for(&viewer.user);
-    let cluster = app
-        .store
-        .cluster(parse_id(&id)?, scope)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let times = times_for(&app, &viewer.user);
-    let target = DateTime::parse_from_rfc3339(q.target.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc));
-    let tickets = app
-        .store
-        .tickets(&TicketQuery {
-            scope,
-            states: vec![],
-            severity: None,
-            assignee: AssigneeFilter::Anyone,
-            order: TicketOrder::Newest { before: None },
-            limit: 200,
-        })
-        .await?;
-    let names = HashMap::from([(cluster.id, cluster.name.clone())]);
-    let rows = tickets
-        .into_iter()
-        .filter(|t| t.cluster_id == cluster.id)
-        .take(20)
-        .map(|t| ticket_row(t, &times, &names, &HashMap::new(), None))
-        .collect();
-    let restored_from = cluster
-        .restored_from
-        .as_ref()
-        .map(|r| (r.ticket_id, times.stamp(r.point_in_time)));
-    let page = ClusterPage {
-        chrome: chrome(
-            &viewer.session,
-            Some(&viewer.user),
-            cluster.name.clone(),
-            "clusters",
-        )
-        .await?,
-        fileable: fileable(&app, &cluster),
-        card: cluster_card(&app, cluster, &times, target).await?,
-        restored_from,
-        tickets: rows,
-        zone: times.zone_name(),
-    };
-    render(StatusCode::OK, &page)
-}
-
-// ---------------------------------------------------------------- Help + support
-
-#[derive(Template)]
-#[template(path = "customer/support.html")]
-struct SupportPage {
-    chrome: Chrome,
-    open: usize,
-}
-
-/// Help + support: where a customer starts a request.
-pub async fn support(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-) -> AppResult<Response> {
-    let open = app
-        .store
-        .count_tickets(
-            scope_for(&viewer.user),
-            &crate::domain::ticket::TicketState::ALL
-                .into_iter()
-                .filter(|s| !s.is_terminal())
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-    let page = SupportPage {
-        chrome: chrome(
-            &viewer.session,
-            Some(&viewer.user),
-            "Help + support",
-            "support",
-        )
-        .await?,
-        open: usize::try_from(open).unwrap_or(0),
-    };
-    render(StatusCode::OK, &page)
-}
-
-/// The problem types the desk handles; restores are the one this desk works.
-pub const RESTORE_PROBLEM: &str = "restore";
-
-#[derive(Template)]
-#[template(path = "customer/support_new.html")]
-struct SupportNewPage {
-    chrome: Chrome,
-    clusters: Vec<ClusterOption>,
-}
-
-pub async fn support_new(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-) -> AppResult<Response> {
-    let page = SupportNewPage {
-        chrome: chrome(
-            &viewer.session,
-            Some(&viewer.user),
-            "Create a support request",
-            "support",
-        )
-        .await?,
-        clusters: cluster_options(&app, &viewer.user, None).await?,
-    };
-    render(StatusCode::OK, &page)
-}
-
-// ---------------------------------------------------------------- the request form
+use crate::web::views::{precise_in, zone_of};
+use crate::web::{ValidForm, ValidQuery};
 
 pub struct ClusterOption {
     pub id: String,
@@ -213,7 +36,7 @@ pub struct ClusterOption {
     pub selected: bool,
 }
 
-async fn fileable_clusters(app: &App, user: &User) -> AppResult<Vec<Cluster>> {
+pub(super) async fn fileable_clusters(app: &App, user: &User) -> AppResult<Vec<Cluster>> {
     Ok(app
         .store
         .clusters(scope_for(user), true)
@@ -223,7 +46,7 @@ async fn fileable_clusters(app: &App, user: &User) -> AppResult<Vec<Cluster>> {
         .collect())
 }
 
-async fn cluster_options(
+pub(super) async fn cluster_options(
     app: &App,
     user: &User,
     selected: Option<&str>,
@@ -617,233 +440,4 @@ pub async fn preview(
     }
     preview.ok = preview.errors.is_empty() && preview.plan_text.is_some();
     Ok(Json(preview))
-}
-
-// ---------------------------------------------------------------- my requests
-
-#[derive(Template)]
-#[template(path = "customer/tickets.html")]
-struct TicketsPage {
-    chrome: Chrome,
-    rows: Vec<TicketRow>,
-    older: Option<i64>,
-    zone: &'static str,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
-    before: Option<i64>,
-}
-
-const PAGE: usize = 25;
-
-pub async fn tickets(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-    ValidQuery(q): ValidQuery<PageQuery>,
-) -> AppResult<Response> {
-    let scope = scope_for(&viewer.user);
-    let times = times_for(&app, &viewer.user);
-    let mut tickets = app
-        .store
-        .tickets(&TicketQuery {
-            scope,
-            states: vec![],
-            severity: None,
-            assignee: AssigneeFilter::Anyone,
-            order: TicketOrder::Newest { before: q.before },
-            limit: PAGE as i64 + 1,
-        })
-        .await?;
-    let older = if tickets.len() > PAGE {
-        tickets.truncate(PAGE);
-        tickets.last().map(|t| t.number)
-    } else {
-        None
-    };
-    let clusters = cluster_names(&app, scope).await?;
-    let names = people(&app, tickets.iter().filter_map(|t| t.assignee_id).collect()).await?;
-    let mut rows = Vec::new();
-    for ticket in tickets {
-        let job = app.job_of(&ticket).await?;
-        rows.push(ticket_row(ticket, &times, &clusters, &names, job.as_ref()));
-    }
-    let page = TicketsPage {
-        chrome: chrome(
-            &viewer.session,
-            Some(&viewer.user),
-            "My requests",
-            "tickets",
-        )
-        .await?,
-        rows,
-        older,
-        zone: times.zone_name(),
-    };
-    render(StatusCode::OK, &page)
-}
-
-// ---------------------------------------------------------------- the ticket page
-
-#[derive(Template)]
-#[template(path = "customer/ticket.html")]
-struct TicketPage {
-    chrome: Chrome,
-    row: TicketRow,
-    target_as_entered: String,
-    cluster: Cluster,
-    job: Option<JobView>,
-    new_cluster: Option<Cluster>,
-    messages: Vec<MessageView>,
-    events: Vec<EventView>,
-    may_cancel: bool,
-    may_reply: bool,
-    errors: FormErrors,
-    reply: String,
-    zone: &'static str,
-    state_class: &'static str,
-}
-
-async fn ticket_page(
-    app: &App,
-    viewer: &crate::web::auth::Viewer,
-    id: TicketId,
-    errors: FormErrors,
-    reply: String,
-) -> AppResult<TicketPage> {
-    let scope = scope_for(&viewer.user);
-    let ticket = app
-        .store
-        .ticket(id, scope)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let times = times_for(app, &viewer.user);
-    let cluster = app
-        .store
-        .cluster(ticket.cluster_id, scope)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let job = app.job_of(&ticket).await?;
-    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
-        (Some(id), crate::domain::ticket::TicketState::Completed) => {
-            app.store.cluster(id, scope).await?
-        }
-        _ => None,
-    };
-    let messages = app.store.messages(ticket.id, false).await?;
-    let events = app.store.ticket_events(ticket.id).await?;
-    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
-    let target_as_entered = common::target_as_entered(&ticket);
-    let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
-    let reference = ticket.reference();
-    let state = ticket.state;
-    Ok(TicketPage {
-        chrome: chrome(&viewer.session, Some(&viewer.user), reference, "tickets").await?,
-        may_cancel: state.customer_may_cancel(),
-        may_reply: !state.is_terminal(),
-        job: job.as_ref().map(|j| job_view(j, &times)),
-        row: ticket_row(ticket, &times, &clusters, &names, job.as_ref()),
-        target_as_entered,
-        cluster,
-        new_cluster,
-        messages: message_views(messages, &names, &times),
-        events: event_views(events, &names, &times, true),
-        errors,
-        reply,
-        zone: times.zone_name(),
-        state_class: state_class(state),
-    })
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ActionForm {
-    #[serde(default)]
-    pub version: Option<i64>,
-    #[serde(default)]
-    pub body: String,
-}
-
-async fn customer_act(
-    app: &App,
-    viewer: &crate::web::auth::Viewer,
-    id: TicketId,
-    command: TicketCommand,
-    version: Option<i64>,
-    done: &str,
-    typed: String,
-) -> AppResult<Response> {
-    match desk::act(app, &viewer.user, id, command, version).await {
-        Ok(ticket) => {
-            flash(&viewer.session, done).await?;
-            Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
-        }
-        Err(error) => {
-            let error = AppError::from(error);
-            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-                return Err(error);
-            }
-            let page = ticket_page(app, viewer, id, FormErrors::from_error(&error), typed).await?;
-            render(error.status, &page)
-        }
-    }
-}
-
-pub async fn reply(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-    ValidPath(id): ValidPath<String>,
-    ValidForm(form): ValidForm<ActionForm>,
-) -> AppResult<Response> {
-    let id = parse_id(&id)?;
-    customer_act(
-        &app,
-        &viewer,
-        id,
-        TicketCommand::Reply {
-            body: form.body.clone(),
-        },
-        form.version,
-        "Your reply was sent.",
-        form.body,
-    )
-    .await
-}
-
-pub async fn cancel(
-    State(app): State<App>,
-    CustomerUser(viewer): CustomerUser,
-    ValidPath(id): ValidPath<String>,
-    ValidForm(form): ValidForm<ActionForm>,
-) -> AppResult<Response> {
-    let id = parse_id(&id)?;
-    customer_act(
-        &app,
-        &viewer,
-        id,
-        TicketCommand::Cancel,
-        form.version,
-        "The request is cancelled.",
-        String::new(),
-    )
-    .await
-}
-
-/// Staff opening a customer link land on the staff view of the same ticket.
-pub async fn ticket(
-    State(app): State<App>,
-    crate::web::auth::AnyUser(viewer): crate::web::auth::AnyUser,
-    ValidPath(id): ValidPath<String>,
-) -> AppResult<Response> {
-    if viewer.user.role.works_tickets() {
-        return Ok(Redirect::to(&format!("/staff/tickets/{id}")).into_response());
-    }
-    let page = ticket_page(
-        &app,
-        &viewer,
-        parse_id(&id)?,
-        FormErrors::default(),
-        String::new(),
-    )
-    .await?;
-    render(StatusCode::OK, &page)
 }

@@ -1,0 +1,99 @@
+//! Reading the repositories: `pgbackrest info`, and the newest archived transaction end decoded with `pg_waldump`.
+
+use super::*;
+
+impl PgBackRestBackend {
+    /// `pgbackrest info` for one cluster's stanza.
+    pub async fn info(&self, cluster_id: ClusterId) -> Result<StanzaInfo, FleetError> {
+        let home = self.layout.cluster(cluster_id);
+        let stanza = layout::stanza(cluster_id);
+        let mut command = self.backrest(&home.backrest_conf(), &stanza);
+        command.args(["--output=json", "info"]);
+        let done = self
+            .must_succeed(command, StdDuration::from_secs(60))
+            .await
+            .map_err(fleet_error("reading the backup catalog"))?;
+        parse_info(&done.stdout, &stanza).map_err(FleetError::Unreachable)
+    }
+
+    /// When the newest transaction recorded in `segment` ended, decoding
+    /// the segment fetched from `zone` (cached: archived segments never change).
+    pub(super) async fn segment_end(
+        &self,
+        cluster_id: ClusterId,
+        zone: Zone,
+        segment: &str,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        let stanza = layout::stanza(cluster_id);
+        let key = (stanza.clone(), segment.to_string());
+        if let Some(known) = self.segment_ends.lock().expect("cache lock").get(&key) {
+            return Ok(*known);
+        }
+        let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
+        make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
+        let file = scratch.join(segment);
+        let outcome = async {
+            let home = self.layout.cluster(cluster_id);
+            let mut get = self.backrest(&home.backrest_conf(), &stanza);
+            get.arg(format!("--repo={}", zone.index() + 1))
+                .arg("archive-get")
+                .arg(segment)
+                .arg(&file);
+            self.must_succeed(get, StdDuration::from_secs(60)).await?;
+            let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
+            dump.arg("--rmgr=Transaction").arg(&file);
+            // pg_waldump complains past the segment's last record; what it
+            // printed before that is complete.
+            let done = run_quiet(dump, StdDuration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(last_transaction_end(&done.stdout))
+        }
+        .await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        let end = outcome?;
+        let mut cache = self.segment_ends.lock().expect("cache lock");
+        if cache.len() >= SEGMENT_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, end);
+        Ok(end)
+    }
+
+    /// Per zone, the last moment recovery can stop at: just before the
+    /// newest transaction end archived there. Looks back a few segments
+    /// when the newest holds none (a switch with no transaction in it).
+    pub(super) async fn log_ends(
+        &self,
+        cluster_id: ClusterId,
+        info: &StanzaInfo,
+    ) -> BTreeMap<Zone, DateTime<Utc>> {
+        const LOOK_BACK: usize = 8;
+        let mut ends = BTreeMap::new();
+        for (zone, newest) in info.newest_segments() {
+            let oldest = info
+                .repo(zone)
+                .and_then(|r| r.wal.as_ref())
+                .map(|(min, _)| min.clone())
+                .unwrap_or_default();
+            let mut segment = Some(newest);
+            for _ in 0..LOOK_BACK {
+                let Some(current) = segment.take().filter(|s| *s >= oldest) else {
+                    break;
+                };
+                match self.segment_end(cluster_id, zone, &current).await {
+                    Ok(Some(end)) => {
+                        ends.insert(zone, end - Duration::microseconds(1));
+                        break;
+                    }
+                    Ok(None) => segment = info::previous_segment(&current),
+                    Err(error) => {
+                        tracing::warn!(%zone, %error, "reading archived WAL");
+                        break;
+                    }
+                }
+            }
+        }
+        ends
+    }
+}

@@ -1,0 +1,480 @@
+//! The restore steps and the catalog, as the engine asks for them.
+
+use super::*;
+
+#[async_trait]
+impl Backend for PgBackRestBackend {
+    fn name(&self) -> &'static str {
+        "pgbackrest"
+    }
+
+    async fn catalog(&self, cluster: &Cluster) -> Result<Catalog, FleetError> {
+        if !self.is_source(cluster.id) {
+            return Ok(Catalog::default());
+        }
+        let mut info = self.info(cluster.id).await?;
+        let mut ends = self.log_ends(cluster.id, &info).await;
+        let seen_path = self.layout.cluster(cluster.id).dir().join("last-seen.json");
+        let seen: BTreeMap<Zone, SeenZone> = std::fs::read_to_string(&seen_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let now_seen = info.merge_last_seen(&seen, &mut ends);
+        if now_seen != seen {
+            let text = serde_json::to_string_pretty(&now_seen).expect("zones serialise");
+            if let Err(error) = write_file(&seen_path, &text, &self.user, 0o640) {
+                tracing::warn!(%error, "remembering what the zones hold");
+            }
+        }
+        Ok(info.catalog(&ends))
+    }
+
+    async fn online_zones(&self, cluster: &Cluster) -> Result<ZoneSet, FleetError> {
+        let admin = self
+            .store
+            .online_zones(&cluster.region)
+            .await
+            .map_err(FleetError::Store)?;
+        if !self.is_source(cluster.id) {
+            return Ok(ZoneSet::NONE);
+        }
+        Ok(admin.intersect(self.info(cluster.id).await?.readable_zones()))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn provision(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError> {
+        if cancel.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        if job.new_cluster_id == job.source.id {
+            return Err(StepError::fatal(
+                "bad_job",
+                "the new cluster cannot be the source cluster",
+            ));
+        }
+        let home = self.layout.restore(job.job_id, job.run);
+        if let Some(state) = Self::read_state(&home) {
+            return Ok(Self::connection(job, state.port));
+        }
+        // Earlier runs of this job were compensated; remove what is left.
+        let prefix = format!("{}-", job.job_id);
+        if let Ok(entries) = std::fs::read_dir(self.layout.restores()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && entry.path() != home.dir() {
+                    let owner = format!("restore {name}");
+                    self.remove_restore(
+                        &ClusterHome(entry.path()),
+                        &owner,
+                        Some(job.new_cluster_id),
+                    )
+                    .await;
+                }
+            }
+        }
+        progress.report(0.2, "reserving a port and a data directory");
+        let owner = Self::restore_owner(job);
+        let port = self
+            .allocate_port(&owner)
+            .map_err(|e| StepError::retryable("no_free_port", e))?;
+        make_dir(home.dir(), &self.user, 0o750)
+            .map_err(io_step("creating the restore directory"))?;
+        self.write_state(
+            &home,
+            &RestoreState {
+                job_id: job.job_id,
+                run: job.run,
+                source_cluster_id: job.source.id,
+                new_cluster_id: job.new_cluster_id,
+                port,
+                promoted: false,
+                last_replayed_commit: None,
+            },
+        )?;
+        progress.report(1.0, "port and data directory reserved");
+        Ok(Self::connection(job, port))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run, snapshot = %plan.snapshot_id, zone = %plan.zone))]
+    async fn restore_snapshot(
+        &self,
+        job: &JobContext,
+        plan: &RestorePlan,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepError> {
+        let (home, mut state) = self.provisioned(job)?;
+        if !self.is_source(job.source.id) {
+            return Err(StepError::fatal(
+                "source_not_in_fleet",
+                format!(
+                    "cluster {} has no repositories in this fleet",
+                    job.source.name
+                ),
+            ));
+        }
+        let online = self
+            .store
+            .online_zones(&job.source.region)
+            .await
+            .map_err(|e| StepError::retryable("store_unavailable", e.to_string()))?;
+        if !online.contains(plan.zone) {
+            return Err(StepError::retryable(
+                "zone_offline",
+                format!("zone {} is offline", plan.zone),
+            ));
+        }
+        // Start from nothing: a restore an earlier attempt left running, a
+        // server it started, its files.
+        progress.report(0.0, "clearing the new cluster's directory");
+        stop_leftover(&home.restore_pid(), "pgbackrest").await;
+        self.server(&home, state.port)
+            .stop(false)
+            .await
+            .map_err(|e| server_step("stopping a server left by an earlier attempt", e))?;
+        if home.data().exists() {
+            tokio::fs::remove_dir_all(home.data())
+                .await
+                .map_err(io_step("clearing the data directory"))?;
+        }
+        let _ = std::fs::remove_file(home.server_log());
+        make_dir(&home.data(), &self.user, 0o700)
+            .map_err(io_step("creating the data directory"))?;
+        make_dir(&home.socket_dir(), &self.user, 0o700)
+            .map_err(io_step("creating the socket directory"))?;
+        if state.promoted {
+            state.promoted = false;
+            state.last_replayed_commit = None;
+            self.write_state(&home, &state)?;
+        }
+
+        let source_home = self.layout.cluster(job.source.id);
+        let mut command =
+            self.backrest(&source_home.backrest_conf(), &layout::stanza(job.source.id));
+        command
+            .arg(format!("--repo={}", plan.zone.index() + 1))
+            .arg(format!("--set={}", plan.snapshot_id))
+            .arg("--type=time")
+            .arg(format!("--target={}", target_text(job.target)))
+            .arg("--target-action=promote")
+            .arg("--archive-mode=off")
+            .arg(format!("--pg1-path={}", home.data().display()))
+            .arg("--log-level-console=detail")
+            .arg("--log-level-stderr=warn")
+            .arg("restore");
+        let detail = format!("restoring snapshot {} from {}", plan.snapshot_id, plan.zone);
+        progress.report(0.0, &detail);
+        // Like the sandbox, give up when an admin takes the zone offline.
+        let stop = cancel.child_token();
+        let went_offline = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+                }
+                if let Ok(online) = self.store.online_zones(&job.source.region).await
+                    && !online.contains(plan.zone)
+                {
+                    went_offline.store(true, std::sync::atomic::Ordering::SeqCst);
+                    stop.cancel();
+                    return;
+                }
+            }
+        };
+        let mut last_reported = 0.0;
+        let restore = async {
+            let outcome = run_tracked(
+                command,
+                StdDuration::from_secs(6 * 3600),
+                &stop,
+                Some(&home.restore_pid()),
+                |line| {
+                    if let Some(percent) = restore_percent(line) {
+                        let fraction = (percent / 100.0).clamp(0.0, 1.0);
+                        if fraction - last_reported >= 0.01 || fraction >= 1.0 {
+                            last_reported = fraction;
+                            progress.report(fraction, &detail);
+                        }
+                    }
+                },
+            )
+            .await;
+            stop.cancel();
+            outcome
+        };
+        let (outcome, ()) = tokio::join!(restore, watch);
+        let finished = match outcome {
+            Err(RunError::Cancelled) if went_offline.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(StepError::retryable(
+                    "zone_offline",
+                    format!("zone {} went offline while restoring from it", plan.zone),
+                ));
+            }
+            other => other.map_err(RunError::into_step)?,
+        };
+        if !finished.success() {
+            return Err(exit::restore_failure(
+                finished.code(),
+                plan.zone,
+                &finished.reason(),
+                &finished.stderr,
+            ));
+        }
+        // The copy carries the source's fleet.conf (its port, its archive):
+        // replace it before the copy ever starts.
+        write_file(
+            &home.data().join("fleet.conf"),
+            &layout::fleet_conf(&home, state.port, None),
+            &self.user,
+            0o600,
+        )
+        .map_err(io_step("writing the new cluster's fleet.conf"))?;
+        progress.report(1.0, &detail);
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn replay_log(
+        &self,
+        job: &JobContext,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Option<DateTime<Utc>>, StepError> {
+        let (home, mut state) = self.provisioned(job)?;
+        if state.promoted {
+            return Ok(state.last_replayed_commit);
+        }
+        if !home.data().join("global/pg_control").is_file() {
+            return Err(StepError::fatal(
+                "snapshot_missing",
+                "the snapshot was not laid down completely: restore it again",
+            ));
+        }
+        let server = self.server(&home, state.port);
+        let mut wal_zone = job.plan.as_ref().map(|p| p.zone);
+        if server.pid().is_none() {
+            wal_zone = Some(self.choose_wal_zone(job, &home.data()).await?);
+            progress.report(0.05, "starting the new cluster");
+            server
+                .start()
+                .map_err(|e| server_step("starting the new cluster", e))?;
+        }
+        progress.report(0.1, "replaying the archived log to the target time");
+        let outcome = server
+            .wait_for(self.config.replay_timeout, cancel, async |conn| {
+                let (in_recovery, replayed): (bool, Option<DateTime<Utc>>) =
+                    sqlx::query_as("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                Ok((!in_recovery).then_some(replayed))
+            })
+            .await;
+        let replayed = match outcome {
+            Ok(replayed) => replayed,
+            Err(ServerError::Died(reason)) => {
+                let target = target_text(job.target);
+                // A zone lost mid-replay looks like the end of the archive:
+                // PostgreSQL only sees restore_command fail.
+                let lost = match (wal_zone, self.info(job.source.id).await) {
+                    (Some(zone), Ok(info)) => {
+                        (!info.readable_zones().contains(zone)).then_some(zone)
+                    }
+                    (Some(zone), Err(_)) => Some(zone),
+                    (None, _) => None,
+                };
+                return Err(if let Some(zone) = lost {
+                    StepError::retryable(
+                        "zone_unavailable",
+                        format!(
+                            "zone {zone} became unreadable while replaying the log from it: {reason}"
+                        ),
+                    )
+                } else if reason.contains("recovery ended before configured recovery target") {
+                    StepError::fatal(
+                        "target_not_reached",
+                        format!("the archived log ends before {target}: {reason}"),
+                    )
+                } else if reason.contains("before consistent recovery point") {
+                    StepError::fatal(
+                        "target_before_snapshot",
+                        format!("{target} is before the snapshot is consistent: {reason}"),
+                    )
+                } else {
+                    StepError::retryable(
+                        "server_failed",
+                        format!("the new cluster stopped during recovery: {reason}"),
+                    )
+                });
+            }
+            Err(other) => return Err(server_step("replaying the log", other)),
+        };
+        // Restarted since its promotion, the server no longer says.
+        let replayed = replayed.or_else(|| {
+            let log = std::fs::read_to_string(home.server_log()).ok()?;
+            server::last_completed_transaction(&log)
+        });
+        state.promoted = true;
+        state.last_replayed_commit = replayed;
+        self.write_state(&home, &state)?;
+        progress.report(1.0, "promoted");
+        Ok(replayed)
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn inspect(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<ObservedCluster, StepError> {
+        let (home, state) = self.provisioned(job)?;
+        let server = self.server(&home, state.port);
+        if server.pid().is_none() && state.promoted {
+            server
+                .start()
+                .map_err(|e| server_step("starting the new cluster", e))?;
+        }
+        let observed = server
+            .wait_for(StdDuration::from_secs(60), cancel, async |conn| {
+                let row: (
+                    bool,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ) = sqlx::query_as(
+                    "SELECT pg_is_in_recovery(), current_setting('server_version_num'), \
+                         current_setting('restore_desk.tier', true), \
+                         current_setting('restore_desk.vcores', true), \
+                         current_setting('restore_desk.storage_gib', true), \
+                         current_setting('restore_desk.node_count', true), \
+                         current_setting('restore_desk.high_availability', true)",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(Some(row))
+            })
+            .await;
+        let (in_recovery, version, tier, vcores, storage, nodes, ha) = match observed {
+            Ok(row) => row,
+            Err(ServerError::Cancelled) => return Err(StepError::Interrupted),
+            Err(error) => {
+                tracing::warn!(%error, "the new cluster does not answer");
+                return Ok(ObservedCluster {
+                    accepting_connections: false,
+                    in_recovery: true,
+                    last_replayed_commit: state.last_replayed_commit,
+                    config: ClusterConfig {
+                        tier: String::new(),
+                        vcores: 0,
+                        storage_gib: 0,
+                        node_count: 0,
+                        high_availability: false,
+                        server_version: String::new(),
+                    },
+                });
+            }
+        };
+        let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let major = version
+            .parse::<i64>()
+            .map(|n| (n / 10000).to_string())
+            .unwrap_or(version);
+        Ok(ObservedCluster {
+            accepting_connections: true,
+            in_recovery,
+            last_replayed_commit: state.last_replayed_commit,
+            config: ClusterConfig {
+                tier: tier.unwrap_or_default(),
+                vcores: number(vcores),
+                storage_gib: number(storage),
+                node_count: number(nodes),
+                high_availability: ha.as_deref() == Some("true"),
+                server_version: major,
+            },
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn finalize(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<Connection, StepError> {
+        let (home, state) = self.provisioned(job)?;
+        if !state.promoted {
+            return Err(StepError::fatal(
+                "not_promoted",
+                "the new cluster never left recovery",
+            ));
+        }
+        let auto = home.data().join("postgresql.auto.conf");
+        let text =
+            std::fs::read_to_string(&auto).map_err(io_step("reading postgresql.auto.conf"))?;
+        let cleaned = layout::without_recovery_settings(&text);
+        if cleaned != text {
+            write_file(&auto, &cleaned, &self.user, 0o600)
+                .map_err(io_step("writing postgresql.auto.conf"))?;
+        }
+        let server = self.server(&home, state.port);
+        if server.pid().is_none() {
+            server
+                .start()
+                .map_err(|e| server_step("starting the new cluster", e))?;
+        }
+        server
+            .wait_for(StdDuration::from_secs(60), cancel, async |conn| {
+                let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok((!in_recovery).then_some(()))
+            })
+            .await
+            .map_err(|e| server_step("opening the new cluster", e))?;
+        // From now on the fleet knows the cluster by its id, like a source.
+        let link = self.layout.cluster(job.new_cluster_id);
+        if std::fs::symlink_metadata(link.dir()).is_err() {
+            std::os::unix::fs::symlink(home.dir(), link.dir())
+                .map_err(io_step("registering the new cluster"))?;
+        }
+        Ok(Self::connection(job, state.port))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn teardown(&self, job: &JobContext) -> Result<(), StepError> {
+        let home = self.layout.restore(job.job_id, job.run);
+        let new_cluster = (job.new_cluster_id != job.source.id).then_some(job.new_cluster_id);
+        self.remove_restore(&home, &Self::restore_owner(job), new_cluster)
+            .await;
+        if home.dir().exists() {
+            return Err(StepError::retryable(
+                "teardown_incomplete",
+                format!("{} could not be removed", home.dir().display()),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {
+        let clusters = self
+            .store
+            .clusters(Scope::Everything, true)
+            .await
+            .map_err(|e| FleetError::Unreachable(e.to_string()))?;
+        let mut round = BackupRound::default();
+        // One cluster's trouble does not hold the others' backups back.
+        for cluster in clusters.iter().filter(|c| self.is_source(c.id)) {
+            if let Err(error) = self.backup_cluster(cluster, now, &mut round).await {
+                tracing::error!(cluster = %cluster.name, %error, "automatic backups");
+            }
+        }
+        Ok(round)
+    }
+}

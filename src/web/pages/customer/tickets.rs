@@ -1,0 +1,252 @@
+//! My requests, and the ticket page with messages, cancel and live progress.
+
+use std::collections::HashMap;
+
+use crate::domain::ids::TicketId;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::super::common;
+use super::super::common::{
+    EventView, JobView, MessageView, TicketRow, cluster_names, event_views, job_view,
+    message_views, parse_id, people, state_class, ticket_row, times_for,
+};
+use super::super::{Chrome, FormErrors, chrome, flash, render};
+use crate::app::App;
+use crate::desk::{self, scope_for};
+use crate::domain::cluster::Cluster;
+use crate::domain::ticket::TicketCommand;
+use crate::store::{AssigneeFilter, TicketOrder, TicketQuery};
+use crate::web::auth::CustomerUser;
+use crate::web::error::{AppError, AppResult};
+use crate::web::{ValidForm, ValidPath, ValidQuery};
+
+#[derive(Template)]
+#[template(path = "customer/tickets.html")]
+struct TicketsPage {
+    chrome: Chrome,
+    rows: Vec<TicketRow>,
+    older: Option<i64>,
+    zone: &'static str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    before: Option<i64>,
+}
+
+const PAGE: usize = 25;
+
+pub async fn tickets(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidQuery(q): ValidQuery<PageQuery>,
+) -> AppResult<Response> {
+    let scope = scope_for(&viewer.user);
+    let times = times_for(&app, &viewer.user);
+    let mut tickets = app
+        .store
+        .tickets(&TicketQuery {
+            scope,
+            states: vec![],
+            severity: None,
+            assignee: AssigneeFilter::Anyone,
+            order: TicketOrder::Newest { before: q.before },
+            limit: PAGE as i64 + 1,
+        })
+        .await?;
+    let older = if tickets.len() > PAGE {
+        tickets.truncate(PAGE);
+        tickets.last().map(|t| t.number)
+    } else {
+        None
+    };
+    let clusters = cluster_names(&app, scope).await?;
+    let names = people(&app, tickets.iter().filter_map(|t| t.assignee_id).collect()).await?;
+    let mut rows = Vec::new();
+    for ticket in tickets {
+        let job = app.job_of(&ticket).await?;
+        rows.push(ticket_row(ticket, &times, &clusters, &names, job.as_ref()));
+    }
+    let page = TicketsPage {
+        chrome: chrome(
+            &viewer.session,
+            Some(&viewer.user),
+            "My requests",
+            "tickets",
+        )
+        .await?,
+        rows,
+        older,
+        zone: times.zone_name(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+// ---------------------------------------------------------------- the ticket page
+
+#[derive(Template)]
+#[template(path = "customer/ticket.html")]
+struct TicketPage {
+    chrome: Chrome,
+    row: TicketRow,
+    target_as_entered: String,
+    cluster: Cluster,
+    job: Option<JobView>,
+    new_cluster: Option<Cluster>,
+    messages: Vec<MessageView>,
+    events: Vec<EventView>,
+    may_cancel: bool,
+    may_reply: bool,
+    errors: FormErrors,
+    reply: String,
+    zone: &'static str,
+    state_class: &'static str,
+}
+
+async fn ticket_page(
+    app: &App,
+    viewer: &crate::web::auth::Viewer,
+    id: TicketId,
+    errors: FormErrors,
+    reply: String,
+) -> AppResult<TicketPage> {
+    let scope = scope_for(&viewer.user);
+    let ticket = app
+        .store
+        .ticket(id, scope)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let times = times_for(app, &viewer.user);
+    let cluster = app
+        .store
+        .cluster(ticket.cluster_id, scope)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let job = app.job_of(&ticket).await?;
+    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
+        (Some(id), crate::domain::ticket::TicketState::Completed) => {
+            app.store.cluster(id, scope).await?
+        }
+        _ => None,
+    };
+    let messages = app.store.messages(ticket.id, false).await?;
+    let events = app.store.ticket_events(ticket.id).await?;
+    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
+    let target_as_entered = common::target_as_entered(&ticket);
+    let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
+    let reference = ticket.reference();
+    let state = ticket.state;
+    Ok(TicketPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), reference, "tickets").await?,
+        may_cancel: state.customer_may_cancel(),
+        may_reply: !state.is_terminal(),
+        job: job.as_ref().map(|j| job_view(j, &times)),
+        row: ticket_row(ticket, &times, &clusters, &names, job.as_ref()),
+        target_as_entered,
+        cluster,
+        new_cluster,
+        messages: message_views(messages, &names, &times),
+        events: event_views(events, &names, &times, true),
+        errors,
+        reply,
+        zone: times.zone_name(),
+        state_class: state_class(state),
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub body: String,
+}
+
+async fn customer_act(
+    app: &App,
+    viewer: &crate::web::auth::Viewer,
+    id: TicketId,
+    command: TicketCommand,
+    version: Option<i64>,
+    done: &str,
+    typed: String,
+) -> AppResult<Response> {
+    match desk::act(app, &viewer.user, id, command, version).await {
+        Ok(ticket) => {
+            flash(&viewer.session, done).await?;
+            Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            let error = AppError::from(error);
+            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
+                return Err(error);
+            }
+            let page = ticket_page(app, viewer, id, FormErrors::from_error(&error), typed).await?;
+            render(error.status, &page)
+        }
+    }
+}
+
+pub async fn reply(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<ActionForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    customer_act(
+        &app,
+        &viewer,
+        id,
+        TicketCommand::Reply {
+            body: form.body.clone(),
+        },
+        form.version,
+        "Your reply was sent.",
+        form.body,
+    )
+    .await
+}
+
+pub async fn cancel(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<ActionForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    customer_act(
+        &app,
+        &viewer,
+        id,
+        TicketCommand::Cancel,
+        form.version,
+        "The request is cancelled.",
+        String::new(),
+    )
+    .await
+}
+
+/// Staff opening a customer link land on the staff view of the same ticket.
+pub async fn ticket(
+    State(app): State<App>,
+    crate::web::auth::AnyUser(viewer): crate::web::auth::AnyUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Response> {
+    if viewer.user.role.works_tickets() {
+        return Ok(Redirect::to(&format!("/staff/tickets/{id}")).into_response());
+    }
+    let page = ticket_page(
+        &app,
+        &viewer,
+        parse_id(&id)?,
+        FormErrors::default(),
+        String::new(),
+    )
+    .await?;
+    render(StatusCode::OK, &page)
+}
