@@ -200,16 +200,6 @@ async fn input_the_routes_cannot_take_is_refused_alike(postgres: bool) {
     );
 }
 
-#[tokio::test]
-async fn input_the_routes_cannot_take_is_refused_alike_sqlite() {
-    input_the_routes_cannot_take_is_refused_alike(false).await
-}
-
-#[tokio::test]
-async fn input_the_routes_cannot_take_is_refused_alike_postgres() {
-    input_the_routes_cannot_take_is_refused_alike(true).await
-}
-
 /// Runs `python3 -c <script> <args>`.
 async fn python(script: &str, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new("python3")
@@ -299,16 +289,6 @@ async fn the_document_is_valid_openapi(postgres: bool) {
     }
 }
 
-#[tokio::test]
-async fn the_document_is_valid_openapi_sqlite() {
-    the_document_is_valid_openapi(false).await
-}
-
-#[tokio::test]
-async fn the_document_is_valid_openapi_postgres() {
-    the_document_is_valid_openapi(true).await
-}
-
 /// Tickets in several states, a finished restore and its new cluster, so
 /// the fuzzer meets real things and not only unknown ids.
 async fn some_work(t: &TestApp) {
@@ -392,12 +372,13 @@ async fn the_api_keeps_its_document(postgres: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_keeps_its_document_sqlite() {
-    the_api_keeps_its_document(false).await
-}
+crate::both_databases!(
+    input_the_routes_cannot_take_is_refused_alike,
+    the_document_is_valid_openapi
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_keeps_its_document_postgres() {
-    the_api_keeps_its_document(true).await
+// The fuzzer blocks a thread while the desk answers it on the other.
+mod fuzzed {
+    crate::both_databases!(multi_thread; the_api_keeps_its_document);
+    use super::the_api_keeps_its_document;
 }

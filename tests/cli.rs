@@ -140,7 +140,7 @@ fn an_unreachable_database_is_one_clear_line() {
     assert_one_line_failure(&output, "unable to open database file");
 }
 
-async fn newer_schema_is_refused(db: TestDb) {
+async fn a_newer_schema_is_refused(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let migrated = desk(&db.url, dir.path()).arg("migrate").output().unwrap();
     assert!(migrated.status.success());
@@ -168,16 +168,6 @@ async fn newer_schema_is_refused(db: TestDb) {
             "schema version 9999, newer than this restore-desk knows",
         );
     }
-}
-
-#[tokio::test]
-async fn a_newer_schema_is_refused_on_sqlite() {
-    newer_schema_is_refused(TestDb::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn a_newer_schema_is_refused_on_postgres() {
-    newer_schema_is_refused(TestDb::postgres().await).await;
 }
 
 #[test]
@@ -333,3 +323,5 @@ async fn user_create_adds_people_who_can_sign_in() {
             .any(|e| e.detail.contains("carol@contoso.example"))
     );
 }
+
+crate::both_databases!(a_newer_schema_is_refused);

@@ -801,14 +801,7 @@ async fn stopping_while_a_send_hangs_takes_no_longer_than_the_grace(db: TestDb) 
     tarpit.stop().await;
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::sqlite().await).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::postgres().await).await } )* }
-    };
-}
-
-both!(
+crate::both_databases!(
     each_lifecycle_event_emails_the_right_people,
     an_outage_loses_nothing_and_doubles_nothing,
     a_crash_after_the_server_accepted_resends_with_the_same_id,

@@ -696,14 +696,7 @@ async fn a_stopping_process_hands_over_its_duties_at_once(db: TestDb) {
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::sqlite().await).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::postgres().await).await } )* }
-    };
-}
-
-both!(
+crate::both_databases!(
     a_stopping_process_hands_over_its_duties_at_once,
     happy_path,
     every_step_failing_once_is_retried,

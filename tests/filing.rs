@@ -259,14 +259,7 @@ async fn refused_requests_store_nothing_and_filed_ones_email(db: TestDb) {
     ));
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::sqlite().await).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::TestDb::postgres().await).await } )* }
-    };
-}
-
-both!(
+crate::both_databases!(
     demo_rules,
     refused_requests_store_nothing_and_filed_ones_email
 );

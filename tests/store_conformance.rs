@@ -19,28 +19,7 @@ use restore_desk::store::Email;
 use restore_desk::store::EventAction;
 use restore_desk::store::*;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::common::TestDb::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::common::TestDb::postgres().await).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+crate::both_databases!(
     migrating_twice_is_a_no_op,
     tickets_round_trip,
     a_filing_is_numbered_in_its_own_transaction,

@@ -717,11 +717,4 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
-    };
-}
-
-both!(html_flow, api_flow, admin_pages_and_a_retried_restore);
+crate::both_databases!(html_flow, api_flow, admin_pages_and_a_retried_restore);

@@ -115,7 +115,7 @@ fn refused(status: u16) -> bool {
     matches!(status, 303 | 401 | 403 | 404)
 }
 
-async fn matrix(postgres: bool) {
+async fn role_route_matrix(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let w = world(&t).await;
     let (a, b, job) = (w.ticket_a.id, w.ticket_b.id, &w.job_id);
@@ -599,16 +599,6 @@ async fn openapi_covers_every_route(postgres: bool) {
 }
 
 #[tokio::test]
-async fn role_route_matrix_sqlite() {
-    matrix(false).await
-}
-
-#[tokio::test]
-async fn role_route_matrix_postgres() {
-    matrix(true).await
-}
-
-#[tokio::test]
 async fn openapi_document_covers_every_route() {
     openapi_covers_every_route(false).await
 }
@@ -633,3 +623,5 @@ async fn health_readiness_and_metrics() {
         "{text}"
     );
 }
+
+crate::both_databases!(role_route_matrix);

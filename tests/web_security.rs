@@ -1101,16 +1101,7 @@ async fn new_passwords_are_long_and_uncommon_on_every_way_in(postgres: bool) {
     Api::signed_in(&t.base, "alice@contoso.example").await;
 }
 
-// The defences that depend on the database (sessions, tokens, stored text)
-// run on both.
-macro_rules! both {
-    ($($name:ident),*) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(true).await } )* }
-    };
-}
-
-both!(
+crate::both_databases!(
     forms_without_the_right_csrf_token_are_refused,
     sessions_rotate_at_sign_in_and_die_at_sign_out,
     disabling_a_user_ends_their_sessions_and_tokens,

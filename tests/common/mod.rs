@@ -126,6 +126,64 @@ impl Drop for TestDb {
     }
 }
 
+/// What a test runs on when `both_databases!` runs it on each database:
+/// a fresh database of that kind, or just whether it is PostgreSQL.
+pub trait OnDatabase: Sized {
+    async fn on(postgres: bool) -> Self;
+}
+
+impl OnDatabase for TestDb {
+    async fn on(postgres: bool) -> TestDb {
+        TestDb::of_kind(postgres).await
+    }
+}
+
+impl OnDatabase for bool {
+    async fn on(postgres: bool) -> bool {
+        postgres
+    }
+}
+
+/// Runs `test` on a fresh database of the kind asked for.
+pub async fn on_database<T: OnDatabase, F: std::future::Future<Output = ()>>(
+    postgres: bool,
+    test: impl FnOnce(T) -> F,
+) {
+    test(T::on(postgres).await).await
+}
+
+/// Runs each `async fn name(db: TestDb)` (or `(postgres: bool)`) of the
+/// file it is called in once on SQLite and once on PostgreSQL, as
+/// `sqlite::name` and `postgres::name`. `multi_thread;` first gives them a
+/// runtime of two threads (for tests that block one).
+#[macro_export]
+macro_rules! both_databases {
+    (multi_thread; $($name:ident),* $(,)?) => {
+        $crate::both_databases!(@each (flavor = "multi_thread", worker_threads = 2); $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::both_databases!(@each (); $($name),*);
+    };
+    (@each $flavor:tt; $($name:ident),*) => {
+        mod sqlite {
+            $(
+                #[tokio::test $flavor]
+                async fn $name() {
+                    $crate::common::on_database(false, super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test $flavor]
+                async fn $name() {
+                    $crate::common::on_database(true, super::$name).await
+                }
+            )*
+        }
+    };
+}
+
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
 }
