@@ -42,6 +42,8 @@ pub struct App {
     pub cluster_names: Arc<RwLock<HashMap<ClusterId, String>>>,
     /// API tokens checked lately, trusted again for a moment.
     pub api_tokens: Arc<TokenCache>,
+    /// Tickets and users read lately, trusted until this process writes.
+    pub reads: Arc<crate::desk::read::ReadCaches>,
     /// This process's name among the desk's processes: host, pid and a
     /// random suffix (worker names and duty leases start with it).
     pub instance: Arc<str>,

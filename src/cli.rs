@@ -135,6 +135,7 @@ pub async fn build_with_fleet(
     let api_tokens = Arc::new(TokenCache::new(chrono::Duration::milliseconds(
         settings.api_token_cache_ms.max(0),
     )));
+    let settings_read_cache = settings.read_cache();
     let app = App {
         settings: Arc::new(settings),
         store,
@@ -147,6 +148,7 @@ pub async fn build_with_fleet(
         local_relay: Arc::default(),
         cluster_names: Arc::default(),
         api_tokens,
+        reads: Arc::new(crate::desk::read::ReadCaches::new(settings_read_cache)),
         instance: engine::process_name().into(),
     };
     Ok((app, fleet))

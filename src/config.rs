@@ -166,6 +166,12 @@ pub struct Settings {
     )]
     pub api_token_cache_ms: i64,
 
+    /// How long a process trusts a ticket, session or user it read, while
+    /// it has written nothing since: a write by another process shows at
+    /// most this late (0: read every time).
+    #[arg(long, env = "READ_CACHE_MS", default_value_t = 1000, global = true)]
+    pub read_cache_ms: u64,
+
     /// Attempts per restore step before the job fails.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, global = true)]
     pub max_attempts: u32,
@@ -352,6 +358,11 @@ impl Settings {
     }
 
     /// Cookies get the Secure flag when people reach the desk over HTTPS.
+    /// How long remembered reads are trusted (`READ_CACHE_MS`).
+    pub fn read_cache(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.read_cache_ms)
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.public_url().starts_with("https://")
     }

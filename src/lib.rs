@@ -16,6 +16,7 @@ pub mod engine;
 pub mod metrics;
 pub mod notify;
 pub mod password;
+pub mod read_cache;
 /// Persistence behind one trait, for SQLite and PostgreSQL.
 pub mod store;
 pub mod token_cache;

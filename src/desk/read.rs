@@ -1,6 +1,9 @@
 //! The read side: what pages and API answers show of the fleet, computed in
 //! one place so every view of a cluster says the same thing.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::DeskError;
@@ -8,6 +11,10 @@ use crate::app::App;
 use crate::backend::FleetView;
 use crate::domain::catalog::{Window, restorable_window};
 use crate::domain::cluster::Cluster;
+use crate::domain::ids::{ClusterId, TicketId, UserId};
+use crate::domain::ticket::{TicketState, Visibility};
+use crate::read_cache::ReadCache;
+use crate::store::{Event, Message, RestoreJob, Scope, StoreError, Ticket, User};
 
 /// A cluster's backups as of one moment: the catalog, the zones that can
 /// serve a restore, and the restorable window they give.
@@ -17,10 +24,153 @@ pub struct ClusterBackups {
     pub now: DateTime<Utc>,
 }
 
-/// Reads a cluster's backups from the fleet and computes its window now.
+/// Reads a cluster's backups from the fleet (or what was read a moment ago,
+/// with nothing written since) and computes its window now.
 pub async fn cluster_backups(app: &App, cluster: &Cluster) -> Result<ClusterBackups, DeskError> {
-    let view = FleetView::read(&*app.backend, cluster).await?;
     let now = app.now();
+    let writes = app.store.writes();
+    let view = match app.reads.fleet_views.get(&cluster.id, writes, now) {
+        Some(view) => (*view).clone(),
+        None => {
+            let view = FleetView::read(&*app.backend, cluster).await?;
+            app.reads
+                .fleet_views
+                .put(cluster.id, Arc::new(view.clone()), writes, now);
+            view
+        }
+    };
     let window = restorable_window(&view.catalog, &cluster.life(), &app.policy(), now);
     Ok(ClusterBackups { view, window, now })
+}
+
+/// Everything a ticket's pages and API answers show of it, read together:
+/// the ticket, its cluster, its restore job and new cluster, the whole
+/// conversation and history, and the people they name.
+pub struct TicketRecord {
+    pub ticket: Ticket,
+    pub cluster: Cluster,
+    pub job: Option<RestoreJob>,
+    /// The cluster the restore made, once the ticket is completed.
+    pub new_cluster: Option<Cluster>,
+    /// Internal notes included: `messages_for` leaves them out for customers.
+    pub messages: Vec<Message>,
+    pub events: Vec<Event>,
+    /// Display names of the authors, actors and the engineer.
+    pub names: HashMap<UserId, String>,
+    pub requester: Option<User>,
+    pub assignee: Option<User>,
+    pub subscription_slug: String,
+}
+
+impl TicketRecord {
+    /// The conversation as `internal` or not may see it.
+    pub fn messages_for(&self, internal: bool) -> Vec<Message> {
+        self.messages
+            .iter()
+            .filter(|m| internal || m.visibility == Visibility::Public)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The reads a page repeats, remembered for a moment (`READ_CACHE_MS`).
+pub struct ReadCaches {
+    pub tickets: ReadCache<TicketId, TicketRecord>,
+    pub users: ReadCache<UserId, Option<User>>,
+    /// Catalogs and zones by cluster: for the real fleet, this is also how
+    /// late a zone that stopped answering shows as offline.
+    pub fleet_views: ReadCache<ClusterId, FleetView>,
+}
+
+impl ReadCaches {
+    pub fn new(ttl: std::time::Duration) -> ReadCaches {
+        ReadCaches {
+            tickets: ReadCache::new(ttl),
+            users: ReadCache::new(ttl),
+            fleet_views: ReadCache::new(ttl),
+        }
+    }
+}
+
+/// A ticket with all it shows, if it is inside `scope`.
+pub async fn ticket_record(
+    app: &App,
+    id: TicketId,
+    scope: Scope,
+) -> Result<Option<Arc<TicketRecord>>, StoreError> {
+    let now = app.now();
+    let writes = app.store.writes();
+    let record = match app.reads.tickets.get(&id, writes, now) {
+        Some(record) => record,
+        None => match read_ticket_record(app, id).await? {
+            Some(record) => {
+                let record = Arc::new(record);
+                app.reads.tickets.put(id, record.clone(), writes, now);
+                record
+            }
+            None => return Ok(None),
+        },
+    };
+    let inside = scope
+        .subscription()
+        .is_none_or(|s| s == record.ticket.subscription_id);
+    Ok(inside.then_some(record))
+}
+
+async fn read_ticket_record(app: &App, id: TicketId) -> Result<Option<TicketRecord>, StoreError> {
+    let store = &app.store;
+    let Some(ticket) = store.ticket(id, Scope::Everything).await? else {
+        return Ok(None);
+    };
+    let Some(cluster) = store.cluster(ticket.cluster_id, Scope::Everything).await? else {
+        return Ok(None);
+    };
+    let job = app.job_of(&ticket).await?;
+    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
+        (Some(id), TicketState::Completed) => store.cluster(id, Scope::Everything).await?,
+        _ => None,
+    };
+    let messages = store.messages(ticket.id, true).await?;
+    let events = store.ticket_events(ticket.id).await?;
+    let people: Vec<UserId> = messages
+        .iter()
+        .filter_map(|m| m.author_id)
+        .chain(events.iter().filter_map(|e| e.actor_id))
+        .chain(ticket.assignee_id)
+        .collect();
+    let names = store.display_names(&people).await?;
+    let requester = store.user(ticket.requester_id).await?;
+    let assignee = match ticket.assignee_id {
+        Some(id) => store.user(id).await?,
+        None => None,
+    };
+    let subscription_slug = store
+        .subscription(ticket.subscription_id)
+        .await?
+        .map(|s| s.slug)
+        .unwrap_or_default();
+    Ok(Some(TicketRecord {
+        ticket,
+        cluster,
+        job,
+        new_cluster,
+        messages,
+        events,
+        names,
+        requester,
+        assignee,
+        subscription_slug,
+    }))
+}
+
+/// A user, remembered for a moment: every signed-in request checks its user.
+pub async fn user(app: &App, id: UserId) -> Result<Option<User>, StoreError> {
+    let now = app.now();
+    let writes = app.store.writes();
+    if let Some(user) = app.reads.users.get(&id, writes, now) {
+        return Ok((*user).clone());
+    }
+    let user = app.store.user(id).await?;
+    app.reads.users.put(id, Arc::new(user.clone()), writes, now);
+    Ok(user)
 }

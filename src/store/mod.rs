@@ -182,6 +182,10 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
     /// The pool itself, for the session store of the web desk.
     fn pool_handle(&self) -> PoolHandle;
+    /// How many writes that can change what a page shows (commits, job
+    /// claims, leases and progress, the fleet's backups) this process has
+    /// made: a read remembered at one count is stale at the next.
+    fn writes(&self) -> u64;
     /// Brings the schema up to date; refuses a schema newer than this build.
     async fn migrate(&self) -> Result<(), OpenError>;
     async fn ping(&self) -> StoreResult<()>;

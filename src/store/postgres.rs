@@ -110,6 +110,7 @@ impl PostgresStore {
         Ok(sql::SqlStore {
             pool,
             url: url.to_string(),
+            writes: Default::default(),
         })
     }
 }

@@ -114,6 +114,7 @@ impl SqliteStore {
         Ok(sql::SqlStore {
             pool,
             url: url.to_string(),
+            writes: Default::default(),
         })
     }
 }

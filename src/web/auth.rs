@@ -68,12 +68,12 @@ pub struct Credentials {
 /// Checks passwords and reloads users for the session layer.
 #[derive(Clone)]
 pub struct Accounts {
-    store: DynStore,
+    app: App,
 }
 
 impl Accounts {
-    pub fn new(store: DynStore) -> Accounts {
-        Accounts { store }
+    pub fn new(app: App) -> Accounts {
+        Accounts { app }
     }
 }
 
@@ -116,15 +116,15 @@ impl AuthnBackend for Accounts {
     type Error = StoreError;
 
     async fn authenticate(&self, creds: Credentials) -> Result<Option<SignedIn>, StoreError> {
-        Ok(check_password(&self.store, &creds.email, &creds.password)
-            .await?
-            .map(SignedIn::new))
+        Ok(
+            check_password(&self.app.store, &creds.email, &creds.password)
+                .await?
+                .map(SignedIn::new),
+        )
     }
 
     async fn get_user(&self, id: &UserId) -> Result<Option<SignedIn>, StoreError> {
-        Ok(self
-            .store
-            .user(*id)
+        Ok(crate::desk::read::user(&self.app, *id)
             .await?
             .filter(|u| !u.disabled)
             .map(SignedIn::new))

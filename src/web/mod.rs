@@ -15,6 +15,7 @@ pub mod input;
 pub mod limits;
 pub mod pages;
 pub mod queue;
+pub mod recent_sessions;
 pub mod server;
 pub mod timeline;
 pub mod views;
@@ -40,7 +41,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+use tower_sessions::{CachingSessionStore, Expiry, SessionManagerLayer, SessionStore};
 
 use crate::app::App;
 use crate::store::PoolHandle;
@@ -204,8 +205,7 @@ where
             tower_sessions::cookie::time::Duration::hours(SESSION_IDLE_HOURS),
         ));
     let auth =
-        AuthManagerLayerBuilder::new(auth::Accounts::new(state.app.store.clone()), session_layer)
-            .build();
+        AuthManagerLayerBuilder::new(auth::Accounts::new(state.app.clone()), session_layer).build();
     pages
         .layer(from_fn_with_state(state.clone(), csrf::guard))
         .layer(from_fn(pages::error_pages))
@@ -215,6 +215,15 @@ where
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+}
+
+/// The session table with the sessions read lately in front of it.
+fn recent_first<S: SessionStore + Clone>(
+    state: &WebState,
+    sessions: S,
+) -> CachingSessionStore<recent_sessions::RecentSessions, S> {
+    let recent = recent_sessions::RecentSessions::new(state.app.settings.read_cache());
+    CachingSessionStore::new(recent, sessions)
 }
 
 /// Keeps the session table and the rate limiters tidy until `shutdown`.
@@ -252,13 +261,13 @@ pub async fn router(app: App, shutdown: CancellationToken) -> anyhow::Result<Rou
             let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool);
             sessions.migrate().await?;
             spawn_housekeeping(sessions.clone(), state.limits.clone(), shutdown);
-            with_sessions(page_routes(), &state, sessions)
+            with_sessions(page_routes(), &state, recent_first(&state, sessions))
         }
         PoolHandle::Postgres(pool) => {
             let sessions = tower_sessions_sqlx_store::PostgresStore::new(pool);
             sessions.migrate().await?;
             spawn_housekeeping(sessions.clone(), state.limits.clone(), shutdown);
-            with_sessions(page_routes(), &state, sessions)
+            with_sessions(page_routes(), &state, recent_first(&state, sessions))
         }
     };
     let static_files = Router::new()

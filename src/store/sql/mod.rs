@@ -44,6 +44,8 @@ type Tx = sqlx::Transaction<'static, Db>;
 pub struct SqlStore {
     pub(super) pool: Pool<Db>,
     pub(super) url: String,
+    /// Writes that may change what a page shows, counted once each ended.
+    pub(super) writes: std::sync::atomic::AtomicU64,
 }
 
 // Single-statement writes (claims, heartbeats, counters) run without an
@@ -51,9 +53,33 @@ pub struct SqlStore {
 // SQLite a writing statement takes the write lock before it reads.
 
 impl SqlStore {
+    /// Counts a write that ended, committed or not, and passes its result on.
+    fn wrote<T>(&self, result: T) -> T {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        result
+    }
+
     /// The pool, for the session store and for tests.
     pub fn pool(&self) -> &Pool<Db> {
         &self.pool
+    }
+
+    async fn commit_now(&self, c: &Commit) -> StoreResult<Committed> {
+        let mut tx = self.begin_write().await?;
+        match apply_commit(&mut tx, c).await {
+            Ok(committed) => {
+                tx.commit().await?;
+                Ok(committed)
+            }
+            Err(error) => {
+                // Roll back now rather than on drop: a rollback left queued on
+                // a pooled connection keeps PostgreSQL's row locks a moment
+                // longer, and concurrent claims would skip the row.
+                tx.rollback().await?;
+                Err(error)
+            }
+        }
     }
 
     async fn begin_write(&self) -> StoreResult<Tx> {
@@ -121,6 +147,10 @@ impl Store for SqlStore {
 
     fn pool_handle(&self) -> PoolHandle {
         super::pool_handle(&self.pool)
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn migrate(&self) -> Result<(), OpenError> {
@@ -289,20 +319,8 @@ impl Store for SqlStore {
     }
 
     async fn commit(&self, c: &Commit) -> StoreResult<Committed> {
-        let mut tx = self.begin_write().await?;
-        match apply_commit(&mut tx, c).await {
-            Ok(committed) => {
-                tx.commit().await?;
-                Ok(committed)
-            }
-            Err(error) => {
-                // Roll back now rather than on drop: a rollback left queued on
-                // a pooled connection keeps PostgreSQL's row locks a moment
-                // longer, and concurrent claims would skip the row.
-                tx.rollback().await?;
-                Err(error)
-            }
-        }
+        let result = self.commit_now(c).await;
+        self.wrote(result)
     }
 
     async fn job(&self, id: JobId) -> StoreResult<Option<RestoreJob>> {
@@ -323,7 +341,7 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Option<RestoreJob>> {
-        jobs::claim_job(self, worker, now, lease).await
+        self.wrote(jobs::claim_job(self, worker, now, lease).await)
     }
 
     async fn renew_lease(
@@ -332,11 +350,11 @@ impl Store for SqlStore {
         lease: Duration,
         progress: Option<&ProgressUpdate>,
     ) -> StoreResult<Option<JobState>> {
-        jobs::renew_lease(self, fence, lease, progress).await
+        self.wrote(jobs::renew_lease(self, fence, lease, progress).await)
     }
 
     async fn release_lease(&self, fence: &Fence) -> StoreResult<()> {
-        jobs::release_lease(self, fence).await
+        self.wrote(jobs::release_lease(self, fence).await)
     }
 
     async fn next_job_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -348,7 +366,7 @@ impl Store for SqlStore {
         job_id: JobId,
         since: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        jobs::set_job_stalled(self, job_id, since).await
+        self.wrote(jobs::set_job_stalled(self, job_id, since).await)
     }
 
     async fn take_duty(
@@ -406,15 +424,15 @@ impl SandboxStore for SqlStore {
     }
 
     async fn add_snapshot(&self, s: &SandboxSnapshot) -> StoreResult<()> {
-        sandbox::sandbox_add_snapshot(self, s).await
+        self.wrote(sandbox::sandbox_add_snapshot(self, s).await)
     }
 
     async fn add_log_span(&self, s: &SandboxLogSpan) -> StoreResult<()> {
-        sandbox::sandbox_add_log_span(self, s).await
+        self.wrote(sandbox::sandbox_add_log_span(self, s).await)
     }
 
     async fn expire(&self, cluster_id: ClusterId, before: DateTime<Utc>) -> StoreResult<u64> {
-        sandbox::sandbox_expire(self, cluster_id, before).await
+        self.wrote(sandbox::sandbox_expire(self, cluster_id, before).await)
     }
 
     async fn faults(&self) -> StoreResult<Vec<SandboxFault>> {

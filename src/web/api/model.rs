@@ -269,29 +269,58 @@ pub async fn ticket_out(
     names: &mut Names,
     ticket: Ticket,
 ) -> AppResult<TicketOut> {
-    let staff = viewer.role.works_tickets();
     let job = app.job_of(&ticket).await?;
     let cluster_name = names.cluster(app, ticket.cluster_id).await?;
     let assignee = match ticket.assignee_id {
-        Some(id) => names.person(app, id).await?.map(|u| Person {
-            id: u.id,
-            name: u.display_name,
-        }),
+        Some(id) => names.person(app, id).await?,
         None => None,
     };
-    let requester = if staff {
-        names
-            .person(app, ticket.requester_id)
-            .await?
-            .map(|u| StaffPerson {
-                id: u.id,
-                name: u.display_name,
-                email: u.email.to_string(),
-            })
+    let requester = if viewer.role.works_tickets() {
+        names.person(app, ticket.requester_id).await?
     } else {
         None
     };
-    Ok(TicketOut {
+    Ok(ticket_out_of(
+        viewer,
+        ticket,
+        job.as_ref(),
+        cluster_name,
+        assignee.as_ref(),
+        requester.as_ref(),
+    ))
+}
+
+/// A ticket read with all it shows, as the API answers it.
+pub fn ticket_record_out(viewer: &User, record: &crate::desk::read::TicketRecord) -> TicketOut {
+    ticket_out_of(
+        viewer,
+        record.ticket.clone(),
+        record.job.as_ref(),
+        record.cluster.name.clone(),
+        record.assignee.as_ref(),
+        record.requester.as_ref(),
+    )
+}
+
+fn ticket_out_of(
+    viewer: &User,
+    ticket: Ticket,
+    job: Option<&RestoreJob>,
+    cluster_name: String,
+    assignee: Option<&User>,
+    requester: Option<&User>,
+) -> TicketOut {
+    let staff = viewer.role.works_tickets();
+    let assignee = assignee.map(|u| Person {
+        id: u.id,
+        name: u.display_name.clone(),
+    });
+    let requester = requester.filter(|_| staff).map(|u| StaffPerson {
+        id: u.id,
+        name: u.display_name.clone(),
+        email: u.email.to_string(),
+    });
+    TicketOut {
         id: ticket.id,
         number: ticket.reference(),
         state: ticket.state.as_str().into(),
@@ -309,13 +338,13 @@ pub async fn ticket_out(
         assignee,
         new_cluster_id: ticket.new_cluster_id,
         rejection_reason: ticket.rejection_reason,
-        job: job.as_ref().map(job_summary),
+        job: job.map(job_summary),
         version: ticket.version,
         created_at: ticket.created_at,
         updated_at: ticket.updated_at,
         requester,
         validation: staff.then(|| validation_out(&ticket.validation_report)),
-    })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -357,10 +357,10 @@ pub async fn ticket(
     ApiUser(user): ApiUser,
     ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<TicketOut>> {
-    let ticket = visible_ticket(&app, &user, &id).await?;
-    Ok(Json(
-        ticket_out(&app, &user, &mut Names::default(), ticket).await?,
-    ))
+    let record = crate::desk::read::ticket_record(&app, parse_id(&id)?, scope_for(&user))
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(ticket_record_out(&user, &record)))
 }
 
 /// A command on a ticket: `claim`, `approve`, `reject` (reason),

@@ -313,36 +313,23 @@ async fn staff_ticket_page(
     errors: FormErrors,
     typed: String,
 ) -> AppResult<StaffTicketPage> {
-    let ticket = app
-        .store
-        .ticket(id, Scope::Everything)
+    let record = crate::desk::read::ticket_record(app, id, Scope::Everything)
         .await?
         .ok_or_else(AppError::not_found)?;
     let times = times_for(app, &viewer.user);
-    let cluster = app
-        .store
-        .cluster(ticket.cluster_id, Scope::Everything)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let job = app.job_of(&ticket).await?;
-    let messages = app.store.messages(ticket.id, true).await?;
-    let events = app.store.ticket_events(ticket.id).await?;
-    let requester = app.store.user(ticket.requester_id).await?;
-    let subscription = app
-        .store
-        .subscription(ticket.subscription_id)
-        .await?
-        .map(|s| s.slug)
-        .unwrap_or_default();
-    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
+    let ticket = record.ticket.clone();
+    let cluster = record.cluster.clone();
+    let job = record.job.clone();
+    let messages = record.messages_for(true);
+    let events = record.events.clone();
+    let requester = record.requester.clone();
+    let subscription = record.subscription_slug.clone();
+    let names = &record.names;
     let target_as_entered = common::target_as_entered(&ticket);
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let card = cluster_card(app, cluster, &times, Some(ticket.target_time)).await?;
     let verification = job.as_ref().and_then(|j| j.verification_report.clone());
-    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
-        (Some(id), TicketState::Completed) => app.store.cluster(id, Scope::Everything).await?,
-        _ => None,
-    };
+    let new_cluster = record.new_cluster.clone();
     Ok(StaffTicketPage {
         chrome: chrome(
             &viewer.session,
@@ -358,13 +345,13 @@ async fn staff_ticket_page(
         verification_checked: verification.as_ref().map(|v| times.stamp(v.checked_at)),
         verification,
         first_response_at: times.maybe(ticket.first_response_at),
-        row: ticket_row(ticket, &times, &clusters, &names, job.as_ref()),
+        row: ticket_row(ticket, &times, &clusters, names, job.as_ref()),
         target_as_entered,
         requester,
         subscription,
         card,
-        messages: message_views(messages, &names, &times),
-        events: event_views(events, &names, &times, false),
+        messages: message_views(messages, names, &times),
+        events: event_views(events, names, &times, false),
         failed: failed.to_string(),
         errors,
         typed,

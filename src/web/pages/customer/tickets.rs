@@ -114,28 +114,17 @@ async fn ticket_page(
     errors: FormErrors,
     reply: String,
 ) -> AppResult<TicketPage> {
-    let scope = scope_for(&viewer.user);
-    let ticket = app
-        .store
-        .ticket(id, scope)
+    let record = crate::desk::read::ticket_record(app, id, scope_for(&viewer.user))
         .await?
         .ok_or_else(AppError::not_found)?;
     let times = times_for(app, &viewer.user);
-    let cluster = app
-        .store
-        .cluster(ticket.cluster_id, scope)
-        .await?
-        .ok_or_else(AppError::not_found)?;
-    let job = app.job_of(&ticket).await?;
-    let new_cluster = match (ticket.new_cluster_id, ticket.state) {
-        (Some(id), crate::domain::ticket::TicketState::Completed) => {
-            app.store.cluster(id, scope).await?
-        }
-        _ => None,
-    };
-    let messages = app.store.messages(ticket.id, false).await?;
-    let events = app.store.ticket_events(ticket.id).await?;
-    let names = common::ticket_people(app, &ticket, &messages, &events).await?;
+    let ticket = record.ticket.clone();
+    let cluster = record.cluster.clone();
+    let job = record.job.clone();
+    let new_cluster = record.new_cluster.clone();
+    let messages = record.messages_for(false);
+    let events = record.events.clone();
+    let names = &record.names;
     let target_as_entered = common::target_as_entered(&ticket);
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let reference = ticket.reference();
@@ -145,12 +134,12 @@ async fn ticket_page(
         may_cancel: state.customer_may_cancel(),
         may_reply: !state.is_terminal(),
         job: job.as_ref().map(|j| job_view(j, &times)),
-        row: ticket_row(ticket, &times, &clusters, &names, job.as_ref()),
+        row: ticket_row(ticket, &times, &clusters, names, job.as_ref()),
         target_as_entered,
         cluster,
         new_cluster,
-        messages: message_views(messages, &names, &times),
-        events: event_views(events, &names, &times, true),
+        messages: message_views(messages, names, &times),
+        events: event_views(events, names, &times, true),
         errors,
         reply,
         zone: times.zone_name(),
