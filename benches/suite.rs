@@ -37,6 +37,13 @@ fn main() {
         web::filing_baseline_child();
         return;
     }
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(support::StatementCounter),
+        )
+        .expect("the statement counter");
+    }
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

@@ -340,6 +340,63 @@ async fn with_no_cache_time_every_call_asks_the_database(postgres: bool) {
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
 }
 
+/// Alice's ticket, filed on `here`, read once on each desk.
+/// Answers its path and version.
+async fn a_ticket_read_on_two_desks(t: &TestApp, here: &Api, there: &Api) -> (String, i64) {
+    let orders = t.cluster_id("orders-prod").await;
+    let (status, ticket) = here
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "local_time": "2026-11-24T14:30",
+                   "time_zone": "Europe/Amsterdam", "new_cluster_name": "orders-read",
+                   "severity": "B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let path = format!("/api/v1/tickets/{}", ticket["id"].as_str().unwrap());
+    for desk in [here, there] {
+        let (status, read) = desk.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        assert_eq!(read["state"], "triage");
+    }
+    (path, ticket["version"].as_i64().unwrap())
+}
+
+async fn a_read_shows_this_desks_writes_at_once_and_anothers_within_the_cache_time(postgres: bool) {
+    let t = spawn_app(postgres, &["--read-cache-ms", "1000"]).await;
+    let (other_base, _other) = t.another_server().await;
+    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let mut there = Api::new(&other_base);
+    there.token = here.token.clone();
+    let (path, version) = a_ticket_read_on_two_desks(&t, &here, &there).await;
+
+    let (status, body) = here
+        .post(&format!("{path}/cancel"), json!({ "version": version }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The desk that wrote reads its own write at once...
+    assert_eq!(here.get(&path).await.1["state"], "cancelled");
+    // ...the other trusts its read for at most the cache time...
+    assert_eq!(there.get(&path).await.1["state"], "triage");
+    // ...and then reads again.
+    t.clock.advance(chrono::Duration::milliseconds(1000));
+    assert_eq!(there.get(&path).await.1["state"], "cancelled");
+}
+
+async fn with_no_read_cache_time_every_read_asks_the_database(postgres: bool) {
+    let t = spawn_app(postgres, &["--read-cache-ms", "0"]).await;
+    let (other_base, _other) = t.another_server().await;
+    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let mut there = Api::new(&other_base);
+    there.token = here.token.clone();
+    let (path, version) = a_ticket_read_on_two_desks(&t, &here, &there).await;
+    let (status, body) = here
+        .post(&format!("{path}/cancel"), json!({ "version": version }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(there.get(&path).await.1["state"], "cancelled");
+}
+
 /// `raw` appears on the page with its `<` and `>` as character references.
 fn shows_escaped(html: &str, raw: &str) -> bool {
     [("&lt;", "&gt;"), ("&#60;", "&#62;"), ("&#x3c;", "&#x3e;")]
@@ -1107,6 +1164,8 @@ crate::both_databases!(
     disabling_a_user_ends_their_sessions_and_tokens,
     a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time,
     with_no_cache_time_every_call_asks_the_database,
+    a_read_shows_this_desks_writes_at_once_and_anothers_within_the_cache_time,
+    with_no_read_cache_time_every_read_asks_the_database,
     user_text_is_escaped_and_sql_looking_text_is_stored_verbatim,
     control_characters_are_refused_in_every_text_and_store_nothing,
     new_passwords_are_long_and_uncommon_on_every_way_in

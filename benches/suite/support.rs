@@ -240,3 +240,47 @@ pub async fn wait_until(limit: StdDuration, mut probe: impl AsyncFnMut() -> bool
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
 }
+
+/// Statements this process ran through sqlx while counting was on.
+static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Counts sqlx's statement events, and asks for them only while counting:
+/// otherwise the loop's figures would pay for a log nobody reads.
+pub struct StatementCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if metadata.target() == "sqlx::query" {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        metadata.target() == "sqlx::query" && COUNTING.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Starts counting from zero (`true`), or stops and answers the count.
+pub fn count_statements(on: bool) -> u64 {
+    use std::sync::atomic::Ordering;
+    if on {
+        STATEMENTS.store(0, Ordering::SeqCst);
+    }
+    COUNTING.store(on, Ordering::SeqCst);
+    tracing::callsite::rebuild_interest_cache();
+    STATEMENTS.load(Ordering::SeqCst)
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::catalog::{Catalog, RetentionPolicy, Window, Zone, ZoneSet};
-use crate::web::views::{precise_in, stamp_in};
+use crate::web::views::{local_in, precise_in};
 
 /// Width of the drawing in SVG units; it scales to the page.
 pub const WIDTH: i64 = 1000;
@@ -127,7 +127,7 @@ pub fn target_marker(
     zone: Tz,
 ) -> Marker {
     let inside = window.is_some_and(|w| w.contains(t));
-    let when = stamp_in(t, zone).local;
+    let when = local_in(t, zone);
     let label = if t < now - policy.retention {
         format!("target {when} (before the window)")
     } else if t > now {
@@ -231,8 +231,8 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
         Some(w) => format!(
             "{} can be restored to any moment from {} to {} ({}), where the log has no gap.",
             input.cluster_name,
-            stamp_in(w.earliest, input.zone).local,
-            stamp_in(w.latest, input.zone).local,
+            local_in(w.earliest, input.zone),
+            local_in(w.latest, input.zone),
             input.zone.name()
         ),
         None => format!("{} has no restorable moment right now.", input.cluster_name),

@@ -85,23 +85,50 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A strftime pattern parsed once: a timeline draws hundreds of moments,
+/// and parsing the pattern anew for each was most of a page's time.
+struct Pattern(std::sync::LazyLock<Vec<chrono::format::Item<'static>>>);
+
+macro_rules! pattern {
+    ($name:ident, $text:literal) => {
+        static $name: Pattern = Pattern(std::sync::LazyLock::new(|| {
+            chrono::format::StrftimeItems::new($text)
+                .parse_to_owned()
+                .expect("a valid pattern")
+        }));
+    };
+}
+
+pattern!(UTC_STAMP, "%Y-%m-%d %H:%M:%S UTC");
+pattern!(LOCAL_STAMP, "%-d %b %Y, %H:%M %Z");
+pattern!(PRECISE, "%-d %b %Y, %H:%M:%S %Z");
+
+impl Pattern {
+    fn format<Z: chrono::TimeZone>(&self, t: &DateTime<Z>) -> String
+    where
+        Z::Offset: std::fmt::Display,
+    {
+        t.format_with_items(self.0.iter()).to_string()
+    }
+}
+
 /// A moment in `zone`, UTC in the title.
 pub fn stamp_in(t: DateTime<Utc>, zone: Tz) -> Stamp {
     Stamp {
         iso: iso(t),
-        utc: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        local: t
-            .with_timezone(&zone)
-            .format("%-d %b %Y, %H:%M %Z")
-            .to_string(),
+        utc: UTC_STAMP.format(&t),
+        local: local_in(t, zone),
     }
+}
+
+/// `2 Dec 2026, 13:00 CET`: a moment in `zone`, to the minute.
+pub fn local_in(t: DateTime<Utc>, zone: Tz) -> String {
+    LOCAL_STAMP.format(&t.with_timezone(&zone))
 }
 
 /// `13:00 CET` style, seconds when they matter.
 pub fn precise_in(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone)
-        .format("%-d %b %Y, %H:%M:%S %Z")
-        .to_string()
+    PRECISE.format(&t.with_timezone(&zone))
 }
 
 pub fn role_label(role: Role) -> &'static str {
