@@ -214,11 +214,19 @@ async fn statements_per_job(db: Db) -> (f64, f64) {
     // Its emails are delivered (and settled) a moment after the last job.
     tokio::time::sleep(StdDuration::from_secs(2)).await;
     drop(worker);
-    let ours = std::fs::read_to_string(log.path())
+    let statements: Vec<String> = std::fs::read_to_string(log.path())
         .unwrap()
         .lines()
         .filter(|line| line.contains("\"sqlx::query\""))
-        .count();
+        .map(str::to_string)
+        .collect();
+    let ours = statements.len();
+    // For a profile of where the statements go: BENCH_STATEMENTS_DIR keeps
+    // the worker's statement log.
+    if let Ok(dir) = std::env::var("BENCH_STATEMENTS_DIR") {
+        let file = format!("{dir}/statements-{}.jsonl", db.name());
+        std::fs::write(&file, statements.join("\n")).unwrap();
+    }
     bench_db.drop_now().await;
 
     let bench_db = BenchDb::new(db).await;

@@ -43,13 +43,21 @@ pub async fn cluster_backups(app: &App, cluster: &Cluster) -> Result<ClusterBack
     Ok(ClusterBackups { view, window, now })
 }
 
-/// Everything a ticket's pages and API answers show of it, read together:
-/// the ticket, its cluster, its restore job and new cluster, the whole
-/// conversation and history, and the people they name.
-pub struct TicketRecord {
+/// What every view of a ticket shows: the ticket, its restore job, its
+/// cluster's name and its people. The API's answer is this alone.
+pub struct TicketHead {
     pub ticket: Ticket,
-    pub cluster: Cluster,
     pub job: Option<RestoreJob>,
+    pub cluster_name: String,
+    pub requester: Option<User>,
+    pub assignee: Option<User>,
+}
+
+/// Everything a ticket's pages show of it: its head, its cluster and the new
+/// one, the whole conversation and history, and the people they name.
+pub struct TicketRecord {
+    pub head: Arc<TicketHead>,
+    pub cluster: Cluster,
     /// The cluster the restore made, once the ticket is completed.
     pub new_cluster: Option<Cluster>,
     /// Internal notes included: `messages_for` leaves them out for customers.
@@ -57,8 +65,6 @@ pub struct TicketRecord {
     pub events: Vec<Event>,
     /// Display names of the authors, actors and the engineer.
     pub names: HashMap<UserId, String>,
-    pub requester: Option<User>,
-    pub assignee: Option<User>,
     pub subscription_slug: String,
 }
 
@@ -75,6 +81,7 @@ impl TicketRecord {
 
 /// The reads a page repeats, remembered for a moment (`READ_CACHE_MS`).
 pub struct ReadCaches {
+    pub heads: ReadCache<TicketId, TicketHead>,
     pub tickets: ReadCache<TicketId, TicketRecord>,
     pub users: ReadCache<UserId, Option<User>>,
     /// Catalogs and zones by cluster: for the real fleet, this is also how
@@ -85,6 +92,7 @@ pub struct ReadCaches {
 impl ReadCaches {
     pub fn new(ttl: std::time::Duration) -> ReadCaches {
         ReadCaches {
+            heads: ReadCache::new(ttl),
             tickets: ReadCache::new(ttl),
             users: ReadCache::new(ttl),
             fleet_views: ReadCache::new(ttl),
@@ -92,7 +100,59 @@ impl ReadCaches {
     }
 }
 
-/// A ticket with all it shows, if it is inside `scope`.
+fn inside(scope: Scope, ticket: &Ticket) -> bool {
+    scope
+        .subscription()
+        .is_none_or(|s| s == ticket.subscription_id)
+}
+
+/// A ticket's head, if the ticket is inside `scope`.
+pub async fn ticket_head(
+    app: &App,
+    id: TicketId,
+    scope: Scope,
+) -> Result<Option<Arc<TicketHead>>, StoreError> {
+    let now = app.now();
+    let writes = app.store.writes();
+    let head = match app.reads.heads.get(&id, writes, now) {
+        Some(head) => head,
+        None => match read_ticket_head(app, id).await? {
+            Some(head) => {
+                let head = Arc::new(head);
+                app.reads.heads.put(id, head.clone(), writes, now);
+                head
+            }
+            None => return Ok(None),
+        },
+    };
+    Ok(inside(scope, &head.ticket).then_some(head))
+}
+
+async fn read_ticket_head(app: &App, id: TicketId) -> Result<Option<TicketHead>, StoreError> {
+    let store = &app.store;
+    let Some(ticket) = store.ticket(id, Scope::Everything).await? else {
+        return Ok(None);
+    };
+    let job = app.job_of(&ticket).await?;
+    let cluster_name = app
+        .cluster_name(ticket.cluster_id)
+        .await?
+        .unwrap_or_default();
+    let requester = store.user(ticket.requester_id).await?;
+    let assignee = match ticket.assignee_id {
+        Some(id) => store.user(id).await?,
+        None => None,
+    };
+    Ok(Some(TicketHead {
+        ticket,
+        job,
+        cluster_name,
+        requester,
+        assignee,
+    }))
+}
+
+/// A ticket with all its pages show, if it is inside `scope`.
 pub async fn ticket_record(
     app: &App,
     id: TicketId,
@@ -111,21 +171,18 @@ pub async fn ticket_record(
             None => return Ok(None),
         },
     };
-    let inside = scope
-        .subscription()
-        .is_none_or(|s| s == record.ticket.subscription_id);
-    Ok(inside.then_some(record))
+    Ok(inside(scope, &record.head.ticket).then_some(record))
 }
 
 async fn read_ticket_record(app: &App, id: TicketId) -> Result<Option<TicketRecord>, StoreError> {
     let store = &app.store;
-    let Some(ticket) = store.ticket(id, Scope::Everything).await? else {
+    let Some(head) = ticket_head(app, id, Scope::Everything).await? else {
         return Ok(None);
     };
+    let ticket = &head.ticket;
     let Some(cluster) = store.cluster(ticket.cluster_id, Scope::Everything).await? else {
         return Ok(None);
     };
-    let job = app.job_of(&ticket).await?;
     let new_cluster = match (ticket.new_cluster_id, ticket.state) {
         (Some(id), TicketState::Completed) => store.cluster(id, Scope::Everything).await?,
         _ => None,
@@ -139,26 +196,18 @@ async fn read_ticket_record(app: &App, id: TicketId) -> Result<Option<TicketReco
         .chain(ticket.assignee_id)
         .collect();
     let names = store.display_names(&people).await?;
-    let requester = store.user(ticket.requester_id).await?;
-    let assignee = match ticket.assignee_id {
-        Some(id) => store.user(id).await?,
-        None => None,
-    };
     let subscription_slug = store
         .subscription(ticket.subscription_id)
         .await?
         .map(|s| s.slug)
         .unwrap_or_default();
     Ok(Some(TicketRecord {
-        ticket,
+        head,
         cluster,
-        job,
         new_cluster,
         messages,
         events,
         names,
-        requester,
-        assignee,
         subscription_slug,
     }))
 }

@@ -133,7 +133,11 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     if let (Some(notify), true) = (dialect::NOTIFY_WORK, c.wakes_workers()) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
-    if let (Some(notify), false) = (dialect::NOTIFY_MAIL, c.outbox.is_empty()) {
+    // Emails written already claimed by this process's relay are no other
+    // relay's to send until that claim runs out: waking them would only
+    // make each poll for nothing.
+    let unclaimed_mail = !c.outbox.is_empty() && c.outbox_claimed_until.is_none();
+    if let (Some(notify), true) = (dialect::NOTIFY_MAIL, unclaimed_mail) {
         sqlx::query(notify).execute(&mut **tx).await?;
     }
     Ok(committed)

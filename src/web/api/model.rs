@@ -290,15 +290,15 @@ pub async fn ticket_out(
     ))
 }
 
-/// A ticket read with all it shows, as the API answers it.
-pub fn ticket_record_out(viewer: &User, record: &crate::desk::read::TicketRecord) -> TicketOut {
+/// A ticket's head, as the API answers it.
+pub fn ticket_head_out(viewer: &User, head: &crate::desk::read::TicketHead) -> TicketOut {
     ticket_out_of(
         viewer,
-        record.ticket.clone(),
-        record.job.as_ref(),
-        record.cluster.name.clone(),
-        record.assignee.as_ref(),
-        record.requester.as_ref(),
+        head.ticket.clone(),
+        head.job.as_ref(),
+        head.cluster_name.clone(),
+        head.assignee.as_ref(),
+        head.requester.as_ref(),
     )
 }
 

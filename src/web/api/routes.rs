@@ -357,10 +357,10 @@ pub async fn ticket(
     ApiUser(user): ApiUser,
     ValidPath(id): ValidPath<String>,
 ) -> AppResult<Json<TicketOut>> {
-    let record = crate::desk::read::ticket_record(&app, parse_id(&id)?, scope_for(&user))
+    let head = crate::desk::read::ticket_head(&app, parse_id(&id)?, scope_for(&user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(ticket_record_out(&user, &record)))
+    Ok(Json(ticket_head_out(&user, &head)))
 }
 
 /// A command on a ticket: `claim`, `approve`, `reject` (reason),

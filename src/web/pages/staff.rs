@@ -317,12 +317,12 @@ async fn staff_ticket_page(
         .await?
         .ok_or_else(AppError::not_found)?;
     let times = times_for(app, &viewer.user);
-    let ticket = record.ticket.clone();
+    let ticket = record.head.ticket.clone();
     let cluster = record.cluster.clone();
-    let job = record.job.clone();
+    let job = record.head.job.clone();
     let messages = record.messages_for(true);
     let events = record.events.clone();
-    let requester = record.requester.clone();
+    let requester = record.head.requester.clone();
     let subscription = record.subscription_slug.clone();
     let names = &record.names;
     let target_as_entered = common::target_as_entered(&ticket);

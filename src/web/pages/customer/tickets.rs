@@ -118,9 +118,9 @@ async fn ticket_page(
         .await?
         .ok_or_else(AppError::not_found)?;
     let times = times_for(app, &viewer.user);
-    let ticket = record.ticket.clone();
+    let ticket = record.head.ticket.clone();
     let cluster = record.cluster.clone();
-    let job = record.job.clone();
+    let job = record.head.job.clone();
     let new_cluster = record.new_cluster.clone();
     let messages = record.messages_for(false);
     let events = record.events.clone();
