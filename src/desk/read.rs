@@ -87,6 +87,9 @@ pub struct ReadCaches {
     /// Catalogs and zones by cluster: for the real fleet, this is also how
     /// late a zone that stopped answering shows as offline.
     pub fleet_views: ReadCache<ClusterId, FleetView>,
+    /// Clusters' timelines as drawn, by cluster, reader's zone and target:
+    /// drawing one is most of a page that shows it.
+    pub timelines: ReadCache<(ClusterId, &'static str, Option<DateTime<Utc>>), String>,
 }
 
 impl ReadCaches {
@@ -96,6 +99,7 @@ impl ReadCaches {
             tickets: ReadCache::new(ttl),
             users: ReadCache::new(ttl),
             fleet_views: ReadCache::new(ttl),
+            timelines: ReadCache::new(ttl),
         }
     }
 }

@@ -77,6 +77,13 @@ pub struct Timeline {
     pub summary: String,
 }
 
+/// A timeline as the HTML pages embed it.
+#[derive(askama::Template)]
+#[template(path = "timeline.html")]
+pub struct TimelineHtml<'a> {
+    pub t: &'a Timeline,
+}
+
 pub struct TimelineInput<'a> {
     pub id: &'a str,
     pub cluster_name: &'a str,

@@ -2,6 +2,9 @@
 //! their timelines, tickets, messages, events and the job's progress.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
 
 use crate::domain::ids::{ClusterId, JobId, UserId};
 use axum::Json;
@@ -18,7 +21,7 @@ use crate::store::{Event, Message, RestoreJob, Scope, Ticket, User};
 use crate::web::ValidPath;
 use crate::web::auth::AnyUser;
 use crate::web::error::{AppError, AppResult};
-use crate::web::timeline::{self, Timeline, TimelineInput};
+use crate::web::timeline::{self, TimelineHtml, TimelineInput};
 use crate::web::views::{Countdown, Stamp, Times, role_label};
 
 /// Parses an id from a path; anything else is simply not found.
@@ -31,7 +34,8 @@ pub struct ClusterCard {
     pub deleted: Option<Stamp>,
     /// Earliest and latest restorable moments.
     pub window: Option<(Stamp, Stamp)>,
-    pub timeline: Timeline,
+    /// The timeline as drawn (HTML this desk rendered and escaped).
+    pub timeline: Arc<String>,
     pub offline_zones: String,
 }
 
@@ -47,22 +51,34 @@ pub async fn cluster_card(
     times: &Times,
     target: Option<DateTime<Utc>>,
 ) -> AppResult<ClusterCard> {
+    // Counted before reading, so a write meanwhile makes the drawing stale.
+    let writes = app.store.writes();
     let backups = cluster_backups(app, &cluster).await?;
     let (catalog, online, window) = (&backups.view.catalog, backups.view.online, backups.window);
-    let policy = app.policy();
-    let id = format!("tl-{}", cluster.id.uuid().simple());
-    let timeline = timeline::build(&TimelineInput {
-        id: &id,
-        cluster_name: &cluster.name,
-        catalog,
-        online,
-        window,
-        deleted_at: cluster.deleted_at,
-        target,
-        policy,
-        now: times.now,
-        zone: times.zone,
-    });
+    let key = (cluster.id, times.zone.name(), target);
+    let timeline = match app.reads.timelines.get(&key, writes, times.now) {
+        Some(drawn) => drawn,
+        None => {
+            let id = format!("tl-{}", cluster.id.uuid().simple());
+            let timeline = timeline::build(&TimelineInput {
+                id: &id,
+                cluster_name: &cluster.name,
+                catalog,
+                online,
+                window,
+                deleted_at: cluster.deleted_at,
+                target,
+                policy: app.policy(),
+                now: times.now,
+                zone: times.zone,
+            });
+            let drawn = Arc::new(TimelineHtml { t: &timeline }.render()?);
+            app.reads
+                .timelines
+                .put(key, drawn.clone(), writes, times.now);
+            drawn
+        }
+    };
     let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
         .into_iter()
         .filter(|z| !online.contains(*z))
