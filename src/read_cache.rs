@@ -9,6 +9,7 @@
 //! its own write therefore always sees that write.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,6 +95,43 @@ impl<K: Eq + Hash + Clone, V> ReadCache<K, V> {
                 now,
             },
         );
+    }
+
+    /// The value remembered for `key`, or what `read` answers, remembered.
+    /// `writes` must be the store's count taken before `read` begins.
+    pub async fn get_or_read<E>(
+        &self,
+        key: K,
+        writes: u64,
+        now: DateTime<Utc>,
+        read: impl Future<Output = Result<V, E>>,
+    ) -> Result<Arc<V>, E> {
+        if let Some(value) = self.get(&key, writes, now) {
+            return Ok(value);
+        }
+        let value = Arc::new(read.await?);
+        self.put(key, value.clone(), writes, now);
+        Ok(value)
+    }
+
+    /// As `get_or_read`, for a read that may find nothing: nothing is not
+    /// remembered.
+    pub async fn get_or_read_some<E>(
+        &self,
+        key: K,
+        writes: u64,
+        now: DateTime<Utc>,
+        read: impl Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<Arc<V>>, E> {
+        if let Some(value) = self.get(&key, writes, now) {
+            return Ok(Some(value));
+        }
+        let Some(value) = read.await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        self.put(key, value.clone(), writes, now);
+        Ok(Some(value))
     }
 
     /// Forgets what was read for `key`.

@@ -110,7 +110,6 @@ impl Progress for NoProgress {
 /// What the fleet says of a cluster's backups at one moment: its catalog
 /// and the zones that can serve a restore. Every check of a target reads
 /// this, then asks the domain.
-#[derive(Clone)]
 pub struct FleetView {
     pub catalog: Catalog,
     pub online: ZoneSet,

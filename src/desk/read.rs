@@ -19,7 +19,7 @@ use crate::store::{Event, Message, RestoreJob, Scope, StoreError, Ticket, User};
 /// A cluster's backups as of one moment: the catalog, the zones that can
 /// serve a restore, and the restorable window they give.
 pub struct ClusterBackups {
-    pub view: FleetView,
+    pub view: Arc<FleetView>,
     pub window: Option<Window>,
     pub now: DateTime<Utc>,
 }
@@ -29,16 +29,16 @@ pub struct ClusterBackups {
 pub async fn cluster_backups(app: &App, cluster: &Cluster) -> Result<ClusterBackups, DeskError> {
     let now = app.now();
     let writes = app.store.writes();
-    let view = match app.reads.fleet_views.get(&cluster.id, writes, now) {
-        Some(view) => (*view).clone(),
-        None => {
-            let view = FleetView::read(&*app.backend, cluster).await?;
-            app.reads
-                .fleet_views
-                .put(cluster.id, Arc::new(view.clone()), writes, now);
-            view
-        }
-    };
+    let view = app
+        .reads
+        .fleet_views
+        .get_or_read(
+            cluster.id,
+            writes,
+            now,
+            FleetView::read(&*app.backend, cluster),
+        )
+        .await?;
     let window = restorable_window(&view.catalog, &cluster.life(), &app.policy(), now);
     Ok(ClusterBackups { view, window, now })
 }
@@ -116,18 +116,13 @@ pub async fn ticket_head(
     id: TicketId,
     scope: Scope,
 ) -> Result<Option<Arc<TicketHead>>, StoreError> {
-    let now = app.now();
-    let writes = app.store.writes();
-    let head = match app.reads.heads.get(&id, writes, now) {
-        Some(head) => head,
-        None => match read_ticket_head(app, id).await? {
-            Some(head) => {
-                let head = Arc::new(head);
-                app.reads.heads.put(id, head.clone(), writes, now);
-                head
-            }
-            None => return Ok(None),
-        },
+    let head = app
+        .reads
+        .heads
+        .get_or_read_some(id, app.store.writes(), app.now(), read_ticket_head(app, id))
+        .await?;
+    let Some(head) = head else {
+        return Ok(None);
     };
     Ok(inside(scope, &head.ticket).then_some(head))
 }
@@ -162,18 +157,18 @@ pub async fn ticket_record(
     id: TicketId,
     scope: Scope,
 ) -> Result<Option<Arc<TicketRecord>>, StoreError> {
-    let now = app.now();
-    let writes = app.store.writes();
-    let record = match app.reads.tickets.get(&id, writes, now) {
-        Some(record) => record,
-        None => match read_ticket_record(app, id).await? {
-            Some(record) => {
-                let record = Arc::new(record);
-                app.reads.tickets.put(id, record.clone(), writes, now);
-                record
-            }
-            None => return Ok(None),
-        },
+    let record = app
+        .reads
+        .tickets
+        .get_or_read_some(
+            id,
+            app.store.writes(),
+            app.now(),
+            read_ticket_record(app, id),
+        )
+        .await?;
+    let Some(record) = record else {
+        return Ok(None);
     };
     Ok(inside(scope, &record.head.ticket).then_some(record))
 }
@@ -218,12 +213,10 @@ async fn read_ticket_record(app: &App, id: TicketId) -> Result<Option<TicketReco
 
 /// A user, remembered for a moment: every signed-in request checks its user.
 pub async fn user(app: &App, id: UserId) -> Result<Option<User>, StoreError> {
-    let now = app.now();
-    let writes = app.store.writes();
-    if let Some(user) = app.reads.users.get(&id, writes, now) {
-        return Ok((*user).clone());
-    }
-    let user = app.store.user(id).await?;
-    app.reads.users.put(id, Arc::new(user.clone()), writes, now);
-    Ok(user)
+    let user = app
+        .reads
+        .users
+        .get_or_read(id, app.store.writes(), app.now(), app.store.user(id))
+        .await?;
+    Ok((*user).clone())
 }

@@ -56,29 +56,27 @@ pub async fn cluster_card(
     let backups = cluster_backups(app, &cluster).await?;
     let (catalog, online, window) = (&backups.view.catalog, backups.view.online, backups.window);
     let key = (cluster.id, times.zone.name(), target);
-    let timeline = match app.reads.timelines.get(&key, writes, times.now) {
-        Some(drawn) => drawn,
-        None => {
-            let id = format!("tl-{}", cluster.id.uuid().simple());
-            let timeline = timeline::build(&TimelineInput {
-                id: &id,
-                cluster_name: &cluster.name,
-                catalog,
-                online,
-                window,
-                deleted_at: cluster.deleted_at,
-                target,
-                policy: app.policy(),
-                now: times.now,
-                zone: times.zone,
-            });
-            let drawn = Arc::new(TimelineHtml { t: &timeline }.render()?);
-            app.reads
-                .timelines
-                .put(key, drawn.clone(), writes, times.now);
-            drawn
-        }
+    let draw = async {
+        let id = format!("tl-{}", cluster.id.uuid().simple());
+        let timeline = timeline::build(&TimelineInput {
+            id: &id,
+            cluster_name: &cluster.name,
+            catalog,
+            online,
+            window,
+            deleted_at: cluster.deleted_at,
+            target,
+            policy: app.policy(),
+            now: times.now,
+            zone: times.zone,
+        });
+        TimelineHtml { t: &timeline }.render()
     };
+    let timeline = app
+        .reads
+        .timelines
+        .get_or_read(key, writes, times.now, draw)
+        .await?;
     let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
         .into_iter()
         .filter(|z| !online.contains(*z))
