@@ -277,13 +277,14 @@ async fn disabling_a_user_ends_their_sessions_and_tokens(postgres: bool) {
     assert_eq!(fresh.get("/tickets").await.status(), StatusCode::OK);
 }
 
-/// Two desk processes on one database, and Alice's one API token used on
-/// each: `here` on the first, `there` on the second.
+/// Two desk processes on one database with the settings `args`, and
+/// Alice's one API token used on each: `here` on the first, `there` on the
+/// second.
 async fn alice_on_two_desks(
     postgres: bool,
-    cache_ms: &str,
+    args: &[&str],
 ) -> (TestApp, restore_desk::app::App, Api, Api) {
-    let t = spawn_app(postgres, &["--api-token-cache-ms", cache_ms]).await;
+    let t = spawn_app(postgres, args).await;
     let (other_base, other) = t.another_server().await;
     let here = Api::signed_in(&t.base, "alice@contoso.example").await;
     let mut there = Api::new(&other_base);
@@ -292,7 +293,8 @@ async fn alice_on_two_desks(
 }
 
 async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(postgres: bool) {
-    let (t, _other, here, there) = alice_on_two_desks(postgres, "1000").await;
+    let (t, _other, here, there) =
+        alice_on_two_desks(postgres, &["--api-token-cache-ms", "1000"]).await;
     // Both desks check the token and remember it.
     assert_eq!(here.get("/api/v1/me").await.0, StatusCode::OK);
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
@@ -332,7 +334,8 @@ async fn a_revoked_token_ends_here_at_once_and_elsewhere_within_the_cache_time(p
 }
 
 async fn with_no_cache_time_every_call_asks_the_database(postgres: bool) {
-    let (_t, other, here, there) = alice_on_two_desks(postgres, "0").await;
+    let (_t, other, here, there) =
+        alice_on_two_desks(postgres, &["--api-token-cache-ms", "0"]).await;
     assert_eq!(there.get("/api/v1/me").await.0, StatusCode::OK);
     assert!(other.api_tokens.is_empty());
     let (status, _) = here.post("/api/v1/logout", json!({})).await;
@@ -363,11 +366,7 @@ async fn a_ticket_read_on_two_desks(t: &TestApp, here: &Api, there: &Api) -> (St
 }
 
 async fn a_read_shows_this_desks_writes_at_once_and_anothers_within_the_cache_time(postgres: bool) {
-    let t = spawn_app(postgres, &["--read-cache-ms", "1000"]).await;
-    let (other_base, _other) = t.another_server().await;
-    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
-    let mut there = Api::new(&other_base);
-    there.token = here.token.clone();
+    let (t, _other, here, there) = alice_on_two_desks(postgres, &["--read-cache-ms", "1000"]).await;
     let (path, version) = a_ticket_read_on_two_desks(&t, &here, &there).await;
 
     let (status, body) = here
@@ -384,11 +383,7 @@ async fn a_read_shows_this_desks_writes_at_once_and_anothers_within_the_cache_ti
 }
 
 async fn with_no_read_cache_time_every_read_asks_the_database(postgres: bool) {
-    let t = spawn_app(postgres, &["--read-cache-ms", "0"]).await;
-    let (other_base, _other) = t.another_server().await;
-    let here = Api::signed_in(&t.base, "alice@contoso.example").await;
-    let mut there = Api::new(&other_base);
-    there.token = here.token.clone();
+    let (t, _other, here, there) = alice_on_two_desks(postgres, &["--read-cache-ms", "0"]).await;
     let (path, version) = a_ticket_read_on_two_desks(&t, &here, &there).await;
     let (status, body) = here
         .post(&format!("{path}/cancel"), json!({ "version": version }))

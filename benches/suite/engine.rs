@@ -115,6 +115,17 @@ async fn count_done(url: &str) -> i64 {
     done
 }
 
+/// Waits until all `jobs` succeeded, looking seldom to keep out of the way.
+async fn wait_for_done(url: &str, jobs: i64) {
+    let probe = Probe::open(url).await;
+    wait_until(StdDuration::from_secs(900), async || {
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+        probe.done().await == jobs
+    })
+    .await;
+    probe.close().await;
+}
+
 /// Seconds from the first job's start to the last job's success, from the
 /// events the engine committed: process start-up is not counted.
 async fn busy_seconds(url: &str) -> f64 {
@@ -134,11 +145,33 @@ async fn busy_seconds(url: &str) -> f64 {
     (last - first).num_microseconds().unwrap() as f64 / 1e6
 }
 
-async fn ours_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
+/// A fresh database holding `jobs` no-op jobs ready to run.
+async fn with_jobs(db: Db, jobs: i64) -> BenchDb {
     let bench_db = BenchDb::new(db).await;
     let app = desk(&bench_db, &[]).await;
     seed_jobs(&app, 100_000, jobs).await;
     drop(app);
+    bench_db
+}
+
+/// A `restore-desk worker` on `bench_db` with no-op steps, writing its
+/// emails into `mail`, with no log unless asked.
+fn worker(bench_db: &BenchDb, mail: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("worker")
+        .env("DATABASE_URL", &bench_db.url)
+        .env("SANDBOX_STEP_MS", "0")
+        .env("WORKERS", "2")
+        .env("SCHEDULER_SECONDS", "3600")
+        .env("MAIL_DIR", mail.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+async fn ours_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
+    let bench_db = with_jobs(db, jobs).await;
     // The emails the jobs send go to files in memory: the figure is the
     // engine's, and creating thousands of files on a disk measures its file
     // system (a profile showed ext4's inode allocation in a fifth of the
@@ -147,30 +180,16 @@ async fn ours_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
     let workers = Workers(
         (0..processes)
             .map(|_| {
-                Command::new(BIN)
-                    .arg("worker")
-                    .env("DATABASE_URL", &bench_db.url)
-                    .env("SANDBOX_STEP_MS", "0")
-                    .env("WORKERS", "2")
-                    .env("SCHEDULER_SECONDS", "3600")
+                worker(&bench_db, &mail)
                     .env("RUST_LOG", "error")
-                    .env("MAIL_DIR", mail.path())
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
                     .spawn()
                     .expect("worker")
             })
             .collect(),
     );
     // The rate comes from the events' timestamps, so how often this looks
-    // does not change it; looking seldom keeps the probe out of the way.
-    let probe = Probe::open(&bench_db.url).await;
-    wait_until(StdDuration::from_secs(900), async || {
-        tokio::time::sleep(StdDuration::from_millis(200)).await;
-        probe.done().await == jobs
-    })
-    .await;
-    probe.close().await;
+    // does not change it.
+    wait_for_done(&bench_db.url, jobs).await;
     drop(workers);
     let seconds = busy_seconds(&bench_db.url).await;
     bench_db.drop_now().await;
@@ -182,35 +201,18 @@ async fn ours_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
 /// and their delivery, its polls), against the loop's, counted as it runs.
 async fn statements_per_job(db: Db) -> (f64, f64) {
     let jobs = 200;
-    let bench_db = BenchDb::new(db).await;
-    let app = desk(&bench_db, &[]).await;
-    seed_jobs(&app, 100_000, jobs).await;
-    drop(app);
+    let bench_db = with_jobs(db, jobs).await;
     let mail = in_memory_dir();
     let log = tempfile::NamedTempFile::new().unwrap();
     let worker = Workers(vec![
-        Command::new(BIN)
-            .arg("worker")
-            .env("DATABASE_URL", &bench_db.url)
-            .env("SANDBOX_STEP_MS", "0")
-            .env("WORKERS", "2")
-            .env("SCHEDULER_SECONDS", "3600")
+        worker(&bench_db, &mail)
             .env("RUST_LOG", "error,sqlx::query=debug")
             .env("LOG_FORMAT", "json")
-            .env("MAIL_DIR", mail.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("worker"),
     ]);
-    let probe = Probe::open(&bench_db.url).await;
-    wait_until(StdDuration::from_secs(300), async || {
-        tokio::time::sleep(StdDuration::from_millis(200)).await;
-        probe.done().await == jobs
-    })
-    .await;
-    probe.close().await;
+    wait_for_done(&bench_db.url, jobs).await;
     // Its emails are delivered (and settled) a moment after the last job.
     tokio::time::sleep(StdDuration::from_secs(2)).await;
     drop(worker);
@@ -229,10 +231,7 @@ async fn statements_per_job(db: Db) -> (f64, f64) {
     }
     bench_db.drop_now().await;
 
-    let bench_db = BenchDb::new(db).await;
-    let app = desk(&bench_db, &[]).await;
-    seed_jobs(&app, 100_000, jobs).await;
-    drop(app);
+    let bench_db = with_jobs(db, jobs).await;
     super::support::count_statements(true);
     run_baseline(&bench_db, db, 1).await;
     let baseline = super::support::count_statements(false);
@@ -381,10 +380,7 @@ baseline_loop!(
 );
 
 async fn baseline_throughput(db: Db, processes: usize, jobs: i64) -> f64 {
-    let bench_db = BenchDb::new(db).await;
-    let app = desk(&bench_db, &[]).await;
-    seed_jobs(&app, 100_000, jobs).await;
-    drop(app);
+    let bench_db = with_jobs(db, jobs).await;
     let started = run_baseline(&bench_db, db, processes).await;
     let elapsed = started.expect("some job ran").elapsed();
     assert_eq!(count_done(&bench_db.url).await, jobs);
