@@ -225,13 +225,33 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
         "nothing runs on"
     );
 
-    // The step runs again from the start and completes.
+    // The step runs again from the start and completes, leaving the
+    // source's queue of WAL being pushed to the zones alone (a restore of
+    // the same stanza empties the spool queue it is given).
+    let source_queue = fleet
+        .root
+        .path()
+        .join("fleet/spool/archive")
+        .join(source.id.to_string());
+    std::fs::create_dir_all(&source_queue).unwrap();
+    let queued = source_queue.join("queued-by-the-source");
+    std::fs::write(&queued, "").unwrap();
+    let owned = std::process::Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&source_queue)
+        .status()
+        .unwrap();
+    assert!(owned.success());
     fleet
         .backend
         .restore_snapshot(&job, &plan, &NoProgress, &none)
         .await
         .unwrap();
     assert_eq!(fleet.restores(), vec![dir.clone()], "one data directory");
+    assert!(
+        queued.exists(),
+        "the restore emptied the source's spool queue"
+    );
 
     // Replay cut short with the server half started, then the restore step
     // run again (a new worker after a crash): the server is stopped first.

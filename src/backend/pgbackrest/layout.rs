@@ -191,6 +191,14 @@ impl ClusterHome {
     pub fn restore_pid(&self) -> PathBuf {
         self.0.join("restore.pid")
     }
+    /// pgBackRest's spool folder for a restore into this folder. A restore
+    /// empties its stanza's spool queue, and the source's stanza is the
+    /// same: with the fleet's spool it would delete the WAL the running
+    /// source is pushing asynchronously (and fail when a file lands there
+    /// mid-delete).
+    pub fn restore_spool(&self) -> PathBuf {
+        self.0.join("spool")
+    }
 }
 
 /// The stanza of a cluster: its id.

@@ -147,6 +147,8 @@ impl Backend for PgBackRestBackend {
             .map_err(io_step("creating the data directory"))?;
         make_dir(&home.socket_dir(), &self.user, 0o700)
             .map_err(io_step("creating the socket directory"))?;
+        make_dir(&home.restore_spool(), &self.user, 0o700)
+            .map_err(io_step("creating the spool directory"))?;
         if state.promoted {
             state.promoted = false;
             state.last_replayed_commit = None;
@@ -166,7 +168,11 @@ impl Backend for PgBackRestBackend {
             .arg(format!("--pg1-path={}", home.data().display()))
             .arg("--log-level-console=detail")
             .arg("--log-level-stderr=warn")
-            .arg("restore");
+            .arg("restore")
+            // A spool of its own (see `restore_spool`), from the environment
+            // so pgBackRest leaves it out of the `restore_command` it writes:
+            // synchronous archive-get refuses the option.
+            .env("PGBACKREST_SPOOL_PATH", home.restore_spool());
         let detail = format!("restoring snapshot {} from {}", plan.snapshot_id, plan.zone);
         progress.report(0.0, &detail);
         // Like the sandbox, give up when an admin takes the zone offline.
