@@ -44,6 +44,8 @@ pub struct App {
     pub api_tokens: Arc<TokenCache>,
     /// Tickets and users read lately, trusted until this process writes.
     pub reads: Arc<crate::desk::read::ReadCaches>,
+    /// The key endpoint secrets are derived from.
+    pub secret_key: crate::notify::post::SecretKey,
     /// This process's name among the desk's processes: host, pid and a
     /// random suffix (worker names and duty leases start with it).
     pub instance: Arc<str>,

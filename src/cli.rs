@@ -136,6 +136,14 @@ pub async fn build_with_fleet(
         settings.api_token_cache_ms.max(0),
     )));
     let settings_read_cache = settings.read_cache();
+    let secret_key = match &settings.secret_key {
+        Some(key) if !key.trim().is_empty() => key.clone(),
+        _ => {
+            store
+                .ensure_secret("endpoint_key", &crate::notify::post::SecretKey::generate())
+                .await?
+        }
+    };
     let app = App {
         settings: Arc::new(settings),
         store,
@@ -149,6 +157,7 @@ pub async fn build_with_fleet(
         cluster_names: Arc::default(),
         api_tokens,
         reads: Arc::new(crate::desk::read::ReadCaches::new(settings_read_cache)),
+        secret_key: crate::notify::post::SecretKey::new(&secret_key),
         instance: engine::process_name().into(),
     };
     Ok((app, fleet))

@@ -124,6 +124,47 @@ pub struct Settings {
     )]
     pub mail_from: String,
 
+    /// The key endpoint secrets are derived from. Every process of one desk
+    /// needs the same; unset, the desk keeps a key of its own in its
+    /// database (fine for one machine; set it where backups of the database
+    /// travel further than the desk does). Changing it changes every secret.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+
+    /// Longest a post to an endpoint (resolve, connect, send, answer) may
+    /// take before the attempt counts as failed and is retried later.
+    #[arg(
+        long,
+        env = "WEBHOOK_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout_seconds: u64,
+
+    /// Accept plain `http://127.0.0.1:…` endpoints: a receiver on this
+    /// machine, for trials and tests. Everything else must be HTTPS.
+    #[arg(
+        long,
+        env = "WEBHOOK_ALLOW_HTTP_LOOPBACK",
+        default_value = "false",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_http_loopback: bool,
+
+    /// Accept endpoints on private, loopback and link-local addresses (an
+    /// admin's choice for receivers inside their own network).
+    #[arg(
+        long,
+        env = "WEBHOOK_ALLOW_PRIVATE",
+        default_value = "false",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_private: bool,
+
     /// How long each simulated restore step takes (sandbox backend).
     #[arg(long, env = "SANDBOX_STEP_MS", default_value_t = 3000, global = true)]
     pub sandbox_step_ms: u64,
@@ -322,6 +363,20 @@ impl Settings {
             ports: self.fleet_ports.clone(),
             replay_timeout: std::time::Duration::from_secs(600),
         }
+    }
+
+    /// Which addresses endpoints may have.
+    pub fn url_policy(&self) -> crate::domain::endpoint::UrlPolicy {
+        crate::domain::endpoint::UrlPolicy {
+            allow_http_loopback: self.webhook_allow_http_loopback,
+            allow_private: self.webhook_allow_private,
+        }
+    }
+
+    /// A post's bound: at least a second, and inside the claim's send budget.
+    pub fn webhook_timeout(&self) -> std::time::Duration {
+        let budget = crate::notify::relay::SEND_BUDGET.num_seconds() as u64 - 5;
+        std::time::Duration::from_secs(self.webhook_timeout_seconds.clamp(1, budget))
     }
 
     /// The SMTP exchange's bound: at least a second, and short enough that

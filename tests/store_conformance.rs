@@ -106,6 +106,7 @@ fn outbox(ticket: &Ticket, key: &str) -> NewOutboxMessage {
         subject: format!("[{}] test", ticket.reference()),
         text_body: "text".into(),
         html_body: "<p>html</p>".into(),
+        endpoint_id: None,
     }
 }
 

@@ -37,6 +37,8 @@ struct World {
     cluster_a: String,
     cluster_b: String,
     sam_id: String,
+    /// alice's webhook (contoso).
+    endpoint_a: String,
 }
 
 async fn world(t: &TestApp) -> World {
@@ -77,6 +79,13 @@ async fn world(t: &TestApp) -> World {
         .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     let (_, me) = sam.get("/api/v1/me").await;
+    let (status, endpoint) = alice
+        .post(
+            "/api/v1/endpoints",
+            json!({"kind": "webhook", "url": "https://93.184.216.34/hook", "events": ["job.failed"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
     let ticket = |v: &Value| uuid::Uuid::parse_str(v["id"].as_str().unwrap()).unwrap();
     World {
         ticket_a: t
@@ -97,6 +106,7 @@ async fn world(t: &TestApp) -> World {
         cluster_a,
         cluster_b,
         sam_id: me["id"].as_str().unwrap().to_string(),
+        endpoint_a: endpoint["endpoint"]["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -119,6 +129,7 @@ async fn role_route_matrix(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let w = world(&t).await;
     let (a, b, job) = (w.ticket_a.id, w.ticket_b.id, &w.job_id);
+    let ea = &w.endpoint_a;
     let (ca, cb) = (&w.cluster_a, &w.cluster_b);
 
     // ------------------------------------------------------------ pages
@@ -348,6 +359,12 @@ async fn role_route_matrix(postgres: bool) {
         ("/api/v1/faults".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/outbox".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/audit".into(), [401, 403, 403, 403, 200]),
+        ("/api/v1/endpoints".into(), [401, 200, 200, 403, 200]),
+        (format!("/api/v1/endpoints/{ea}"), [401, 200, 404, 403, 404]),
+        (
+            format!("/api/v1/endpoints/{ea}/deliveries"),
+            [401, 200, 404, 403, 404],
+        ),
         ("/api/v1/openapi.json".into(), [200, 200, 200, 200, 200]),
         ("/api/v1/nothing-here".into(), [404, 404, 404, 404, 404]),
     ];
@@ -375,6 +392,36 @@ async fn role_route_matrix(postgres: bool) {
     assert!(!bob_clusters.to_string().contains("orders-prod"));
 
     let api_writes: Vec<(Method, String, Value, Expect)> = vec![
+        (
+            Method::POST,
+            format!("/api/v1/endpoints/{ea}/test"),
+            json!({}),
+            [401, 0, 404, 403, 404],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/endpoints/{ea}/rotate"),
+            json!({}),
+            [401, 0, 404, 403, 404],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/endpoints/{ea}"),
+            json!({"enabled": false}),
+            [401, 0, 404, 403, 404],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/endpoints/{ea}"),
+            json!({}),
+            [401, 0, 404, 403, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/endpoints".into(),
+            json!({"kind": "slack", "url": "https://93.184.216.34/chat", "events": ["ticket.filed"]}),
+            [401, 422, 422, 403, 0],
+        ),
         (
             Method::POST,
             format!("/api/v1/tickets/{a}/claim"),
@@ -579,6 +626,14 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("delete", "/api/v1/faults"),
         ("get", "/api/v1/outbox"),
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/endpoints"),
+        ("post", "/api/v1/endpoints"),
+        ("get", "/api/v1/endpoints/{id}"),
+        ("patch", "/api/v1/endpoints/{id}"),
+        ("delete", "/api/v1/endpoints/{id}"),
+        ("post", "/api/v1/endpoints/{id}/rotate"),
+        ("post", "/api/v1/endpoints/{id}/test"),
+        ("get", "/api/v1/endpoints/{id}/deliveries"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in routes {

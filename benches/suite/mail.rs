@@ -115,6 +115,7 @@ fn row(i: usize) -> NewOutboxMessage {
         subject: format!("[RD-{i:06}] Restore complete"),
         text_body: "Hello Alice,\n\nThe restore is complete.\n".repeat(10),
         html_body: "<p>Hello Alice,</p><p>The restore is complete.</p>".repeat(10),
+        endpoint_id: None,
     }
 }
 
@@ -162,6 +163,7 @@ pub async fn run() -> Vec<Figure> {
             subject: new.subject,
             text_body: new.text_body,
             html_body: new.html_body,
+            endpoint_id: None,
             status: OutboxStatus::Pending,
             attempts: 1,
             claim: 1,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod commands;
+pub mod endpoints;
 pub mod filing;
 pub mod notices;
 pub mod read;

@@ -55,7 +55,7 @@ async fn recipients(
 }
 
 /// Renders `notices` about `ticket` (as it is after the change) for every
-/// recipient. `cause` names the change: with the kind and the recipient it
+/// recipient, and posts them to every endpoint that asked for them. `cause` names the change: with the kind and the recipient it
 /// forms the dedupe key, so one change never emails anyone twice.
 pub async fn outbox_for(
     app: &App,
@@ -104,8 +104,10 @@ pub async fn outbox_for(
                 subject: email.subject,
                 text_body: email.text,
                 html_body: email.html,
+                endpoint_id: None,
             });
         }
     }
+    rows.extend(super::endpoints::posts_for(app, ticket, source_cluster, notices, cause).await?);
     Ok(rows)
 }

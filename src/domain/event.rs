@@ -38,6 +38,12 @@ string_enum! {
         FaultAdd = "fault_add",
         FaultClear = "fault_clear",
         ClusterDelete = "cluster_delete",
+        EndpointCreate = "endpoint_create",
+        EndpointRotate = "endpoint_rotate",
+        EndpointDisable = "endpoint_disable",
+        EndpointEnable = "endpoint_enable",
+        EndpointDelete = "endpoint_delete",
+        EndpointTest = "endpoint_test",
     }
 }
 
@@ -106,6 +112,12 @@ impl EventAction {
             A::FaultAdd => "Fault armed",
             A::FaultClear => "Faults cleared",
             A::ClusterDelete => "Cluster deleted",
+            A::EndpointCreate => "Endpoint added",
+            A::EndpointRotate => "Endpoint secret rotated",
+            A::EndpointDisable => "Endpoint disabled",
+            A::EndpointEnable => "Endpoint enabled",
+            A::EndpointDelete => "Endpoint removed",
+            A::EndpointTest => "Test event sent",
         }
     }
 
@@ -140,6 +152,12 @@ impl EventAction {
                 | A::FaultAdd
                 | A::FaultClear
                 | A::ClusterDelete
+                | A::EndpointCreate
+                | A::EndpointRotate
+                | A::EndpointDisable
+                | A::EndpointEnable
+                | A::EndpointDelete
+                | A::EndpointTest
         )
     }
 }

@@ -114,6 +114,10 @@ id_type!(
     /// A customer account.
     SubscriptionId
 );
+id_type!(
+    /// A place notices are posted to: a signed webhook or a team chat.
+    EndpointId
+);
 
 #[cfg(test)]
 mod tests {

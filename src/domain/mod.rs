@@ -7,6 +7,7 @@ pub mod actor;
 pub mod catalog;
 pub mod cluster;
 pub mod email;
+pub mod endpoint;
 pub mod error_code;
 pub mod event;
 pub mod ids;

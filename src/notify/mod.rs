@@ -2,6 +2,7 @@
 //! that delivers the outbox.
 
 pub mod compose;
+pub mod post;
 pub mod relay;
 pub mod transport;
 

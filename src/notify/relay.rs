@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::post::Poster;
 use super::transport::{Mailer, SendError};
 use crate::app::App;
 use crate::clock::Clock;
@@ -73,13 +74,16 @@ impl DeliveryPolicy {
 }
 
 /// What the relay needs of the application: the outbox, the time, the
-/// wake-up for new mail, the sender's address and the shutdown grace.
+/// wake-up for new mail, the sender's address, the poster for endpoints,
+/// the desk's address for links, and the shutdown grace.
 #[derive(Clone)]
 pub struct RelayContext {
     pub store: DynStore,
     pub clock: Arc<dyn Clock>,
     pub mail_ready: Arc<Notify>,
     pub mail_from: String,
+    pub poster: Arc<Poster>,
+    pub public_url: String,
     pub shutdown_grace: StdDuration,
 }
 
@@ -96,6 +100,13 @@ impl From<&App> for RelayContext {
             clock: app.clock.clone(),
             mail_ready: app.mail_ready.clone(),
             mail_from: app.settings.mail_from.clone(),
+            poster: Arc::new(Poster::new(
+                app.store.clone(),
+                app.secret_key.clone(),
+                app.settings.url_policy(),
+                app.settings.webhook_timeout(),
+            )),
+            public_url: app.settings.public_url(),
             shutdown_grace: StdDuration::from_secs(app.settings.shutdown_grace_seconds),
         }
     }
@@ -191,6 +202,9 @@ impl Relay {
 
     #[tracing::instrument(skip_all, fields(outbox = %message.id, kind = %message.kind, attempt = message.attempts + 1))]
     async fn deliver(&self, message: &OutboxMessage) -> Delivery {
+        if message.endpoint_id.is_some() {
+            return self.post(message).await;
+        }
         let outcome = match self.email(message) {
             Ok(email) => self.mailer.send(message.id, &email).await,
             Err(error) => Err(SendError::Permanent(error)),
@@ -214,6 +228,59 @@ impl Relay {
             Err(SendError::Transient(error)) => {
                 tracing::warn!(to = %message.recipient, %error, "email not sent yet");
                 self.after_transient(message, error, now)
+            }
+        }
+    }
+
+    /// A post to an endpoint, with the same retries as an email.
+    async fn post(&self, message: &OutboxMessage) -> Delivery {
+        let outcome = self.context.poster.post(message, self.now()).await;
+        let now = self.now();
+        let label = match &outcome {
+            Ok(()) => "delivered",
+            Err(SendError::Permanent(_)) => "refused",
+            Err(SendError::Transient(_)) => "deferred",
+        };
+        metrics::counter!("restore_desk_post_attempts_total", "outcome" => label).increment(1);
+        match outcome {
+            Ok(()) => {
+                tracing::info!(event = %message.subject, "posted to endpoint");
+                Delivery::Sent { at: now }
+            }
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(event = %message.subject, %error, "post refused for good");
+                Delivery::Failed { at: now, error }
+            }
+            Err(SendError::Transient(error)) => {
+                tracing::warn!(event = %message.subject, %error, "post not delivered yet");
+                self.after_transient(message, error, now)
+            }
+        }
+    }
+
+    /// A post given up for good — at the horizon, after failing that long,
+    /// or refused outright — disables its endpoint and tells its owner by
+    /// email. An endpoint disabled or removed already is left as it is.
+    async fn endpoint_gave_up(&self, message: &OutboxMessage, error: &str) {
+        let Some(endpoint_id) = message.endpoint_id else {
+            return;
+        };
+        let disabled = crate::desk::endpoints::disable_failing(
+            &self.context.store,
+            endpoint_id,
+            error,
+            self.now(),
+            &self.context.public_url,
+        )
+        .await;
+        match disabled {
+            Ok(true) => {
+                tracing::warn!(endpoint = %endpoint_id, "endpoint failing for the whole horizon: disabled, owner told");
+                self.context.mail_ready.notify_one();
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(endpoint = %endpoint_id, %error, "cannot disable a failing endpoint");
             }
         }
     }
@@ -295,7 +362,13 @@ impl Relay {
             return Ok(false);
         }
         let outcome = self.deliver(message).await;
-        self.settle(message, &outcome).await?;
+        let settled = self.settle(message, &outcome).await?;
+        if let Delivery::Failed { error, .. } = &outcome
+            && settled
+            && message.endpoint_id.is_some()
+        {
+            self.endpoint_gave_up(message, error).await;
+        }
         Ok(true)
     }
 

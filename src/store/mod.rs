@@ -419,6 +419,23 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_outbox(&self, id: Uuid, claim: i64, outcome: &Delivery) -> StoreResult<bool>;
     async fn outbox(&self, query: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>>;
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// Posts to one endpoint, newest first: its delivery log.
+    async fn endpoint_deliveries(
+        &self,
+        endpoint_id: EndpointId,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+
+    // Endpoints.
+    /// The desk's secret `name`: `candidate` if none was kept yet (then
+    /// kept), else the one kept first, whoever asks.
+    async fn ensure_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+    async fn endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>>;
+    async fn endpoints(&self, owner: EndpointOwner) -> StoreResult<Vec<Endpoint>>;
+    /// Enabled endpoints that hear a ticket of `subscription`: its own and
+    /// staff's.
+    async fn endpoints_hearing(&self, subscription: SubscriptionId) -> StoreResult<Vec<Endpoint>>;
+
     /// Rows per state of `tickets` or `restore_jobs`.
     async fn state_counts(&self, table: &'static str) -> StoreResult<Vec<(String, i64)>>;
 }

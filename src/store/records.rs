@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use crate::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId, UserId};
+pub use crate::domain::endpoint::{Endpoint, EndpointKind, EventType};
+pub use crate::domain::ids::{ClusterId, EndpointId, JobId, SubscriptionId, TicketId, UserId};
 
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::{Zone, ZoneSet};
@@ -240,6 +241,9 @@ pub struct NewOutboxMessage {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
+    /// A post to this endpoint rather than an email: `recipient` is its
+    /// URL, `subject` the event type and `text_body` the JSON body.
+    pub endpoint_id: Option<EndpointId>,
 }
 
 /// Administration's writes, each committed with its audit event.
@@ -271,6 +275,35 @@ pub enum AdminWrite {
     },
     AddFault(SandboxFault),
     ClearFaults,
+    CreateEndpoint(Box<Endpoint>),
+    /// Refused if the endpoint is unknown.
+    ChangeEndpoint {
+        id: EndpointId,
+        change: EndpointChange,
+    },
+}
+
+/// What can happen to an endpoint after it is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointChange {
+    /// A new secret; the one before keeps signing until `overlap_until`.
+    Rotate {
+        overlap_until: DateTime<Utc>,
+    },
+    /// Posts stop; what is waiting to be posted fails with `reason`.
+    Disable {
+        reason: String,
+    },
+    Enable,
+    /// Gone, with its delivery log.
+    Delete,
+}
+
+/// Whose endpoints: a subscription's, or staff's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointOwner {
+    Subscription(SubscriptionId),
+    Staff,
 }
 
 /// What a commit made that its caller could not know before.
@@ -288,9 +321,15 @@ impl NewOutboxMessage {
             return self.clone();
         };
         let reference = ticket_reference(number);
+        // A post's JSON body holds the placeholder escaped.
+        let escaped = serde_json::to_string(PENDING_REFERENCE).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
         NewOutboxMessage {
             subject: self.subject.replace(PENDING_REFERENCE, &reference),
-            text_body: self.text_body.replace(PENDING_REFERENCE, &reference),
+            text_body: self
+                .text_body
+                .replace(PENDING_REFERENCE, &reference)
+                .replace(escaped, &reference),
             html_body: self.html_body.replace(PENDING_REFERENCE, &reference),
             ..self.clone()
         }
@@ -364,6 +403,7 @@ impl Commit {
                 subject: m.subject,
                 text_body: m.text_body,
                 html_body: m.html_body,
+                endpoint_id: m.endpoint_id,
                 status: if claimed.is_some() {
                     OutboxStatus::Sending
                 } else {
@@ -402,6 +442,7 @@ pub struct OutboxMessage {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
+    pub endpoint_id: Option<EndpointId>,
     pub status: OutboxStatus,
     /// Delivery attempts made: sends that reached the transport.
     pub attempts: i64,

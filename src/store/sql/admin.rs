@@ -108,6 +108,10 @@ pub(super) async fn write_admin(
                 .execute(&mut **tx)
                 .await?;
         }
+        AdminWrite::CreateEndpoint(endpoint) => endpoints::insert_endpoint(tx, endpoint).await?,
+        AdminWrite::ChangeEndpoint { id, change } => {
+            endpoints::change_endpoint(tx, *id, change, at).await?
+        }
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ use crate::store::*;
 
 mod admin;
 mod duties;
+mod endpoints;
 mod fleet;
 mod jobs;
 mod outbox;
@@ -406,6 +407,30 @@ impl Store for SqlStore {
 
     async fn outbox(&self, q: &OutboxQuery) -> StoreResult<Vec<OutboxMessage>> {
         outbox::outbox(self, q).await
+    }
+
+    async fn endpoint_deliveries(
+        &self,
+        endpoint_id: EndpointId,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        outbox::endpoint_deliveries(self, endpoint_id, limit).await
+    }
+
+    async fn ensure_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        endpoints::ensure_secret(self, name, candidate).await
+    }
+
+    async fn endpoint(&self, id: EndpointId) -> StoreResult<Option<Endpoint>> {
+        endpoints::endpoint(self, id).await
+    }
+
+    async fn endpoints(&self, owner: EndpointOwner) -> StoreResult<Vec<Endpoint>> {
+        endpoints::endpoints(self, owner).await
+    }
+
+    async fn endpoints_hearing(&self, subscription: SubscriptionId) -> StoreResult<Vec<Endpoint>> {
+        endpoints::endpoints_hearing(self, subscription).await
     }
 
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, i64)>> {

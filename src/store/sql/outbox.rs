@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) const OUTBOX_COLUMNS: &str = "id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-    html_body, status, attempts, claim, next_attempt_at, claimed_until, last_error, created_at, \
+    html_body, endpoint_id, status, attempts, claim, next_attempt_at, claimed_until, last_error, created_at, \
     sent_at";
 
 pub(super) fn outbox_row(r: &DbRow) -> Result<OutboxMessage, sqlx::Error> {
@@ -16,6 +16,7 @@ pub(super) fn outbox_row(r: &DbRow) -> Result<OutboxMessage, sqlx::Error> {
         subject: r.try_get("subject")?,
         text_body: r.try_get("text_body")?,
         html_body: r.try_get("html_body")?,
+        endpoint_id: r.try_get("endpoint_id")?,
         status: decode(r.try_get("status")?)?,
         attempts: r.try_get("attempts")?,
         claim: r.try_get("claim")?,
@@ -38,7 +39,7 @@ pub(super) async fn insert_outbox(
     let rows = c.outbox_rows(committed);
     let mut sql = QueryBuilder::<Db>::new(
         "INSERT INTO outbox (id, dedupe_key, ticket_id, kind, recipient, subject, text_body, \
-         html_body, status, attempts, claim, next_attempt_at, claimed_until, created_at) ",
+         html_body, endpoint_id, status, attempts, claim, next_attempt_at, claimed_until, created_at) ",
     );
     sql.push_values(&rows, |mut row, m| {
         row.push_bind(m.id)
@@ -49,6 +50,7 @@ pub(super) async fn insert_outbox(
             .push_bind(&m.subject)
             .push_bind(&m.text_body)
             .push_bind(&m.html_body)
+            .push_bind(m.endpoint_id)
             .push_bind(m.status.as_str())
             .push_bind(m.attempts)
             .push_bind(m.claim)
@@ -159,4 +161,20 @@ pub(super) async fn state_counts(
         .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+pub(super) async fn endpoint_deliveries(
+    store: &SqlStore,
+    endpoint_id: EndpointId,
+    limit: i64,
+) -> StoreResult<Vec<OutboxMessage>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE endpoint_id = $1 \
+         ORDER BY created_at DESC, id LIMIT $2"
+    ))
+    .bind(endpoint_id)
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
 }

@@ -54,6 +54,14 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::clear_faults,
         routes::outbox,
         routes::audit,
+        routes::endpoints,
+        routes::create_endpoint,
+        routes::endpoint,
+        routes::update_endpoint,
+        routes::delete_endpoint,
+        routes::rotate_endpoint,
+        routes::test_endpoint,
+        routes::endpoint_deliveries,
     ),
     components(
         // Words used only by parameters: schemas of bodies are collected
@@ -69,6 +77,8 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
             words::Zone,
             words::ZoneChange,
             words::OutboxStatus,
+            words::EventType,
+            words::EndpointKind,
         ),
         responses(
             Unauthenticated,
@@ -90,6 +100,12 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         (name = "tickets", description = "Restore requests and the work on them"),
         (name = "fleet", description = "Zones and injected faults"),
         (name = "admin", description = "People, outbox and audit log"),
+        (name = "endpoints", description = "Webhooks and team chats notices are posted to. \
+            A webhook post carries `Restore-Desk-Signature: t=<unix seconds>,v1=<hex>`: \
+            HMAC-SHA256, keyed with the endpoint's secret, of `<t>.<body>`; during a \
+            rotation's overlap a second `v1` signs with the secret before. Verify in \
+            constant time and refuse a `t` more than 300 seconds from your clock. \
+            `Restore-Desk-Event-Id` is the same at every retry: ignore one seen before."),
     )
 )]
 pub struct ApiDoc;

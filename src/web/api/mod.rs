@@ -128,6 +128,17 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/endpoints", get(endpoints).post(create_endpoint))
+        .route(
+            "/api/v1/endpoints/{id}",
+            get(endpoint).patch(update_endpoint).delete(delete_endpoint),
+        )
+        .route("/api/v1/endpoints/{id}/rotate", post(rotate_endpoint))
+        .route("/api/v1/endpoints/{id}/test", post(test_endpoint))
+        .route(
+            "/api/v1/endpoints/{id}/deliveries",
+            get(endpoint_deliveries),
+        )
         .route("/api", any(no_route))
         .route("/api/{*rest}", any(no_route))
         .route("/api/v1", any(no_route))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::ids::{ClusterId, JobId, SubscriptionId, TicketId, UserId};
+use crate::domain::ids::{ClusterId, EndpointId, JobId, SubscriptionId, TicketId, UserId};
 
 use crate::app::App;
 use crate::desk::read::cluster_backups;
@@ -20,7 +20,7 @@ use crate::domain::ticket::Visibility;
 use crate::domain::validation::ValidationReport;
 use crate::domain::verification::VerificationReport;
 use crate::store::{
-    Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
+    Endpoint, Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
 };
 use crate::web::error::{AppResult, FieldError};
 
@@ -688,7 +688,121 @@ pub fn outbox_out(m: OutboxMessage) -> OutboxOut {
     }
 }
 
+/// An endpoint notices are posted to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointOut {
+    pub id: EndpointId,
+    #[schema(value_type = words::EndpointKind)]
+    pub kind: String,
+    pub url: String,
+    #[schema(value_type = Vec<words::EventType>)]
+    pub events: Vec<String>,
+    /// `subscription` (a customer's) or `staff` (an admin's).
+    pub owner: String,
+    pub enabled: bool,
+    /// Bumped by each rotation.
+    pub secret_version: i64,
+    /// The secret before the last rotation signs too until then.
+    #[schema(required = true)]
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn endpoint_out(e: Endpoint) -> EndpointOut {
+    EndpointOut {
+        id: e.id,
+        kind: e.kind.as_str().into(),
+        url: e.url,
+        events: e.events.iter().map(|e| e.as_str().to_string()).collect(),
+        owner: if e.subscription_id.is_some() {
+            "subscription".into()
+        } else {
+            "staff".into()
+        },
+        enabled: e.disabled_at.is_none(),
+        secret_version: e.secret_version,
+        previous_secret_until: e.previous_secret_until,
+        disabled_at: e.disabled_at,
+        disabled_reason: e.disabled_reason,
+        created_at: e.created_at,
+    }
+}
+
+/// An endpoint with its signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointSecretOut {
+    pub endpoint: EndpointOut,
+    /// The HMAC-SHA256 key of `Restore-Desk-Signature`; null for team chats,
+    /// whose posts are not signed. It is never shown again.
+    #[schema(required = true)]
+    pub secret: Option<String>,
+}
+
+/// One post to an endpoint, as its delivery log shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    /// The event's id: `Restore-Desk-Event-Id`, the same at every attempt.
+    pub id: Uuid,
+    #[schema(value_type = words::EventType)]
+    pub event: String,
+    #[schema(required = true)]
+    pub ticket_id: Option<TicketId>,
+    #[schema(value_type = words::OutboxStatus)]
+    pub status: String,
+    pub attempts: i64,
+    /// When the next attempt is due, while it is pending.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The receiver's last answer or why it could not be reached, when the
+    /// last attempt failed.
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+pub fn delivery_out(m: OutboxMessage) -> DeliveryOut {
+    DeliveryOut {
+        id: m.id,
+        event: m.subject,
+        ticket_id: m.ticket_id,
+        status: m.status.as_str().into(),
+        attempts: m.attempts,
+        next_attempt_at: m.next_attempt_at,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        delivered_at: m.sent_at,
+    }
+}
+
+/// A test event on its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestPostOut {
+    /// The event's id, as the delivery log and the receiver see it.
+    pub id: Uuid,
+}
+
 // ---------------------------------------------------------------- requests
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointIn {
+    #[schema(value_type = words::EndpointKind)]
+    pub kind: String,
+    /// HTTPS; a customer's endpoint must be on a public address.
+    pub url: String,
+    #[schema(value_type = Vec<words::EventType>)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointPatchIn {
+    /// False stops posts (what waits fails); true posts again.
+    pub enabled: bool,
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginIn {

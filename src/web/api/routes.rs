@@ -733,3 +733,169 @@ pub async fn audit(
             .collect(),
     ))
 }
+
+// ---------------------------------------------------------------- endpoints
+
+/// The caller's endpoints: a customer's subscription's, an admin's staff's.
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The endpoints, oldest first", body = Vec<EndpointOut>),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn endpoints(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+) -> AppResult<Json<Vec<EndpointOut>>> {
+    let list = desk::endpoints::list(&app, &user).await?;
+    Ok(Json(list.into_iter().map(endpoint_out).collect()))
+}
+
+/// Registers an endpoint. Customers: signed webhooks on public HTTPS
+/// addresses, for their subscription's tickets. Admins: staff's webhooks,
+/// Slack or Teams chats, for every ticket. The secret is in this answer
+/// only.
+#[utoipa::path(post, path = "/api/v1/endpoints", tag = "endpoints", security(("bearer" = [])),
+    request_body = EndpointIn,
+    responses(
+        (status = 201, description = "Registered, with its secret shown this once", body = EndpointSecretOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "The kind, URL or events are refused, `field` says which (`invalid_input`)", body = ErrorBody),
+    ))]
+pub async fn create_endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ApiJson(body): ApiJson<EndpointIn>,
+) -> AppResult<Response> {
+    let registered = desk::endpoints::register(
+        &app,
+        &user,
+        &desk::endpoints::NewEndpoint {
+            kind: body.kind,
+            url: body.url,
+            events: body.events,
+        },
+    )
+    .await?;
+    let out = EndpointSecretOut {
+        endpoint: endpoint_out(registered.endpoint),
+        secret: registered.secret,
+    };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// One of the caller's endpoints.
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointOut),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Json<EndpointOut>> {
+    let endpoint = desk::endpoints::get(&app, &user, parse_id(&id)?).await?;
+    Ok(Json(endpoint_out(endpoint)))
+}
+
+/// Enables or disables an endpoint. Disabling fails what waits to be posted.
+#[utoipa::path(patch, path = "/api/v1/endpoints/{id}", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id")), request_body = EndpointPatchIn,
+    responses(
+        (status = 200, description = "The endpoint as it is now", body = EndpointOut),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn update_endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<EndpointPatchIn>,
+) -> AppResult<Json<EndpointOut>> {
+    let endpoint = desk::endpoints::set_enabled(&app, &user, parse_id(&id)?, body.enabled).await?;
+    Ok(Json(endpoint_out(endpoint)))
+}
+
+/// Removes an endpoint and its delivery log.
+#[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn delete_endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<StatusCode> {
+    desk::endpoints::remove(&app, &user, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new secret for a signed webhook, shown this once. The secret before
+/// keeps signing beside it for 24 hours.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/rotate", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "Rotated, with the new secret", body = EndpointSecretOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "A team chat has no secret to rotate (`invalid_input`)", body = ErrorBody),
+    ))]
+pub async fn rotate_endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Json<EndpointSecretOut>> {
+    let rotated = desk::endpoints::rotate(&app, &user, parse_id(&id)?).await?;
+    Ok(Json(EndpointSecretOut {
+        endpoint: endpoint_out(rotated.endpoint),
+        secret: rotated.secret,
+    }))
+}
+
+/// Posts an `endpoint.test` event to the endpoint, through the outbox.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/test", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id")),
+    responses(
+        (status = 202, description = "On its way: the delivery log shows how it went", body = TestPostOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "The endpoint is disabled (`invalid_input`)", body = ErrorBody),
+    ))]
+pub async fn test_endpoint(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Response> {
+    let id = desk::endpoints::send_test(&app, &user, parse_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestPostOut { id })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesParams {
+    /// How many, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// An endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}/deliveries", tag = "endpoints", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The endpoint's id"), DeliveriesParams),
+    responses(
+        (status = 200, description = "Posts to it, newest first", body = Vec<DeliveryOut>),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn endpoint_deliveries(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ValidQuery(q): ValidQuery<DeliveriesParams>,
+) -> AppResult<Json<Vec<DeliveryOut>>> {
+    let log = desk::endpoints::deliveries(
+        &app,
+        &user,
+        parse_id(&id)?,
+        q.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(log.into_iter().map(delivery_out).collect()))
+}

@@ -10,6 +10,7 @@ use utoipa::openapi::{Ref, RefOr};
 use crate::domain::actor::Role as DomainRole;
 use crate::domain::catalog::Zone as DomainZone;
 use crate::domain::cluster::ClusterStatus as DomainClusterStatus;
+use crate::domain::endpoint::{EndpointKind as DomainEndpointKind, EventType as DomainEventType};
 use crate::domain::restore_job::JobState as DomainJobState;
 use crate::domain::sla::Severity as DomainSeverity;
 use crate::domain::ticket::{
@@ -117,8 +118,25 @@ words!(
 );
 
 words!(
-    /// Which notification an email is.
-    NoticeKind = DomainNoticeKind::ALL.map(DomainNoticeKind::as_str)
+    /// Which notification a message is: an email's notice, or the event a
+    /// post to an endpoint carries.
+    NoticeKind = DomainNoticeKind::ALL
+        .map(DomainNoticeKind::as_str)
+        .into_iter()
+        .chain(DomainEventType::ALL.map(DomainEventType::as_str))
+        .chain(["endpoint_disabled"])
+        .collect::<Vec<_>>()
+);
+
+words!(
+    /// The events an endpoint can ask for; `endpoint.test` comes only from
+    /// "send a test event", and `ticket.deadline_near` only to staff's.
+    EventType = DomainEventType::ALL.map(DomainEventType::as_str)
+);
+
+words!(
+    /// `webhook` (signed JSON), `slack` (Block Kit) or `teams` (Adaptive Card).
+    EndpointKind = DomainEndpointKind::ALL.map(DomainEndpointKind::as_str)
 );
 
 words!(

@@ -1,0 +1,30 @@
+-- Places notices are posted to besides email: a subscription's signed
+-- webhooks, and staff's webhooks and team chats (no subscription).
+-- Secrets are not stored: each is derived from the desk's secret key, the
+-- endpoint's id and its secret version, and shown once.
+CREATE TABLE endpoints (
+    id                    UUID PRIMARY KEY,
+    subscription_id       UUID REFERENCES subscriptions (id),  -- NULL: staff's
+    owner_id              UUID NOT NULL REFERENCES users (id), -- told when it is disabled
+    kind                  TEXT NOT NULL CHECK (kind IN ('webhook', 'slack', 'teams')),
+    url                   TEXT NOT NULL,
+    events                TEXT NOT NULL,                     -- event types, space-separated
+    secret_version        BIGINT NOT NULL DEFAULT 1,
+    previous_secret_until TIMESTAMPTZ,                      -- the version before signs too until then
+    disabled_at           TIMESTAMPTZ,
+    disabled_reason       TEXT,
+    created_at            TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX endpoints_subscription ON endpoints (subscription_id);
+
+-- An outbox row with an endpoint is a post to it: `recipient` is its URL
+-- when written, `subject` the event type, `text_body` the exact JSON body.
+ALTER TABLE outbox ADD COLUMN endpoint_id UUID REFERENCES endpoints (id);
+CREATE INDEX outbox_endpoint ON outbox (endpoint_id, created_at) WHERE endpoint_id IS NOT NULL;
+
+-- Keys the desk generates for itself when none is configured: the key
+-- endpoint secrets are derived from, unless SECRET_KEY is set.
+CREATE TABLE desk_secrets (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
