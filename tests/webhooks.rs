@@ -72,7 +72,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// The documented check, written from the API's description alone:
 /// `t=<unix>,v1=<hex>[,v1=<hex>]`, HMAC-SHA256 of `<t>.<body>` with the
 /// secret, constant-time compared, `t` within 300 s of now.
-fn verify(header: &str, body: &str, secrets: &[String], now: DateTime<Utc>) -> Result<(), String> {
+fn verify(header: &str, body: &str, secrets: &[&str], now: DateTime<Utc>) -> Result<(), String> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
@@ -136,6 +136,7 @@ async fn receive(
             .get("restore-desk-signature")
             .cloned()
             .unwrap_or_default();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         if let Err(why) = verify(&header, &body, &secrets, receiver.clock.now()) {
             receiver
                 .refused_signatures
@@ -516,19 +517,19 @@ async fn forged_stale_and_rotated_signatures(postgres: bool) {
     let header = posted.headers["restore-desk-signature"].clone();
     let now = t.clock.now();
     assert_eq!(
-        verify(&header, &posted.body, &[secret.clone()], now),
+        verify(&header, &posted.body, &[secret.as_str()], now),
         Ok(())
     );
     // Forged: another secret, or the body changed.
-    assert!(verify(&header, &posted.body, &["whsec_guess".into()], now).is_err());
+    assert!(verify(&header, &posted.body, &["whsec_guess"], now).is_err());
     let altered = posted.body.replace("endpoint.test", "ticket.filed");
-    assert!(verify(&header, &altered, &[secret.clone()], now).is_err());
+    assert!(verify(&header, &altered, &[secret.as_str()], now).is_err());
     // Stale: the same post replayed six minutes later.
     assert!(
         verify(
             &header,
             &posted.body,
-            &[secret.clone()],
+            &[secret.as_str()],
             now + Duration::minutes(6)
         )
         .unwrap_err()
@@ -551,9 +552,12 @@ async fn forged_stale_and_rotated_signatures(postgres: bool) {
     let header = &during.headers["restore-desk-signature"];
     assert_eq!(header.matches("v1=").count(), 2, "{header}");
     let now = t.clock.now();
-    assert_eq!(verify(header, &during.body, &[secret.clone()], now), Ok(()));
     assert_eq!(
-        verify(header, &during.body, &[new_secret.clone()], now),
+        verify(header, &during.body, &[secret.as_str()], now),
+        Ok(())
+    );
+    assert_eq!(
+        verify(header, &during.body, &[new_secret.as_str()], now),
         Ok(())
     );
     t.clock.advance(Duration::hours(25));
@@ -565,8 +569,11 @@ async fn forged_stale_and_rotated_signatures(postgres: bool) {
     let header = &after.headers["restore-desk-signature"];
     let now = t.clock.now();
     assert_eq!(header.matches("v1=").count(), 1, "{header}");
-    assert!(verify(header, &after.body, &[secret], now).is_err());
-    assert_eq!(verify(header, &after.body, &[new_secret], now), Ok(()));
+    assert!(verify(header, &after.body, &[secret.as_str()], now).is_err());
+    assert_eq!(
+        verify(header, &after.body, &[new_secret.as_str()], now),
+        Ok(())
+    );
 }
 
 /// A commit that fails writes none of its posts.
