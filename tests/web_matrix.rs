@@ -170,6 +170,13 @@ async fn role_route_matrix(postgres: bool) {
         ("/admin/zones".into(), [303, 403, 403, 403, 200]),
         ("/admin/outbox".into(), [303, 403, 403, 403, 200]),
         ("/admin/audit".into(), [303, 403, 403, 403, 200]),
+        ("/account/endpoints".into(), [303, 200, 200, 403, 403]),
+        (
+            format!("/account/endpoints/{ea}"),
+            [303, 200, 404, 403, 403],
+        ),
+        ("/admin/endpoints".into(), [303, 403, 403, 403, 200]),
+        (format!("/admin/endpoints/{ea}"), [303, 403, 403, 403, 404]),
         ("/no/such/page".into(), [404, 404, 404, 404, 404]),
     ];
     for (path, expect) in &page_gets {

@@ -832,6 +832,113 @@ async fn bad_endpoints_are_refused_and_nothing_is_stored(postgres: bool) {
     assert_eq!(list, json!([]));
 }
 
+/// The integrations page: the secret shows once, the delivery log shows
+/// what the receiver answered, removing asks for confirmation, and a
+/// refusal keeps what was typed.
+async fn the_integrations_pages(postgres: bool) {
+    let t = spawn_app(postgres, ALLOW_LOOPBACK).await;
+    let receiver = Receiver::new(t.clock.clone());
+    let port = free_port();
+    receiver.listen(port).await;
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    let page = alice.page("/account/endpoints").await;
+    assert!(page.contains("None yet"), "{page}");
+    assert!(
+        !page.contains("value=\"slack\""),
+        "customers get no chat kinds"
+    );
+
+    // Refused: the field says why, the URL typed stays.
+    let refused = alice
+        .post(
+            "/account/endpoints",
+            &[
+                ("kind", "webhook"),
+                ("url", "http://hooks.example.com/x"),
+                ("events", "ticket.filed"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("Use an https:// URL"), "{html}");
+    assert!(
+        html.contains("value=\"http://hooks.example.com/x\""),
+        "{html}"
+    );
+
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let made = alice
+        .post(
+            "/account/endpoints",
+            &[
+                ("kind", "webhook"),
+                ("url", &url),
+                ("events", "ticket.filed"),
+                ("events", "job.failed"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let html = made.text().await.unwrap();
+    let start = html.find("whsec_").expect("the secret, shown once");
+    let secret: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let list = alice.page("/account/endpoints").await;
+    assert!(!list.contains(&secret), "shown again");
+    assert!(list.contains("ticket.filed, job.failed"), "{list}");
+    let (_, endpoints) = Api::signed_in(&t.base, "alice@contoso.example")
+        .await
+        .get("/api/v1/endpoints")
+        .await;
+    let id = endpoints[0]["id"].as_str().unwrap().to_string();
+    receiver
+        .secrets
+        .lock()
+        .unwrap()
+        .insert("hook".into(), vec![secret]);
+
+    // A test event, delivered and logged.
+    alice.page(&format!("/account/endpoints/{id}")).await;
+    let sent = alice
+        .post(&format!("/account/endpoints/{id}/test"), &[])
+        .await;
+    let detail = alice.follow(sent).await;
+    assert!(detail.contains("A test event is on its way"), "{detail}");
+    relay(&t).drain().await.unwrap();
+    let detail = alice.page(&format!("/account/endpoints/{id}")).await;
+    assert!(detail.contains("endpoint.test"), "{detail}");
+    assert!(detail.contains("delivered"), "{detail}");
+    assert_eq!(receiver.accepted.lock().unwrap().len(), 1);
+
+    // Bob cannot see it; removing needs the box ticked.
+    let mut bob = t.browser();
+    bob.sign_in("bob@fabrikam.example").await;
+    assert_eq!(
+        bob.get(&format!("/account/endpoints/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let unconfirmed = alice
+        .post(&format!("/account/endpoints/{id}/delete"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unconfirmed.text().await.unwrap().contains("Tick the box"));
+    let removed = alice
+        .post(
+            &format!("/account/endpoints/{id}/delete"),
+            &[("confirm", "yes")],
+        )
+        .await;
+    let list = alice.follow(removed).await;
+    assert!(
+        list.contains("Endpoint removed") && list.contains("None yet"),
+        "{list}"
+    );
+}
+
 both_databases!(
     multi_thread;
     every_event_is_delivered_once_across_a_receiver_outage,
@@ -839,4 +946,5 @@ both_databases!(
     a_rollback_writes_no_delivery,
     an_endpoint_failing_for_a_day_is_disabled_and_its_owner_told,
     bad_endpoints_are_refused_and_nothing_is_stored,
+    the_integrations_pages,
 );

@@ -147,7 +147,7 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 }
 
 fn page_routes() -> Router<WebState> {
-    use pages::{account, admin, common, customer, staff};
+    use pages::{account, admin, common, customer, endpoints, staff};
     Router::new()
         .route("/", get(account::home))
         .route("/login", get(account::login_page).post(account::login))
@@ -188,6 +188,21 @@ fn page_routes() -> Router<WebState> {
         .route("/admin/faults/clear", post(admin::clear_faults))
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/audit", get(admin::audit))
+        .route(
+            "/admin/endpoints",
+            get(endpoints::admin_list).post(endpoints::admin_create),
+        )
+        .route("/admin/endpoints/{id}", get(endpoints::admin_show))
+        .route("/admin/endpoints/{id}/{action}", post(endpoints::admin_act))
+        .route(
+            "/account/endpoints",
+            get(endpoints::customer_list).post(endpoints::customer_create),
+        )
+        .route("/account/endpoints/{id}", get(endpoints::customer_show))
+        .route(
+            "/account/endpoints/{id}/{action}",
+            post(endpoints::customer_act),
+        )
         .fallback(pages::not_found)
 }
 

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod common;
 pub mod customer;
+pub mod endpoints;
 pub mod staff;
 
 use askama::Template;
