@@ -114,6 +114,15 @@ impl App {
         Ok(name)
     }
 
+    /// The requester's one-click page for their verdict on a hand-over.
+    pub fn verdict_link(&self, ticket_id: TicketId) -> String {
+        format!(
+            "{}/verdict/{ticket_id}/{}",
+            self.settings.public_url(),
+            self.secret_key.verdict_token(ticket_id)
+        )
+    }
+
     /// The ticket page a reader in `role` opens from an email.
     pub fn ticket_link(&self, ticket_id: TicketId, staff: bool) -> String {
         let base = self.settings.public_url();

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod read_cache;
+pub mod secret_key;
 /// Persistence behind one trait, for SQLite and PostgreSQL.
 pub mod store;
 pub mod token_cache;

@@ -176,6 +176,7 @@ async fn role_route_matrix(postgres: bool) {
             [303, 200, 404, 403, 403],
         ),
         ("/admin/endpoints".into(), [303, 403, 403, 403, 200]),
+        ("/admin/ratings".into(), [303, 403, 403, 403, 200]),
         (format!("/admin/endpoints/{ea}"), [303, 403, 403, 403, 404]),
         ("/no/such/page".into(), [404, 404, 404, 404, 404]),
     ];
@@ -368,6 +369,11 @@ async fn role_route_matrix(postgres: bool) {
         ("/api/v1/audit".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/endpoints".into(), [401, 200, 200, 403, 200]),
         (format!("/api/v1/endpoints/{ea}"), [401, 200, 404, 403, 404]),
+        // No verdict on a ticket in triage; bob cannot see it at all.
+        (
+            format!("/api/v1/tickets/{a}/verdict"),
+            [401, 404, 404, 404, 404],
+        ),
         (
             format!("/api/v1/endpoints/{ea}/deliveries"),
             [401, 200, 404, 403, 404],
@@ -399,6 +405,12 @@ async fn role_route_matrix(postgres: bool) {
     assert!(!bob_clusters.to_string().contains("orders-prod"));
 
     let api_writes: Vec<(Method, String, Value, Expect)> = vec![
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{a}/verdict"),
+            json!({"data_right": true, "rating": 5}),
+            [401, 409, 404, 403, 403],
+        ),
         (
             Method::POST,
             format!("/api/v1/endpoints/{ea}/test"),
@@ -633,6 +645,8 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("delete", "/api/v1/faults"),
         ("get", "/api/v1/outbox"),
         ("get", "/api/v1/audit"),
+        ("get", "/api/v1/tickets/{id}/verdict"),
+        ("post", "/api/v1/tickets/{id}/verdict"),
         ("get", "/api/v1/endpoints"),
         ("post", "/api/v1/endpoints"),
         ("get", "/api/v1/endpoints/{id}"),

@@ -28,3 +28,18 @@ CREATE TABLE desk_secrets (
     name        TEXT PRIMARY KEY,
     value       TEXT NOT NULL
 );
+
+-- The customer's verdict on a hand-over, given once: is the restored data
+-- right, and how was the help. "Not right" also reopens the ticket.
+CREATE TABLE verdicts (
+    ticket_id       UUID PRIMARY KEY REFERENCES tickets (id),
+    requester_id    UUID NOT NULL REFERENCES users (id),
+    engineer_id     UUID REFERENCES users (id),   -- who worked it, for ratings by engineer
+    data_right      BOOLEAN NOT NULL,
+    comment         TEXT,
+    rating          INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    rating_comment  TEXT,
+    channel         TEXT NOT NULL CHECK (channel IN ('desk', 'email_link')),
+    given_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX verdicts_given ON verdicts (given_at);

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod filing;
 pub mod notices;
 pub mod read;
+pub mod verdicts;
 
 use crate::backend::FleetError;
 use crate::domain::actor::Role;
@@ -46,6 +47,8 @@ pub enum DeskError {
     Store(StoreError),
     #[error("an email could not be rendered: {0}")]
     Template(String),
+    #[error("{0}")]
+    Verdict(crate::domain::verdict::VerdictRefusal),
 }
 
 impl From<StoreError> for DeskError {

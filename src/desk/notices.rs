@@ -93,6 +93,9 @@ pub async fn outbox_for(
                 actor_name: details.actor_name,
                 connection: details.connection,
                 restored_point: details.restored_point,
+                verdict_link: (notice.kind == crate::domain::ticket::NoticeKind::RestoreCompleted
+                    && user.id == ticket.requester_id)
+                    .then(|| app.verdict_link(ticket.id)),
                 now,
             })?;
             rows.push(NewOutboxMessage {

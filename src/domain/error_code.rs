@@ -40,6 +40,8 @@ string_enum! {
         TargetNotChecked = "target_not_checked",
         TooLateToCancel = "too_late_to_cancel",
         AlreadyWarned = "already_warned",
+        AlreadyRestored = "already_restored",
+        VerdictGiven = "verdict_given",
         // The desk cannot serve right now (503), or failed (500).
         DatabaseUnavailable = "database_unavailable",
         StorageFull = "storage_full",
@@ -70,6 +72,7 @@ impl Refusal {
             Refusal::TargetNotChecked => ErrorCode::TargetNotChecked,
             Refusal::TooLateToCancel => ErrorCode::TooLateToCancel,
             Refusal::AlreadyWarned => ErrorCode::AlreadyWarned,
+            Refusal::AlreadyRestored => ErrorCode::AlreadyRestored,
         }
     }
 }

@@ -23,6 +23,11 @@ string_enum! {
         JobSucceeded = "job_succeeded",
         JobFailed = "job_failed",
         WarnDeadline = "warn_deadline",
+        Reopen = "reopen",
+        Resolve = "resolve",
+        /// The customer's verdict on a hand-over: the data is right, and
+        /// how they rate the help.
+        Verdict = "verdict",
         // Its restore job's.
         JobStart = "job_start",
         JobStepSucceeded = "job_step_succeeded",
@@ -65,6 +70,8 @@ impl EventAction {
             TicketCommand::JobSucceeded => EventAction::JobSucceeded,
             TicketCommand::JobFailed { .. } => EventAction::JobFailed,
             TicketCommand::WarnDeadline => EventAction::WarnDeadline,
+            TicketCommand::Reopen { .. } => EventAction::Reopen,
+            TicketCommand::Resolve => EventAction::Resolve,
         }
     }
 
@@ -99,6 +106,9 @@ impl EventAction {
             A::JobSucceeded => "Restore completed",
             A::JobFailed => "Restore failed",
             A::WarnDeadline => "Deadline warning sent",
+            A::Reopen => "Reopened by the customer: the data is not right",
+            A::Resolve => "Closed again by support",
+            A::Verdict => "The customer confirmed the restored data",
             A::JobStart => "Restore job picked up",
             A::JobStepSucceeded => "Restore step finished",
             A::JobStepFailed => "Restore step failed",
@@ -128,7 +138,13 @@ impl EventAction {
         use EventAction as A;
         matches!(
             self,
-            A::File | A::Claim | A::Reject | A::CancelRestore | A::JobFailed
+            A::File
+                | A::Claim
+                | A::Reject
+                | A::CancelRestore
+                | A::JobFailed
+                | A::Reopen
+                | A::Verdict
         )
     }
 

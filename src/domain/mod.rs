@@ -16,6 +16,7 @@ pub mod sla;
 pub mod text;
 pub mod ticket;
 pub mod validation;
+pub mod verdict;
 pub mod verification;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -39,6 +39,8 @@ pub struct Notice<'a> {
     pub connection: Option<&'a Connection>,
     /// The exact point in time the new cluster holds.
     pub restored_point: Option<DateTime<Utc>>,
+    /// The requester's one-click page to say whether the data is right.
+    pub verdict_link: Option<String>,
     pub now: DateTime<Utc>,
 }
 
@@ -134,6 +136,9 @@ impl Notice<'_> {
                 self.time_left(),
                 self.source_cluster
             ),
+            NoticeKind::Reopened => {
+                format!("[{r}] Reopened: the customer says the data is not right")
+            }
         }
     }
 }
@@ -221,6 +226,12 @@ email_template!(
     "email/cancelled.html"
 );
 email_template!(
+    ReopenedText,
+    ReopenedHtml,
+    "email/reopened.txt",
+    "email/reopened.html"
+);
+email_template!(
     DeadlineText,
     DeadlineHtml,
     "email/deadline_near.txt",
@@ -253,6 +264,7 @@ pub fn compose(n: &Notice<'_>) -> Result<Email, askama::Error> {
         NoticeKind::RestoreFailed => (FailedText { n }.render()?, FailedHtml { n }.render()?),
         NoticeKind::Cancelled => (CancelledText { n }.render()?, CancelledHtml { n }.render()?),
         NoticeKind::DeadlineNear => (DeadlineText { n }.render()?, DeadlineHtml { n }.render()?),
+        NoticeKind::Reopened => (ReopenedText { n }.render()?, ReopenedHtml { n }.render()?),
     };
     Ok(Email {
         subject: n.subject(),

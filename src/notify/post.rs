@@ -17,14 +17,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use url::Url;
 
 use super::transport::SendError;
 use crate::domain::endpoint::{Endpoint, EndpointKind, EventType, UrlPolicy, check_addresses};
-use crate::domain::ids::EndpointId;
+pub use crate::secret_key::SecretKey;
+use crate::secret_key::hmac_hex;
 use crate::store::{DynStore, OutboxMessage};
 
 /// The header names of a signed post.
@@ -37,46 +36,6 @@ pub const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
 
 /// The most of a receiver's answer kept in the delivery log.
 const ANSWER_KEPT: usize = 200;
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac_hex(key: &[u8], message: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// The key endpoint secrets are derived from.
-#[derive(Clone)]
-pub struct SecretKey(Vec<u8>);
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(…)")
-    }
-}
-
-impl SecretKey {
-    pub fn new(text: &str) -> SecretKey {
-        SecretKey(text.as_bytes().to_vec())
-    }
-
-    /// A fresh random key, as text.
-    pub fn generate() -> String {
-        let bytes: [u8; 32] = rand::random();
-        hex::encode(bytes)
-    }
-
-    /// The secret of `version` of endpoint `id`: the same every time it is
-    /// derived, so it need not be stored; a new version after a rotation.
-    pub fn endpoint_secret(&self, id: EndpointId, version: i64) -> String {
-        let derived = hmac_hex(
-            &self.0,
-            format!("endpoint {id} secret v{version}").as_bytes(),
-        );
-        format!("whsec_{derived}")
-    }
-}
 
 /// The signature header's value for `body` posted at `timestamp`.
 pub fn signature_header(secrets: &[String], timestamp: i64, body: &str) -> String {
@@ -125,6 +84,7 @@ impl PostContent {
             EventType::TicketRejected => "rejected",
             EventType::TicketCancelled => "cancelled",
             EventType::TicketDeadlineNear => "is near its deadline",
+            EventType::TicketReopened => "reopened: the customer says the data is not right",
             EventType::JobStarted => "restore started",
             EventType::JobSucceeded => "restore completed",
             EventType::JobFailed => "restore failed",
@@ -401,6 +361,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::EndpointId;
 
     #[test]
     fn a_secret_is_derived_again_the_same_and_changes_with_its_version() {

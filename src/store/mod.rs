@@ -57,6 +57,8 @@ pub enum Unique {
     /// A ticket has a restore job already.
     JobForTicket,
     OutboxDedupeKey,
+    /// A ticket has its verdict already.
+    Verdict,
     Other,
 }
 
@@ -68,6 +70,7 @@ impl std::fmt::Display for Unique {
             Unique::SubscriptionSlug => "a subscription with this name",
             Unique::JobForTicket => "a restore job for this ticket",
             Unique::OutboxDedupeKey => "this email",
+            Unique::Verdict => "a verdict on this ticket",
             Unique::Other => "this record",
         })
     }
@@ -113,6 +116,8 @@ impl From<sqlx::Error> for StoreError {
             Unique::JobForTicket
         } else if text.contains("dedupe_key") {
             Unique::OutboxDedupeKey
+        } else if text.contains("verdicts") {
+            Unique::Verdict
         } else {
             Unique::Other
         };
@@ -425,6 +430,14 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: EndpointId,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>>;
+
+    // Verdicts.
+    async fn verdict(&self, ticket_id: TicketId) -> StoreResult<Option<Verdict>>;
+    /// Verdicts given since `since`, newest first.
+    async fn verdicts(&self, since: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Verdict>>;
+    /// Completed tickets whose customer has not said whether the data is
+    /// right, most recently completed first.
+    async fn unconfirmed_handovers(&self, limit: i64) -> StoreResult<Vec<Ticket>>;
 
     // Endpoints.
     /// The desk's secret `name`: `candidate` if none was kept yet (then

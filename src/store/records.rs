@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 pub use crate::domain::endpoint::{Endpoint, EndpointKind, EventType};
 pub use crate::domain::ids::{ClusterId, EndpointId, JobId, SubscriptionId, TicketId, UserId};
+pub use crate::domain::verdict::{Verdict, VerdictChannel};
 
 use crate::domain::actor::{Actor, Role};
 use crate::domain::catalog::{Zone, ZoneSet};
@@ -348,6 +349,8 @@ pub struct Commit {
     pub events: Vec<NewEvent>,
     pub outbox: Vec<NewOutboxMessage>,
     pub admin: Vec<AdminWrite>,
+    /// A customer's verdict on a hand-over; refused if one was given.
+    pub verdict: Option<Verdict>,
     /// When set, the emails are written already claimed (first attempt under
     /// way) until this moment, by a process that sends them itself at once.
     pub outbox_claimed_until: Option<DateTime<Utc>>,
@@ -383,6 +386,7 @@ impl Commit {
             events: Vec::new(),
             outbox: Vec::new(),
             admin: Vec::new(),
+            verdict: None,
             outbox_claimed_until: None,
         }
     }

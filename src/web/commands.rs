@@ -23,6 +23,7 @@ pub fn staff_command(action: &str, body: &str, reason: &str) -> Option<(TicketCo
             reason,
         ),
         "retry" => (TicketCommand::Retry, String::new()),
+        "resolve" => (TicketCommand::Resolve, String::new()),
         "cancel-restore" => (
             TicketCommand::CancelRestore {
                 reason: reason.clone(),

@@ -257,6 +257,22 @@ impl From<DeskError> for AppError {
                 )
             }
             DeskError::Store(e) => AppError::from(e),
+            DeskError::Verdict(refusal) => {
+                use crate::domain::verdict::VerdictRefusal as V;
+                let message = capitalised(&refusal.to_string());
+                match refusal {
+                    V::NotRequester => {
+                        AppError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+                    }
+                    V::NotHandedOver => {
+                        AppError::new(StatusCode::CONFLICT, ErrorCode::WrongState, message)
+                    }
+                    V::AlreadyGiven => {
+                        AppError::new(StatusCode::CONFLICT, ErrorCode::VerdictGiven, message)
+                    }
+                    V::BadInput { field, message } => AppError::invalid(field, message),
+                }
+            }
             DeskError::Template(e) => {
                 tracing::error!(error = %e, "rendering an email failed");
                 AppError::internal()

@@ -147,7 +147,7 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 }
 
 fn page_routes() -> Router<WebState> {
-    use pages::{account, admin, common, customer, endpoints, staff};
+    use pages::{account, admin, common, customer, endpoints, staff, verdict};
     Router::new()
         .route("/", get(account::home))
         .route("/login", get(account::login_page).post(account::login))
@@ -165,6 +165,11 @@ fn page_routes() -> Router<WebState> {
         .route("/tickets/{id}/progress", get(common::progress))
         .route("/tickets/{id}/reply", post(customer::reply))
         .route("/tickets/{id}/cancel", post(customer::cancel))
+        .route("/tickets/{id}/verdict", post(customer::verdict))
+        .route(
+            "/verdict/{id}/{token}",
+            get(verdict::show).post(verdict::submit),
+        )
         // Staff and admins.
         .route(
             "/staff",
@@ -188,6 +193,7 @@ fn page_routes() -> Router<WebState> {
         .route("/admin/faults/clear", post(admin::clear_faults))
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/ratings", get(admin::ratings))
         .route(
             "/admin/endpoints",
             get(endpoints::admin_list).post(endpoints::admin_create),

@@ -7,6 +7,7 @@
 //!                                          ▼  │
 //!                                   awaiting_customer          in_review ─reject→ rejected
 //! cancelled: by the customer before restoring; by staff while the restore can still stop
+//! completed ─reopen (the customer: "the data is not right")→ in_review ─resolve→ completed
 //! ```
 //!
 //! `transition` decides; the caller applies the effects in one transaction
@@ -136,6 +137,13 @@ pub enum TicketCommand {
         reason: String,
     },
     WarnDeadline,
+    /// The customer says the restored data is not right: the ticket goes
+    /// back to its engineer with their comment.
+    Reopen {
+        comment: String,
+    },
+    /// Staff close a reopened ticket once they have answered it.
+    Resolve,
 }
 
 impl TicketCommand {
@@ -156,6 +164,8 @@ impl TicketCommand {
             TicketCommand::JobSucceeded => "job_succeeded",
             TicketCommand::JobFailed { .. } => "job_failed",
             TicketCommand::WarnDeadline => "warn_deadline",
+            TicketCommand::Reopen { .. } => "reopen",
+            TicketCommand::Resolve => "resolve",
         }
     }
 }
@@ -211,6 +221,8 @@ string_enum! {
         RestoreFailed = "restore_failed",
         Cancelled = "cancelled",
         DeadlineNear = "deadline_near",
+        /// The customer said the restored data is not right.
+        Reopened = "reopened",
     }
 }
 
@@ -275,6 +287,8 @@ pub enum Refusal {
     TooLateToCancel,
     #[error("the deadline warning was already sent")]
     AlreadyWarned,
+    #[error("this ticket's restore was done already: a new restore needs a new request")]
+    AlreadyRestored,
 }
 
 /// Longest message or note, in characters.
@@ -442,6 +456,10 @@ pub fn transition(
                 return wrong_state;
             }
             must_be_assignee()?;
+            // A reopened ticket keeps its one job.
+            if facts.job.is_some() {
+                return Err(Refusal::AlreadyRestored);
+            }
             match &facts.target_check {
                 TargetCheck::Passed => {}
                 TargetCheck::Failed(error) => return Err(Refusal::Invalid(error.clone())),
@@ -564,6 +582,33 @@ pub fn transition(
                 ],
             )
         }
+        TicketCommand::Reopen { comment } => {
+            allow(role == Role::Customer)?;
+            if state != S::Completed {
+                return wrong_state;
+            }
+            let comment = checked_text("comment", comment, MAX_REASON_CHARS)?;
+            go(
+                S::InReview,
+                vec![
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body: format!("The restored data is not right: {comment}"),
+                    },
+                    notify(NoticeKind::Reopened, Audience::Assignee),
+                ],
+            )
+        }
+        TicketCommand::Resolve => {
+            allow(staff)?;
+            if !matches!(state, S::InReview | S::AwaitingCustomer)
+                || facts.job != Some(JobState::Succeeded)
+            {
+                return wrong_state;
+            }
+            must_be_assignee()?;
+            go(S::Completed, vec![TicketEffect::RecordFirstResponse])
+        }
     }
 }
 
@@ -620,6 +665,8 @@ mod tests {
             "job_succeeded" => TicketCommand::JobSucceeded,
             "job_failed" => TicketCommand::JobFailed { reason: text },
             "warn_deadline" => TicketCommand::WarnDeadline,
+            "reopen" => TicketCommand::Reopen { comment: text },
+            "resolve" => TicketCommand::Resolve,
             other => panic!("no command {other}"),
         }
     }
@@ -781,6 +828,26 @@ mod tests {
     warn_deadline    failed             forbidden    forbidden         forbidden         failed
     warn_deadline    rejected           forbidden    forbidden         forbidden         wrong_state
     warn_deadline    cancelled          forbidden    forbidden         forbidden         wrong_state
+    reopen           submitted          wrong_state  forbidden         forbidden         forbidden
+    reopen           triage             wrong_state  forbidden         forbidden         forbidden
+    reopen           in_review          wrong_state  forbidden         forbidden         forbidden
+    reopen           awaiting_customer  wrong_state  forbidden         forbidden         forbidden
+    reopen           approved           wrong_state  forbidden         forbidden         forbidden
+    reopen           restoring          wrong_state  forbidden         forbidden         forbidden
+    reopen           completed          in_review    forbidden         forbidden         forbidden
+    reopen           failed             wrong_state  forbidden         forbidden         forbidden
+    reopen           rejected           wrong_state  forbidden         forbidden         forbidden
+    reopen           cancelled          wrong_state  forbidden         forbidden         forbidden
+    resolve          submitted          forbidden    wrong_state       wrong_state       forbidden
+    resolve          triage             forbidden    wrong_state       wrong_state       forbidden
+    resolve          in_review          forbidden    wrong_state       wrong_state       forbidden
+    resolve          awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
+    resolve          approved           forbidden    wrong_state       wrong_state       forbidden
+    resolve          restoring          forbidden    wrong_state       wrong_state       forbidden
+    resolve          completed          forbidden    wrong_state       wrong_state       forbidden
+    resolve          failed             forbidden    wrong_state       wrong_state       forbidden
+    resolve          rejected           forbidden    wrong_state       wrong_state       forbidden
+    resolve          cancelled          forbidden    wrong_state       wrong_state       forbidden
     ";
 
     #[test]
@@ -807,8 +874,67 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        // The table is exhaustive: 14 commands × 10 states × 4 roles.
-        assert_eq!(seen.len(), 14 * TicketState::ALL.len() * Role::ALL.len());
+        // The table is exhaustive: 16 commands × 10 states × 4 roles.
+        assert_eq!(seen.len(), 16 * TicketState::ALL.len() * Role::ALL.len());
+    }
+
+    /// Reopened (the job succeeded, the ticket back in review): its
+    /// engineer answers and resolves it; it is never approved again.
+    #[test]
+    fn a_reopened_ticket_goes_back_to_its_engineer_and_closes_again() {
+        let reopened = TicketFacts {
+            job: Some(JobState::Succeeded),
+            ..facts(TicketState::InReview)
+        };
+        let t = transition(
+            TicketState::Completed,
+            &TicketCommand::Reopen {
+                comment: "  orders from 14:20 are missing ".into(),
+            },
+            &actor(Role::Customer),
+            &facts(TicketState::Completed),
+        )
+        .unwrap();
+        assert_eq!(t.to, TicketState::InReview);
+        assert!(t.effects.contains(&TicketEffect::PostMessage {
+            visibility: Visibility::Public,
+            body: "The restored data is not right: orders from 14:20 are missing".into(),
+        }));
+        assert!(
+            t.effects
+                .contains(&notify(NoticeKind::Reopened, Audience::Assignee))
+        );
+        let empty = transition(
+            TicketState::Completed,
+            &TicketCommand::Reopen {
+                comment: " ".into(),
+            },
+            &actor(Role::Customer),
+            &facts(TicketState::Completed),
+        );
+        assert!(matches!(
+            empty,
+            Err(Refusal::BadText {
+                field: "comment",
+                ..
+            })
+        ));
+        for (state, role, expected) in [
+            (TicketState::InReview, Role::Staff, "completed"),
+            (TicketState::AwaitingCustomer, Role::Staff, "completed"),
+            (TicketState::InReview, Role::Admin, "not_assignee"),
+            (TicketState::InReview, Role::Customer, "forbidden"),
+        ] {
+            let got = transition(state, &TicketCommand::Resolve, &actor(role), &reopened);
+            assert_eq!(outcome(&got), expected, "{state} {role}");
+        }
+        let again = transition(
+            TicketState::InReview,
+            &TicketCommand::Approve,
+            &actor(Role::Staff),
+            &reopened,
+        );
+        assert_eq!(again, Err(Refusal::AlreadyRestored));
     }
 
     #[test]

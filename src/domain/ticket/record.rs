@@ -374,6 +374,12 @@ mod tests {
                 system,
             ),
             ("warn_deadline", TicketCommand::WarnDeadline, system),
+            (
+                "reopen",
+                TicketCommand::Reopen { comment: text() },
+                customer,
+            ),
+            ("resolve", TicketCommand::Resolve, staff),
         ]
     }
 
@@ -474,6 +480,7 @@ mod tests {
     warn_deadline   awaiting_customer  to=awaiting_customer warned mail=deadline_near>Assignee
     warn_deadline   approved           to=approved warned mail=deadline_near>Assignee
     warn_deadline   failed             to=failed warned mail=deadline_near>Assignee
+    reopen          completed          to=in_review v msg=public mail=reopened>Assignee quotes
     ";
 
     #[test]

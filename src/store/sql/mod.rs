@@ -32,6 +32,7 @@ mod outbox;
 mod people;
 mod sandbox;
 mod tickets;
+mod verdicts;
 
 use fleet::write_cluster;
 use jobs::{change_job, insert_job};
@@ -127,6 +128,9 @@ async fn apply_commit(tx: &mut Tx, c: &Commit) -> StoreResult<Committed> {
     }
     for write in &c.admin {
         admin::write_admin(tx, write, c.at).await?;
+    }
+    if let Some(verdict) = &c.verdict {
+        verdicts::insert_verdict(tx, verdict).await?;
     }
     insert_messages(tx, &c.messages, c.at).await?;
     insert_events(tx, &c.events).await?;
@@ -415,6 +419,18 @@ impl Store for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
         outbox::endpoint_deliveries(self, endpoint_id, limit).await
+    }
+
+    async fn verdict(&self, ticket_id: TicketId) -> StoreResult<Option<Verdict>> {
+        verdicts::verdict(self, ticket_id).await
+    }
+
+    async fn verdicts(&self, since: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Verdict>> {
+        verdicts::verdicts(self, since, limit).await
+    }
+
+    async fn unconfirmed_handovers(&self, limit: i64) -> StoreResult<Vec<Ticket>> {
+        verdicts::unconfirmed_handovers(self, limit).await
     }
 
     async fn ensure_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {

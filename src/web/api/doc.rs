@@ -54,6 +54,8 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::clear_faults,
         routes::outbox,
         routes::audit,
+        routes::give_verdict,
+        routes::ticket_verdict,
         routes::endpoints,
         routes::create_endpoint,
         routes::endpoint,

@@ -116,6 +116,10 @@ pub fn router() -> Router<WebState> {
         .route("/api/v1/tickets/{id}", get(ticket))
         .route("/api/v1/tickets/{id}/events", get(ticket_events))
         .route("/api/v1/tickets/{id}/messages", get(ticket_messages))
+        .route(
+            "/api/v1/tickets/{id}/verdict",
+            get(ticket_verdict).post(give_verdict),
+        )
         .route("/api/v1/tickets/{id}/{action}", post(ticket_action))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/zones", get(zones))

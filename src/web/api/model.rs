@@ -779,6 +779,34 @@ pub fn delivery_out(m: OutboxMessage) -> DeliveryOut {
     }
 }
 
+/// The customer's verdict on a hand-over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerdictOut {
+    pub ticket_id: TicketId,
+    pub data_right: bool,
+    #[schema(required = true)]
+    pub comment: Option<String>,
+    /// 1 (poor) to 5 (excellent).
+    pub rating: i64,
+    #[schema(required = true)]
+    pub rating_comment: Option<String>,
+    /// `desk` (signed in) or `email_link` (the completed email's link).
+    pub channel: String,
+    pub given_at: DateTime<Utc>,
+}
+
+pub fn verdict_out(v: crate::domain::verdict::Verdict) -> VerdictOut {
+    VerdictOut {
+        ticket_id: v.ticket_id,
+        data_right: v.data_right,
+        comment: v.comment,
+        rating: v.rating,
+        rating_comment: v.rating_comment,
+        channel: v.channel.as_str().into(),
+        given_at: v.given_at,
+    }
+}
+
 /// A test event on its way.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestPostOut {
@@ -796,6 +824,17 @@ pub struct EndpointIn {
     pub url: String,
     #[schema(value_type = Vec<words::EventType>)]
     pub events: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerdictIn {
+    /// False reopens the ticket to its engineer with `comment`.
+    pub data_right: bool,
+    /// What is not right; needed when `data_right` is false.
+    pub comment: Option<String>,
+    /// 1 (poor) to 5 (excellent).
+    pub rating: i64,
+    pub rating_comment: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -899,3 +899,58 @@ pub async fn endpoint_deliveries(
     .await?;
     Ok(Json(log.into_iter().map(delivery_out).collect()))
 }
+
+// ---------------------------------------------------------------- verdicts
+
+/// The requester's verdict on a completed restore, once: the data is right
+/// or not (which reopens the ticket to its engineer), and a 1–5 rating.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/verdict", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The ticket's id")), request_body = VerdictIn,
+    responses(
+        (status = 201, description = "Recorded", body = VerdictOut),
+        (status = 403, description = "Only the person who filed the request may give it (`forbidden`)", body = ErrorBody),
+        (status = 409, description = "Not handed over yet (`wrong_state`), or given already (`verdict_given`)", body = ErrorBody),
+        (status = 422, description = "A field is refused, `field` says which (`invalid_input`)", body = ErrorBody),
+    ))]
+pub async fn give_verdict(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<VerdictIn>,
+) -> AppResult<Response> {
+    let input = crate::domain::verdict::VerdictInput {
+        data_right: body.data_right,
+        comment: body.comment.unwrap_or_default(),
+        rating: body.rating,
+        rating_comment: body.rating_comment.unwrap_or_default(),
+    };
+    let verdict = desk::verdicts::give(
+        &app,
+        parse_id(&id)?,
+        desk::verdicts::Giver::User(&user),
+        &input,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(verdict_out(verdict))).into_response())
+}
+
+/// A ticket's verdict, if its customer gave one.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/verdict", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    responses((status = 200, description = "The verdict", body = VerdictOut)))]
+pub async fn ticket_verdict(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Json<VerdictOut>> {
+    let verdict = desk::verdicts::of_ticket(&app, &user, parse_id(&id)?)
+        .await?
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "No verdict yet: the customer has not said whether the data is right",
+            )
+        })?;
+    Ok(Json(verdict_out(verdict)))
+}

@@ -157,6 +157,7 @@ words!(
         "note",
         "cancel",
         "retry",
+        "resolve",
         "cancel-restore",
     ]
 );

@@ -614,3 +614,24 @@ pub async fn audit(
     };
     render(StatusCode::OK, &page)
 }
+
+// ---------------------------------------------------------------- ratings
+
+#[derive(Template)]
+#[template(path = "admin/ratings.html")]
+struct RatingsPage {
+    chrome: Chrome,
+    by_engineer: Vec<crate::desk::verdicts::RatingRow>,
+    by_month: Vec<crate::desk::verdicts::RatingRow>,
+}
+
+/// Customers' ratings by engineer and by month.
+pub async fn ratings(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppResult<Response> {
+    let (by_engineer, by_month) = crate::desk::verdicts::ratings(&app, &viewer.user).await?;
+    let page = RatingsPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Ratings", "ratings").await?,
+        by_engineer,
+        by_month,
+    };
+    render(StatusCode::OK, &page)
+}

@@ -49,6 +49,15 @@ struct QueuePage {
     next: Option<String>,
     filtered: bool,
     zone: &'static str,
+    /// Completed restores whose customer has not said the data is right.
+    unconfirmed: Vec<Unconfirmed>,
+}
+
+pub struct Unconfirmed {
+    pub id: TicketId,
+    pub reference: String,
+    pub cluster: String,
+    pub completed: Stamp,
 }
 
 const PAGE: i64 = 50;
@@ -166,7 +175,20 @@ pub async fn queue(
             }),
     );
     let filtered = !(q.state.is_empty() && q.severity.is_empty() && assignee_now.is_empty());
+    let unconfirmed = app
+        .store
+        .unconfirmed_handovers(20)
+        .await?
+        .into_iter()
+        .map(|t| Unconfirmed {
+            id: t.id,
+            reference: t.reference(),
+            cluster: clusters.get(&t.cluster_id).cloned().unwrap_or_default(),
+            completed: times.stamp(t.updated_at),
+        })
+        .collect();
     let page = QueuePage {
+        unconfirmed,
         chrome: chrome(&viewer.session, Some(&viewer.user), "Queue", "queue").await?,
         rows,
         states,
@@ -201,6 +223,8 @@ pub struct Allowed {
     pub approve: bool,
     pub reject: bool,
     pub retry: bool,
+    /// Close a ticket reopened by its customer.
+    pub resolve: bool,
     pub cancel_restore: bool,
     pub reply: bool,
     pub note: bool,
@@ -225,6 +249,7 @@ fn allowed(ticket: &Ticket, job: Option<&RestoreJob>, user: &User) -> Allowed {
         approve: can(TicketCommand::Approve),
         reject: can(TicketCommand::Reject { reason: text() }),
         retry: can(TicketCommand::Retry),
+        resolve: can(TicketCommand::Resolve),
         cancel_restore: can(TicketCommand::CancelRestore { reason: text() }),
         reply: can(TicketCommand::Reply { body: text() }) && !ticket.state.is_terminal(),
         note: can(TicketCommand::Note { body: text() }),
@@ -256,6 +281,8 @@ struct StaffTicketPage {
     typed: String,
     first_response_at: Option<Stamp>,
     zone: &'static str,
+    /// The customer's verdict on the hand-over, once given.
+    verdict: Option<crate::domain::verdict::Verdict>,
 }
 
 impl StaffTicketPage {
@@ -330,7 +357,16 @@ async fn staff_ticket_page(
     let card = cluster_card(app, cluster, &times, Some(ticket.target_time)).await?;
     let verification = job.as_ref().and_then(|j| j.verification_report.clone());
     let new_cluster = record.new_cluster.clone();
+    let handed_over = job
+        .as_ref()
+        .is_some_and(|j| j.state == crate::domain::restore_job::JobState::Succeeded);
+    let verdict = if handed_over {
+        app.store.verdict(ticket.id).await?
+    } else {
+        None
+    };
     Ok(StaffTicketPage {
+        verdict,
         chrome: chrome(
             &viewer.session,
             Some(&viewer.user),

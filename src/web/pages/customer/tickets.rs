@@ -105,6 +105,9 @@ struct TicketPage {
     reply: String,
     zone: &'static str,
     state_class: &'static str,
+    verdict: Option<crate::domain::verdict::Verdict>,
+    may_give_verdict: bool,
+    verdict_action: String,
 }
 
 async fn ticket_page(
@@ -129,7 +132,23 @@ async fn ticket_page(
     let clusters = HashMap::from([(cluster.id, cluster.name.clone())]);
     let reference = ticket.reference();
     let state = ticket.state;
+    // Only a handed-over restore has a verdict to read.
+    let handed_over = job
+        .as_ref()
+        .is_some_and(|j| j.state == crate::domain::restore_job::JobState::Succeeded);
+    let verdict = if handed_over {
+        app.store.verdict(ticket.id).await?
+    } else {
+        None
+    };
+    let may_give_verdict = verdict.is_none()
+        && state == crate::domain::ticket::TicketState::Completed
+        && ticket.requester_id == viewer.user.id;
+    let verdict_action = format!("/tickets/{}/verdict", ticket.id);
     Ok(TicketPage {
+        verdict,
+        may_give_verdict,
+        verdict_action,
         chrome: chrome(&viewer.session, Some(&viewer.user), reference, "tickets").await?,
         may_cancel: state.customer_may_cancel(),
         may_reply: !state.is_terminal(),
@@ -238,4 +257,65 @@ pub async fn ticket(
     )
     .await?;
     render(StatusCode::OK, &page)
+}
+
+/// The verdict form's fields, as the pages post them.
+#[derive(Debug, Default, Deserialize)]
+pub struct VerdictForm {
+    #[serde(default)]
+    pub data_right: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub rating: String,
+    #[serde(default)]
+    pub rating_comment: String,
+}
+
+impl VerdictForm {
+    pub fn input(&self) -> crate::domain::verdict::VerdictInput {
+        crate::domain::verdict::VerdictInput {
+            data_right: self.data_right != "no",
+            comment: self.comment.clone(),
+            rating: self.rating.trim().parse().unwrap_or(0),
+            rating_comment: self.rating_comment.clone(),
+        }
+    }
+}
+
+/// The requester's verdict from their ticket page.
+pub async fn verdict(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<VerdictForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let giver = crate::desk::verdicts::Giver::User(&viewer.user);
+    match crate::desk::verdicts::give(&app, id, giver, &form.input()).await {
+        Ok(v) => {
+            let done = if v.data_right {
+                "Thank you: your verdict is recorded."
+            } else {
+                "Thank you: the ticket is back with the engineer, who will answer here."
+            };
+            flash(&viewer.session, done).await?;
+            Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
+        }
+        Err(error) => {
+            let error = AppError::from(error);
+            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
+                return Err(error);
+            }
+            let page = ticket_page(
+                &app,
+                &viewer,
+                id,
+                FormErrors::from_error(&error),
+                String::new(),
+            )
+            .await?;
+            render(error.status, &page)
+        }
+    }
 }
