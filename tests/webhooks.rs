@@ -832,6 +832,86 @@ async fn bad_endpoints_are_refused_and_nothing_is_stored(postgres: bool) {
     assert_eq!(list, json!([]));
 }
 
+/// A restore posts `job.started`, a `job.progress` at each step it moves on
+/// to, with a progress that never falls, and `job.succeeded`.
+async fn a_restore_posts_its_steps(postgres: bool) {
+    let t = spawn_app(postgres, ALLOW_LOOPBACK).await;
+    let receiver = Receiver::new(t.clock.clone());
+    let port = free_port();
+    receiver.listen(port).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let sam = Api::signed_in(&t.base, "sam@support.example").await;
+    let (_, secret) = register(
+        &alice,
+        "webhook",
+        &format!("http://127.0.0.1:{port}/hook"),
+        &["job.started", "job.progress", "job.succeeded"],
+    )
+    .await;
+    receiver
+        .secrets
+        .lock()
+        .unwrap()
+        .insert("hook".into(), vec![secret.unwrap()]);
+    let id = file(&alice, &t, "hooks-steps").await;
+    for command in ["claim", "approve"] {
+        let (status, body) = sam
+            .post(&format!("/api/v1/tickets/{id}/{command}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{command}: {body}");
+    }
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    relay(&t).drain().await.unwrap();
+    assert_eq!(receiver.refused_signatures.lock().unwrap().len(), 0);
+    let bodies: Vec<Value> = receiver
+        .arrivals("hook")
+        .iter()
+        .map(|a| serde_json::from_str(&a.body).unwrap())
+        .collect();
+    let events: Vec<(String, Option<String>, Option<i64>)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["type"].as_str().unwrap().to_string(),
+                b["data"]["job"]["state"].as_str().map(str::to_string),
+                b["data"]["job"]["progress"].as_i64(),
+            )
+        })
+        .collect();
+    // One post per step moved on to, and by progress they come in step
+    // order: the progress they report rises with every step.
+    let mut steps: Vec<(i64, &str)> = events
+        .iter()
+        .filter(|e| e.0 == "job.progress")
+        .map(|e| (e.2.unwrap(), e.1.as_deref().unwrap()))
+        .collect();
+    steps.sort();
+    let in_order: Vec<&str> = steps.iter().map(|(_, s)| *s).collect();
+    assert_eq!(
+        in_order,
+        [
+            "restoring_snapshot",
+            "replaying_log",
+            "verifying",
+            "finalizing"
+        ],
+        "{events:?}"
+    );
+    assert!(steps.windows(2).all(|w| w[0].0 < w[1].0), "{steps:?}");
+    assert!(steps.iter().all(|(p, _)| (0..100).contains(p)), "{steps:?}");
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "job.started").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "job.succeeded").count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
 /// The integrations page: the secret shows once, the delivery log shows
 /// what the receiver answered, removing asks for confirmation, and a
 /// refusal keeps what was typed.
@@ -947,4 +1027,5 @@ both_databases!(
     an_endpoint_failing_for_a_day_is_disabled_and_its_owner_told,
     bad_endpoints_are_refused_and_nothing_is_stored,
     the_integrations_pages,
+    a_restore_posts_its_steps,
 );

@@ -499,3 +499,72 @@ fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
 }
+
+/// Posts of a restore moving on to its next step, to the endpoints that
+/// asked for `job.progress`. Nothing is read beyond the (remembered) list
+/// of endpoints unless one asked.
+pub async fn progress_posts(
+    app: &App,
+    job: &crate::store::RestoreJob,
+    source: &crate::domain::cluster::Cluster,
+    to: crate::domain::restore_job::JobState,
+) -> Result<Vec<NewOutboxMessage>, DeskError> {
+    let now = app.now();
+    let cached = app.reads.listeners.get(&source.subscription_id, 0, now);
+    let endpoints = match cached {
+        Some(endpoints) => endpoints,
+        None => {
+            let read =
+                std::sync::Arc::new(app.store.endpoints_hearing(source.subscription_id).await?);
+            app.reads
+                .listeners
+                .put(source.subscription_id, read.clone(), 0, now);
+            read
+        }
+    };
+    let hearing: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(|e| e.wants(EventType::JobProgress))
+        .collect();
+    if hearing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(ticket) = app
+        .store
+        .ticket(job.ticket_id, crate::store::Scope::Everything)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let reference = ticket.reference();
+    let percent = i64::from(to.overall_progress(0.0));
+    let mut posts = Vec::new();
+    for endpoint in hearing {
+        let facts = TicketFacts {
+            id: ticket.id.to_string(),
+            reference: &reference,
+            state: ticket.state.as_str(),
+            severity: ticket.severity.as_str(),
+            source_cluster: &source.name,
+            target_time: ticket.target_time,
+            link: app.ticket_link(ticket.id, endpoint.subscription_id.is_none()),
+        };
+        let id = Uuid::new_v4();
+        let content = PostContent::progress(&facts, to.label(), to.as_str(), percent);
+        posts.push(NewOutboxMessage {
+            id,
+            dedupe_key: format!(
+                "job:{}:run{}:{to}:progress:{}",
+                job.id, job.run, endpoint.id
+            ),
+            ticket_id: Some(ticket.id),
+            kind: EventType::JobProgress.as_str().into(),
+            recipient: shown_url(endpoint.kind, &endpoint.url),
+            subject: EventType::JobProgress.as_str().into(),
+            text_body: body_for(endpoint.kind, id, now, &content),
+            html_body: String::new(),
+            endpoint_id: Some(endpoint.id),
+        });
+    }
+    Ok(posts)
+}

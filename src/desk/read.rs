@@ -90,6 +90,12 @@ pub struct ReadCaches {
     /// Clusters' timelines as drawn, by cluster, reader's zone and target:
     /// drawing one is most of a page that shows it.
     pub timelines: ReadCache<(ClusterId, &'static str, Option<DateTime<Utc>>), String>,
+    /// Endpoints that hear a subscription's tickets, for the engine's
+    /// progress posts: trusted for the cache time whatever this process
+    /// writes (a worker writes at every step), so an endpoint registered
+    /// that moment ago may miss a step or two.
+    pub listeners:
+        ReadCache<crate::domain::ids::SubscriptionId, Vec<crate::domain::endpoint::Endpoint>>,
 }
 
 impl ReadCaches {
@@ -100,6 +106,7 @@ impl ReadCaches {
             users: ReadCache::new(ttl),
             fleet_views: ReadCache::new(ttl),
             timelines: ReadCache::new(ttl),
+            listeners: ReadCache::new(ttl),
         }
     }
 }

@@ -34,6 +34,8 @@ string_enum! {
         TicketDeadlineNear = "ticket.deadline_near",
         TicketReopened = "ticket.reopened",
         JobStarted = "job.started",
+        /// The restore moved on to its next step.
+        JobProgress = "job.progress",
         JobSucceeded = "job.succeeded",
         JobFailed = "job.failed",
         /// Sent only by "send a test event", whatever the endpoint asked for.

@@ -559,6 +559,13 @@ impl Worker {
                 }
             }
         }
+        // A step done and the next one begun: `job.progress` for the
+        // endpoints that asked (the last step's end is `job.succeeded`).
+        if command == JobCommand::StepSucceeded && transition.to.is_build_step() {
+            commit.outbox.extend(
+                crate::desk::endpoints::progress_posts(app, job, source, transition.to).await?,
+            );
+        }
         commit.job = Some(JobWrite::Change(Box::new(change)));
         match app.commit(commit).await {
             Ok(_) => {

@@ -86,6 +86,7 @@ impl PostContent {
             EventType::TicketDeadlineNear => "is near its deadline",
             EventType::TicketReopened => "reopened: the customer says the data is not right",
             EventType::JobStarted => "restore started",
+            EventType::JobProgress => "restore moved on",
             EventType::JobSucceeded => "restore completed",
             EventType::JobFailed => "restore failed",
             EventType::EndpointTest => "test event",
@@ -112,6 +113,14 @@ impl PostContent {
                 }
             }),
         }
+    }
+
+    /// A restore moving on to `step` (its label) at `percent`.
+    pub fn progress(facts: &TicketFacts<'_>, step: &str, state: &str, percent: i64) -> PostContent {
+        let mut content = PostContent::about_ticket(EventType::JobProgress, facts);
+        content.headline = format!("{}: {step} ({percent} %)", facts.reference);
+        content.data["job"] = json!({ "state": state, "step": step, "progress": percent });
+        content
     }
 
     /// What "send a test event" posts.
