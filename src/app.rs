@@ -85,9 +85,10 @@ impl App {
         Ok(committed)
     }
 
-    /// A ticket's restore job. Before approval there is none to look for.
+    /// A ticket's restore job. Before approval there is none to look for,
+    /// unless the ticket was restored and reopened by its customer.
     pub async fn job_of(&self, ticket: &Ticket) -> StoreResult<Option<RestoreJob>> {
-        if !ticket.state.may_have_job() {
+        if !ticket.state.may_have_job() && ticket.new_cluster_id.is_none() {
             return Ok(None);
         }
         self.store.job_for_ticket(ticket.id).await

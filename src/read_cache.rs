@@ -141,6 +141,13 @@ impl<K: Eq + Hash + Clone, V> ReadCache<K, V> {
         }
     }
 
+    /// Forgets everything.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())
     }

@@ -571,3 +571,96 @@ async fn signing_in_with_a_hostile_next_stays_on_the_desk() {
     }
     client.close().await.unwrap();
 }
+
+/// A customer adds a signed webhook (the secret shows once) and says a
+/// finished restore's data is not right, in a real browser: the forms work
+/// under the pages' Content-Security-Policy, and the ticket goes back to
+/// its engineer.
+#[tokio::test]
+async fn a_customer_adds_a_webhook_and_gives_a_verdict_in_a_browser() {
+    let t = spawn_app_with(false, &["--webhook-allow-http-loopback", "true"], |_| {}).await;
+    let alice = common::web::Api::signed_in(&t.base, "alice@contoso.example").await;
+    let sam = common::web::Api::signed_in(&t.base, "sam@support.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let (_, ticket) = alice
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "verdict-in-browser", "severity": "B", "description": "browser"}),
+        )
+        .await;
+    let id = ticket["id"].as_str().unwrap().to_string();
+    for command in ["claim", "approve"] {
+        let (status, body) = sam
+            .post(&format!("/api/v1/tickets/{id}/{command}"), json!({}))
+            .await;
+        assert!(status.is_success(), "{command}: {body}");
+    }
+    restore_desk::engine::drain(&t.app).await.unwrap();
+
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let shots = Shots::new();
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/account/endpoints", t.base))
+        .await
+        .unwrap();
+    set_input(&client, "ep-url", "http://127.0.0.1:9/restore-desk").await;
+    click(
+        &client,
+        "form[action='/account/endpoints'] button[type=submit]",
+    )
+    .await;
+    until(
+        &client,
+        "the secret, shown once",
+        "return document.body.innerText.includes('shown this once')",
+    )
+    .await;
+    let secret = client
+        .execute(
+            "return document.querySelector('input[aria-label=\"Signing secret\"]').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(secret.as_str().unwrap().starts_with("whsec_"), "{secret}");
+    shots.take(&client, "customer-integrations").await;
+
+    client
+        .goto(&format!("{}/tickets/{id}", t.base))
+        .await
+        .unwrap();
+    click(&client, "input[name=data_right][value=no]").await;
+    client
+        .find(Locator::Css("#verdict-comment"))
+        .await
+        .unwrap()
+        .send_keys("The orders of 14:20 are missing")
+        .await
+        .unwrap();
+    click(&client, "input[name=rating][value='3']").await;
+    shots.take(&client, "customer-verdict").await;
+    click(&client, "form.verdict-form button[type=submit]").await;
+    until(
+        &client,
+        "the verdict's thanks",
+        "return document.body.innerText.includes('back with the engineer')",
+    )
+    .await;
+    let stored = t
+        .app
+        .store
+        .ticket(id.parse().unwrap(), Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, TicketState::InReview);
+    assert!(
+        text_of(&client)
+            .await
+            .contains("You said the restored data is not right")
+    );
+    client.close().await.unwrap();
+}

@@ -166,6 +166,15 @@ async fn the_verdict_link_works_once_and_for_nobody_else(postgres: bool) {
     assert!(page.contains("How was the help?"), "{page}");
     let queue = sam.page("/staff/tickets").await;
     assert!(!queue.contains(&reference), "confirmed: off the list");
+    let sam_api = Api::signed_in(&t.base, "sam@support.example").await;
+    let (_, handovers) = sam_api.get("/api/v1/handovers").await;
+    let listed: Vec<&str> = handovers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [other.as_str()], "only the unconfirmed one");
 }
 
 async fn not_right_reopens_the_ticket_with_its_comment(postgres: bool) {
@@ -262,6 +271,16 @@ async fn not_right_reopens_the_ticket_with_its_comment(postgres: bool) {
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
     assert_eq!(again["error"]["code"], "verdict_given");
 
+    // The staff page shows the verdict beside the restore it is about, and
+    // offers to resolve the ticket.
+    let mut sam_page = t.browser();
+    sam_page.sign_in("sam@support.example").await;
+    let page = sam_page.page(&format!("/staff/tickets/{id}")).await;
+    assert!(
+        page.contains("The data is <strong>not right</strong>: “the orders of 14:20 are missing”"),
+        "{page}"
+    );
+    assert!(page.contains("/resolve"), "{page}");
     // The engineer answers and closes it again; it is never approved twice.
     let (status, refused) = sam
         .post(&format!("/api/v1/tickets/{id}/approve"), json!({}))
@@ -278,7 +297,13 @@ async fn not_right_reopens_the_ticket_with_its_comment(postgres: bool) {
     assert_eq!(status, StatusCode::OK, "{resolved}");
     assert_eq!(resolved["state"], "completed");
 
-    // Admins see it rated, by engineer and by month.
+    // Admins see it rated, by engineer and by month, on the page and the API.
+    let (status, rated) = ada.get("/api/v1/ratings").await;
+    assert_eq!(status, StatusCode::OK, "{rated}");
+    assert_eq!(rated["by_engineer"][0]["label"], "Sam Okafor");
+    assert_eq!(rated["by_engineer"][0]["verdicts"], 1);
+    assert_eq!(rated["by_engineer"][0]["not_right"], 1);
+    assert_eq!(rated["by_month"][0]["average"], 2.0);
     let mut ada_page = t.browser();
     ada_page.sign_in("ada@admin.example").await;
     let ratings = ada_page.page("/admin/ratings").await;

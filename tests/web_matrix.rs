@@ -368,6 +368,8 @@ async fn role_route_matrix(postgres: bool) {
         ("/api/v1/outbox".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/audit".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/endpoints".into(), [401, 200, 200, 403, 200]),
+        ("/api/v1/ratings".into(), [401, 403, 403, 403, 200]),
+        ("/api/v1/handovers".into(), [401, 403, 403, 200, 200]),
         (format!("/api/v1/endpoints/{ea}"), [401, 200, 404, 403, 404]),
         // No verdict on a ticket in triage; bob cannot see it at all.
         (
@@ -646,6 +648,8 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("get", "/api/v1/outbox"),
         ("get", "/api/v1/audit"),
         ("get", "/api/v1/tickets/{id}/verdict"),
+        ("get", "/api/v1/ratings"),
+        ("get", "/api/v1/handovers"),
         ("post", "/api/v1/tickets/{id}/verdict"),
         ("get", "/api/v1/endpoints"),
         ("post", "/api/v1/endpoints"),

@@ -187,6 +187,7 @@ pub async fn register(app: &App, user: &User, new: &NewEndpoint) -> Result<WithS
         now,
     ))
     .await?;
+    app.reads.listeners.clear();
     tracing::info!(endpoint = %endpoint.id, kind = %kind, by = %user.email, "endpoint registered");
     let secret = secret_of(app, &endpoint);
     Ok(WithSecret { endpoint, secret })
@@ -237,6 +238,7 @@ async fn change(
         now,
     ))
     .await?;
+    app.reads.listeners.clear();
     Ok(())
 }
 
@@ -351,6 +353,21 @@ pub async fn deliveries(
     Ok(app.store.endpoint_deliveries(endpoint.id, limit).await?)
 }
 
+/// The enabled endpoints that hear `subscription`'s tickets, remembered
+/// (see `ReadCaches::listeners`).
+async fn hearing(
+    app: &App,
+    subscription: crate::domain::ids::SubscriptionId,
+) -> Result<std::sync::Arc<Vec<Endpoint>>, DeskError> {
+    let now = app.now();
+    if let Some(endpoints) = app.reads.listeners.get(&subscription, 0, now) {
+        return Ok(endpoints);
+    }
+    let read = std::sync::Arc::new(app.store.endpoints_hearing(subscription).await?);
+    app.reads.listeners.put(subscription, read.clone(), 0, now);
+    Ok(read)
+}
+
 /// One post per endpoint that hears `ticket` and asked for the event of a
 /// notice. Keyed by cause, event and endpoint, so a change replayed never
 /// posts twice.
@@ -372,14 +389,14 @@ pub async fn posts_for(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let endpoints = app.store.endpoints_hearing(ticket.subscription_id).await?;
+    let endpoints = hearing(app, ticket.subscription_id).await?;
     if endpoints.is_empty() {
         return Ok(Vec::new());
     }
     let now = app.now();
     let reference = ticket.reference();
     let mut posts = Vec::new();
-    for endpoint in &endpoints {
+    for endpoint in endpoints.iter() {
         let staff = endpoint.subscription_id.is_none();
         let facts = TicketFacts {
             id: ticket.id.to_string(),
@@ -510,23 +527,12 @@ pub async fn progress_posts(
     to: crate::domain::restore_job::JobState,
 ) -> Result<Vec<NewOutboxMessage>, DeskError> {
     let now = app.now();
-    let cached = app.reads.listeners.get(&source.subscription_id, 0, now);
-    let endpoints = match cached {
-        Some(endpoints) => endpoints,
-        None => {
-            let read =
-                std::sync::Arc::new(app.store.endpoints_hearing(source.subscription_id).await?);
-            app.reads
-                .listeners
-                .put(source.subscription_id, read.clone(), 0, now);
-            read
-        }
-    };
-    let hearing: Vec<&Endpoint> = endpoints
+    let endpoints = hearing(app, source.subscription_id).await?;
+    let listening: Vec<&Endpoint> = endpoints
         .iter()
         .filter(|e| e.wants(EventType::JobProgress))
         .collect();
-    if hearing.is_empty() {
+    if listening.is_empty() {
         return Ok(Vec::new());
     }
     let Some(ticket) = app
@@ -539,7 +545,7 @@ pub async fn progress_posts(
     let reference = ticket.reference();
     let percent = i64::from(to.overall_progress(0.0));
     let mut posts = Vec::new();
-    for endpoint in hearing {
+    for endpoint in listening {
         let facts = TicketFacts {
             id: ticket.id.to_string(),
             reference: &reference,

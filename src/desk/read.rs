@@ -90,10 +90,10 @@ pub struct ReadCaches {
     /// Clusters' timelines as drawn, by cluster, reader's zone and target:
     /// drawing one is most of a page that shows it.
     pub timelines: ReadCache<(ClusterId, &'static str, Option<DateTime<Utc>>), String>,
-    /// Endpoints that hear a subscription's tickets, for the engine's
-    /// progress posts: trusted for the cache time whatever this process
-    /// writes (a worker writes at every step), so an endpoint registered
-    /// that moment ago may miss a step or two.
+    /// Enabled endpoints that hear a subscription's tickets: trusted for the
+    /// cache time whatever else this process writes (every change that
+    /// posts is a write), and forgotten whenever this process changes an
+    /// endpoint; another process's change shows at most that late.
     pub listeners:
         ReadCache<crate::domain::ids::SubscriptionId, Vec<crate::domain::endpoint::Endpoint>>,
 }

@@ -55,6 +55,8 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::outbox,
         routes::audit,
         routes::give_verdict,
+        routes::ratings,
+        routes::handovers,
         routes::ticket_verdict,
         routes::endpoints,
         routes::create_endpoint,

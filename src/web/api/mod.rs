@@ -132,6 +132,8 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/ratings", get(ratings))
+        .route("/api/v1/handovers", get(handovers))
         .route("/api/v1/endpoints", get(endpoints).post(create_endpoint))
         .route(
             "/api/v1/endpoints/{id}",

@@ -807,6 +807,35 @@ pub fn verdict_out(v: crate::domain::verdict::Verdict) -> VerdictOut {
     }
 }
 
+/// Customers' ratings over a group (an engineer, a month).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingOut {
+    /// The engineer's name, or the month as `YYYY-MM`.
+    pub label: String,
+    pub verdicts: i64,
+    /// Average of the 1–5 ratings.
+    pub average: f64,
+    /// How many said the restored data was not right.
+    pub not_right: i64,
+}
+
+/// Ratings of the last twelve months.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingsOut {
+    pub by_engineer: Vec<RatingOut>,
+    /// Newest month first.
+    pub by_month: Vec<RatingOut>,
+}
+
+pub fn rating_out(r: crate::desk::verdicts::RatingRow) -> RatingOut {
+    RatingOut {
+        label: r.label,
+        verdicts: r.verdicts as i64,
+        average: r.average,
+        not_right: r.not_right as i64,
+    }
+}
+
 /// A test event on its way.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestPostOut {

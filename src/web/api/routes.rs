@@ -954,3 +954,40 @@ pub async fn ticket_verdict(
         })?;
     Ok(Json(verdict_out(verdict)))
 }
+
+/// Admins: customers' ratings of the last twelve months, by engineer and by month.
+#[utoipa::path(get, path = "/api/v1/ratings", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The ratings", body = RatingsOut),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn ratings(State(app): State<App>, api: ApiUser) -> AppResult<Json<RatingsOut>> {
+    let admin = api.admin()?;
+    let (by_engineer, by_month) = desk::verdicts::ratings(&app, admin).await?;
+    Ok(Json(RatingsOut {
+        by_engineer: by_engineer.into_iter().map(rating_out).collect(),
+        by_month: by_month.into_iter().map(rating_out).collect(),
+    }))
+}
+
+/// Staff: completed restores whose customer has not said whether the data
+/// is right, most recently completed first.
+#[utoipa::path(get, path = "/api/v1/handovers", tag = "tickets", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Unconfirmed hand-overs", body = Vec<TicketOut>),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn handovers(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+) -> AppResult<Json<Vec<TicketOut>>> {
+    if !user.role.works_tickets() {
+        return Err(AppError::forbidden());
+    }
+    let mut names = Names::load(&app, &user).await?;
+    let mut out = Vec::new();
+    for ticket in app.store.unconfirmed_handovers(100).await? {
+        out.push(ticket_out(&app, &user, &mut names, ticket).await?);
+    }
+    Ok(Json(out))
+}
