@@ -387,3 +387,40 @@ pub async fn progress(
 pub fn times_for(app: &App, user: &User) -> Times {
     Times::for_user(user, app.now())
 }
+
+/// Another open request, as a warning or a list links to it.
+pub struct OpenRequest {
+    pub id: crate::domain::ids::TicketId,
+    pub reference: String,
+    pub state: &'static str,
+    pub new_cluster_name: String,
+}
+
+/// Open tickets inside `scope` that `keep` selects, newest first.
+pub async fn open_requests(
+    app: &App,
+    scope: crate::store::Scope,
+    keep: impl Fn(&crate::store::Ticket) -> bool,
+) -> AppResult<Vec<OpenRequest>> {
+    let tickets = app
+        .store
+        .tickets(&crate::store::TicketQuery {
+            scope,
+            states: crate::web::queue::open_states(),
+            severity: None,
+            assignee: crate::store::AssigneeFilter::Anyone,
+            order: crate::store::TicketOrder::Newest { before: None },
+            limit: 100,
+        })
+        .await?;
+    Ok(tickets
+        .into_iter()
+        .filter(|t| keep(t))
+        .map(|t| OpenRequest {
+            id: t.id,
+            reference: t.reference(),
+            state: t.state.label(),
+            new_cluster_name: t.new_cluster_name.clone(),
+        })
+        .collect())
+}

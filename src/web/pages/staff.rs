@@ -283,6 +283,8 @@ struct StaffTicketPage {
     zone: &'static str,
     /// The customer's verdict on the hand-over, once given.
     verdict: Option<crate::domain::verdict::Verdict>,
+    /// The same person's other open requests.
+    other_open: Vec<super::common::OpenRequest>,
 }
 
 impl StaffTicketPage {
@@ -365,8 +367,15 @@ async fn staff_ticket_page(
     } else {
         None
     };
+    let (this, requester_id) = (ticket.id, ticket.requester_id);
+    let other_open =
+        super::common::open_requests(app, Scope::Subscription(ticket.subscription_id), |t| {
+            t.requester_id == requester_id && t.id != this
+        })
+        .await?;
     Ok(StaffTicketPage {
         verdict,
+        other_open,
         chrome: chrome(
             &viewer.session,
             Some(&viewer.user),

@@ -251,6 +251,9 @@ struct RequestPage {
     card: Option<ClusterCard>,
     /// The time zone list follows the browser until the customer picks one.
     zone_from_browser: bool,
+    /// Open requests for the chosen cluster: filing another is allowed,
+    /// but the customer should know.
+    duplicates: Vec<super::super::common::OpenRequest>,
 }
 
 impl RequestPage {
@@ -295,7 +298,18 @@ async fn request_page(
         },
         Err(_) => None,
     };
+    let duplicates = match &card {
+        Some(card) => {
+            let cluster_id = card.cluster.id;
+            super::super::common::open_requests(app, scope_for(user), |t| {
+                t.cluster_id == cluster_id
+            })
+            .await?
+        }
+        None => Vec::new(),
+    };
     Ok(RequestPage {
+        duplicates,
         chrome: chrome(
             &viewer.session,
             Some(user),

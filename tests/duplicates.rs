@@ -1,0 +1,96 @@
+//! A request for a cluster that already has an open one: the form warns
+//! the customer and links it; the staff page lists the same person's other
+//! open requests. Both stores.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use common::web::{Api, TestApp, spawn_app};
+
+async fn file(api: &Api, t: &TestApp, cluster: &str, name: &str) -> String {
+    let cluster = t.cluster_id(cluster).await;
+    let (status, ticket) = api
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": cluster, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": name, "severity": "B", "description": "dup"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    ticket["id"].as_str().unwrap().to_string()
+}
+
+async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let bob = Api::signed_in(&t.base, "bob@fabrikam.example").await;
+    let first = file(&alice, &t, "orders-prod", "orders-first").await;
+    let bobs = file(&bob, &t, "inventory", "inventory-copy").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let analytics = t.cluster_id("analytics").await;
+
+    let mut page = t.browser();
+    page.sign_in("alice@contoso.example").await;
+    let form = page.page(&format!("/requests/new?cluster={orders}")).await;
+    assert!(form.contains("id=\"duplicate-warning\""), "{form}");
+    assert!(
+        form.contains("orders-prod already has an open request"),
+        "{form}"
+    );
+    assert!(
+        form.contains(&format!("href=\"/tickets/{first}\"")),
+        "{form}"
+    );
+    assert!(form.contains("orders-first"));
+    let other = page
+        .page(&format!("/requests/new?cluster={analytics}"))
+        .await;
+    assert!(!other.contains("duplicate-warning"), "{other}");
+    // A refused or checked form keeps the warning.
+    let checked = page
+        .post(
+            "/requests",
+            &[
+                ("intent", "check"),
+                ("cluster_id", &orders.to_string()),
+                ("date", "2026-11-24"),
+                ("time", "10:00"),
+                ("time_zone", "UTC"),
+                ("new_cluster_name", "orders-second"),
+                ("severity", "B"),
+            ],
+        )
+        .await;
+    assert!(checked.text().await.unwrap().contains("duplicate-warning"));
+
+    // Staff see the same person's other open requests, and only theirs.
+    let second = file(&alice, &t, "analytics", "analytics-copy").await;
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let staff = sam.page(&format!("/staff/tickets/{second}")).await;
+    assert!(staff.contains("has another open request"), "{staff}");
+    assert!(
+        staff.contains(&format!("href=\"/staff/tickets/{first}\"")),
+        "{staff}"
+    );
+    assert!(
+        !staff.contains(&bobs),
+        "another customer's request is not theirs"
+    );
+    let alone = sam.page(&format!("/staff/tickets/{bobs}")).await;
+    assert!(!alone.contains("id=\"other-open\""), "{alone}");
+
+    // Once the first is closed, nothing is pointed out.
+    let (status, _) = alice
+        .post(&format!("/api/v1/tickets/{first}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let form = page.page(&format!("/requests/new?cluster={orders}")).await;
+    assert!(!form.contains("duplicate-warning"), "{form}");
+    let staff = sam.page(&format!("/staff/tickets/{second}")).await;
+    assert!(!staff.contains("id=\"other-open\""), "{staff}");
+}
+
+both_databases!(an_open_request_for_the_cluster_is_pointed_out);
