@@ -124,6 +124,11 @@ pub struct Settings {
     )]
     pub mail_from: String,
 
+    /// Where replies to the desk's emails go: a support mailbox people
+    /// watch. Unset: `support@` the domain of MAIL_FROM.
+    #[arg(long, env = "MAIL_REPLY_TO", global = true)]
+    pub mail_reply_to: Option<String>,
+
     /// The key endpoint secrets are derived from. Every process of one desk
     /// needs the same; unset, the desk keeps a key of its own in its
     /// database (fine for one machine; set it where backups of the database

@@ -160,8 +160,10 @@
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (p) {
           if (!p) return setTimeout(tick, 5000);
-          if (p.state !== shownState || (p.job && !bar)) {
-            // A new state brings new content (connection details, actions).
+          var expectsBar = !box.hasAttribute("data-no-bar");
+          if (p.state !== shownState || (p.job && !bar && expectsBar)) {
+            // A new state brings new content (connection details, actions);
+            // an ending shows no bar, and reloads only when its state moves.
             window.location.reload();
             return;
           }

@@ -133,18 +133,13 @@ impl EventAction {
 
     /// Whether a customer who may see the event may also read its detail:
     /// who took the ticket, the reasons they were told. The rest of the
-    /// details are meant for staff.
+    /// details are meant for staff: a failed restore's is the internal
+    /// error, which the customer's page puts in words of its own.
     pub fn detail_is_public(self) -> bool {
         use EventAction as A;
         matches!(
             self,
-            A::File
-                | A::Claim
-                | A::Reject
-                | A::CancelRestore
-                | A::JobFailed
-                | A::Reopen
-                | A::Verdict
+            A::File | A::Claim | A::Reject | A::CancelRestore | A::Reopen | A::Verdict
         )
     }
 

@@ -82,6 +82,8 @@ pub struct RelayContext {
     pub clock: Arc<dyn Clock>,
     pub mail_ready: Arc<Notify>,
     pub mail_from: String,
+    /// Where replies go; unset, the support address of MAIL_FROM's domain.
+    pub mail_reply_to: Option<String>,
     pub poster: Arc<Poster>,
     pub public_url: String,
     pub shutdown_grace: StdDuration,
@@ -100,6 +102,7 @@ impl From<&App> for RelayContext {
             clock: app.clock.clone(),
             mail_ready: app.mail_ready.clone(),
             mail_from: app.settings.mail_from.clone(),
+            mail_reply_to: app.settings.mail_reply_to.clone(),
             poster: Arc::new(Poster::new(
                 app.store.clone(),
                 app.secret_key.clone(),
@@ -118,6 +121,7 @@ pub struct Relay {
     from: Mailbox,
     domain: String,
     policy: DeliveryPolicy,
+    reply_to: Mailbox,
     /// Outcomes of sends this process made but could not record yet (the
     /// database failed right after): recorded, never sent again, when the
     /// database is back.
@@ -136,12 +140,21 @@ impl Relay {
             .parse()
             .map_err(|e| format!("MAIL_FROM {:?} is not an address: {e}", context.mail_from))?;
         let domain = from.email.domain().to_string();
+        let reply_to: Mailbox = match &context.mail_reply_to {
+            Some(text) => text
+                .parse()
+                .map_err(|e| format!("MAIL_REPLY_TO {text:?} is not an address: {e}"))?,
+            None => format!("Restore Desk support <support@{domain}>")
+                .parse()
+                .map_err(|e| format!("no support address for {domain}: {e}"))?,
+        };
         Ok(Relay {
             context,
             mailer,
             from,
             domain,
             policy,
+            reply_to,
             unsettled: Mutex::new(HashMap::new()),
         })
     }
@@ -163,6 +176,7 @@ impl Relay {
             .map_err(|e| format!("recipient {:?} is not an address: {e}", message.recipient))?;
         Message::builder()
             .from(self.from.clone())
+            .reply_to(self.reply_to.clone())
             .to(to)
             .subject(message.subject.clone())
             .message_id(Some(self.message_id(message)))

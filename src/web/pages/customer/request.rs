@@ -331,6 +331,9 @@ async fn request_page(
 pub struct NewRequestQuery {
     #[serde(default)]
     cluster: String,
+    /// A closed request of the customer's that this one follows up on.
+    #[serde(default)]
+    follow_up: String,
 }
 
 pub async fn new_request(
@@ -353,10 +356,27 @@ pub async fn new_request(
             .map(|c| format!("{}-restored", c.name))
             .unwrap_or_default(),
         severity: "B".into(),
+        description: follow_up_text(&app, &viewer.user, &q.follow_up).await?,
         ..RequestForm::default()
     };
     let page = request_page(&app, &viewer, form, FormErrors::default(), None, true).await?;
     render(StatusCode::OK, &page)
+}
+
+/// The description a follow-up starts with, linking the request it
+/// follows; nothing for a ticket the customer cannot see.
+async fn follow_up_text(
+    app: &App,
+    user: &crate::store::User,
+    follow_up: &str,
+) -> AppResult<String> {
+    let Ok(id) = follow_up.parse::<crate::domain::ids::TicketId>() else {
+        return Ok(String::new());
+    };
+    Ok(match app.store.ticket(id, scope_for(user)).await? {
+        Some(ticket) => format!("Follow-up to {}: ", ticket.reference()),
+        None => String::new(),
+    })
 }
 
 /// `POST /requests`: checks (`intent=check`) or files the request.

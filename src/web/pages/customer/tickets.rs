@@ -108,6 +108,89 @@ struct TicketPage {
     verdict: Option<crate::domain::verdict::Verdict>,
     may_give_verdict: bool,
     verdict_action: String,
+    /// How the request ended, or stopped, in the customer's words.
+    ending: Option<Ending>,
+    /// The checks the completed restore passed, as the email mentions.
+    verification: Option<crate::domain::verification::VerificationReport>,
+    /// Where a follow-up request starts: the same cluster, linked.
+    follow_up: Option<String>,
+}
+
+/// What the customer reads when a request stopped or closed: what happened
+/// and what happens next, never the internal error.
+pub struct Ending {
+    pub title: &'static str,
+    pub happened: String,
+    pub next: String,
+}
+
+/// The words a customer reads for a failed restore's error code.
+fn failure_words(code: Option<&str>) -> &'static str {
+    match code.unwrap_or_default() {
+        "zone_unavailable" | "no_backup_in_online_zone" => {
+            "The backups for the moment you chose were out of reach: the zones holding them did not answer."
+        }
+        "verification_failed" => {
+            "The restored copy did not pass our checks, so it was not handed over to you."
+        }
+        "cluster_name_taken" => {
+            "A cluster with the new cluster's name appeared while we were restoring."
+        }
+        "target_not_reached" | "replay_failed" => {
+            "The restore could not replay the log up to the moment you chose."
+        }
+        _ => "Something went wrong on our side while restoring; your own cluster was not touched.",
+    }
+}
+
+fn ending_of(
+    ticket: &crate::store::Ticket,
+    job: Option<&crate::store::RestoreJob>,
+    engineer: Option<&str>,
+    source: &str,
+) -> Option<Ending> {
+    use crate::domain::ticket::TicketState as S;
+    let engineer = engineer.unwrap_or("The support engineer");
+    match ticket.state {
+        S::Failed => Some(Ending {
+            title: "The restore did not finish",
+            happened: failure_words(job.and_then(|j| j.last_error_code.as_deref())).to_string(),
+            next: format!(
+                "{engineer} has been told and can start it again; you will be emailed when it                  runs. To restore another moment instead, file a follow-up request."
+            ),
+        }),
+        S::Cancelled => Some(Ending {
+            title: "This request is cancelled",
+            happened: if job.is_some() {
+                format!(
+                    "The restore was stopped before it was handed over; what it had built is                      removed. {source} was never touched."
+                )
+            } else {
+                "It was withdrawn before any restore started.".to_string()
+            },
+            next: "Nothing more happens on it. To restore after all, file a follow-up request."
+                .to_string(),
+        }),
+        S::Rejected => Some(Ending {
+            title: "This request was declined",
+            happened: ticket
+                .rejection_reason
+                .clone()
+                .unwrap_or_else(|| "The engineer declined it.".to_string()),
+            next: "Nothing more happens on it. If something changed, file a follow-up request."
+                .to_string(),
+        }),
+        S::Completed => Some(Ending {
+            title: "This request is complete",
+            happened: format!(
+                "The new cluster {} holds {source} as of the moment you chose.",
+                ticket.new_cluster_name
+            ),
+            next: "Tell us below whether the data is right. For another moment, file a                    follow-up request."
+                .to_string(),
+        }),
+        _ => None,
+    }
 }
 
 async fn ticket_page(
@@ -145,7 +228,23 @@ async fn ticket_page(
         && state == crate::domain::ticket::TicketState::Completed
         && ticket.requester_id == viewer.user.id;
     let verdict_action = format!("/tickets/{}/verdict", ticket.id);
+    let engineer = ticket.assignee_id.and_then(|id| names.get(&id).cloned());
+    let ending = ending_of(&ticket, job.as_ref(), engineer.as_deref(), &cluster.name);
+    let verification = job
+        .as_ref()
+        .filter(|_| state == crate::domain::ticket::TicketState::Completed)
+        .and_then(|j| j.verification_report.clone());
+    let follow_up = (state.is_terminal() || state == crate::domain::ticket::TicketState::Failed)
+        .then(|| {
+            format!(
+                "/requests/new?cluster={}&follow_up={}",
+                cluster.id, ticket.id
+            )
+        });
     Ok(TicketPage {
+        ending,
+        verification,
+        follow_up,
         verdict,
         may_give_verdict,
         verdict_action,
