@@ -2,7 +2,8 @@
 //  - the request form picks the browser's time zone and checks the request
 //    as you type (UTC equivalent, restorable or not, and why);
 //  - ticket pages follow the restore's progress live;
-//  - deadline countdowns stay current.
+//  - deadline countdowns stay current;
+//  - text typed into a ticket's boxes is kept in this browser until sent.
 (function () {
   "use strict";
 
@@ -201,7 +202,50 @@
     });
   }
 
+  // ------------------------------------------------------------ drafts
+
+  var DRAFT = "restore-desk:draft:";
+
+  function drafts() {
+    try { return window.localStorage || null; } catch (e) { return null; }
+  }
+
+  // A reload — a live update when the ticket changes state, a refresh —
+  // must not lose a half-written reply: it is kept per page and box until
+  // the form is sent.
+  function setupDraft(area) {
+    var store = drafts();
+    if (!store) return;
+    var key = DRAFT + location.pathname + ":" + area.id;
+    var saved = store.getItem(key);
+    if (saved && !area.value) {
+      area.value = saved;
+      area.insertAdjacentElement("afterend",
+        el("p", "muted small draft-note", "Your unsent text is back: it was kept in this browser."));
+    }
+    area.addEventListener("input", function () {
+      if (area.value) store.setItem(key, area.value);
+      else store.removeItem(key);
+    });
+    if (area.form) area.form.addEventListener("submit", function () { store.removeItem(key); });
+  }
+
+  // Signing out forgets every draft: the next person at this browser
+  // must not read them.
+  function forgetDraftsOnSignOut(form) {
+    form.addEventListener("submit", function () {
+      var store = drafts();
+      if (!store) return;
+      for (var i = store.length - 1; i >= 0; i--) {
+        var key = store.key(i);
+        if (key && key.indexOf(DRAFT) === 0) store.removeItem(key);
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("textarea[data-draft]").forEach(setupDraft);
+    document.querySelectorAll("form[action='/logout']").forEach(forgetDraftsOnSignOut);
     var form = document.getElementById("request-form");
     if (form) setupRequestForm(form);
     document.querySelectorAll("[data-live-progress]").forEach(function (box) {

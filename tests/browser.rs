@@ -664,3 +664,76 @@ async fn a_customer_adds_a_webhook_and_gives_a_verdict_in_a_browser() {
     );
     client.close().await.unwrap();
 }
+
+/// A reply half-written when the ticket changes state (the page reloads
+/// itself to show the new state) is still there afterwards, and signing out
+/// forgets it.
+#[tokio::test]
+async fn a_draft_reply_survives_a_state_change_of_its_ticket() {
+    let t = spawn_app_with(false, &[], |_| {}).await;
+    let alice = common::web::Api::signed_in(&t.base, "alice@contoso.example").await;
+    let sam = common::web::Api::signed_in(&t.base, "sam@support.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let (_, ticket) = alice
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                   "new_cluster_name": "draft-kept", "severity": "B", "description": "drafts"}),
+        )
+        .await;
+    let id = ticket["id"].as_str().unwrap().to_string();
+    let (status, _) = sam
+        .post(&format!("/api/v1/tickets/{id}/claim"), json!({}))
+        .await;
+    assert!(status.is_success());
+
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/tickets/{id}", t.base))
+        .await
+        .unwrap();
+    let typed = "The orders table went missing around 14:35, I am still checking";
+    client
+        .find(Locator::Css("#reply-body"))
+        .await
+        .unwrap()
+        .send_keys(typed)
+        .await
+        .unwrap();
+    // The engineer asks something: the page follows the new state.
+    let (status, body) = sam
+        .post(
+            &format!("/api/v1/tickets/{id}/request-info"),
+            json!({"body": "Which schema?"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    until(
+        &client,
+        "the page to show the engineer's question",
+        "return document.body.innerText.includes('Which schema?')",
+    )
+    .await;
+    let kept = client
+        .execute("return document.getElementById('reply-body').value", vec![])
+        .await
+        .unwrap();
+    assert_eq!(kept.as_str(), Some(typed), "the draft survived the reload");
+    assert!(text_of(&client).await.contains("Your unsent text is back"));
+
+    // Signed out and in again: the draft is gone with the session.
+    sign_out(&client).await;
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/tickets/{id}", t.base))
+        .await
+        .unwrap();
+    let after = client
+        .execute("return document.getElementById('reply-body').value", vec![])
+        .await
+        .unwrap();
+    assert_eq!(after.as_str(), Some(""));
+    client.close().await.unwrap();
+}
