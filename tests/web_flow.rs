@@ -697,8 +697,18 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
     // Deleting a cluster; the outbox and the audit log show it all.
     let analytics = t.cluster_id("analytics").await;
     ada.page("/admin/clusters").await;
-    let deleted = ada
+    let unconfirmed = ada
         .post(&format!("/admin/clusters/{analytics}/delete"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let deleted = ada
+        .post(
+            &format!("/admin/clusters/{analytics}/delete"),
+            &[
+                ("confirm", "yes"),
+                ("reason", "decommissioned by the customer"),
+            ],
+        )
         .await;
     let page = ada.follow(deleted).await;
     assert!(page.contains("marked deleted"));
@@ -710,6 +720,7 @@ async fn admin_pages_and_a_retried_restore(postgres: bool) {
         "Zone brought online",
         "User created",
         "Cluster deleted",
+        "decommissioned by the customer",
         "Restore retried",
         "Approved",
     ] {

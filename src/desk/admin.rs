@@ -337,12 +337,29 @@ pub async fn resolve_region(app: &App, region: Option<&str>) -> Result<String, D
 }
 
 /// Takes a zone offline or brings it back; restores and validation see it at once.
+/// The detail of an audit event: what, and why when a reason was given.
+fn with_reason(what: String, reason: Option<&str>) -> Result<String, DeskError> {
+    match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(what),
+        Some(reason) => {
+            let reason = crate::domain::ticket::checked_text(
+                "reason",
+                reason,
+                crate::domain::ticket::MAX_REASON_CHARS,
+            )
+            .map_err(DeskError::Refused)?;
+            Ok(format!("{what}: {reason}"))
+        }
+    }
+}
+
 pub async fn set_zone(
     app: &App,
     admin: &User,
     region: &str,
     zone: Zone,
     online: bool,
+    reason: Option<&str>,
 ) -> Result<(), DeskError> {
     require_admin(admin)?;
     let event = NewEvent::admin(
@@ -352,7 +369,7 @@ pub async fn set_zone(
         } else {
             EventAction::ZoneOffline
         },
-        format!("{region}/{zone}"),
+        with_reason(format!("{region}/{zone}"), reason)?,
         app.now(),
     );
     if !app
@@ -453,6 +470,7 @@ pub async fn delete_cluster(
     app: &App,
     admin: &User,
     cluster_id: ClusterId,
+    reason: Option<&str>,
 ) -> Result<(), DeskError> {
     require_admin(admin)?;
     let cluster = app
@@ -470,7 +488,7 @@ pub async fn delete_cluster(
     let event = NewEvent::admin(
         admin.actor(),
         EventAction::ClusterDelete,
-        format!("{} ({})", cluster.name, cluster.id),
+        with_reason(format!("{} ({})", cluster.name, cluster.id), reason)?,
         now,
     );
     if !app.store.delete_cluster(cluster.id, now, event).await? {

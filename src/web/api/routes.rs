@@ -155,7 +155,7 @@ pub async fn delete_cluster(
     ValidPath(id): ValidPath<String>,
 ) -> AppResult<StatusCode> {
     let admin = api.admin()?;
-    admin_ops::delete_cluster(&app, admin, parse_id(&id)?).await?;
+    admin_ops::delete_cluster(&app, admin, parse_id(&id)?, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -516,7 +516,7 @@ pub async fn set_zone(
         _ => return Err(AppError::not_found()),
     };
     let region = admin_ops::resolve_region(&app, q.region.as_deref()).await?;
-    admin_ops::set_zone(&app, admin, &region, zone, online).await?;
+    admin_ops::set_zone(&app, admin, &region, zone, online, None).await?;
     Ok(Json(
         app.store.zones().await?.into_iter().map(zone_out).collect(),
     ))

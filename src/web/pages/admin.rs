@@ -300,13 +300,47 @@ pub async fn clusters(State(app): State<App>, AdminUser(viewer): AdminUser) -> A
     clusters_page(&app, &viewer, FormErrors::default()).await
 }
 
+/// A destructive act's form: ticked to confirm, with the reason the audit
+/// trail keeps.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl ConfirmForm {
+    /// Refused unless confirmed and explained.
+    fn checked(&self, what: &str) -> AppResult<&str> {
+        if self.confirm != "yes" {
+            return Err(AppError::invalid(
+                "confirm",
+                format!("Tick the box to confirm that you want to {what}"),
+            ));
+        }
+        if self.reason.trim().is_empty() {
+            return Err(AppError::invalid(
+                "reason",
+                format!("Say why you {what}: the audit trail keeps it"),
+            ));
+        }
+        Ok(self.reason.as_str())
+    }
+}
+
 pub async fn delete_cluster(
     State(app): State<App>,
     AdminUser(viewer): AdminUser,
     ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<ConfirmForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    match admin_ops::delete_cluster(&app, &viewer.user, id).await {
+    let reason = match form.checked("delete this cluster") {
+        Ok(reason) => reason,
+        Err(error) => return refused(error, |errors| clusters_page(&app, &viewer, errors)).await,
+    };
+    match admin_ops::delete_cluster(&app, &viewer.user, id, Some(reason)).await {
         Ok(()) => {
             flash(
                 &viewer.session,
@@ -392,6 +426,7 @@ pub async fn set_zone(
     State(app): State<App>,
     AdminUser(viewer): AdminUser,
     ValidPath((region, zone, state)): ValidPath<(String, String, String)>,
+    ValidForm(form): ValidForm<ConfirmForm>,
 ) -> AppResult<Response> {
     let zone: Zone = zone.parse().map_err(|_| AppError::not_found())?;
     let online = match state.as_str() {
@@ -399,7 +434,16 @@ pub async fn set_zone(
         "offline" => false,
         _ => return Err(AppError::not_found()),
     };
-    match admin_ops::set_zone(&app, &viewer.user, &region, zone, online).await {
+    // Taking a zone offline stops restores from it: confirmed, with a reason.
+    let reason = if online {
+        Some(form.reason.as_str())
+    } else {
+        match form.checked("take this zone offline") {
+            Ok(reason) => Some(reason),
+            Err(error) => return refused(error, |errors| zones_page(&app, &viewer, errors)).await,
+        }
+    };
+    match admin_ops::set_zone(&app, &viewer.user, &region, zone, online, reason).await {
         Ok(()) => {
             flash(
                 &viewer.session,
