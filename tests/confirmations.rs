@@ -95,4 +95,78 @@ async fn destructive_acts_need_a_confirmation_and_a_reason(postgres: bool) {
     );
 }
 
-both_databases!(destructive_acts_need_a_confirmation_and_a_reason);
+/// Rejecting a request and stopping a restore ask their engineer to tick
+/// the box; the reason they already ask for is kept.
+async fn rejecting_and_stopping_a_restore_are_confirmed(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let sam_api = Api::signed_in(&t.base, "sam@support.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let mut ids = Vec::new();
+    for name in ["confirm-reject", "confirm-stop"] {
+        let (status, ticket) = alice
+            .post(
+                "/api/v1/tickets",
+                serde_json::json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
+                       "new_cluster_name": name, "severity": "B", "description": "confirm"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        let id = ticket["id"].as_str().unwrap().to_string();
+        sam_api
+            .post(
+                &format!("/api/v1/tickets/{id}/claim"),
+                serde_json::json!({}),
+            )
+            .await;
+        ids.push(id);
+    }
+    sam_api
+        .post(
+            &format!("/api/v1/tickets/{}/approve", ids[1]),
+            serde_json::json!({}),
+        )
+        .await;
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let state = |id: String| {
+        let api = &sam_api;
+        async move {
+            let (_, ticket) = api.get(&format!("/api/v1/tickets/{id}")).await;
+            ticket["state"].as_str().unwrap().to_string()
+        }
+    };
+    for (id, action, before, after) in [
+        (&ids[0], "reject", "in_review", "rejected"),
+        (&ids[1], "cancel-restore", "approved", "cancelled"),
+    ] {
+        sam.page(&format!("/staff/tickets/{id}")).await;
+        let path = format!("/staff/tickets/{id}/{action}");
+        let refused = sam.post(&path, &[("reason", "the customer asked")]).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{action}"
+        );
+        let page = refused.text().await.unwrap();
+        assert!(page.contains("Tick the box"), "{page}");
+        assert!(
+            page.contains("the customer asked"),
+            "what was typed stays: {page}"
+        );
+        assert_eq!(state(id.clone()).await, before);
+        let done = sam
+            .post(
+                &path,
+                &[("reason", "the customer asked"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(state(id.clone()).await, after);
+    }
+}
+
+both_databases!(
+    destructive_acts_need_a_confirmation_and_a_reason,
+    rejecting_and_stopping_a_restore_are_confirmed,
+);

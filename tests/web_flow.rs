@@ -308,10 +308,19 @@ async fn html_flow(postgres: bool) {
         .unwrap();
     assert_eq!(second.target_time.to_rfc3339(), "2026-11-20T14:00:00+00:00");
     let version = version_in(&page).unwrap().to_string();
-    let cancelled = alice
+    let unconfirmed = alice
         .post(
             &format!("/tickets/{}/cancel", second.id),
             &[("version", &version)],
+        )
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unconfirmed.text().await.unwrap().contains("Tick the box"));
+    assert_ne!(ticket_state(&t, 2).await, TicketState::Cancelled);
+    let cancelled = alice
+        .post(
+            &format!("/tickets/{}/cancel", second.id),
+            &[("version", &version), ("confirm", "yes")],
         )
         .await;
     let page = alice.follow(cancelled).await;

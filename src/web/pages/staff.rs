@@ -429,6 +429,9 @@ pub struct StaffActionForm {
     pub body: String,
     #[serde(default)]
     pub reason: String,
+    /// `yes` when the engineer ticked the box a destructive act asks for.
+    #[serde(default)]
+    pub confirm: String,
 }
 
 fn done_message(action: &str, ticket: &Ticket) -> String {
@@ -455,6 +458,31 @@ pub async fn act(
     let id = parse_id(&id)?;
     let (command, typed) =
         staff_command(&action, &form.body, &form.reason).ok_or_else(AppError::not_found)?;
+    // Rejecting and stopping a restore cannot be undone: when the act is
+    // open to this engineer, it needs its box ticked. Refusals of other
+    // kinds (not theirs, wrong state) still come from the desk.
+    if matches!(action.as_str(), "reject" | "cancel-restore")
+        && form.confirm != "yes"
+        && let Some(ticket) = app.store.ticket(id, Scope::Everything).await?
+    {
+        let job = app.job_of(&ticket).await?;
+        let can = allowed(&ticket, job.as_ref(), &viewer.user);
+        if (action == "reject" && can.reject) || (action == "cancel-restore" && can.cancel_restore)
+        {
+            let error =
+                AppError::invalid("confirm", "Tick the box to confirm: this cannot be undone");
+            let page = staff_ticket_page(
+                &app,
+                &viewer,
+                id,
+                &action,
+                FormErrors::from_error(&error),
+                typed,
+            )
+            .await?;
+            return render(error.status, &page);
+        }
+    }
     match desk::act(&app, &viewer.user, id, command, form.version).await {
         Ok(ticket) => {
             flash(&viewer.session, done_message(&action, &ticket)).await?;

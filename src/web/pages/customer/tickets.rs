@@ -271,6 +271,9 @@ pub struct ActionForm {
     pub version: Option<i64>,
     #[serde(default)]
     pub body: String,
+    /// `yes` when the customer ticked the box cancelling asks for.
+    #[serde(default)]
+    pub confirm: String,
 }
 
 async fn customer_act(
@@ -326,6 +329,26 @@ pub async fn cancel(
     ValidForm(form): ValidForm<ActionForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
+    // Cancelling cannot be undone: when it is open to them, it needs its
+    // box ticked.
+    if form.confirm != "yes"
+        && let Some(ticket) = app.store.ticket(id, scope_for(&viewer.user)).await?
+        && ticket.state.customer_may_cancel()
+    {
+        let error = AppError::invalid(
+            "confirm",
+            "Tick the box to confirm that you want to cancel this request",
+        );
+        let page = ticket_page(
+            &app,
+            &viewer,
+            id,
+            FormErrors::from_error(&error),
+            String::new(),
+        )
+        .await?;
+        return render(error.status, &page);
+    }
     customer_act(
         &app,
         &viewer,
