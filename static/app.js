@@ -243,7 +243,16 @@
     });
   }
 
+  // A timeline too wide for the screen opens at its recent end: the moment
+  // to restore to is usually the latest hours, not five weeks ago.
+  function scrollTimelinesToNow() {
+    document.querySelectorAll(".tl-scroll").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth) box.scrollLeft = box.scrollWidth;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    scrollTimelinesToNow();
     document.querySelectorAll("textarea[data-draft]").forEach(setupDraft);
     document.querySelectorAll("form[action='/logout']").forEach(forgetDraftsOnSignOut);
     var form = document.getElementById("request-form");

@@ -737,3 +737,70 @@ async fn a_draft_reply_survives_a_state_change_of_its_ticket() {
     assert_eq!(after.as_str(), Some(""));
     client.close().await.unwrap();
 }
+
+/// At phone size the request form's controls are at least 44 px tall to
+/// tap, and the cluster's timeline, wider than the screen, opens scrolled
+/// to its recent end. Screenshots of both at phone size.
+#[tokio::test]
+async fn at_phone_size_targets_are_tappable_and_the_timeline_opens_at_now() {
+    let t = spawn_app_with(false, &[], |_| {}).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let shots = Shots::new();
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client.set_window_size(390, 844).await.unwrap();
+    let orders = t.cluster_id("orders-prod").await;
+    client
+        .goto(&format!("{}/requests/new?cluster={orders}", t.base))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the request form",
+        "return !!document.getElementById('request-form')",
+    )
+    .await;
+    let small = client
+        .execute(
+            "const small = [];
+             document.querySelectorAll('#request-form button, #request-form input:not([type=hidden]), #request-form select, .nav a, .choice').forEach(function (el) {
+               const r = el.getBoundingClientRect();
+               const box = el.closest('.choice') || el;
+               const h = box.getBoundingClientRect().height;
+               if (r.width > 0 && h < 44) small.push((el.id || el.name || el.textContent.trim()) + ': ' + h);
+             });
+             return small;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(small, json!([]), "targets under 44 px");
+    let scrolled = client
+        .execute(
+            "const box = document.querySelector('.tl-scroll');
+             return box ? [box.scrollWidth > box.clientWidth, box.scrollLeft] : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scrolled[0],
+        json!(true),
+        "the timeline is wider than a phone: {scrolled}"
+    );
+    assert!(
+        scrolled[1].as_f64().unwrap() > 0.0,
+        "opened at its recent end: {scrolled}"
+    );
+    shots.take(&client, "phone-request-form").await;
+    client
+        .execute(
+            "document.querySelector('.timeline').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shots.dir.join("phone-timeline.png"), png).unwrap();
+    client.close().await.unwrap();
+}
