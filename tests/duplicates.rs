@@ -93,4 +93,37 @@ async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
     assert!(!staff.contains("id=\"other-open\""), "{staff}");
 }
 
-both_databases!(an_open_request_for_the_cluster_is_pointed_out);
+/// A deleted cluster's card and page state its last restorable moment.
+async fn a_deleted_cluster_states_its_last_restorable_day(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let old = t
+        .app
+        .store
+        .clusters(restore_desk::store::Scope::Everything, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "old-billing")
+        .unwrap();
+    let until = old.deleted_at.expect("deleted") + chrono::Duration::days(7);
+    let iso = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    for path in ["/clusters".to_string(), format!("/clusters/{}", old.id)] {
+        let page = alice.page(&path).await;
+        assert!(page.contains("can be restored until"), "{path}: {page}");
+        assert!(
+            page.contains(&format!("datetime=\"{iso}\"")),
+            "{path}: {page}"
+        );
+    }
+    // A live cluster says nothing of the kind.
+    let orders = t.cluster_id("orders-prod").await;
+    let page = alice.page(&format!("/clusters/{orders}")).await;
+    assert!(!page.contains("can be restored until"));
+}
+
+both_databases!(
+    an_open_request_for_the_cluster_is_pointed_out,
+    a_deleted_cluster_states_its_last_restorable_day,
+);

@@ -32,6 +32,8 @@ pub struct ClusterCard {
     pub cluster: Cluster,
     pub created: Stamp,
     pub deleted: Option<Stamp>,
+    /// A deleted cluster's last restorable moment: the end of its grace.
+    pub restorable_until: Option<Stamp>,
     /// Earliest and latest restorable moments.
     pub window: Option<(Stamp, Stamp)>,
     /// The timeline as drawn (HTML this desk rendered and escaped).
@@ -85,6 +87,9 @@ pub async fn cluster_card(
     Ok(ClusterCard {
         created: times.stamp(cluster.created_at),
         deleted: times.maybe(cluster.deleted_at),
+        restorable_until: cluster
+            .deleted_at
+            .map(|d| times.stamp(d + app.policy().deleted_grace)),
         window: window.map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
         timeline,
         offline_zones: offline.join(", "),
