@@ -580,22 +580,11 @@ async fn signing_in_with_a_hostile_next_stays_on_the_desk() {
 async fn a_customer_adds_a_webhook_and_gives_a_verdict_in_a_browser() {
     let t = spawn_app_with(false, &["--webhook-allow-http-loopback", "true"], |_| {}).await;
     let alice = common::web::Api::signed_in(&t.base, "alice@contoso.example").await;
-    let sam = common::web::Api::signed_in(&t.base, "sam@support.example").await;
-    let orders = t.cluster_id("orders-prod").await;
-    let (_, ticket) = alice
-        .post(
-            "/api/v1/tickets",
-            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
-                   "new_cluster_name": "verdict-in-browser", "severity": "B", "description": "browser"}),
-        )
+    let id = t
+        .file_request(&alice, "orders-prod", "verdict-in-browser")
         .await;
-    let id = ticket["id"].as_str().unwrap().to_string();
-    for command in ["claim", "approve"] {
-        let (status, body) = sam
-            .post(&format!("/api/v1/tickets/{id}/{command}"), json!({}))
-            .await;
-        assert!(status.is_success(), "{command}: {body}");
-    }
+    t.staff_acts(&id, &[("claim", json!({})), ("approve", json!({}))])
+        .await;
     restore_desk::engine::drain(&t.app).await.unwrap();
 
     let driver = start_driver().await;

@@ -7,27 +7,14 @@ mod common;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use common::web::{Api, TestApp, spawn_app};
-
-async fn file(api: &Api, t: &TestApp, cluster: &str, name: &str) -> String {
-    let cluster = t.cluster_id(cluster).await;
-    let (status, ticket) = api
-        .post(
-            "/api/v1/tickets",
-            json!({"cluster_id": cluster, "target_time": "2026-11-24T10:00:00Z",
-                   "new_cluster_name": name, "severity": "B", "description": "dup"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    ticket["id"].as_str().unwrap().to_string()
-}
+use common::web::{Api, spawn_app};
 
 async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
     let bob = Api::signed_in(&t.base, "bob@fabrikam.example").await;
-    let first = file(&alice, &t, "orders-prod", "orders-first").await;
-    let bobs = file(&bob, &t, "inventory", "inventory-copy").await;
+    let first = t.file_request(&alice, "orders-prod", "orders-first").await;
+    let bobs = t.file_request(&bob, "inventory", "inventory-copy").await;
     let orders = t.cluster_id("orders-prod").await;
     let analytics = t.cluster_id("analytics").await;
 
@@ -66,7 +53,7 @@ async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
     assert!(checked.text().await.unwrap().contains("duplicate-warning"));
 
     // Staff see the same person's other open requests, and only theirs.
-    let second = file(&alice, &t, "analytics", "analytics-copy").await;
+    let second = t.file_request(&alice, "analytics", "analytics-copy").await;
     let mut sam = t.browser();
     sam.sign_in("sam@support.example").await;
     let staff = sam.page(&format!("/staff/tickets/{second}")).await;

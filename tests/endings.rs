@@ -12,30 +12,6 @@ use serde_json::json;
 
 use common::web::{Api, Browser, TestApp, spawn_app};
 
-async fn file(t: &TestApp, name: &str) -> String {
-    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
-    let orders = t.cluster_id("orders-prod").await;
-    let (status, ticket) = alice
-        .post(
-            "/api/v1/tickets",
-            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
-                   "new_cluster_name": name, "severity": "B", "description": "endings"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    ticket["id"].as_str().unwrap().to_string()
-}
-
-async fn staff(t: &TestApp, id: &str, commands: &[(&str, serde_json::Value)]) {
-    let sam = Api::signed_in(&t.base, "sam@support.example").await;
-    for (command, body) in commands {
-        let (status, answer) = sam
-            .post(&format!("/api/v1/tickets/{id}/{command}"), body.clone())
-            .await;
-        assert_eq!(status, StatusCode::OK, "{command}: {answer}");
-    }
-}
-
 async fn alice_page(t: &TestApp, id: &str) -> (Browser, String) {
     let mut alice = t.browser();
     alice.sign_in("alice@contoso.example").await;
@@ -48,6 +24,7 @@ const BAR: &str = "aria-label=\"Restore progress\"";
 async fn every_ending_says_what_happened_and_what_is_next(postgres: bool) {
     let t = spawn_app(postgres, &[]).await;
     let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    let alice_api = Api::signed_in(&t.base, "alice@contoso.example").await;
 
     // Failed: verification fails for good.
     let (status, body) = ada
@@ -57,8 +34,11 @@ async fn every_ending_says_what_happened_and_what_is_next(postgres: bool) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let failed = file(&t, "ending-failed").await;
-    staff(&t, &failed, &[("claim", json!({})), ("approve", json!({}))]).await;
+    let failed = t
+        .file_request(&alice_api, "orders-prod", "ending-failed")
+        .await;
+    t.staff_acts(&failed, &[("claim", json!({})), ("approve", json!({}))])
+        .await;
     restore_desk::engine::drain(&t.app).await.unwrap();
     let job = t
         .app
@@ -87,9 +67,10 @@ async fn every_ending_says_what_happened_and_what_is_next(postgres: bool) {
         .send(reqwest::Method::DELETE, "/api/v1/faults", None)
         .await;
     assert!(status.is_success());
-    let cancelled = file(&t, "ending-cancelled").await;
-    staff(
-        &t,
+    let cancelled = t
+        .file_request(&alice_api, "orders-prod", "ending-cancelled")
+        .await;
+    t.staff_acts(
         &cancelled,
         &[
             ("claim", json!({})),
@@ -108,13 +89,11 @@ async fn every_ending_says_what_happened_and_what_is_next(postgres: bool) {
     assert!(!page.contains(BAR), "no frozen bar: {page}");
 
     // Completed: the verification report and where the password comes from.
-    let completed = file(&t, "ending-completed").await;
-    staff(
-        &t,
-        &completed,
-        &[("claim", json!({})), ("approve", json!({}))],
-    )
-    .await;
+    let completed = t
+        .file_request(&alice_api, "orders-prod", "ending-completed")
+        .await;
+    t.staff_acts(&completed, &[("claim", json!({})), ("approve", json!({}))])
+        .await;
     restore_desk::engine::drain(&t.app).await.unwrap();
     let page = alice.page(&format!("/tickets/{completed}")).await;
     assert!(page.contains("This request is complete"), "{page}");
@@ -126,9 +105,10 @@ async fn every_ending_says_what_happened_and_what_is_next(postgres: bool) {
     );
 
     // Rejected: the reason, and a follow-up linked to it.
-    let rejected = file(&t, "ending-rejected").await;
-    staff(
-        &t,
+    let rejected = t
+        .file_request(&alice_api, "orders-prod", "ending-rejected")
+        .await;
+    t.staff_acts(
         &rejected,
         &[
             ("claim", json!({})),

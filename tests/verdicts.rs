@@ -14,23 +14,9 @@ use restore_desk::store::{OutboxQuery, Scope};
 /// A ticket of alice's, approved by sam and restored: handed over.
 async fn handed_over(t: &TestApp, name: &str) -> String {
     let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
-    let sam = Api::signed_in(&t.base, "sam@support.example").await;
-    let orders = t.cluster_id("orders-prod").await;
-    let (status, ticket) = alice
-        .post(
-            "/api/v1/tickets",
-            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
-                   "new_cluster_name": name, "severity": "B", "description": "verdict"}),
-        )
+    let id = t.file_request(&alice, "orders-prod", name).await;
+    t.staff_acts(&id, &[("claim", json!({})), ("approve", json!({}))])
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    let id = ticket["id"].as_str().unwrap().to_string();
-    for command in ["claim", "approve"] {
-        let (status, body) = sam
-            .post(&format!("/api/v1/tickets/{id}/{command}"), json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{command}: {body}");
-    }
     restore_desk::engine::drain(&t.app).await.unwrap();
     let (_, ticket) = alice.get(&format!("/api/v1/tickets/{id}")).await;
     assert_eq!(ticket["state"], "completed", "{ticket}");

@@ -240,19 +240,6 @@ async fn deliveries(api: &Api, id: &str) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
-async fn file(alice: &Api, t: &TestApp, name: &str) -> String {
-    let orders = t.cluster_id("orders-prod").await;
-    let (status, ticket) = alice
-        .post(
-            "/api/v1/tickets",
-            json!({"cluster_id": orders, "target_time": "2026-11-24T10:00:00Z",
-                   "new_cluster_name": name, "severity": "B", "description": "hooks"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{ticket}");
-    ticket["id"].as_str().unwrap().to_string()
-}
-
 // ------------------------------------------------------------ the formats
 
 /// Slack's Block Kit, the fields a message must have: fallback `text` or
@@ -366,8 +353,8 @@ async fn every_event_is_delivered_once_across_a_receiver_outage(postgres: bool) 
 
     // Two filings and a cancellation: three events for the webhook, two
     // for each chat.
-    let first = file(&alice, &t, "hooks-one").await;
-    file(&alice, &t, "hooks-two").await;
+    let first = t.file_request(&alice, "orders-prod", "hooks-one").await;
+    t.file_request(&alice, "orders-prod", "hooks-two").await;
     let (status, body) = alice
         .post(&format!("/api/v1/tickets/{first}/cancel"), json!({}))
         .await;
@@ -636,7 +623,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_owner_told(postgres: 
         &["ticket.filed"],
     )
     .await;
-    file(&alice, &t, "hooks-down").await;
+    t.file_request(&alice, "orders-prod", "hooks-down").await;
     let relay = relay(&t);
     for _ in 0..30 {
         relay.drain().await.unwrap();
@@ -694,7 +681,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_owner_told(postgres: 
         .count();
     assert_eq!(sent, 1);
     // Disabled, it gets nothing new.
-    file(&alice, &t, "hooks-after").await;
+    t.file_request(&alice, "orders-prod", "hooks-after").await;
     assert_eq!(deliveries(&alice, &hook).await.len(), 1);
     // Enabled again, it does.
     let (status, body) = alice
@@ -706,7 +693,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_its_owner_told(postgres: 
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["enabled"], true);
-    file(&alice, &t, "hooks-again").await;
+    t.file_request(&alice, "orders-prod", "hooks-again").await;
     assert_eq!(deliveries(&alice, &hook).await.len(), 2);
 }
 
@@ -853,7 +840,7 @@ async fn a_restore_posts_its_steps(postgres: bool) {
         .lock()
         .unwrap()
         .insert("hook".into(), vec![secret.unwrap()]);
-    let id = file(&alice, &t, "hooks-steps").await;
+    let id = t.file_request(&alice, "orders-prod", "hooks-steps").await;
     for command in ["claim", "approve"] {
         let (status, body) = sam
             .post(&format!("/api/v1/tickets/{id}/{command}"), json!({}))

@@ -99,6 +99,32 @@ pub async fn spawn_app_at(
 }
 
 impl TestApp {
+    /// Files a request for `cluster` (to 24 Nov 10:00 UTC, severity B) as
+    /// the customer `api` speaks for; the new ticket's id.
+    pub async fn file_request(&self, api: &Api, cluster: &str, name: &str) -> String {
+        let cluster = self.cluster_id(cluster).await;
+        let (status, ticket) = api
+            .post(
+                "/api/v1/tickets",
+                serde_json::json!({"cluster_id": cluster, "target_time": "2026-11-24T10:00:00Z",
+                       "new_cluster_name": name, "severity": "B", "description": "test"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        ticket["id"].as_str().unwrap().to_string()
+    }
+
+    /// Sam's commands on a ticket through the API, each expected to pass.
+    pub async fn staff_acts(&self, id: &str, commands: &[(&str, Value)]) {
+        let sam = Api::signed_in(&self.base, "sam@support.example").await;
+        for (command, body) in commands {
+            let (status, answer) = sam
+                .post(&format!("/api/v1/tickets/{id}/{command}"), body.clone())
+                .await;
+            assert_eq!(status, StatusCode::OK, "{command}: {answer}");
+        }
+    }
+
     /// Starts the restore workers, duties and email relay, as `serve` does.
     pub fn start_engine(&mut self) {
         self.engine = Some(restore_desk::engine::spawn(
