@@ -66,6 +66,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_is_derived_again_the_same_and_changes_with_its_version() {
+        let key = SecretKey::new("desk key");
+        let id = EndpointId::new();
+        assert_eq!(key.endpoint_secret(id, 1), key.endpoint_secret(id, 1));
+        assert_ne!(key.endpoint_secret(id, 1), key.endpoint_secret(id, 2));
+        assert_ne!(
+            key.endpoint_secret(id, 1),
+            SecretKey::new("other").endpoint_secret(id, 1)
+        );
+        assert!(key.endpoint_secret(id, 1).starts_with("whsec_"));
+    }
+
+    #[test]
     fn a_verdict_token_is_the_tickets_own() {
         let key = SecretKey::new("desk key");
         let ticket = TicketId::new();

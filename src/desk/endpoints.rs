@@ -306,6 +306,57 @@ pub async fn remove(app: &App, user: &User, id: EndpointId) -> Result<(), DeskEr
     .await
 }
 
+/// The page an endpoint's owner manages it on.
+fn endpoints_page(public_url: &str, endpoint: &Endpoint) -> String {
+    match endpoint.subscription_id {
+        Some(_) => format!("{public_url}/account/endpoints"),
+        None => format!("{public_url}/admin/endpoints"),
+    }
+}
+
+/// What a post says of `ticket`, with the link for `endpoint`'s readers.
+fn ticket_facts<'a>(
+    app: &App,
+    ticket: &Ticket,
+    reference: &'a str,
+    source_cluster: &'a str,
+    endpoint: &Endpoint,
+) -> TicketFacts<'a> {
+    TicketFacts {
+        id: ticket.id.to_string(),
+        reference,
+        state: ticket.state.as_str(),
+        severity: ticket.severity.as_str(),
+        source_cluster,
+        target_time: ticket.target_time,
+        link: app.ticket_link(ticket.id, endpoint.subscription_id.is_none()),
+    }
+}
+
+/// The outbox row of one post: `content` in `endpoint`'s format, under a
+/// new event id.
+fn post_row(
+    endpoint: &Endpoint,
+    event: EventType,
+    ticket_id: Option<crate::domain::ids::TicketId>,
+    dedupe_key: String,
+    content: &PostContent,
+    at: DateTime<Utc>,
+) -> NewOutboxMessage {
+    let id = Uuid::new_v4();
+    NewOutboxMessage {
+        id,
+        dedupe_key,
+        ticket_id,
+        kind: event.as_str().into(),
+        recipient: shown_url(endpoint.kind, &endpoint.url),
+        subject: event.as_str().into(),
+        text_body: body_for(endpoint.kind, id, at, content),
+        html_body: String::new(),
+        endpoint_id: Some(endpoint.id),
+    }
+}
+
 /// Posts a test event to one endpoint, through the outbox like any other.
 pub async fn send_test(app: &App, user: &User, id: EndpointId) -> Result<Uuid, DeskError> {
     let endpoint = get(app, user, id).await?;
@@ -313,24 +364,18 @@ pub async fn send_test(app: &App, user: &User, id: EndpointId) -> Result<Uuid, D
         return Err(bad("endpoint", "The endpoint is disabled: enable it first"));
     }
     let now = app.now();
-    let link = match endpoint.subscription_id {
-        Some(_) => format!("{}/account/endpoints", app.settings.public_url()),
-        None => format!("{}/admin/endpoints", app.settings.public_url()),
-    };
-    let post_id = Uuid::new_v4();
-    let content = PostContent::test(link);
+    let content = PostContent::test(endpoints_page(&app.settings.public_url(), &endpoint));
+    let post = post_row(
+        &endpoint,
+        EventType::EndpointTest,
+        None,
+        format!("test:{}", Uuid::new_v4()),
+        &content,
+        now,
+    );
+    let post_id = post.id;
     let mut commit = Commit::at(now);
-    commit.outbox.push(NewOutboxMessage {
-        id: post_id,
-        dedupe_key: format!("test:{post_id}"),
-        ticket_id: None,
-        kind: EventType::EndpointTest.as_str().into(),
-        recipient: shown_url(endpoint.kind, &endpoint.url),
-        subject: EventType::EndpointTest.as_str().into(),
-        text_body: body_for(endpoint.kind, post_id, now, &content),
-        html_body: String::new(),
-        endpoint_id: Some(endpoint.id),
-    });
+    commit.outbox.push(post);
     commit.events.push(audit(
         user.actor(),
         EventAction::EndpointTest,
@@ -398,32 +443,19 @@ pub async fn posts_for(
     let mut posts = Vec::new();
     for endpoint in endpoints.iter() {
         let staff = endpoint.subscription_id.is_none();
-        let facts = TicketFacts {
-            id: ticket.id.to_string(),
-            reference: &reference,
-            state: ticket.state.as_str(),
-            severity: ticket.severity.as_str(),
-            source_cluster,
-            target_time: ticket.target_time,
-            link: app.ticket_link(ticket.id, staff),
-        };
+        let facts = ticket_facts(app, ticket, &reference, source_cluster, endpoint);
         for event in &events {
             if !endpoint.wants(*event) || (event.staff_only() && !staff) {
                 continue;
             }
-            let id = Uuid::new_v4();
-            let content = PostContent::about_ticket(*event, &facts);
-            posts.push(NewOutboxMessage {
-                id,
-                dedupe_key: format!("{cause}:{event}:{}", endpoint.id),
-                ticket_id: Some(ticket.id),
-                kind: event.as_str().into(),
-                recipient: shown_url(endpoint.kind, &endpoint.url),
-                subject: event.as_str().into(),
-                text_body: body_for(endpoint.kind, id, now, &content),
-                html_body: String::new(),
-                endpoint_id: Some(endpoint.id),
-            });
+            posts.push(post_row(
+                endpoint,
+                *event,
+                Some(ticket.id),
+                format!("{cause}:{event}:{}", endpoint.id),
+                &PostContent::about_ticket(*event, &facts),
+                now,
+            ));
         }
     }
     Ok(posts)
@@ -447,10 +479,7 @@ pub async fn disable_failing(
     }
     let owner = store.user(endpoint.owner_id).await?;
     let shown = shown_url(endpoint.kind, &endpoint.url);
-    let page = match endpoint.subscription_id {
-        Some(_) => format!("{public_url}/account/endpoints"),
-        None => format!("{public_url}/admin/endpoints"),
-    };
+    let page = endpoints_page(public_url, &endpoint);
     let mut commit = Commit::admin(
         AdminWrite::ChangeEndpoint {
             id,
@@ -546,31 +575,18 @@ pub async fn progress_posts(
     let percent = i64::from(to.overall_progress(0.0));
     let mut posts = Vec::new();
     for endpoint in listening {
-        let facts = TicketFacts {
-            id: ticket.id.to_string(),
-            reference: &reference,
-            state: ticket.state.as_str(),
-            severity: ticket.severity.as_str(),
-            source_cluster: &source.name,
-            target_time: ticket.target_time,
-            link: app.ticket_link(ticket.id, endpoint.subscription_id.is_none()),
-        };
-        let id = Uuid::new_v4();
-        let content = PostContent::progress(&facts, to.label(), to.as_str(), percent);
-        posts.push(NewOutboxMessage {
-            id,
-            dedupe_key: format!(
+        let facts = ticket_facts(app, &ticket, &reference, &source.name, endpoint);
+        posts.push(post_row(
+            endpoint,
+            EventType::JobProgress,
+            Some(ticket.id),
+            format!(
                 "job:{}:run{}:{to}:progress:{}",
                 job.id, job.run, endpoint.id
             ),
-            ticket_id: Some(ticket.id),
-            kind: EventType::JobProgress.as_str().into(),
-            recipient: shown_url(endpoint.kind, &endpoint.url),
-            subject: EventType::JobProgress.as_str().into(),
-            text_body: body_for(endpoint.kind, id, now, &content),
-            html_body: String::new(),
-            endpoint_id: Some(endpoint.id),
-        });
+            &PostContent::progress(&facts, to.label(), to.as_str(), percent),
+            now,
+        ));
     }
     Ok(posts)
 }

@@ -370,20 +370,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::EndpointId;
-
-    #[test]
-    fn a_secret_is_derived_again_the_same_and_changes_with_its_version() {
-        let key = SecretKey::new("desk key");
-        let id = EndpointId::new();
-        assert_eq!(key.endpoint_secret(id, 1), key.endpoint_secret(id, 1));
-        assert_ne!(key.endpoint_secret(id, 1), key.endpoint_secret(id, 2));
-        assert_ne!(
-            key.endpoint_secret(id, 1),
-            SecretKey::new("other").endpoint_secret(id, 1)
-        );
-        assert!(key.endpoint_secret(id, 1).starts_with("whsec_"));
-    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_timestamp_and_body() {

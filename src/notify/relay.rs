@@ -216,57 +216,40 @@ impl Relay {
 
     #[tracing::instrument(skip_all, fields(outbox = %message.id, kind = %message.kind, attempt = message.attempts + 1))]
     async fn deliver(&self, message: &OutboxMessage) -> Delivery {
-        if message.endpoint_id.is_some() {
-            return self.post(message).await;
-        }
-        let outcome = match self.email(message) {
-            Ok(email) => self.mailer.send(message.id, &email).await,
-            Err(error) => Err(SendError::Permanent(error)),
+        // A post to an endpoint is delivered like an email: same retries.
+        let post = message.endpoint_id.is_some();
+        let outcome = if post {
+            self.context.poster.post(message, self.now()).await
+        } else {
+            match self.email(message) {
+                Ok(email) => self.mailer.send(message.id, &email).await,
+                Err(error) => Err(SendError::Permanent(error)),
+            }
         };
         let now = self.now();
         let label = match &outcome {
+            Ok(()) if post => "delivered",
             Ok(()) => "sent",
             Err(SendError::Permanent(_)) => "refused",
             Err(SendError::Transient(_)) => "deferred",
         };
-        metrics::counter!("restore_desk_email_attempts_total", "outcome" => label).increment(1);
-        match outcome {
-            Ok(()) => {
-                tracing::info!(to = %message.recipient, "email sent");
-                Delivery::Sent { at: now }
-            }
-            Err(SendError::Permanent(error)) => {
-                tracing::error!(to = %message.recipient, %error, "email refused for good");
-                Delivery::Failed { at: now, error }
-            }
-            Err(SendError::Transient(error)) => {
-                tracing::warn!(to = %message.recipient, %error, "email not sent yet");
-                self.after_transient(message, error, now)
-            }
+        if post {
+            metrics::counter!("restore_desk_post_attempts_total", "outcome" => label).increment(1);
+        } else {
+            metrics::counter!("restore_desk_email_attempts_total", "outcome" => label).increment(1);
         }
-    }
-
-    /// A post to an endpoint, with the same retries as an email.
-    async fn post(&self, message: &OutboxMessage) -> Delivery {
-        let outcome = self.context.poster.post(message, self.now()).await;
-        let now = self.now();
-        let label = match &outcome {
-            Ok(()) => "delivered",
-            Err(SendError::Permanent(_)) => "refused",
-            Err(SendError::Transient(_)) => "deferred",
-        };
-        metrics::counter!("restore_desk_post_attempts_total", "outcome" => label).increment(1);
+        let what = if post { "post" } else { "email" };
         match outcome {
             Ok(()) => {
-                tracing::info!(event = %message.subject, "posted to endpoint");
+                tracing::info!(to = %message.recipient, "{what} {label}");
                 Delivery::Sent { at: now }
             }
             Err(SendError::Permanent(error)) => {
-                tracing::warn!(event = %message.subject, %error, "post refused for good");
+                tracing::error!(to = %message.recipient, %error, "{what} refused for good");
                 Delivery::Failed { at: now, error }
             }
             Err(SendError::Transient(error)) => {
-                tracing::warn!(event = %message.subject, %error, "post not delivered yet");
+                tracing::warn!(to = %message.recipient, %error, "{what} not delivered yet");
                 self.after_transient(message, error, now)
             }
         }
