@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::common::{parse_id, people, times_for};
-use super::{Chrome, FormErrors, chrome, flash, render};
+use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
 use crate::desk::read::cluster_backups;
@@ -27,21 +27,6 @@ use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 pub async fn index() -> Redirect {
     Redirect::to("/admin/users")
-}
-
-/// After a refused change: the page again with the message, or the error.
-async fn refused<F, Fut>(error: AppError, again: F) -> AppResult<Response>
-where
-    F: FnOnce(FormErrors) -> Fut,
-    Fut: std::future::Future<Output = AppResult<Response>>,
-{
-    if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-        return Err(error);
-    }
-    let status = error.status;
-    let mut response = again(FormErrors::from_error(&error)).await?;
-    *response.status_mut() = status;
-    Ok(response)
 }
 
 // ---------------------------------------------------------------- users

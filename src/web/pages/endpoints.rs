@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::common::times_for;
-use super::{Chrome, FormErrors, chrome, flash, render};
+use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::desk::endpoints::{self, NewEndpoint, shown_url};
 use crate::domain::endpoint::{Endpoint, EndpointKind, EventType};
@@ -229,22 +229,13 @@ async fn create(app: App, viewer: Viewer, form: Vec<(String, String)>) -> AppRes
             .await
         }
         Err(error) => {
-            let error = AppError::from(error);
-            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-                return Err(error);
-            }
             let draft = Draft {
                 url: new.url,
                 events: new.events,
             };
-            list_page(
-                &app,
-                &viewer,
-                error.status,
-                draft,
-                None,
-                FormErrors::from_error(&error),
-            )
+            refused(error.into(), |errors| {
+                list_page(&app, &viewer, StatusCode::OK, draft, None, errors)
+            })
             .await
         }
     }

@@ -244,3 +244,18 @@ pub fn sessionless_error_page(error: &AppError) -> Response {
 pub async fn not_found() -> AppError {
     AppError::not_found()
 }
+
+/// After a refused change: the page again with the message, or the error.
+pub async fn refused<F, Fut>(error: AppError, again: F) -> AppResult<Response>
+where
+    F: FnOnce(FormErrors) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Response>>,
+{
+    if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
+        return Err(error);
+    }
+    let status = error.status;
+    let mut response = again(FormErrors::from_error(&error)).await?;
+    *response.status_mut() = status;
+    Ok(response)
+}

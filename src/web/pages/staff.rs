@@ -16,7 +16,7 @@ use super::common::{
     ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
     event_views, job_view, message_views, parse_id, ticket_row, times_for,
 };
-use super::{Chrome, FormErrors, chrome, flash, render};
+use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::desk;
 use crate::domain::sla::Severity;
@@ -489,20 +489,11 @@ pub async fn act(
             Ok(Redirect::to(&format!("/staff/tickets/{}", ticket.id)).into_response())
         }
         Err(error) => {
-            let error = AppError::from(error);
-            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-                return Err(error);
-            }
-            let page = staff_ticket_page(
-                &app,
-                &viewer,
-                id,
-                &action,
-                FormErrors::from_error(&error),
-                typed,
-            )
-            .await?;
-            render(error.status, &page)
+            refused(error.into(), |errors| async {
+                let page = staff_ticket_page(&app, &viewer, id, &action, errors, typed).await?;
+                render(StatusCode::OK, &page)
+            })
+            .await
         }
     }
 }

@@ -14,7 +14,7 @@ use super::super::common::{
     EventView, JobView, MessageView, TicketRow, cluster_names, event_views, job_view,
     message_views, parse_id, people, state_class, ticket_row, times_for,
 };
-use super::super::{Chrome, FormErrors, chrome, flash, render};
+use super::super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::desk::{self, scope_for};
 use crate::domain::cluster::Cluster;
@@ -291,12 +291,13 @@ async fn customer_act(
             Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
         }
         Err(error) => {
-            let error = AppError::from(error);
-            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-                return Err(error);
-            }
-            let page = ticket_page(app, viewer, id, FormErrors::from_error(&error), typed).await?;
-            render(error.status, &page)
+            refused(error.into(), |errors| async move {
+                render(
+                    StatusCode::OK,
+                    &ticket_page(app, viewer, id, errors, typed).await?,
+                )
+            })
+            .await
         }
     }
 }
@@ -425,19 +426,13 @@ pub async fn verdict(
             Ok(Redirect::to(&format!("/tickets/{id}")).into_response())
         }
         Err(error) => {
-            let error = AppError::from(error);
-            if matches!(error.status.as_u16(), 403 | 404) || error.status.is_server_error() {
-                return Err(error);
-            }
-            let page = ticket_page(
-                &app,
-                &viewer,
-                id,
-                FormErrors::from_error(&error),
-                String::new(),
-            )
-            .await?;
-            render(error.status, &page)
+            refused(error.into(), |errors| async {
+                render(
+                    StatusCode::OK,
+                    &ticket_page(&app, &viewer, id, errors, String::new()).await?,
+                )
+            })
+            .await
         }
     }
 }
