@@ -196,9 +196,10 @@
     document.querySelectorAll("[data-deadline]").forEach(function (node) {
       var left = Date.parse(node.getAttribute("data-deadline")) - Date.now();
       if (isNaN(left)) return;
+      var soon = (parseInt(node.getAttribute("data-soon"), 10) || 86400) * 1000;
       node.textContent = words(left);
       node.classList.toggle("overdue", left < 0);
-      node.classList.toggle("urgent", left >= 0 && left < 86400000);
+      node.classList.toggle("urgent", left >= 0 && left < soon);
     });
   }
 
@@ -243,6 +244,30 @@
     });
   }
 
+  // ------------------------------------------------------------ UTC on tap
+
+  // Times read in one zone; a tap (or Enter) shows the same moment in UTC
+  // and back, since a phone has no hover for the title.
+  function setupUtcToggle(node) {
+    var utc = node.getAttribute("title");
+    if (!utc || node.closest("a, button, label")) return;
+    var local = node.textContent;
+    node.setAttribute("tabindex", "0");
+    node.setAttribute("role", "button");
+    node.setAttribute("aria-pressed", "false");
+    node.classList.add("utc-toggle");
+    function flip(event) {
+      if (event) event.preventDefault();
+      var showingUtc = node.getAttribute("aria-pressed") === "true";
+      node.textContent = showingUtc ? local : utc;
+      node.setAttribute("aria-pressed", showingUtc ? "false" : "true");
+    }
+    node.addEventListener("click", flip);
+    node.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") flip(e);
+    });
+  }
+
   // A timeline too wide for the screen opens at its recent end: the moment
   // to restore to is usually the latest hours, not five weeks ago.
   function scrollTimelinesToNow() {
@@ -253,6 +278,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     scrollTimelinesToNow();
+    document.querySelectorAll("time[title]").forEach(setupUtcToggle);
     document.querySelectorAll("textarea[data-draft]").forEach(setupDraft);
     document.querySelectorAll("form[action='/logout']").forEach(forgetDraftsOnSignOut);
     var form = document.getElementById("request-form");

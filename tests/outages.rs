@@ -82,6 +82,8 @@ async fn ticket_count(desk: &TestApp) -> usize {
             states: vec![],
             severity: None,
             assignee: restore_desk::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: restore_desk::store::TicketOrder::Newest { before: None },
             limit: 1000,
         })

@@ -787,6 +787,8 @@ async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) 
                 states: vec![TicketState::Triage, TicketState::InReview],
                 severity: None,
                 assignee: AssigneeFilter::Anyone,
+                response_due_before: None,
+                search: None,
                 order: TicketOrder::Queue { after },
                 limit: 3,
             })
@@ -811,6 +813,8 @@ async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) 
             states: vec![],
             severity: Some(Severity::A),
             assignee: AssigneeFilter::Unassigned,
+            response_due_before: None,
+            search: None,
             order: TicketOrder::Newest { before: None },
             limit: 100,
         })
@@ -850,6 +854,8 @@ async fn customers_see_only_their_subscription(db: TestDb) {
             states: vec![],
             severity: None,
             assignee: AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: TicketOrder::Newest { before: None },
             limit: 100,
         })

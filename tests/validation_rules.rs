@@ -60,6 +60,7 @@ fn ctx(catalog: &Catalog, online: ZoneSet, life: ClusterLife) -> TargetContext<'
         online,
         policy: RetentionPolicy::default(),
         now: now(),
+        zone: chrono_tz::Tz::UTC,
     }
 }
 

@@ -136,6 +136,7 @@ impl FleetView {
             online: self.online,
             policy,
             now,
+            zone: chrono_tz::Tz::UTC,
         }
     }
 }

@@ -23,15 +23,19 @@ use crate::store::{
 };
 
 /// Checks a target against the cluster's backups as they are now.
+/// Refusals speak in `zone`: the one the customer entered the target in.
 pub async fn validate_now(
     app: &App,
     target: DateTime<Utc>,
     cluster: &Cluster,
+    zone: chrono_tz::Tz,
 ) -> Result<ValidationReport, DeskError> {
     let view = FleetView::read(&*app.backend, cluster).await?;
     Ok(validation_report(
         target,
-        &view.context(cluster, app.policy(), app.now()),
+        &view
+            .context(cluster, app.policy(), app.now())
+            .read_in(zone),
     ))
 }
 
@@ -278,7 +282,13 @@ pub async fn act(
         && user.role.works_tickets()
         && ticket.state == TicketState::InReview;
     let checked = if wants_check {
-        let report = validate_now(app, ticket.target_time, &cluster).await?;
+        let report = validate_now(
+            app,
+            ticket.target_time,
+            &cluster,
+            ticket.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC),
+        )
+        .await?;
         let target = match &report.error {
             None => TargetCheck::Passed,
             Some(error) => TargetCheck::Failed(error.clone()),

@@ -91,7 +91,7 @@ pub async fn check_request(
     match (&cluster, &target) {
         (_, Err(error)) => errors.push(error.clone()),
         (Some(cluster), Ok(target)) => {
-            let checked = validate_now(app, target.utc, cluster).await?;
+            let checked = validate_now(app, target.utc, cluster, target.time_zone).await?;
             if let Some(error) = &checked.error {
                 errors.push(error.clone());
             }

@@ -20,8 +20,23 @@ use crate::store::{Event, Message, RestoreJob, Scope, StoreError, Ticket, User};
 /// serve a restore, and the restorable window they give.
 pub struct ClusterBackups {
     pub view: Arc<FleetView>,
+    /// Every zone counted, offline ones too: the window once all are back.
     pub window: Option<Window>,
+    /// What the zones online now can restore.
+    pub window_now: Option<Window>,
     pub now: DateTime<Utc>,
+}
+
+impl ClusterBackups {
+    /// The earlier start the offline zones would give back, when they
+    /// narrow the window now.
+    pub fn wider_when_back(&self) -> Option<DateTime<Utc>> {
+        match (self.window, self.window_now) {
+            (Some(whole), Some(now)) if whole.earliest < now.earliest => Some(whole.earliest),
+            (Some(whole), None) => Some(whole.earliest),
+            _ => None,
+        }
+    }
 }
 
 /// Reads a cluster's backups from the fleet (or what was read a moment ago,
@@ -40,7 +55,18 @@ pub async fn cluster_backups(app: &App, cluster: &Cluster) -> Result<ClusterBack
         )
         .await?;
     let window = restorable_window(&view.catalog, &cluster.life(), &app.policy(), now);
-    Ok(ClusterBackups { view, window, now })
+    let window_now = restorable_window(
+        &view.catalog.held_in(view.online),
+        &cluster.life(),
+        &app.policy(),
+        now,
+    );
+    Ok(ClusterBackups {
+        view,
+        window,
+        window_now,
+        now,
+    })
 }
 
 /// What every view of a ticket shows: the ticket, its restore job, its

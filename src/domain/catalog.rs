@@ -203,6 +203,30 @@ impl Catalog {
         self.log.iter().map(|s| s.to).max()
     }
 
+    /// Only what `zones` hold: the catalog as far as those zones can serve it.
+    pub fn held_in(&self, zones: ZoneSet) -> Catalog {
+        Catalog {
+            snapshots: self
+                .snapshots
+                .iter()
+                .filter(|s| !s.zones.intersect(zones).is_empty())
+                .map(|s| Snapshot {
+                    zones: s.zones.intersect(zones),
+                    ..s.clone()
+                })
+                .collect(),
+            log: self
+                .log
+                .iter()
+                .filter(|l| !l.zones.intersect(zones).is_empty())
+                .map(|l| LogSpan {
+                    zones: l.zones.intersect(zones),
+                    ..l.clone()
+                })
+                .collect(),
+        }
+    }
+
     /// Zones in which `snapshot` can seed a restore: a copy plus log from its end.
     fn usable_zones(&self, snapshot: &Snapshot) -> ZoneSet {
         snapshot

@@ -61,6 +61,70 @@ pub fn first_response_due(created_at: DateTime<Utc>, severity: Severity) -> Date
     }
 }
 
+/// How long before its first response is due a ticket shows as "due soon".
+pub fn response_soon() -> Duration {
+    Duration::hours(1)
+}
+
+/// Where a ticket's first-response clock stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseClock {
+    /// Answered in time.
+    Met,
+    /// Answered, but late.
+    Missed,
+    /// Unanswered and past due.
+    Breached,
+    /// Unanswered, due within [`response_soon`].
+    DueSoon,
+    /// Unanswered, with time left.
+    Running,
+    /// Closed without an answer: the clock stopped.
+    Stopped,
+}
+
+impl ResponseClock {
+    pub fn of(
+        due: DateTime<Utc>,
+        answered: Option<DateTime<Utc>>,
+        open: bool,
+        now: DateTime<Utc>,
+    ) -> ResponseClock {
+        match answered {
+            Some(at) if at > due => ResponseClock::Missed,
+            Some(_) => ResponseClock::Met,
+            None if !open => ResponseClock::Stopped,
+            None if now >= due => ResponseClock::Breached,
+            None if now + response_soon() > due => ResponseClock::DueSoon,
+            None => ResponseClock::Running,
+        }
+    }
+
+    /// Whether the clock is still running.
+    pub fn running(self) -> bool {
+        matches!(
+            self,
+            ResponseClock::Breached | ResponseClock::DueSoon | ResponseClock::Running
+        )
+    }
+}
+
+/// What the queue sorts by: the clock that runs out first on a ticket —
+/// its first response while that is unanswered and sooner, else the
+/// deadline. The store's SQL mirrors this (`QUEUE_DUE`).
+pub fn queue_due(
+    first_response_due: DateTime<Utc>,
+    first_response_at: Option<DateTime<Utc>>,
+    open: bool,
+    deadline: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if open && first_response_at.is_none() && first_response_due < deadline {
+        first_response_due
+    } else {
+        deadline
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +171,38 @@ mod tests {
             first_response_due(friday, Severity::B),
             friday + Duration::hours(4)
         );
+    }
+
+    #[test]
+    fn the_response_clock_reads_breached_soon_running_met_missed_and_stopped() {
+        let due = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+        let of = |answered, open, now| ResponseClock::of(due, answered, open, now);
+        assert_eq!(of(None, true, due), ResponseClock::Breached);
+        assert_eq!(
+            of(None, true, due - Duration::minutes(59)),
+            ResponseClock::DueSoon
+        );
+        assert_eq!(of(None, true, due - Duration::hours(2)), ResponseClock::Running);
+        assert_eq!(of(None, false, due + Duration::hours(2)), ResponseClock::Stopped);
+        assert_eq!(
+            of(Some(due - Duration::minutes(1)), true, due),
+            ResponseClock::Met
+        );
+        assert_eq!(
+            of(Some(due + Duration::minutes(1)), true, due),
+            ResponseClock::Missed
+        );
+    }
+
+    #[test]
+    fn the_queue_sorts_by_the_first_clock_to_run_out() {
+        let due = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+        let deadline = due + Duration::days(30);
+        assert_eq!(queue_due(due, None, true, deadline), due);
+        assert_eq!(queue_due(due, Some(due), true, deadline), deadline);
+        assert_eq!(queue_due(due, None, false, deadline), deadline);
+        // A target about to leave the window outranks the response clock.
+        let soon = due - Duration::hours(1);
+        assert_eq!(queue_due(due, None, true, soon), soon);
     }
 }

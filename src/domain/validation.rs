@@ -324,10 +324,41 @@ pub struct TargetContext<'a> {
     pub online: ZoneSet,
     pub policy: RetentionPolicy,
     pub now: DateTime<Utc>,
+    /// The zone the refusals speak in: the reader's.
+    pub zone: Tz,
 }
 
-fn utc_text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+impl TargetContext<'_> {
+    /// The same check, its refusals read in `zone`.
+    pub fn read_in(self, zone: Tz) -> Self {
+        TargetContext { zone, ..self }
+    }
+
+    /// A moment as a refusal states it: in the reader's zone, to the
+    /// second, with UTC beside it.
+    fn moment(&self, t: DateTime<Utc>) -> String {
+        moment_text(t, self.zone)
+    }
+}
+
+/// `3 Dec 2026, 14:35:00 JST (05:35:00 UTC)`, or the UTC alone when the
+/// reader reads UTC.
+pub fn moment_text(t: DateTime<Utc>, zone: Tz) -> String {
+    let utc = t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    if zone == Tz::UTC {
+        return utc;
+    }
+    let local = t.with_timezone(&zone);
+    let same_day = local.date_naive() == t.date_naive();
+    format!(
+        "{} ({})",
+        local.format("%-d %b %Y, %H:%M:%S %Z"),
+        if same_day {
+            t.format("%H:%M:%S UTC").to_string()
+        } else {
+            utc
+        }
+    )
 }
 
 /// Checks one target moment against the cluster's backups, in the order of
@@ -353,7 +384,7 @@ pub fn check_target(
             field,
             format!(
                 "{} is in the future; pick a moment that has already passed",
-                utc_text(target)
+                ctx.moment(target)
             ),
         ));
     }
@@ -373,8 +404,8 @@ pub fn check_target(
             field,
             format!(
                 "{} is after the latest restorable point, {} ({why})",
-                utc_text(target),
-                utc_text(latest)
+                ctx.moment(target),
+                ctx.moment(latest)
             ),
         ));
     }
@@ -386,7 +417,7 @@ pub fn check_target(
             format!(
                 "Backups are kept for {} days: the earliest moment that can be restored now is {}",
                 ctx.policy.retention.num_days(),
-                utc_text(retention_edge)
+                ctx.moment(retention_edge)
             ),
         ));
     }
@@ -404,26 +435,37 @@ pub fn check_target(
             field,
             format!(
                 "{} is before this cluster's earliest restorable point, {}",
-                utc_text(target),
-                utc_text(window.earliest)
+                ctx.moment(target),
+                ctx.moment(window.earliest)
             ),
         ));
     }
     plan_restore(ctx.catalog, target, ctx.online).map_err(|e| {
         let message = match e {
-            PlanError::OnlyInOfflineZones(zones) => format!(
-                "The backups that reach {} are held only in {zones}, which {} offline now; \
-                 try again when the zone is back, or pick a more recent moment",
-                utc_text(target),
-                if zones.iter().count() == 1 {
-                    "is"
-                } else {
-                    "are"
-                }
-            ),
+            PlanError::OnlyInOfflineZones(zones) => {
+                let verb = if zones.iter().count() == 1 { "is" } else { "are" };
+                let online = restorable_window(
+                    &ctx.catalog.held_in(ctx.online),
+                    &ctx.life,
+                    &ctx.policy,
+                    ctx.now,
+                );
+                let from_when = match online {
+                    Some(w) if w.earliest > target => format!(
+                        "; from the zones online now, moments from {} can be restored",
+                        ctx.moment(w.earliest)
+                    ),
+                    _ => String::new(),
+                };
+                format!(
+                    "The backups that reach {} are held only in {zones}, which {verb} offline \
+                     now{from_when}. This moment can be restored again when {zones} {verb} back.",
+                    ctx.moment(target),
+                )
+            }
             PlanError::NoContinuousBackup => format!(
                 "No backup with unbroken archived log reaches {}: the log has a gap there",
-                utc_text(target)
+                ctx.moment(target)
             ),
         };
         ValidationError::new(ValidationCode::NoBackupInOnlineZone, field, message)

@@ -350,6 +350,13 @@ pub trait Store: Send + Sync + 'static {
     async fn ticket_by_number(&self, number: i64, scope: Scope) -> StoreResult<Option<Ticket>>;
     async fn tickets(&self, query: &TicketQuery) -> StoreResult<Vec<Ticket>>;
     async fn count_tickets(&self, scope: Scope, states: &[TicketState]) -> StoreResult<i64>;
+    /// Every ticket counted by state, severity, assignee and whether its
+    /// first response is breached at `now` or due before `soon`.
+    async fn ticket_tallies(
+        &self,
+        now: DateTime<Utc>,
+        soon: DateTime<Utc>,
+    ) -> StoreResult<Vec<TicketTally>>;
     async fn messages(
         &self,
         ticket_id: TicketId,

@@ -478,8 +478,9 @@ pub struct OutboxQuery {
 /// The order of a ticket list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TicketOrder {
-    /// The staff queue: soonest deadline first, then severity. The cursor is
-    /// the last row seen: `(deadline, severity, number)`.
+    /// The staff queue: the first clock to run out first (the first
+    /// response while unanswered, else the deadline: `sla::queue_due`), then
+    /// severity. The cursor is the last row seen: `(due, severity, number)`.
     Queue {
         after: Option<(DateTime<Utc>, Severity, i64)>,
     },
@@ -501,6 +502,27 @@ pub struct TicketQuery {
     pub states: Vec<TicketState>,
     pub severity: Option<Severity>,
     pub assignee: AssigneeFilter,
+    /// Only open, unanswered tickets whose first response is due before this.
+    pub response_due_before: Option<DateTime<Utc>>,
+    /// Words to find: a ticket number (`RD-12` or `12`), or text in the
+    /// customer's name or email, the cluster's name, the new cluster's
+    /// name, the description or a message.
+    pub search: Option<String>,
     pub order: TicketOrder,
     pub limit: i64,
+}
+
+/// How many tickets share a state, severity, assignee and response clock:
+/// the queue's counts per filter are sums of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketTally {
+    pub state: TicketState,
+    pub severity: Severity,
+    pub assignee_id: Option<UserId>,
+    /// Open and unanswered with its first response past due.
+    pub response_breached: bool,
+    /// Open and unanswered with its first response due before the `soon`
+    /// asked for (breached ones included).
+    pub response_due_soon: bool,
+    pub count: i64,
 }

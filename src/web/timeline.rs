@@ -89,7 +89,10 @@ pub struct TimelineInput<'a> {
     pub cluster_name: &'a str,
     pub catalog: &'a Catalog,
     pub online: ZoneSet,
+    /// Every zone counted: what is drawn.
     pub window: Option<Window>,
+    /// What the zones online now can restore: what the summary states.
+    pub window_now: Option<Window>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub target: Option<DateTime<Utc>>,
     pub policy: RetentionPolicy,
@@ -234,9 +237,9 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
         .filter(|d| *d >= start)
         .map(|d| marker_at(d, input.now, &input.policy, "deleted".into(), false));
 
-    let mut summary = match input.window {
+    let mut summary = match input.window_now {
         Some(w) => format!(
-            "{} can be restored to any moment from {} to {} ({}), where the log has no gap.",
+            "{} can be restored now to any moment from {} to {} ({}), where the log has no gap.",
             input.cluster_name,
             local_in(w.earliest, input.zone),
             local_in(w.latest, input.zone),
@@ -244,6 +247,21 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
         ),
         None => format!("{} has no restorable moment right now.", input.cluster_name),
     };
+    let offline: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.online)
+        .map(|r| r.zone)
+        .collect();
+    if let Some(whole) = input.window
+        && input.window_now.is_none_or(|now| whole.earliest < now.earliest)
+    {
+        summary.push_str(&format!(
+            " From {} when {} {} back.",
+            local_in(whole.earliest, input.zone),
+            offline.join(" and "),
+            if offline.len() == 1 { "is" } else { "are" }
+        ));
+    }
     for row in &rows {
         summary.push_str(&format!(
             " {}: {}, {} snapshot{}.",
@@ -319,6 +337,7 @@ mod tests {
             catalog: &catalog,
             online: ZoneSet::of(&[Zone::Az2, Zone::Az3]),
             window: Some(window),
+            window_now: Some(window),
             deleted_at: None,
             target: Some(now - Duration::days(2)),
             policy: RetentionPolicy::default(),

@@ -22,8 +22,10 @@ pub struct Countdown {
     pub iso: String,
     pub text: String,
     pub overdue: bool,
-    /// Less than a day left.
+    /// Less than `soon_seconds` left.
     pub urgent: bool,
+    /// How close counts as urgent, for the page's live update.
+    pub soon_seconds: i64,
 }
 
 /// Formats times for one reader.
@@ -62,7 +64,13 @@ impl Times {
         t.map(|t| self.stamp(t))
     }
 
+    /// Time left, urgent under a day: the deadline's clock.
     pub fn until(&self, deadline: DateTime<Utc>) -> Countdown {
+        self.until_within(deadline, Duration::hours(24))
+    }
+
+    /// Time left, urgent under `soon`.
+    pub fn until_within(&self, deadline: DateTime<Utc>, soon: Duration) -> Countdown {
         let left = deadline - self.now;
         Countdown {
             iso: iso(deadline),
@@ -72,7 +80,8 @@ impl Times {
                 format!("{} left", duration_words(self.now, deadline))
             },
             overdue: left < Duration::zero(),
-            urgent: left < Duration::hours(24),
+            urgent: left < soon,
+            soon_seconds: soon.num_seconds(),
         }
     }
 

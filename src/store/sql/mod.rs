@@ -303,6 +303,14 @@ impl Store for SqlStore {
         tickets::count_tickets(self, scope, states).await
     }
 
+    async fn ticket_tallies(
+        &self,
+        now: DateTime<Utc>,
+        soon: DateTime<Utc>,
+    ) -> StoreResult<Vec<TicketTally>> {
+        tickets::ticket_tallies(self, now, soon).await
+    }
+
     async fn messages(
         &self,
         ticket_id: TicketId,

@@ -244,6 +244,73 @@ pub(super) async fn ticket_by_number(
     Ok(row.as_ref().map(ticket_row).transpose()?)
 }
 
+/// `sla::queue_due` in SQL: the first response's due time while the ticket
+/// is open, unanswered and that comes first, else the deadline.
+const QUEUE_DUE: &str = "(CASE WHEN first_response_at IS NULL \
+    AND state NOT IN ('completed', 'rejected', 'cancelled') \
+    AND first_response_due < deadline THEN first_response_due ELSE deadline END)";
+
+/// Open and unanswered: the first-response clock is running.
+const RESPONSE_RUNNING: &str =
+    "first_response_at IS NULL AND state NOT IN ('completed', 'rejected', 'cancelled')";
+
+/// `RD-12`, `rd 12` or `12`: the number a person types for a ticket.
+fn typed_number(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let digits = t
+        .strip_prefix("RD")
+        .or_else(|| t.strip_prefix("rd"))
+        .or_else(|| t.strip_prefix("Rd"))
+        .map(|rest| rest.trim_start_matches(['-', ' ', '#']))
+        .unwrap_or_else(|| t.trim_start_matches('#'));
+    digits.parse().ok()
+}
+
+/// A LIKE pattern that finds `text` anywhere, its own `%`, `_` and `\\`
+/// taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn push_search(sql: &mut QueryBuilder<'_, Db>, words: &str) {
+    let pattern = contains_pattern(words);
+    sql.push(" AND (");
+    if let Some(number) = typed_number(words) {
+        sql.push("number = ").push_bind(number).push(" OR ");
+    }
+    for (i, column) in ["lower(description)", "lower(new_cluster_name)"]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push(column)
+            .push(" LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\'");
+    }
+    sql.push(" OR cluster_id IN (SELECT id FROM clusters WHERE lower(name) LIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\')");
+    sql.push(" OR requester_id IN (SELECT id FROM users WHERE lower(email) LIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\' OR lower(display_name) LIKE ")
+        .push_bind(pattern.clone())
+        .push(" ESCAPE '\\')");
+    sql.push(" OR id IN (SELECT ticket_id FROM messages WHERE lower(body) LIKE ")
+        .push_bind(pattern)
+        .push(" ESCAPE '\\'))");
+}
+
 pub(super) async fn tickets(store: &SqlStore, q: &TicketQuery) -> StoreResult<Vec<Ticket>> {
     let mut sql =
         QueryBuilder::<Db>::new(format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE TRUE"));
@@ -270,18 +337,31 @@ pub(super) async fn tickets(store: &SqlStore, q: &TicketQuery) -> StoreResult<Ve
             sql.push(" AND assignee_id = ").push_bind(id);
         }
     }
+    if let Some(before) = q.response_due_before {
+        sql.push(" AND ")
+            .push(RESPONSE_RUNNING)
+            .push(" AND first_response_due < ")
+            .push_bind(before);
+    }
+    if let Some(words) = q.search.as_deref().filter(|w| !w.trim().is_empty()) {
+        push_search(&mut sql, words);
+    }
     match &q.order {
         TicketOrder::Queue { after } => {
-            if let Some((deadline, severity, number)) = after {
-                sql.push(" AND (deadline, severity, number) > (")
-                    .push_bind(*deadline)
+            if let Some((due, severity, number)) = after {
+                sql.push(" AND (")
+                    .push(QUEUE_DUE)
+                    .push(", severity, number) > (")
+                    .push_bind(*due)
                     .push(", ")
                     .push_bind(severity.as_str())
                     .push(", ")
                     .push_bind(*number)
                     .push(")");
             }
-            sql.push(" ORDER BY deadline, severity, number");
+            sql.push(" ORDER BY ")
+                .push(QUEUE_DUE)
+                .push(", severity, number");
         }
         TicketOrder::Newest { before } => {
             if let Some(number) = before {
@@ -293,6 +373,57 @@ pub(super) async fn tickets(store: &SqlStore, q: &TicketQuery) -> StoreResult<Ve
     sql.push(" LIMIT ").push_bind(q.limit.clamp(1, 1000));
     let rows = sql.build().fetch_all(&store.pool).await?;
     Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn ticket_tallies(
+    store: &SqlStore,
+    now: DateTime<Utc>,
+    soon: DateTime<Utc>,
+) -> StoreResult<Vec<TicketTally>> {
+    let rows = sqlx::query(&format!(
+        "SELECT state, severity, assignee_id, \
+           CASE WHEN {RESPONSE_RUNNING} AND first_response_due < $1 THEN 1 ELSE 0 END AS breached, \
+           CASE WHEN {RESPONSE_RUNNING} AND first_response_due < $2 THEN 1 ELSE 0 END AS due_soon, \
+           COUNT(*) AS n \
+         FROM tickets GROUP BY state, severity, assignee_id, breached, due_soon"
+    ))
+    .bind(now)
+    .bind(soon)
+    .fetch_all(&store.pool)
+    .await?;
+    let tally = |r: &DbRow| -> Result<TicketTally, sqlx::Error> {
+        let breached: i32 = r.try_get("breached")?;
+        let due_soon: i32 = r.try_get("due_soon")?;
+        Ok(TicketTally {
+            state: decode(r.try_get("state")?)?,
+            severity: decode(r.try_get("severity")?)?,
+            assignee_id: r.try_get("assignee_id")?,
+            response_breached: breached != 0,
+            response_due_soon: due_soon != 0,
+            count: r.try_get("n")?,
+        })
+    };
+    Ok(rows.iter().map(tally).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_number_reads_with_or_without_its_prefix() {
+        assert_eq!(typed_number("RD-12"), Some(12));
+        assert_eq!(typed_number(" rd 7 "), Some(7));
+        assert_eq!(typed_number("#40"), Some(40));
+        assert_eq!(typed_number("40"), Some(40));
+        assert_eq!(typed_number("orders"), None);
+    }
+
+    #[test]
+    fn wildcards_in_search_words_are_taken_literally() {
+        assert_eq!(contains_pattern(" 50%_off\\ "), "%50\\%\\_off\\\\%");
+        assert_eq!(contains_pattern("Orders"), "%orders%");
+    }
 }
 
 pub(super) async fn count_tickets(

@@ -76,6 +76,7 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
             FieldError,
             ErrorCode,
             words::TicketStateFilter,
+            words::ResponseFilter,
             words::TicketAction,
             words::Severity,
             words::Zone,

@@ -55,9 +55,14 @@ pub struct ClusterOut {
     /// When it was deleted; it stays restorable for 7 days after.
     #[schema(required = true)]
     pub deleted_at: Option<DateTime<Utc>>,
-    /// The restorable window now, or null when nothing can be restored.
+    /// The restorable window with every zone counted, or null when nothing
+    /// can be restored.
     #[schema(required = true)]
     pub restorable: Option<Restorable>,
+    /// What the zones online now can restore: narrower than `restorable`
+    /// while a zone holding older backups is offline.
+    #[schema(required = true)]
+    pub restorable_now: Option<Restorable>,
     /// How to connect: for the cluster's own customers. Staff and admins
     /// get null here; they see a restored cluster's connection on its
     /// ticket's page, to hand it over.
@@ -71,8 +76,10 @@ pub struct ClusterOut {
 /// A cluster as `viewer` may see it: connection details go to its own
 /// customers only.
 pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResult<ClusterOut> {
-    let window = cluster_backups(app, &cluster).await?.window;
+    let backups = cluster_backups(app, &cluster).await?;
+    let window = backups.window;
     Ok(ClusterOut {
+        restorable_now: backups.window_now.map(Restorable::from),
         id: cluster.id,
         name: cluster.name,
         subscription_id: cluster.subscription_id,

@@ -270,6 +270,13 @@ pub struct TicketsQuery {
     pub assignee: String,
     /// Staff: `true` for tickets assigned to the caller.
     pub mine: Option<bool>,
+    /// Staff: only tickets whose first response is `breached` or `due`.
+    #[serde(default)]
+    #[param(value_type = Option<words::ResponseFilter>)]
+    pub response: String,
+    /// Staff: search by ticket number (`RD-12`), customer, cluster or text.
+    #[serde(default)]
+    pub q: String,
     /// Staff: the `next` of the previous page.
     pub after: Option<i64>,
     /// Customers: the `next` of the previous page.
@@ -279,7 +286,8 @@ pub struct TicketsQuery {
 }
 
 /// Customers: their subscription's tickets, newest first. Staff: the queue,
-/// soonest deadline first, then severity, with filters.
+/// the first clock to run out first (an unanswered ticket's first response,
+/// else its deadline), then severity, with filters and search.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])),
     params(TicketsQuery),
     responses((status = 200, description = "A page of tickets", body = TicketPage, links(
@@ -304,6 +312,8 @@ pub async fn tickets(
             } else {
                 String::new()
             },
+            response: q.response.clone(),
+            q: q.q.clone(),
             after: q.after,
         };
         queue_query(&app, &user, &filters, limit + 1).await?
@@ -313,6 +323,8 @@ pub async fn tickets(
             states: vec![],
             severity: None,
             assignee: AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: TicketOrder::Newest { before: q.before },
             limit: limit + 1,
         }

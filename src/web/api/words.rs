@@ -62,6 +62,12 @@ words!(
 );
 
 words!(
+    /// Which first-response clocks the staff queue shows: `breached` (past
+    /// due, unanswered) or `due` (breached or due within the hour).
+    ResponseFilter = ["breached", "due"]
+);
+
+words!(
     /// What an event of the audit trail records.
     EventAction = crate::domain::event::EventAction::ALL.map(crate::domain::event::EventAction::as_str)
 );

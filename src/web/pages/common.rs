@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::desk::read::cluster_backups;
 use crate::desk::scope_for;
 use crate::domain::cluster::Cluster;
+use crate::domain::sla::{self, ResponseClock};
 use crate::domain::ticket::{TicketState, Visibility};
 use crate::store::{Event, Message, RestoreJob, Scope, Ticket, User};
 use crate::web::ValidPath;
@@ -34,8 +35,10 @@ pub struct ClusterCard {
     pub deleted: Option<Stamp>,
     /// A deleted cluster's last restorable moment: the end of its grace.
     pub restorable_until: Option<Stamp>,
-    /// Earliest and latest restorable moments.
+    /// Earliest and latest moments the zones online now can restore.
     pub window: Option<(Stamp, Stamp)>,
+    /// The earlier start the offline zones give back once they return.
+    pub wider_from: Option<Stamp>,
     /// The timeline as drawn (HTML this desk rendered and escaped).
     pub timeline: Arc<String>,
     pub offline_zones: String,
@@ -66,6 +69,7 @@ pub async fn cluster_card(
             catalog,
             online,
             window,
+            window_now: backups.window_now,
             deleted_at: cluster.deleted_at,
             target,
             policy: app.policy(),
@@ -90,7 +94,10 @@ pub async fn cluster_card(
         restorable_until: cluster
             .deleted_at
             .map(|d| times.stamp(d + app.policy().deleted_grace)),
-        window: window.map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
+        window: backups
+            .window_now
+            .map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
+        wider_from: times.maybe(backups.wider_when_back()),
         timeline,
         offline_zones: offline.join(", "),
         cluster,
@@ -118,6 +125,11 @@ pub struct TicketRow {
     pub left: Countdown,
     pub first_response: Stamp,
     pub first_response_missed: bool,
+    /// Where the first-response clock stands, and its countdown while it runs.
+    pub response: ResponseClock,
+    pub response_left: Countdown,
+    /// Breached or due soon, as a badge: `(class, words)`.
+    pub response_badge: Option<(&'static str, &'static str)>,
     pub assignee: Option<String>,
     pub job: Option<JobView>,
     pub state_class: &'static str,
@@ -142,11 +154,21 @@ pub fn ticket_row(
     names: &HashMap<UserId, String>,
     job: Option<&RestoreJob>,
 ) -> TicketRow {
-    let missed = match ticket.first_response_at {
-        Some(at) => at > ticket.first_response_due,
-        None => times.now > ticket.first_response_due && !ticket.state.is_terminal(),
+    let response = ResponseClock::of(
+        ticket.first_response_due,
+        ticket.first_response_at,
+        !ticket.state.is_terminal(),
+        times.now,
+    );
+    let response_badge = match response {
+        ResponseClock::Breached => Some(("bad", "Response breached")),
+        ResponseClock::DueSoon => Some(("waiting", "Response due soon")),
+        _ => None,
     };
     TicketRow {
+        response,
+        response_badge,
+        response_left: times.until_within(ticket.first_response_due, sla::response_soon()),
         reference: ticket.reference(),
         cluster_name: clusters
             .get(&ticket.cluster_id)
@@ -157,7 +179,7 @@ pub fn ticket_row(
         deadline: times.stamp(ticket.deadline),
         left: times.until(ticket.deadline),
         first_response: times.stamp(ticket.first_response_due),
-        first_response_missed: missed,
+        first_response_missed: matches!(response, ResponseClock::Missed | ResponseClock::Breached),
         assignee: ticket.assignee_id.and_then(|id| names.get(&id).cloned()),
         job: job.map(|j| job_view(j, times)),
         state_class: state_class(ticket.state),
@@ -414,6 +436,8 @@ pub async fn open_requests(
             states: crate::web::queue::open_states(),
             severity: None,
             assignee: crate::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: crate::store::TicketOrder::Newest { before: None },
             limit: 100,
         })

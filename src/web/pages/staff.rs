@@ -26,7 +26,8 @@ use crate::store::{RestoreJob, Scope, Ticket, User};
 use crate::web::auth::{StaffUser, Viewer};
 use crate::web::commands::staff_command;
 use crate::web::error::{AppError, AppResult};
-use crate::web::queue::{QueueQuery, queue_query};
+use crate::store::AssigneeFilter;
+use crate::web::queue::{Filters, QueueQuery, ResponseFilter, open_states, queue_query};
 use crate::web::views::{Stamp, Times, precise_in};
 use crate::web::{ValidForm, ValidPath, ValidQuery};
 
@@ -38,14 +39,27 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// A quick filter above the queue, with how many tickets it holds.
+pub struct Chip {
+    pub label: &'static str,
+    pub href: String,
+    pub count: i64,
+    pub selected: bool,
+    /// Red when it holds any: something is late.
+    pub alarm: bool,
+}
+
 #[derive(Template)]
 #[template(path = "staff/queue.html")]
 struct QueuePage {
     chrome: Chrome,
     rows: Vec<TicketRow>,
+    chips: Vec<Chip>,
     states: Vec<Choice>,
     severities: Vec<Choice>,
     assignees: Vec<Choice>,
+    responses: Vec<Choice>,
+    search: String,
     next: Option<String>,
     filtered: bool,
     zone: &'static str,
@@ -62,6 +76,40 @@ pub struct Unconfirmed {
 
 const PAGE: i64 = 50;
 
+/// The queue's address with `changes` applied to the filters of `q`; the
+/// page cursor is dropped unless given again.
+fn queue_href(q: &QueueQuery, changes: &[(&str, &str)]) -> String {
+    let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
+    let assignee = if mine { "mine" } else { q.assignee.trim() };
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("q", q.q.trim().to_string()),
+        ("state", q.state.trim().to_string()),
+        ("severity", q.severity.trim().to_string()),
+        ("assignee", assignee.to_string()),
+        ("response", q.response.trim().to_string()),
+    ];
+    for (key, value) in changes {
+        match pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(pair) => pair.1 = value.to_string(),
+            None => pairs.push((key, value.to_string())),
+        }
+    }
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        params.append_pair(k, v);
+    }
+    let query = params.finish();
+    if query.is_empty() {
+        "/staff/tickets".into()
+    } else {
+        format!("/staff/tickets?{query}")
+    }
+}
+
+fn counted(label: &str, count: i64) -> String {
+    format!("{label} ({count})")
+}
+
 pub async fn queue(
     State(app): State<App>,
     StaffUser(viewer): StaffUser,
@@ -69,25 +117,15 @@ pub async fn queue(
 ) -> AppResult<Response> {
     let times = times_for(&app, &viewer.user);
     let query = queue_query(&app, &viewer.user, &q, PAGE + 1).await?;
+    let filters = Filters::read(&viewer.user, &q)?;
+    let tallies = crate::web::queue::tallies(&app).await?;
     let mut tickets = app.store.tickets(&query).await?;
     let more = tickets.len() as i64 > PAGE;
     tickets.truncate(PAGE as usize);
     let next = if more {
-        tickets.last().map(|t| {
-            let mut params = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in [
-                ("state", &q.state),
-                ("severity", &q.severity),
-                ("assignee", &q.assignee),
-                ("mine", &q.mine),
-            ] {
-                if !v.is_empty() {
-                    params.append_pair(k, v);
-                }
-            }
-            params.append_pair("after", &t.number.to_string());
-            format!("/staff/tickets?{}", params.finish())
-        })
+        tickets
+            .last()
+            .map(|t| queue_href(&q, &[("after", &t.number.to_string())]))
     } else {
         None
     };
@@ -117,50 +155,73 @@ pub async fn queue(
             ticket_row(t, &times, &clusters, &names, job)
         })
         .collect();
+
+    // Each count is what choosing it would show, the other filters kept.
+    let with_states = |states: Vec<TicketState>| {
+        Filters {
+            states,
+            ..filters.clone()
+        }
+        .count(&tallies)
+    };
     let state_now = q.state.trim();
     let mut states = vec![
         Choice {
             value: String::new(),
-            label: "Open (all active)".into(),
+            label: counted("Open (all active)", with_states(open_states())),
             selected: state_now.is_empty() || state_now == "open",
         },
         Choice {
             value: "all".into(),
-            label: "All, closed included".into(),
+            label: counted("All, closed included", with_states(vec![])),
             selected: state_now == "all",
         },
     ];
     states.extend(TicketState::ALL.into_iter().map(|s| Choice {
         value: s.as_str().into(),
-        label: s.label().into(),
+        label: counted(s.label(), with_states(vec![s])),
         selected: state_now == s.as_str(),
     }));
+    let with_severity = |severity: Option<Severity>| {
+        Filters {
+            severity,
+            ..filters.clone()
+        }
+        .count(&tallies)
+    };
     let mut severities = vec![Choice {
         value: String::new(),
-        label: "Any severity".into(),
+        label: counted("Any severity", with_severity(None)),
         selected: q.severity.is_empty(),
     }];
     severities.extend(Severity::ALL.into_iter().map(|s| Choice {
         value: s.as_str().into(),
-        label: s.describe().into(),
+        label: counted(s.describe(), with_severity(Some(s))),
         selected: q.severity.trim() == s.as_str(),
     }));
+    let with_assignee = |assignee: AssigneeFilter| {
+        Filters {
+            assignee,
+            ..filters.clone()
+        }
+        .count(&tallies)
+    };
     let mine = matches!(q.mine.trim(), "1" | "true" | "on" | "yes");
     let assignee_now = if mine { "mine" } else { q.assignee.trim() };
     let mut assignees = vec![
         Choice {
             value: String::new(),
-            label: "Anyone".into(),
+            label: counted("Anyone", with_assignee(AssigneeFilter::Anyone)),
             selected: assignee_now.is_empty(),
         },
         Choice {
             value: "unassigned".into(),
-            label: "Unassigned".into(),
+            label: counted("Unassigned", with_assignee(AssigneeFilter::Unassigned)),
             selected: assignee_now == "unassigned",
         },
         Choice {
             value: "mine".into(),
-            label: "Me".into(),
+            label: counted("Me", with_assignee(AssigneeFilter::User(viewer.user.id))),
             selected: assignee_now == "mine",
         },
     ];
@@ -170,11 +231,92 @@ pub async fn queue(
             .filter(|u| u.id != viewer.user.id)
             .map(|u| Choice {
                 value: u.id.to_string(),
-                label: u.display_name.clone(),
+                label: counted(&u.display_name, with_assignee(AssigneeFilter::User(u.id))),
                 selected: assignee_now == u.id.to_string(),
             }),
     );
-    let filtered = !(q.state.is_empty() && q.severity.is_empty() && assignee_now.is_empty());
+    let with_response = |response: ResponseFilter| {
+        Filters {
+            response,
+            ..filters.clone()
+        }
+        .count(&tallies)
+    };
+    let response_now = q.response.trim();
+    let responses = [
+        ("", "Any", ResponseFilter::Any),
+        ("due", "Breached or due within the hour", ResponseFilter::Due),
+        ("breached", "Breached", ResponseFilter::Breached),
+    ]
+    .into_iter()
+    .map(|(value, label, response)| Choice {
+        value: value.into(),
+        label: counted(label, with_response(response)),
+        selected: response_now == value,
+    })
+    .collect();
+    // The chips count open tickets whatever else is chosen: they are the
+    // desk's alarms, one tap away.
+    let open = Filters {
+        states: open_states(),
+        severity: None,
+        assignee: AssigneeFilter::Anyone,
+        response: ResponseFilter::Any,
+    };
+    let chip = |label, changes: &[(&str, &str)], only: Filters, selected, alarm| Chip {
+        label,
+        href: queue_href(&QueueQuery::default(), changes),
+        count: only.count(&tallies),
+        selected,
+        alarm,
+    };
+    let chips = vec![
+        chip(
+            "Response breached",
+            &[("response", "breached")],
+            Filters {
+                response: ResponseFilter::Breached,
+                ..open.clone()
+            },
+            response_now == "breached",
+            true,
+        ),
+        chip(
+            "Due within the hour",
+            &[("response", "due")],
+            Filters {
+                response: ResponseFilter::Due,
+                ..open.clone()
+            },
+            response_now == "due",
+            true,
+        ),
+        chip(
+            "Unassigned",
+            &[("assignee", "unassigned")],
+            Filters {
+                assignee: AssigneeFilter::Unassigned,
+                ..open.clone()
+            },
+            assignee_now == "unassigned",
+            false,
+        ),
+        chip(
+            "Mine",
+            &[("assignee", "mine")],
+            Filters {
+                assignee: AssigneeFilter::User(viewer.user.id),
+                ..open.clone()
+            },
+            assignee_now == "mine",
+            false,
+        ),
+    ];
+    let filtered = !(q.state.is_empty()
+        && q.severity.is_empty()
+        && assignee_now.is_empty()
+        && response_now.is_empty()
+        && q.q.trim().is_empty());
     let unconfirmed = app
         .store
         .unconfirmed_handovers(20)
@@ -191,9 +333,12 @@ pub async fn queue(
         unconfirmed,
         chrome: chrome(&viewer.session, Some(&viewer.user), "Queue", "queue").await?,
         rows,
+        chips,
         states,
         severities,
         assignees,
+        responses,
+        search: q.q.trim().to_string(),
         next,
         filtered,
         zone: times.zone_name(),

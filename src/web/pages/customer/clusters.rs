@@ -90,6 +90,8 @@ pub async fn cluster(
             states: vec![],
             severity: None,
             assignee: AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: TicketOrder::Newest { before: None },
             limit: 200,
         })

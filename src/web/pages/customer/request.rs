@@ -224,17 +224,41 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
         && let Ok(Some(cluster)) = app.store.cluster(cluster_id, scope_for(user)).await
         && let Ok(backups) = cluster_backups(app, &cluster).await
     {
-        let (now, window) = (backups.now, backups.window);
+        let (now, window) = (backups.now, backups.window_now);
         preview.target_marker =
             parsed.map(|t| timeline::target_marker(t.utc, window, now, &app.policy(), reader));
-        preview.window_text = window.map(|w| {
+        let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
+            .into_iter()
+            .filter(|z| !backups.view.online.contains(*z))
+            .map(|z| z.as_str())
+            .collect();
+        let when_back = backups.wider_when_back().map(|from| {
             format!(
+                "from {} when {} {} back",
+                precise_in(from, reader),
+                offline.join(" and "),
+                if offline.len() == 1 { "is" } else { "are" }
+            )
+        });
+        preview.window_text = match (window, when_back) {
+            (Some(w), None) => Some(format!(
                 "{} can be restored to a moment from {} to {}",
                 cluster.name,
                 precise_in(w.earliest, reader),
                 precise_in(w.latest, reader)
-            )
-        });
+            )),
+            (Some(w), Some(back)) => Some(format!(
+                "{} can be restored now to a moment from {} to {}; {back}",
+                cluster.name,
+                precise_in(w.earliest, reader),
+                precise_in(w.latest, reader)
+            )),
+            (None, Some(back)) => Some(format!(
+                "{} cannot be restored from the zones online now; {back}",
+                cluster.name
+            )),
+            (None, None) => None,
+        };
     }
     Assessment { preview, error }
 }

@@ -15,6 +15,7 @@ use super::super::common::{
     message_views, parse_id, people, state_class, ticket_row, times_for,
 };
 use super::super::{Chrome, FormErrors, chrome, flash, refused, render};
+use crate::web::views::{Times, zone_of};
 use crate::app::App;
 use crate::desk::{self, scope_for};
 use crate::domain::cluster::Cluster;
@@ -54,6 +55,8 @@ pub async fn tickets(
             states: vec![],
             severity: None,
             assignee: AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
             order: TicketOrder::Newest { before: q.before },
             limit: PAGE as i64 + 1,
         })
@@ -203,8 +206,9 @@ async fn ticket_page(
     let record = crate::desk::read::ticket_record(app, id, scope_for(&viewer.user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    let times = times_for(app, &viewer.user);
     let ticket = record.head.ticket.clone();
+    // One clock on a ticket: the zone the customer entered its target in.
+    let times = Times::new(zone_of(&ticket.time_zone), app.now());
     let cluster = record.cluster.clone();
     let job = record.head.job.clone();
     let new_cluster = record.new_cluster.clone();
