@@ -172,6 +172,7 @@ async fn seed_people(
                     time_zone: time_zone.into(),
                     disabled: false,
                     session_epoch: 0,
+                    must_change_password: false,
                     created_at: now - Duration::days(300),
                 },
                 None,

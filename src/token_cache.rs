@@ -120,6 +120,7 @@ mod tests {
             time_zone: "UTC".into(),
             disabled: false,
             session_epoch: 0,
+            must_change_password: false,
             created_at: DateTime::UNIX_EPOCH,
         }
     }

@@ -165,7 +165,9 @@ async fn each_lifecycle_event_emails_the_right_people(db: TestDb) {
 
     // Cancelled by the customer.
     let cancelled = s.file(target() - Duration::hours(2), "cancelled-one").await;
-    act(&s.app, &s.alice, cancelled.id, TicketCommand::Cancel, None)
+    act(&s.app, &s.alice, cancelled.id, TicketCommand::Cancel {
+            reason: String::new(),
+        }, None)
         .await
         .unwrap();
 

@@ -444,7 +444,9 @@ async fn staff_cancel_compensates(db: TestDb) {
         &desk.app,
         &desk.alice,
         queued.id,
-        TicketCommand::Cancel,
+        TicketCommand::Cancel {
+            reason: String::new(),
+        },
         None,
     )
     .await

@@ -188,6 +188,7 @@ pub async fn create_user_by(
         time_zone,
         disabled: false,
         session_epoch: 0,
+        must_change_password: false,
         created_at: app.now(),
     };
     let mut detail = format!("{} {}", user.role, user.email);
@@ -302,7 +303,14 @@ pub async fn update_user(
             .await
             .map_err(|e| bad("password", e.to_string()))?;
         update.password_hash = Some(hash);
-        said.push("password reset".to_string());
+        // The admin knows the password now: the person picks their own at
+        // the next sign-in. An admin resetting their own needs no nudge.
+        if user.id != admin.id {
+            update.must_change_password = Some(true);
+            said.push("password reset, to be changed at the next sign-in".to_string());
+        } else {
+            said.push("password reset".to_string());
+        }
     }
     if said.is_empty() {
         return Ok(user);
@@ -317,6 +325,47 @@ pub async fn update_user(
     // Whatever changed, the account's tokens are checked again.
     app.api_tokens.forget_user(user.id);
     tracing::info!(user = %user.email, change = %said.join(", "), by = %admin.email, "user updated");
+    app.store.user(user.id).await?.ok_or(DeskError::NotFound)
+}
+
+/// A person chooses a new password: the current one proves it is them.
+/// Their other sessions and their API tokens end; the caller signs this
+/// session in again.
+pub async fn change_password(
+    app: &App,
+    user: &User,
+    current: &str,
+    new_password: &str,
+    repeated: &str,
+) -> Result<User, DeskError> {
+    if !password::verify(current, &user.password_hash).await {
+        return Err(bad("current", "That is not your current password"));
+    }
+    if new_password != repeated {
+        return Err(bad("repeat", "The two new passwords differ; type the same one twice"));
+    }
+    if new_password == current {
+        return Err(bad("password", "Choose a password other than the current one"));
+    }
+    password::check_new(new_password, &user.email)
+        .map_err(|weak| bad("password", weak.to_string()))?;
+    let hash = password::hash(new_password)
+        .await
+        .map_err(|e| bad("password", e.to_string()))?;
+    let update = UserUpdate {
+        password_hash: Some(hash),
+        must_change_password: Some(false),
+        ..UserUpdate::default()
+    };
+    let event = NewEvent::admin(
+        user.actor(),
+        EventAction::UserUpdate,
+        format!("{}: password changed by its owner", user.email),
+        app.now(),
+    );
+    app.store.update_user(user.id, &update, event).await?;
+    app.api_tokens.forget_user(user.id);
+    tracing::info!(user = %user.email, "password changed");
     app.store.user(user.id).await?.ok_or(DeskError::NotFound)
 }
 

@@ -151,9 +151,9 @@ fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -
         TicketCommand::Reply { .. } => "public reply".into(),
         TicketCommand::Note { .. } => "internal note".into(),
         TicketCommand::Approve => "target re-checked against the backup window".into(),
-        TicketCommand::Reject { reason } | TicketCommand::CancelRestore { reason } => {
-            reason.clone()
-        }
+        TicketCommand::Reject { reason }
+        | TicketCommand::CancelRestore { reason }
+        | TicketCommand::Cancel { reason } => reason.trim().to_string(),
         TicketCommand::JobFailed { reason } => reason.clone(),
         TicketCommand::WarnDeadline => format!("deadline {}", ticket.deadline.to_rfc3339()),
         _ => String::new(),

@@ -28,6 +28,8 @@ string_enum! {
         /// No bearer token, or one that is unknown, expired or revoked (401).
         Unauthenticated = "unauthenticated",
         InvalidCredentials = "invalid_credentials",
+        /// An admin reset the password: the person changes it first (403).
+        PasswordChangeRequired = "password_change_required",
         Forbidden = "forbidden",
         /// A page form without its token (pages only).
         Csrf = "csrf",

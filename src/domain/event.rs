@@ -63,7 +63,7 @@ impl EventAction {
             TicketCommand::Note { .. } => EventAction::Note,
             TicketCommand::Approve => EventAction::Approve,
             TicketCommand::Reject { .. } => EventAction::Reject,
-            TicketCommand::Cancel => EventAction::Cancel,
+            TicketCommand::Cancel { .. } => EventAction::Cancel,
             TicketCommand::CancelRestore { .. } => EventAction::CancelRestore,
             TicketCommand::Retry => EventAction::Retry,
             TicketCommand::JobStarted => EventAction::JobStarted,

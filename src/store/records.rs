@@ -44,6 +44,8 @@ pub struct User {
     /// Bumped whenever the account's sessions must end for good: when it
     /// is disabled, or its password changes.
     pub session_epoch: i64,
+    /// An admin reset the password: the person chooses a new one first.
+    pub must_change_password: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -73,6 +75,7 @@ pub struct UserUpdate {
     pub disabled: Option<bool>,
     pub password_hash: Option<String>,
     pub time_zone: Option<String>,
+    pub must_change_password: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

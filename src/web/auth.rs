@@ -193,11 +193,16 @@ pub struct Viewer {
     pub session: Session,
 }
 
-/// Why a page refused: not signed in (go sign in) or not allowed.
+/// Why a page refused: not signed in (go sign in), a password to change
+/// first, or not allowed.
 pub enum PageRefusal {
     SignIn(String),
+    ChangePassword,
     Error(AppError),
 }
+
+/// The one page someone whose password was reset may open.
+pub const PASSWORD_PAGE: &str = "/account/password";
 
 impl IntoResponse for PageRefusal {
     fn into_response(self) -> Response {
@@ -207,6 +212,7 @@ impl IntoResponse for PageRefusal {
                     url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
                 Redirect::to(&format!("/login?next={next}")).into_response()
             }
+            PageRefusal::ChangePassword => Redirect::to(PASSWORD_PAGE).into_response(),
             PageRefusal::Error(error) => error.into_response(),
         }
     }
@@ -227,6 +233,9 @@ fn viewer(parts: &Parts, allowed: impl Fn(Role) -> bool) -> Result<Viewer, PageR
         };
         return Err(PageRefusal::SignIn(next));
     };
+    if user.must_change_password && parts.uri.path() != PASSWORD_PAGE {
+        return Err(PageRefusal::ChangePassword);
+    }
     if !allowed(user.role) {
         return Err(PageRefusal::Error(AppError::forbidden()));
     }

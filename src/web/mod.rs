@@ -152,6 +152,10 @@ fn page_routes() -> Router<WebState> {
         .route("/", get(account::home))
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", post(account::logout))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
         // Customers.
         .route("/clusters", get(customer::clusters))
         .route("/clusters/{id}", get(customer::cluster))

@@ -212,6 +212,7 @@ pub fn user(email: &str, role: Role, subscription: Option<SubscriptionId>) -> Us
         time_zone: "Europe/Amsterdam".to_string(),
         disabled: false,
         session_epoch: 0,
+        must_change_password: false,
         created_at: t0(),
     }
 }

@@ -124,8 +124,10 @@ pub enum TicketCommand {
     Reject {
         reason: String,
     },
-    /// The customer withdraws the request.
-    Cancel,
+    /// The customer withdraws the request, saying why if they will.
+    Cancel {
+        reason: String,
+    },
     /// Staff stop the restore job.
     CancelRestore {
         reason: String,
@@ -157,7 +159,7 @@ impl TicketCommand {
             TicketCommand::Note { .. } => "note",
             TicketCommand::Approve => "approve",
             TicketCommand::Reject { .. } => "reject",
-            TicketCommand::Cancel => "cancel",
+            TicketCommand::Cancel { .. } => "cancel",
             TicketCommand::CancelRestore { .. } => "cancel_restore",
             TicketCommand::Retry => "retry",
             TicketCommand::JobStarted => "job_started",
@@ -490,7 +492,7 @@ pub fn transition(
                 ],
             )
         }
-        TicketCommand::Cancel => {
+        TicketCommand::Cancel { reason } => {
             allow(role == Role::Customer)?;
             if !state.customer_may_cancel() {
                 return wrong_state;
@@ -498,6 +500,15 @@ pub fn transition(
             let mut effects = Vec::new();
             if state == S::Approved {
                 effects.push(TicketEffect::Job(JobRequest::Cancel));
+            }
+            // A reason is asked for, not demanded: the customer may simply
+            // no longer need the restore.
+            if !reason.trim().is_empty() {
+                let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
+                effects.push(TicketEffect::PostMessage {
+                    visibility: Visibility::Public,
+                    body: format!("Cancelled by the customer: {reason}"),
+                });
             }
             effects.push(notify(NoticeKind::Cancelled, Audience::Requester));
             if facts.assignee.is_some() {
@@ -658,7 +669,7 @@ mod tests {
             "note" => TicketCommand::Note { body: text },
             "approve" => TicketCommand::Approve,
             "reject" => TicketCommand::Reject { reason: text },
-            "cancel" => TicketCommand::Cancel,
+            "cancel" => TicketCommand::Cancel { reason: text },
             "cancel_restore" => TicketCommand::CancelRestore { reason: text },
             "retry" => TicketCommand::Retry,
             "job_started" => TicketCommand::JobStarted,
@@ -1016,7 +1027,9 @@ mod tests {
     fn customer_cancel_of_an_approved_ticket_cancels_its_job() {
         let t = transition(
             TicketState::Approved,
-            &TicketCommand::Cancel,
+            &TicketCommand::Cancel {
+                reason: String::new(),
+            },
             &actor(Role::Customer),
             &facts(TicketState::Approved),
         )

@@ -359,7 +359,13 @@ mod tests {
             ("note", TicketCommand::Note { body: text() }, staff),
             ("approve", TicketCommand::Approve, staff),
             ("reject", TicketCommand::Reject { reason: text() }, staff),
-            ("cancel", TicketCommand::Cancel, customer),
+            (
+                "cancel",
+                TicketCommand::Cancel {
+                    reason: "not needed".into(),
+                },
+                customer,
+            ),
             (
                 "cancel_restore",
                 TicketCommand::CancelRestore { reason: text() },

@@ -127,8 +127,9 @@ async fn update_user(tx: &mut Tx, id: UserId, u: &UserUpdate) -> StoreResult<()>
            disabled = COALESCE($4, disabled), \
            password_hash = COALESCE($5, password_hash), \
            time_zone = COALESCE($6, time_zone), \
-           session_epoch = session_epoch + CASE WHEN $7 THEN 1 ELSE 0 END \
-         WHERE id = $8",
+           session_epoch = session_epoch + CASE WHEN $7 THEN 1 ELSE 0 END, \
+           must_change_password = COALESCE($8, must_change_password) \
+         WHERE id = $9",
     )
     .bind(u.role.map(Role::as_str))
     .bind(u.subscription_id.is_some())
@@ -137,6 +138,7 @@ async fn update_user(tx: &mut Tx, id: UserId, u: &UserUpdate) -> StoreResult<()>
     .bind(&u.password_hash)
     .bind(&u.time_zone)
     .bind(ends_access)
+    .bind(u.must_change_password)
     .bind(id)
     .execute(&mut **tx)
     .await?;

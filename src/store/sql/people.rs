@@ -14,7 +14,7 @@ pub(super) fn subscription_row(r: &DbRow) -> Result<Subscription, sqlx::Error> {
 }
 
 pub(super) const USER_COLUMNS: &str = "id, email, display_name, password_hash, role, subscription_id, \
-                            time_zone, disabled, session_epoch, created_at";
+                            time_zone, disabled, session_epoch, must_change_password, created_at";
 
 pub(super) fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
     Ok(User {
@@ -27,6 +27,7 @@ pub(super) fn user_row(r: &DbRow) -> Result<User, sqlx::Error> {
         time_zone: r.try_get("time_zone")?,
         disabled: r.try_get("disabled")?,
         session_epoch: r.try_get("session_epoch")?,
+        must_change_password: r.try_get("must_change_password")?,
         created_at: r.try_get("created_at")?,
     })
 }

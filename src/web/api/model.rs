@@ -944,7 +944,7 @@ pub struct ActionIn {
     /// request-info: the question (same as `body`).
     #[serde(default)]
     pub message: Option<String>,
-    /// reject, cancel-restore: why.
+    /// reject, cancel-restore: why (required); cancel: why, if the customer says.
     #[serde(default)]
     pub reason: Option<String>,
 }

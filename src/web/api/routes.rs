@@ -36,6 +36,7 @@ use crate::web::{ValidPath, ValidQuery};
     responses(
         (status = 200, description = "Signed in: the token and whose it is", body = LoginOut),
         (status = 401, description = "No active account with that email and password (`invalid_credentials`)", body = ErrorBody),
+        (status = 403, description = "An administrator reset the password: it must be changed in the browser first (`password_change_required`)", body = ErrorBody),
         (status = 429, response = RateLimited),
     ))]
 pub async fn login(
@@ -56,6 +57,14 @@ pub async fn login(
             )
         })?;
     limits.signed_in(addr, &body.email);
+    if user.must_change_password {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::PasswordChangeRequired,
+            "An administrator reset this password: sign in to the desk in a browser and choose \
+             a new one, then ask for a token again",
+        ));
+    }
     let (token, expires_at) = issue_token(&app, &user).await?;
     tracing::info!(user = %user.email, "API token issued");
     Ok(Json(LoginOut {
@@ -411,7 +420,9 @@ pub async fn ticket_action(
         .unwrap_or_default();
     let reason = body.reason.clone().unwrap_or_default();
     let command = match action.as_str() {
-        "cancel" => crate::domain::ticket::TicketCommand::Cancel,
+        "cancel" => crate::domain::ticket::TicketCommand::Cancel {
+            reason: reason.clone(),
+        },
         other => {
             staff_command(other, &text, &reason)
                 .ok_or_else(|| {

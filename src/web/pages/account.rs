@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{Chrome, chrome, flash, render};
+use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::domain::actor::Role;
-use crate::web::auth::{AuthSession, ClientAddr, Credentials, Visitor};
+use crate::desk::admin as admin_ops;
+use crate::web::auth::{AnyUser, AuthSession, ClientAddr, Credentials, SignedIn, Visitor};
 use crate::web::csrf;
 use crate::web::error::{AppError, AppResult};
 use crate::web::limits::Limits;
@@ -199,6 +200,78 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(local_path(next, SITE).as_deref(), expected, "{next:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- password
+
+#[derive(Template)]
+#[template(path = "account/password.html")]
+struct PasswordPage {
+    chrome: Chrome,
+    /// An admin reset it: nothing else opens until it is changed.
+    forced: bool,
+    errors: FormErrors,
+}
+
+pub async fn password_page(AnyUser(viewer): AnyUser) -> AppResult<Response> {
+    let page = PasswordPage {
+        chrome: chrome(&viewer.session, Some(&viewer.user), "Password", "password").await?,
+        forced: viewer.user.must_change_password,
+        errors: FormErrors::default(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+pub async fn change_password(
+    State(app): State<App>,
+    mut auth: AuthSession,
+    AnyUser(viewer): AnyUser,
+    ValidForm(form): ValidForm<PasswordForm>,
+) -> AppResult<Response> {
+    let changed = admin_ops::change_password(
+        &app,
+        &viewer.user,
+        &form.current,
+        &form.password,
+        &form.repeat,
+    )
+    .await;
+    match changed {
+        Ok(user) => {
+            // The change ended every session of the account; this one
+            // signs in again under the new password.
+            let role = user.role;
+            auth.login(&SignedIn::new(user)).await.map_err(|e| {
+                tracing::error!(error = %e, "storing the session failed");
+                AppError::internal()
+            })?;
+            csrf::renew(&auth.session).await?;
+            flash(&auth.session, "Your password is changed.").await?;
+            Ok(Redirect::to(home_of(role)).into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| async move {
+                let page = PasswordPage {
+                    chrome: chrome(&viewer.session, Some(&viewer.user), "Password", "password")
+                        .await?,
+                    forced: viewer.user.must_change_password,
+                    errors,
+                };
+                render(StatusCode::OK, &page)
+            })
+            .await
         }
     }
 }

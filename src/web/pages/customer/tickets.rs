@@ -278,6 +278,9 @@ pub struct ActionForm {
     /// `yes` when the customer ticked the box cancelling asks for.
     #[serde(default)]
     pub confirm: String,
+    /// Why they cancel, if they say.
+    #[serde(default)]
+    pub reason: String,
 }
 
 async fn customer_act(
@@ -358,7 +361,9 @@ pub async fn cancel(
         &app,
         &viewer,
         id,
-        TicketCommand::Cancel,
+        TicketCommand::Cancel {
+            reason: form.reason.clone(),
+        },
         form.version,
         "The request is cancelled.",
         String::new(),
