@@ -165,11 +165,17 @@ async fn each_lifecycle_event_emails_the_right_people(db: TestDb) {
 
     // Cancelled by the customer.
     let cancelled = s.file(target() - Duration::hours(2), "cancelled-one").await;
-    act(&s.app, &s.alice, cancelled.id, TicketCommand::Cancel {
+    act(
+        &s.app,
+        &s.alice,
+        cancelled.id,
+        TicketCommand::Cancel {
             reason: String::new(),
-        }, None)
-        .await
-        .unwrap();
+        },
+        None,
+    )
+    .await
+    .unwrap();
 
     // Failed for good.
     let fault = SandboxFault {

@@ -342,10 +342,16 @@ pub async fn change_password(
         return Err(bad("current", "That is not your current password"));
     }
     if new_password != repeated {
-        return Err(bad("repeat", "The two new passwords differ; type the same one twice"));
+        return Err(bad(
+            "repeat",
+            "The two new passwords differ; type the same one twice",
+        ));
     }
     if new_password == current {
-        return Err(bad("password", "Choose a password other than the current one"));
+        return Err(bad(
+            "password",
+            "Choose a password other than the current one",
+        ));
     }
     password::check_new(new_password, &user.email)
         .map_err(|weak| bad("password", weak.to_string()))?;

@@ -33,9 +33,7 @@ pub async fn validate_now(
     let view = FleetView::read(&*app.backend, cluster).await?;
     Ok(validation_report(
         target,
-        &view
-            .context(cluster, app.policy(), app.now())
-            .read_in(zone),
+        &view.context(cluster, app.policy(), app.now()).read_in(zone),
     ))
 }
 

@@ -182,8 +182,14 @@ mod tests {
             of(None, true, due - Duration::minutes(59)),
             ResponseClock::DueSoon
         );
-        assert_eq!(of(None, true, due - Duration::hours(2)), ResponseClock::Running);
-        assert_eq!(of(None, false, due + Duration::hours(2)), ResponseClock::Stopped);
+        assert_eq!(
+            of(None, true, due - Duration::hours(2)),
+            ResponseClock::Running
+        );
+        assert_eq!(
+            of(None, false, due + Duration::hours(2)),
+            ResponseClock::Stopped
+        );
         assert_eq!(
             of(Some(due - Duration::minutes(1)), true, due),
             ResponseClock::Met

@@ -443,7 +443,11 @@ pub fn check_target(
     plan_restore(ctx.catalog, target, ctx.online).map_err(|e| {
         let message = match e {
             PlanError::OnlyInOfflineZones(zones) => {
-                let verb = if zones.iter().count() == 1 { "is" } else { "are" };
+                let verb = if zones.iter().count() == 1 {
+                    "is"
+                } else {
+                    "are"
+                };
                 let online = restorable_window(
                     &ctx.catalog.held_in(ctx.online),
                     &ctx.life,

@@ -247,13 +247,11 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
         ),
         None => format!("{} has no restorable moment right now.", input.cluster_name),
     };
-    let offline: Vec<&str> = rows
-        .iter()
-        .filter(|r| !r.online)
-        .map(|r| r.zone)
-        .collect();
+    let offline: Vec<&str> = rows.iter().filter(|r| !r.online).map(|r| r.zone).collect();
     if let Some(whole) = input.window
-        && input.window_now.is_none_or(|now| whole.earliest < now.earliest)
+        && input
+            .window_now
+            .is_none_or(|now| whole.earliest < now.earliest)
     {
         summary.push_str(&format!(
             " From {} when {} {} back.",

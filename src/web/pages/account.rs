@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
-use crate::domain::actor::Role;
 use crate::desk::admin as admin_ops;
+use crate::domain::actor::Role;
 use crate::web::auth::{AnyUser, AuthSession, ClientAddr, Credentials, SignedIn, Visitor};
 use crate::web::csrf;
 use crate::web::error::{AppError, AppResult};

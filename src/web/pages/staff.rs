@@ -22,11 +22,11 @@ use crate::desk;
 use crate::domain::sla::Severity;
 use crate::domain::ticket::{self, TargetCheck, TicketCommand, TicketFacts, TicketState};
 use crate::domain::verification::VerificationReport;
+use crate::store::AssigneeFilter;
 use crate::store::{RestoreJob, Scope, Ticket, User};
 use crate::web::auth::{StaffUser, Viewer};
 use crate::web::commands::staff_command;
 use crate::web::error::{AppError, AppResult};
-use crate::store::AssigneeFilter;
 use crate::web::queue::{Filters, QueueQuery, ResponseFilter, open_states, queue_query};
 use crate::web::views::{Stamp, Times, precise_in};
 use crate::web::{ValidForm, ValidPath, ValidQuery};
@@ -245,7 +245,11 @@ pub async fn queue(
     let response_now = q.response.trim();
     let responses = [
         ("", "Any", ResponseFilter::Any),
-        ("due", "Breached or due within the hour", ResponseFilter::Due),
+        (
+            "due",
+            "Breached or due within the hour",
+            ResponseFilter::Due,
+        ),
         ("breached", "Breached", ResponseFilter::Breached),
     ]
     .into_iter()

@@ -15,7 +15,6 @@ use super::super::common::{
     message_views, parse_id, people, state_class, ticket_row, times_for,
 };
 use super::super::{Chrome, FormErrors, chrome, flash, refused, render};
-use crate::web::views::{Times, zone_of};
 use crate::app::App;
 use crate::desk::{self, scope_for};
 use crate::domain::cluster::Cluster;
@@ -23,6 +22,7 @@ use crate::domain::ticket::TicketCommand;
 use crate::store::{AssigneeFilter, TicketOrder, TicketQuery};
 use crate::web::auth::CustomerUser;
 use crate::web::error::{AppError, AppResult};
+use crate::web::views::{Times, zone_of};
 use crate::web::{ValidForm, ValidPath, ValidQuery};
 
 #[derive(Template)]
