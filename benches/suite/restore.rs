@@ -228,6 +228,7 @@ impl Bench {
             time_zone: "UTC".into(),
             disabled: false,
             session_epoch: 0,
+            must_change_password: false,
             created_at: now,
         };
         let alice = person(

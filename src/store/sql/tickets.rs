@@ -406,26 +406,6 @@ pub(super) async fn ticket_tallies(
     Ok(rows.iter().map(tally).collect::<Result<_, _>>()?)
 }
 
-#[cfg(test)]
-mod search_tests {
-    use super::*;
-
-    #[test]
-    fn a_typed_number_reads_with_or_without_its_prefix() {
-        assert_eq!(typed_number("RD-12"), Some(12));
-        assert_eq!(typed_number(" rd 7 "), Some(7));
-        assert_eq!(typed_number("#40"), Some(40));
-        assert_eq!(typed_number("40"), Some(40));
-        assert_eq!(typed_number("orders"), None);
-    }
-
-    #[test]
-    fn wildcards_in_search_words_are_taken_literally() {
-        assert_eq!(contains_pattern(" 50%_off\\ "), "%50\\%\\_off\\\\%");
-        assert_eq!(contains_pattern("Orders"), "%orders%");
-    }
-}
-
 pub(super) async fn count_tickets(
     store: &SqlStore,
     scope: Scope,
@@ -509,4 +489,24 @@ pub(super) async fn tickets_nearing_deadline(
     .fetch_all(&store.pool)
     .await?;
     Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_number_reads_with_or_without_its_prefix() {
+        assert_eq!(typed_number("RD-12"), Some(12));
+        assert_eq!(typed_number(" rd 7 "), Some(7));
+        assert_eq!(typed_number("#40"), Some(40));
+        assert_eq!(typed_number("40"), Some(40));
+        assert_eq!(typed_number("orders"), None);
+    }
+
+    #[test]
+    fn wildcards_in_search_words_are_taken_literally() {
+        assert_eq!(contains_pattern(" 50%_off\\ "), "%50\\%\\_off\\\\%");
+        assert_eq!(contains_pattern("Orders"), "%orders%");
+    }
 }
