@@ -12,7 +12,7 @@ use common::{Seed, TestDb, seed, t0};
 use restore_desk::domain::actor::{Actor, Role};
 use restore_desk::domain::catalog::{Zone, ZoneSet};
 use restore_desk::domain::restore_job::JobState;
-use restore_desk::domain::sla::Severity;
+use restore_desk::domain::sla::{self, Severity};
 use restore_desk::domain::ticket::{TicketState, Visibility};
 use restore_desk::domain::validation::ValidationReport;
 use restore_desk::store::Email;
@@ -31,7 +31,7 @@ crate::both_databases!(
     one_job_per_ticket,
     job_leases_fence_stale_workers,
     outbox_claims_and_settles_each_attempt_once,
-    queue_is_ordered_by_deadline_then_severity_in_keyset_pages,
+    queue_is_ordered_by_the_first_clock_then_severity_in_keyset_pages,
     customers_see_only_their_subscription,
     internal_messages_are_filtered_out,
     sandbox_catalog_round_trips_and_expires,
@@ -762,7 +762,7 @@ async fn outbox_claims_and_settles_each_attempt_once(db: TestDb) {
     assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
 }
 
-async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) {
+async fn queue_is_ordered_by_the_first_clock_then_severity_in_keyset_pages(db: TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
     let mut expected = Vec::new();
@@ -770,14 +770,30 @@ async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) 
         let mut t = new_ticket(&seed, i + 1, TicketState::Triage, &format!("copy-{i}"));
         t.deadline = t0() + Duration::days(i % 4);
         t.severity = [Severity::C, Severity::A, Severity::B][(i % 3) as usize];
+        // Every other ticket's first response comes due before its
+        // deadline (and some tie with another's deadline); the rest after.
+        t.first_response_due = if i % 2 == 0 {
+            t0() + Duration::days(i % 3)
+        } else {
+            t.deadline + Duration::days(1)
+        };
         if i == 10 {
             t.state = TicketState::Completed;
         }
-        expected.push((t.deadline, t.severity, t.number.unwrap(), t.state));
+        let due = sla::queue_due(t.first_response_due, None, true, t.deadline);
+        expected.push((due, t.severity, t.number.unwrap(), t.state));
         create(&store, t).await;
     }
     expected.retain(|e| e.3 == TicketState::Triage);
     expected.sort_by_key(|e| (e.0, e.1, e.2));
+    let due_of = |t: &Ticket| {
+        sla::queue_due(
+            t.first_response_due,
+            t.first_response_at,
+            !t.state.is_terminal(),
+            t.deadline,
+        )
+    };
     let mut seen = Vec::new();
     let mut after = None;
     loop {
@@ -799,10 +815,10 @@ async fn queue_is_ordered_by_deadline_then_severity_in_keyset_pages(db: TestDb) 
         }
         assert!(page.len() <= 3);
         let last = page.last().unwrap();
-        after = Some((last.deadline, last.severity, last.number));
+        after = Some((due_of(last), last.severity, last.number));
         seen.extend(
             page.iter()
-                .map(|t| (t.deadline, t.severity, t.number, t.state)),
+                .map(|t| (due_of(t), t.severity, t.number, t.state)),
         );
     }
     assert_eq!(seen, expected);

@@ -1024,6 +1024,32 @@ mod tests {
     }
 
     #[test]
+    fn a_customer_cancel_with_a_reason_posts_it_and_a_bad_one_is_refused() {
+        let cancel = |reason: &str| {
+            transition(
+                TicketState::Triage,
+                &TicketCommand::Cancel {
+                    reason: reason.into(),
+                },
+                &actor(Role::Customer),
+                &facts(TicketState::Triage),
+            )
+        };
+        let t = cancel("  found a dump  ").unwrap();
+        assert!(t.effects.contains(&TicketEffect::PostMessage {
+            visibility: Visibility::Public,
+            body: "Cancelled by the customer: found a dump".into(),
+        }));
+        assert!(matches!(
+            cancel("bell\u{7}"),
+            Err(Refusal::BadText {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn customer_cancel_of_an_approved_ticket_cancels_its_job() {
         let t = transition(
             TicketState::Approved,

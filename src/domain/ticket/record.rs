@@ -362,7 +362,7 @@ mod tests {
             (
                 "cancel",
                 TicketCommand::Cancel {
-                    reason: "not needed".into(),
+                    reason: String::new(),
                 },
                 customer,
             ),
