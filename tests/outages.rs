@@ -119,28 +119,27 @@ async fn a_full_disk_answers_503_and_writes_resume_once_space_is_freed() {
     let before = ticket_count(&desk).await;
 
     let filler = disk.fill();
-    // The space SQLite already holds (log pages it reuses) takes a few more
-    // writes; then every write is refused.
+    // The space SQLite already holds (log pages it reuses, and pages a
+    // refused write's rollback frees) takes a few more writes; then every
+    // write is refused: eight in a row, each with its clear code.
     let mut accepted = 0;
+    let mut refused_in_a_row = 0;
     let mut n = 1;
-    loop {
+    while refused_in_a_row < 8 {
         let (status, body) = alice.post("/api/v1/tickets", filing(&orders, n)).await;
         n += 1;
         match status {
-            StatusCode::CREATED => accepted += 1,
+            StatusCode::CREATED => {
+                accepted += 1;
+                refused_in_a_row = 0;
+            }
             StatusCode::SERVICE_UNAVAILABLE => {
                 assert_eq!(body["error"]["code"], "storage_full", "{body}");
-                break;
+                refused_in_a_row += 1;
             }
             other => panic!("filing on a full disk answered {other}: {body}"),
         }
-        assert!(accepted < 2000, "the full disk never refused a write");
-    }
-    for _ in 0..8 {
-        let (status, body) = alice.post("/api/v1/tickets", filing(&orders, n)).await;
-        n += 1;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert_eq!(body["error"]["code"], "storage_full", "{body}");
+        assert!(n < 2000, "the full disk never refused every write");
     }
     assert_eq!(readyz(&desk.base).await, StatusCode::SERVICE_UNAVAILABLE);
     // Pages that must write (a form post with its session) say so too.
