@@ -297,12 +297,7 @@ pub async fn update_user(
         }
     }
     if let Some(new_password) = change.password.as_deref().filter(|p| !p.is_empty()) {
-        password::check_new(new_password, &user.email)
-            .map_err(|weak| bad("password", weak.to_string()))?;
-        let hash = password::hash(new_password)
-            .await
-            .map_err(|e| bad("password", e.to_string()))?;
-        update.password_hash = Some(hash);
+        update.password_hash = Some(new_password_hash(new_password, &user.email).await?);
         // The admin knows the password now: the person picks their own at
         // the next sign-in. An admin resetting their own needs no nudge.
         if user.id != admin.id {
@@ -326,6 +321,14 @@ pub async fn update_user(
     app.api_tokens.forget_user(user.id);
     tracing::info!(user = %user.email, change = %said.join(", "), by = %admin.email, "user updated");
     app.store.user(user.id).await?.ok_or(DeskError::NotFound)
+}
+
+/// The hash of a new password for `email`'s account, refused when weak.
+async fn new_password_hash(new_password: &str, email: &str) -> Result<String, DeskError> {
+    password::check_new(new_password, email).map_err(|weak| bad("password", weak.to_string()))?;
+    password::hash(new_password)
+        .await
+        .map_err(|e| bad("password", e.to_string()))
 }
 
 /// A person chooses a new password: the current one proves it is them.
@@ -353,13 +356,8 @@ pub async fn change_password(
             "Choose a password other than the current one",
         ));
     }
-    password::check_new(new_password, &user.email)
-        .map_err(|weak| bad("password", weak.to_string()))?;
-    let hash = password::hash(new_password)
-        .await
-        .map_err(|e| bad("password", e.to_string()))?;
     let update = UserUpdate {
-        password_hash: Some(hash),
+        password_hash: Some(new_password_hash(new_password, &user.email).await?),
         must_change_password: Some(false),
         ..UserUpdate::default()
     };

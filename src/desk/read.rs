@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::DeskError;
 use crate::app::App;
 use crate::backend::FleetView;
-use crate::domain::catalog::{Window, restorable_window};
+use crate::domain::catalog::{Window, Zone, restorable_window};
 use crate::domain::cluster::Cluster;
 use crate::domain::ids::{ClusterId, TicketId, UserId};
 use crate::domain::ticket::{TicketState, Visibility};
@@ -28,6 +28,14 @@ pub struct ClusterBackups {
 }
 
 impl ClusterBackups {
+    /// The zones of the cluster's region that cannot serve a restore now.
+    pub fn offline_zones(&self) -> Vec<Zone> {
+        Zone::ALL
+            .into_iter()
+            .filter(|z| !self.view.online.contains(*z))
+            .collect()
+    }
+
     /// The earlier start the offline zones would give back, when they
     /// narrow the window now.
     pub fn wider_when_back(&self) -> Option<DateTime<Utc>> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::catalog::{Catalog, RetentionPolicy, Window, Zone, ZoneSet};
-use crate::web::views::{local_in, precise_in};
+use crate::web::views::{local_in, precise_in, zones_back};
 
 /// Width of the drawing in SVG units; it scales to the page.
 pub const WIDTH: i64 = 1000;
@@ -254,10 +254,9 @@ pub fn build(input: &TimelineInput<'_>) -> Timeline {
             .is_none_or(|now| whole.earliest < now.earliest)
     {
         summary.push_str(&format!(
-            " From {} when {} {} back.",
+            " From {} when {}.",
             local_in(whole.earliest, input.zone),
-            offline.join(" and "),
-            if offline.len() == 1 { "is" } else { "are" }
+            zones_back(&offline)
         ));
     }
     for row in &rows {

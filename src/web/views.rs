@@ -140,6 +140,12 @@ pub fn precise_in(t: DateTime<Utc>, zone: Tz) -> String {
     PRECISE.format(&t.with_timezone(&zone))
 }
 
+/// `az1 is back`, `az1 and az2 are back`: when offline zones return.
+pub fn zones_back(zones: &[&str]) -> String {
+    let verb = if zones.len() == 1 { "is" } else { "are" };
+    format!("{} {verb} back", zones.join(" and "))
+}
+
 pub fn role_label(role: Role) -> &'static str {
     match role {
         Role::Customer => "Customer",

@@ -83,11 +83,7 @@ pub async fn cluster_card(
         .timelines
         .get_or_read(key, writes, times.now, draw)
         .await?;
-    let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
-        .into_iter()
-        .filter(|z| !online.contains(*z))
-        .map(|z| z.as_str())
-        .collect();
+    let offline: Vec<&str> = backups.offline_zones().iter().map(|z| z.as_str()).collect();
     Ok(ClusterCard {
         created: times.stamp(cluster.created_at),
         deleted: times.maybe(cluster.deleted_at),

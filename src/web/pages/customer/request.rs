@@ -27,7 +27,7 @@ use crate::web::auth::{ClientAddr, CustomerUser};
 use crate::web::error::{AppError, AppResult, ErrorCode, FieldError};
 use crate::web::limits::Limits;
 use crate::web::timeline;
-use crate::web::views::{precise_in, zone_of};
+use crate::web::views::{precise_in, zone_of, zones_back};
 use crate::web::{ValidForm, ValidQuery};
 
 pub struct ClusterOption {
@@ -227,17 +227,12 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
         let (now, window) = (backups.now, backups.window_now);
         preview.target_marker =
             parsed.map(|t| timeline::target_marker(t.utc, window, now, &app.policy(), reader));
-        let offline: Vec<&str> = crate::domain::catalog::Zone::ALL
-            .into_iter()
-            .filter(|z| !backups.view.online.contains(*z))
-            .map(|z| z.as_str())
-            .collect();
+        let offline: Vec<&str> = backups.offline_zones().iter().map(|z| z.as_str()).collect();
         let when_back = backups.wider_when_back().map(|from| {
             format!(
-                "from {} when {} {} back",
+                "from {} when {}",
                 precise_in(from, reader),
-                offline.join(" and "),
-                if offline.len() == 1 { "is" } else { "are" }
+                zones_back(&offline)
             )
         });
         preview.window_text = match (window, when_back) {
