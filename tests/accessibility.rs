@@ -1,0 +1,107 @@
+//! axe-core, injected into the pages in a real headless Chromium, finds no
+//! violations on the desk's main pages: signing in, a customer's clusters,
+//! cluster, request form and ticket, the staff queue and ticket, the admin
+//! pages and the password page — at desktop and phone size.
+
+mod common;
+#[path = "common/chrome.rs"]
+mod chrome;
+
+use serde_json::json;
+
+use chrome::*;
+use common::web::{Api, spawn_app};
+
+/// Checks each path in turn; every page's violations, by page.
+async fn violations_on(
+    client: &fantoccini::Client,
+    base: &str,
+    axe: &str,
+    paths: &[String],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in paths {
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        until(client, path, "return document.readyState === 'complete'").await;
+        for violation in accessibility_violations(client, axe).await {
+            found.push(format!("{path}: {violation}"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_main_pages_have_no_accessibility_violations() {
+    let t = spawn_app(false, &[]).await;
+    let axe = axe_source();
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let legacy = t.cluster_id("legacy-crm").await;
+    let ticket = t.file_request(&alice, "orders-prod", "orders-axe").await;
+    let (status, body) = alice
+        .post(
+            &format!("/api/v1/tickets/{ticket}/reply"),
+            json!({"body": "The orders table went missing around 14:35."}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let mut found = Vec::new();
+
+    client.goto(&format!("{}/login", t.base)).await.unwrap();
+    found.extend(violations_on(&client, &t.base, &axe, &["/login".to_string()]).await);
+
+    let customer = [
+        format!("/clusters/{orders}"),
+        format!("/clusters/{legacy}"),
+        format!("/requests/new?cluster={orders}"),
+        format!("/tickets/{ticket}"),
+        "/".to_string(),
+        "/clusters".to_string(),
+        "/tickets".to_string(),
+        "/account/endpoints".to_string(),
+        "/account/password".to_string(),
+    ];
+    sign_in(&client, &t, "alice@contoso.example").await;
+    found.extend(violations_on(&client, &t.base, &axe, &customer).await);
+    client.set_window_size(390, 844).await.unwrap();
+    found.extend(
+        violations_on(&client, &t.base, &axe, &customer[..4])
+            .await
+            .into_iter()
+            .map(|v| format!("phone {v}")),
+    );
+    client.set_window_size(1280, 1000).await.unwrap();
+    sign_out(&client).await;
+
+    sign_in(&client, &t, "sam@support.example").await;
+    let staff = [
+        "/staff/tickets".to_string(),
+        "/staff/tickets?response=breached&q=orders".to_string(),
+        format!("/staff/tickets/{ticket}"),
+    ];
+    found.extend(violations_on(&client, &t.base, &axe, &staff).await);
+    sign_out(&client).await;
+
+    sign_in(&client, &t, "ada@admin.example").await;
+    let admin = [
+        "/admin/zones".to_string(),
+        "/admin/clusters".to_string(),
+        "/admin/users".to_string(),
+        "/admin".to_string(),
+        "/admin/outbox".to_string(),
+        "/admin/audit".to_string(),
+        "/admin/endpoints".to_string(),
+    ];
+    found.extend(violations_on(&client, &t.base, &axe, &admin).await);
+    client.close().await.unwrap();
+
+    assert!(
+        found.is_empty(),
+        "axe-core found {} violations:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
