@@ -70,7 +70,7 @@
       form.querySelectorAll(".field-error").forEach(function (n) { n.remove(); });
       form.querySelectorAll(".invalid").forEach(function (n) { n.classList.remove("invalid"); });
       form.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
-      var alert = document.querySelector("main > .alert");
+      var alert = document.querySelector("main > .alert[role=alert]");
       if (alert) alert.remove();
     }
 
@@ -99,8 +99,31 @@
       marker.removeAttribute("display");
     }
 
+    // The warning about open requests follows the cluster chosen.
+    function showDuplicates(p) {
+      var box = document.getElementById("duplicate-warning");
+      if (!box) return;
+      var open = p.duplicates || [];
+      box.hidden = open.length === 0;
+      if (!open.length) return;
+      box.querySelector("[data-duplicates-text]").textContent = p.duplicates_text || "";
+      var list = box.querySelector("[data-duplicates]");
+      list.textContent = "";
+      open.forEach(function (d) {
+        var item = el("li");
+        var link = el("a", "", d.reference);
+        link.href = "/tickets/" + d.id;
+        item.appendChild(link);
+        item.appendChild(document.createTextNode(": restore into "));
+        item.appendChild(el("span", "mono", d.new_cluster_name));
+        item.appendChild(document.createTextNode(" \u00b7 " + d.state));
+        list.appendChild(item);
+      });
+    }
+
     function render(p) {
       moveMarker(p);
+      showDuplicates(p);
       panel.textContent = "";
       panel.setAttribute("data-state", p.ok ? "ok" : "bad");
       if (p.utc_text) {

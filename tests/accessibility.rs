@@ -3,9 +3,9 @@
 //! cluster, request form and ticket, the staff queue and ticket, the admin
 //! pages and the password page — at desktop and phone size.
 
-mod common;
 #[path = "common/chrome.rs"]
 mod chrome;
+mod common;
 
 use serde_json::json;
 

@@ -4,9 +4,9 @@
 //! approve; the customer watches the progress bar advance to completed.
 //! Screenshots of the main pages go to `test-artifacts/screenshots/`.
 
-mod common;
 #[path = "common/chrome.rs"]
 mod chrome;
+mod common;
 
 use std::time::{Duration, Instant};
 

@@ -34,7 +34,35 @@ async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
     let other = page
         .page(&format!("/requests/new?cluster={analytics}"))
         .await;
-    assert!(!other.contains("duplicate-warning"), "{other}");
+    assert!(
+        other.contains("id=\"duplicate-warning\" hidden"),
+        "kept hidden for the live check: {other}"
+    );
+    // The live check names the open requests of the cluster chosen.
+    let check = |cluster: String| {
+        format!(
+            "/requests/preview?cluster_id={cluster}&date=2026-11-24&time=10:00&time_zone=UTC&new_cluster_name=x-copy"
+        )
+    };
+    let live: serde_json::Value = page
+        .get(&check(orders.to_string()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        live["duplicates_text"], "orders-prod already has an open request:",
+        "{live}"
+    );
+    assert_eq!(live["duplicates"][0]["id"], first.as_str(), "{live}");
+    assert_eq!(live["duplicates"][0]["new_cluster_name"], "orders-first");
+    let live: serde_json::Value = page
+        .get(&check(analytics.to_string()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["duplicates"], serde_json::json!([]), "{live}");
     // A refused or checked form keeps the warning.
     let checked = page
         .post(
@@ -50,7 +78,13 @@ async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
             ],
         )
         .await;
-    assert!(checked.text().await.unwrap().contains("duplicate-warning"));
+    assert!(
+        checked
+            .text()
+            .await
+            .unwrap()
+            .contains("orders-prod already has an open request")
+    );
 
     // Staff see the same person's other open requests, and only theirs.
     let second = t.file_request(&alice, "analytics", "analytics-copy").await;
@@ -75,7 +109,8 @@ async fn an_open_request_for_the_cluster_is_pointed_out(postgres: bool) {
         .await;
     assert_eq!(status, StatusCode::OK);
     let form = page.page(&format!("/requests/new?cluster={orders}")).await;
-    assert!(!form.contains("duplicate-warning"), "{form}");
+    assert!(form.contains("id=\"duplicate-warning\" hidden"), "{form}");
+    assert!(!form.contains("orders-first"), "{form}");
     let staff = sam.page(&format!("/staff/tickets/{second}")).await;
     assert!(!staff.contains("id=\"other-open\""), "{staff}");
 }

@@ -1,6 +1,7 @@
 //! A real headless Chromium driven through ChromeDriver, for the browser
 //! tests: starting both, signing in, setting inputs as a person would,
 //! waiting for the page, screenshots, and axe-core's accessibility check.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -222,7 +223,6 @@ pub async fn click(client: &Client, css: &str) {
         .await
         .unwrap();
 }
-
 
 /// axe-core's own script, installed by `npm ci --prefix tests/axe` (which
 /// `.ci/run` does).

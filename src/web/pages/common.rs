@@ -412,6 +412,7 @@ pub fn times_for(app: &App, user: &User) -> Times {
 }
 
 /// Another open request, as a warning or a list links to it.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct OpenRequest {
     pub id: crate::domain::ids::TicketId,
     pub reference: String,

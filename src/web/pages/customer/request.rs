@@ -154,6 +154,10 @@ pub struct Preview {
     pub errors: Vec<FieldError>,
     /// Where the target sits on the cluster's timeline.
     pub target_marker: Option<crate::web::timeline::Marker>,
+    /// "orders-prod already has an open request:", with those requests,
+    /// so the warning follows the cluster chosen in the form.
+    pub duplicates_text: Option<String>,
+    pub duplicates: Vec<super::super::common::OpenRequest>,
 }
 
 /// What the check of a form found: the preview to show, and the refusal.
@@ -273,6 +277,7 @@ struct RequestPage {
     /// Open requests for the chosen cluster: filing another is allowed,
     /// but the customer should know.
     duplicates: Vec<super::super::common::OpenRequest>,
+    duplicates_text: String,
 }
 
 impl RequestPage {
@@ -318,16 +323,14 @@ async fn request_page(
         Err(_) => None,
     };
     let duplicates = match &card {
-        Some(card) => {
-            let cluster_id = card.cluster.id;
-            super::super::common::open_requests(app, scope_for(user), |t| {
-                t.cluster_id == cluster_id
-            })
-            .await?
-        }
+        Some(card) => open_requests_for(app, user, card.cluster.id).await?,
         None => Vec::new(),
     };
     Ok(RequestPage {
+        duplicates_text: card
+            .as_ref()
+            .map(|c| duplicates_heading(&c.cluster.name, duplicates.len()))
+            .unwrap_or_default(),
         duplicates,
         chrome: chrome(
             &viewer.session,
@@ -492,5 +495,28 @@ pub async fn preview(
             .retain(|e| e.field.as_deref() != Some("cluster_id"));
     }
     preview.ok = preview.errors.is_empty() && preview.plan_text.is_some();
+    if let Ok(id) = form.cluster_id.trim().parse::<ClusterId>()
+        && let Some(cluster) = app.store.cluster(id, scope_for(&viewer.user)).await?
+    {
+        preview.duplicates = open_requests_for(&app, &viewer.user, id).await?;
+        preview.duplicates_text = Some(duplicates_heading(&cluster.name, preview.duplicates.len()));
+    }
     Ok(Json(preview))
+}
+
+/// The customer's open requests for `cluster`, newest first.
+async fn open_requests_for(
+    app: &App,
+    user: &User,
+    cluster: ClusterId,
+) -> AppResult<Vec<super::super::common::OpenRequest>> {
+    super::super::common::open_requests(app, scope_for(user), |t| t.cluster_id == cluster).await
+}
+
+/// The warning's first line: "orders-prod already has an open request:".
+fn duplicates_heading(cluster: &str, count: usize) -> String {
+    match count {
+        1 => format!("{cluster} already has an open request:"),
+        n => format!("{cluster} already has {n} open requests:"),
+    }
 }
