@@ -217,7 +217,10 @@
 
   function refreshCountdowns() {
     document.querySelectorAll("[data-deadline]").forEach(function (node) {
-      var left = Date.parse(node.getAttribute("data-deadline")) - Date.now();
+      // From the seconds left when the page was made, by the page's own
+      // monotonic clock: a device's wall clock may be off by hours.
+      var left = parseInt(node.getAttribute("data-left"), 10) * 1000 - performance.now();
+      if (isNaN(left)) left = Date.parse(node.getAttribute("data-deadline")) - Date.now();
       if (isNaN(left)) return;
       var soon = (parseInt(node.getAttribute("data-soon"), 10) || 86400) * 1000;
       node.textContent = words(left);
@@ -310,6 +313,9 @@
       var state = box.getAttribute("data-ticket-state");
       if (["completed", "rejected", "cancelled"].indexOf(state) === -1) setupProgress(box);
     });
-    if (document.querySelector("[data-deadline]")) setInterval(refreshCountdowns, 60000);
+    if (document.querySelector("[data-deadline]")) {
+      refreshCountdowns();
+      setInterval(refreshCountdowns, 30000);
+    }
   });
 })();

@@ -26,6 +26,9 @@ pub struct Countdown {
     pub urgent: bool,
     /// How close counts as urgent, for the page's live update.
     pub soon_seconds: i64,
+    /// Seconds left when the page was made: the page counts down from
+    /// this, not from the device's clock, which may be wrong.
+    pub left_seconds: i64,
 }
 
 /// Formats times for one reader.
@@ -82,6 +85,7 @@ impl Times {
             overdue: left < Duration::zero(),
             urgent: left < soon,
             soon_seconds: soon.num_seconds(),
+            left_seconds: left.num_seconds(),
         }
     }
 
