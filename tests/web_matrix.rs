@@ -158,8 +158,15 @@ async fn role_route_matrix(postgres: bool) {
             format!("/requests/new?cluster={ca}"),
             [303, 200, 200, 403, 403],
         ),
-        (preview, [303, 200, 200, 403, 403]),
+        (preview.clone(), [303, 200, 200, 403, 403]),
         ("/tickets".into(), [303, 200, 200, 403, 403]),
+        // The queue's search reaches descriptions and notes: staff only.
+        (format!("/tickets?q={SECRET}"), [303, 200, 200, 403, 403]),
+        (
+            format!("/staff/tickets?state=all&response=breached&q={SECRET}"),
+            [303, 403, 403, 200, 200],
+        ),
+        ("/account/password".into(), [303, 200, 200, 200, 200]),
         (format!("/tickets/{a}"), [303, 200, 404, 303, 303]),
         (format!("/tickets/{b}"), [303, 404, 200, 303, 303]),
         (format!("/tickets/{a}/progress"), [303, 200, 404, 200, 200]),
@@ -201,6 +208,17 @@ async fn role_route_matrix(postgres: bool) {
             }
         }
     }
+
+    // The live check names open requests of the cluster only to its own
+    // customer: bob checking alice's cluster learns nothing of hers.
+    let of_alice: Value = browsers[1].get(&preview).await.json().await.unwrap();
+    assert_eq!(
+        of_alice["duplicates"][0]["new_cluster_name"],
+        "orders-approved"
+    );
+    let of_bob: Value = browsers[2].get(&preview).await.json().await.unwrap();
+    assert_eq!(of_bob["duplicates"], json!([]), "{of_bob}");
+    assert!(of_bob["duplicates_text"].is_null(), "{of_bob}");
 
     // Refused page actions: the ticket stays as it was.
     let page_posts: Vec<FormCase> = vec![
@@ -281,6 +299,21 @@ async fn role_route_matrix(postgres: bool) {
             [303, 403, 403, 403, 0],
         ),
         (
+            format!("/admin/users/{}", w.sam_id),
+            vec![("password", "a reset nobody may do")],
+            [303, 403, 403, 403, 0],
+        ),
+        // A wrong current password changes nobody's.
+        (
+            "/account/password".into(),
+            vec![
+                ("current", "not the password"),
+                ("password", "a long new passphrase"),
+                ("repeat", "a long new passphrase"),
+            ],
+            [303, 422, 422, 422, 422],
+        ),
+        (
             "/admin/zones/westeurope/az1/online".into(),
             vec![],
             [303, 403, 403, 403, 0],
@@ -351,6 +384,15 @@ async fn role_route_matrix(postgres: bool) {
         (format!("/api/v1/clusters/{ca}"), [401, 200, 404, 200, 200]),
         (format!("/api/v1/clusters/{cb}"), [401, 404, 200, 200, 200]),
         ("/api/v1/tickets".into(), [401, 200, 200, 200, 200]),
+        (
+            format!("/api/v1/tickets?state=all&response=breached&q={SECRET}"),
+            [401, 200, 200, 200, 200],
+        ),
+        // The clock filter is the queue's: a customer's list ignores it.
+        (
+            "/api/v1/tickets?response=late".into(),
+            [401, 200, 200, 422, 422],
+        ),
         (format!("/api/v1/tickets/{a}"), [401, 200, 404, 200, 200]),
         (format!("/api/v1/tickets/{b}"), [401, 404, 200, 200, 200]),
         (
@@ -403,6 +445,17 @@ async fn role_route_matrix(postgres: bool) {
     assert!(!alice_tickets.to_string().contains("inventory-copy"));
     let (_, bob_tickets) = apis[2].get("/api/v1/tickets").await;
     assert!(!bob_tickets.to_string().contains(SECRET));
+    // A customer's list ignores the queue's search and stays their own;
+    // staff find alice's ticket by the words of its description.
+    let search = format!("/api/v1/tickets?state=all&q={SECRET}");
+    let (_, bob_found) = apis[2].get(&search).await;
+    assert!(!bob_found.to_string().contains(SECRET), "{bob_found}");
+    let (_, sam_found) = apis[3].get(&search).await;
+    assert_eq!(
+        sam_found["tickets"][0]["id"],
+        json!(a.to_string()),
+        "{sam_found}"
+    );
     let (_, bob_clusters) = apis[2].get("/api/v1/clusters").await;
     assert!(!bob_clusters.to_string().contains("orders-prod"));
 
