@@ -5,6 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,14 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills ChromeDriver's whole process group: a test that fails before
+    /// closing its session would otherwise leave Chromium running.
     fn drop(&mut self) {
+        let group = self.child.id() as i32;
+        // SAFETY: a signal to a process group this test created.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -51,6 +59,8 @@ pub async fn start_driver() -> Driver {
         .env("TZ", BROWSER_ZONE)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Its own process group, with the browsers it starts.
+        .process_group(0)
         .spawn()
         .expect("chromedriver (Debian package chromium-driver) is needed for this test");
     let driver = Driver {
