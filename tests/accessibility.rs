@@ -23,6 +23,15 @@ async fn violations_on(
     for path in paths {
         client.goto(&format!("{base}{path}")).await.unwrap();
         until(client, path, "return document.readyState === 'complete'").await;
+        // What a disclosure hides is checked too: the confirmations and
+        // the form that moves a target.
+        client
+            .execute(
+                "document.querySelectorAll('details').forEach(function (d) { d.open = true; })",
+                vec![],
+            )
+            .await
+            .unwrap();
         for violation in accessibility_violations(client, axe).await {
             found.push(format!("{path}: {violation}"));
         }
@@ -45,6 +54,15 @@ async fn the_main_pages_have_no_accessibility_violations() {
         )
         .await;
     assert!(status.is_success(), "{body}");
+    // Waiting for the customer: both ticket pages offer to move the target.
+    t.staff_acts(
+        &ticket,
+        &[
+            ("claim", json!({})),
+            ("request-info", json!({"body": "Was it 14:35 your time?"})),
+        ],
+    )
+    .await;
 
     let driver = start_driver().await;
     let client = browser(&driver).await;

@@ -337,6 +337,26 @@ async fn role_route_matrix(postgres: bool) {
             vec![],
             [303, 403, 403, 403, 0],
         ),
+        (
+            format!("/tickets/{a}/target"),
+            vec![
+                ("date", "2026-11-24"),
+                ("time", "09:00"),
+                ("time_zone", "UTC"),
+                ("reason", "earlier"),
+            ],
+            [303, 0, 404, 403, 403],
+        ),
+        (
+            format!("/staff/tickets/{a}/target"),
+            vec![
+                ("date", "2026-11-24"),
+                ("time", "09:00"),
+                ("time_zone", "UTC"),
+                ("reason", "earlier"),
+            ],
+            [303, 403, 403, 0, 0],
+        ),
     ];
     for (path, fields, expect) in &page_posts {
         for (i, browser) in browsers.iter_mut().enumerate() {
@@ -460,6 +480,13 @@ async fn role_route_matrix(postgres: bool) {
     assert!(!bob_clusters.to_string().contains("orders-prod"));
 
     let api_writes: Vec<(Method, String, Value, Expect)> = vec![
+        // A ticket in triage: nobody may move its target yet.
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{a}/target"),
+            json!({"target_time": "2026-11-24T09:00:00Z", "reason": "earlier"}),
+            [401, 409, 404, 409, 409],
+        ),
         (
             Method::POST,
             format!("/api/v1/tickets/{a}/verdict"),
@@ -687,6 +714,7 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("post", "/api/v1/tickets/check"),
         ("get", "/api/v1/tickets/{id}"),
         ("post", "/api/v1/tickets/{id}/{action}"),
+        ("post", "/api/v1/tickets/{id}/target"),
         ("get", "/api/v1/tickets/{id}/events"),
         ("get", "/api/v1/tickets/{id}/messages"),
         ("get", "/api/v1/jobs/{id}"),

@@ -153,6 +153,15 @@ fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -
         | TicketCommand::CancelRestore { reason }
         | TicketCommand::Cancel { reason } => reason.trim().to_string(),
         TicketCommand::JobFailed { reason } => reason.clone(),
+        TicketCommand::ChangeTarget {
+            target, time_zone, ..
+        } => format!(
+            "from {} to {} ({time_zone})",
+            ticket
+                .target_time
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            target.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
         TicketCommand::WarnDeadline => format!("deadline {}", ticket.deadline.to_rfc3339()),
         _ => String::new(),
     }
@@ -275,28 +284,38 @@ pub async fn act(
         .await?
         .ok_or(DeskError::NotFound)?;
     let job = app.store.job_for_ticket(ticket.id).await?;
-    // Approval re-checks the target: the window has slid since filing.
-    let wants_check = command == TicketCommand::Approve
-        && user.role.works_tickets()
-        && ticket.state == TicketState::InReview;
-    let checked = if wants_check {
-        let report = validate_now(
-            app,
-            ticket.target_time,
-            &cluster,
-            ticket.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC),
-        )
-        .await?;
-        let target = match &report.error {
-            None => TargetCheck::Passed,
-            Some(error) => TargetCheck::Failed(error.clone()),
-        };
-        Checked {
-            target,
-            report: Some(report),
+    // Approval re-checks the target: the window has slid since filing. A
+    // new target is checked like a new request's.
+    let to_check = match &command {
+        TicketCommand::Approve
+            if user.role.works_tickets() && ticket.state == TicketState::InReview =>
+        {
+            Some((ticket.target_time, ticket.time_zone.as_str()))
         }
-    } else {
-        Checked::none()
+        TicketCommand::ChangeTarget {
+            target, time_zone, ..
+        } => Some((*target, time_zone.as_str())),
+        _ => None,
+    };
+    let checked = match to_check {
+        Some((target, zone)) => {
+            let report = validate_now(
+                app,
+                target,
+                &cluster,
+                zone.parse().unwrap_or(chrono_tz::Tz::UTC),
+            )
+            .await?;
+            let target = match &report.error {
+                None => TargetCheck::Passed,
+                Some(error) => TargetCheck::Failed(error.clone()),
+            };
+            Checked {
+                target,
+                report: Some(report),
+            }
+        }
+        None => Checked::none(),
     };
     let mut commit = Commit::at(app.now());
     let issuer = Issuer {
@@ -329,4 +348,24 @@ pub async fn act(
         .ticket(ticket.id, Scope::Everything)
         .await?
         .ok_or(DeskError::NotFound)
+}
+
+/// Moves a ticket's target before approval. The new moment is read and
+/// checked like a new request's; a refusal changes nothing.
+pub async fn change_target(
+    app: &App,
+    user: &User,
+    ticket_id: TicketId,
+    target: &crate::domain::validation::TargetInput,
+    reason: &str,
+    expected_version: Option<i64>,
+) -> Result<Ticket, DeskError> {
+    let target = crate::domain::validation::parse_target(target)
+        .map_err(|error| DeskError::Invalid(vec![error]))?;
+    let command = TicketCommand::ChangeTarget {
+        target: target.utc,
+        time_zone: target.time_zone.name().to_string(),
+        reason: reason.to_string(),
+    };
+    act(app, user, ticket_id, command, expected_version).await
 }

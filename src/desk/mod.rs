@@ -17,7 +17,7 @@ use crate::domain::ticket::Refusal;
 use crate::domain::validation::ValidationError;
 use crate::store::{Scope, StoreError, User};
 
-pub use commands::{act, validate_now};
+pub use commands::{act, change_target, validate_now};
 pub use filing::{CheckedRequest, FilingRequest, check_request, file_ticket};
 
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,8 @@ string_enum! {
         TicketCancelled = "ticket.cancelled",
         TicketDeadlineNear = "ticket.deadline_near",
         TicketReopened = "ticket.reopened",
+        /// The target moved before approval.
+        TicketTargetChanged = "ticket.target_changed",
         JobStarted = "job.started",
         /// The restore moved on to its next step.
         JobProgress = "job.progress",
@@ -56,6 +58,7 @@ impl EventType {
             NoticeKind::Cancelled => EventType::TicketCancelled,
             NoticeKind::DeadlineNear => EventType::TicketDeadlineNear,
             NoticeKind::Reopened => EventType::TicketReopened,
+            NoticeKind::TargetChanged => EventType::TicketTargetChanged,
             NoticeKind::RestoreStarted => EventType::JobStarted,
             NoticeKind::RestoreCompleted => EventType::JobSucceeded,
             NoticeKind::RestoreFailed => EventType::JobFailed,

@@ -25,6 +25,8 @@ string_enum! {
         WarnDeadline = "warn_deadline",
         Reopen = "reopen",
         Resolve = "resolve",
+        /// The target moved before approval.
+        ChangeTarget = "change_target",
         /// The customer's verdict on a hand-over: the data is right, and
         /// how they rate the help.
         Verdict = "verdict",
@@ -72,6 +74,7 @@ impl EventAction {
             TicketCommand::WarnDeadline => EventAction::WarnDeadline,
             TicketCommand::Reopen { .. } => EventAction::Reopen,
             TicketCommand::Resolve => EventAction::Resolve,
+            TicketCommand::ChangeTarget { .. } => EventAction::ChangeTarget,
         }
     }
 
@@ -108,6 +111,7 @@ impl EventAction {
             A::WarnDeadline => "Deadline warning sent",
             A::Reopen => "Reopened by the customer: the data is not right",
             A::Resolve => "Closed again by support",
+            A::ChangeTarget => "Target changed",
             A::Verdict => "The customer confirmed the restored data",
             A::JobStart => "Restore job picked up",
             A::JobStepSucceeded => "Restore step finished",
@@ -139,7 +143,13 @@ impl EventAction {
         use EventAction as A;
         matches!(
             self,
-            A::File | A::Claim | A::Reject | A::CancelRestore | A::Reopen | A::Verdict
+            A::File
+                | A::Claim
+                | A::Reject
+                | A::CancelRestore
+                | A::Reopen
+                | A::Verdict
+                | A::ChangeTarget
         )
     }
 

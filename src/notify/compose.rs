@@ -139,6 +139,9 @@ impl Notice<'_> {
             NoticeKind::Reopened => {
                 format!("[{r}] Reopened: the customer says the data is not right")
             }
+            NoticeKind::TargetChanged => {
+                format!("[{r}] The target is now {}", self.target())
+            }
         }
     }
 }
@@ -232,6 +235,12 @@ email_template!(
     "email/reopened.html"
 );
 email_template!(
+    TargetChangedText,
+    TargetChangedHtml,
+    "email/target_changed.txt",
+    "email/target_changed.html"
+);
+email_template!(
     DeadlineText,
     DeadlineHtml,
     "email/deadline_near.txt",
@@ -265,6 +274,10 @@ pub fn compose(n: &Notice<'_>) -> Result<Email, askama::Error> {
         NoticeKind::Cancelled => (CancelledText { n }.render()?, CancelledHtml { n }.render()?),
         NoticeKind::DeadlineNear => (DeadlineText { n }.render()?, DeadlineHtml { n }.render()?),
         NoticeKind::Reopened => (ReopenedText { n }.render()?, ReopenedHtml { n }.render()?),
+        NoticeKind::TargetChanged => (
+            TargetChangedText { n }.render()?,
+            TargetChangedHtml { n }.render()?,
+        ),
     };
     Ok(Email {
         subject: n.subject(),

@@ -85,6 +85,7 @@ impl PostContent {
             EventType::TicketCancelled => "cancelled",
             EventType::TicketDeadlineNear => "is near its deadline",
             EventType::TicketReopened => "reopened: the customer says the data is not right",
+            EventType::TicketTargetChanged => "has a new target",
             EventType::JobStarted => "restore started",
             EventType::JobProgress => "restore moved on",
             EventType::JobSucceeded => "restore completed",

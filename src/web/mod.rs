@@ -169,6 +169,7 @@ fn page_routes() -> Router<WebState> {
         .route("/tickets/{id}/progress", get(common::progress))
         .route("/tickets/{id}/reply", post(customer::reply))
         .route("/tickets/{id}/cancel", post(customer::cancel))
+        .route("/tickets/{id}/target", post(customer::change_target))
         .route("/tickets/{id}/verdict", post(customer::verdict))
         .route(
             "/verdict/{id}/{token}",
@@ -181,6 +182,7 @@ fn page_routes() -> Router<WebState> {
         )
         .route("/staff/tickets", get(staff::queue))
         .route("/staff/tickets/{id}", get(staff::ticket))
+        .route("/staff/tickets/{id}/target", post(staff::change_target))
         .route("/staff/tickets/{id}/{action}", post(staff::act))
         // Admins.
         .route("/admin", get(admin::index))

@@ -13,6 +13,8 @@
 //! `transition` decides; the caller applies the effects in one transaction
 //! with the state change, guarded by the ticket's version.
 
+use chrono::{DateTime, Utc};
+
 use super::ids::UserId;
 
 use super::actor::{Actor, Role};
@@ -146,6 +148,14 @@ pub enum TicketCommand {
     },
     /// Staff close a reopened ticket once they have answered it.
     Resolve,
+    /// Before approval the target moves: the customer answering the
+    /// engineer's question, or the assigned engineer. The desk checked the
+    /// new target like a new request's (the facts' `target_check`).
+    ChangeTarget {
+        target: DateTime<Utc>,
+        time_zone: String,
+        reason: String,
+    },
 }
 
 impl TicketCommand {
@@ -168,6 +178,7 @@ impl TicketCommand {
             TicketCommand::WarnDeadline => "warn_deadline",
             TicketCommand::Reopen { .. } => "reopen",
             TicketCommand::Resolve => "resolve",
+            TicketCommand::ChangeTarget { .. } => "change_target",
         }
     }
 }
@@ -225,6 +236,8 @@ string_enum! {
         DeadlineNear = "deadline_near",
         /// The customer said the restored data is not right.
         Reopened = "reopened",
+        /// The target moved before approval.
+        TargetChanged = "target_changed",
     }
 }
 
@@ -255,6 +268,12 @@ pub enum TicketEffect {
     /// Counts towards the first-response target if it is the first.
     RecordFirstResponse,
     MarkDeadlineWarned,
+    /// The ticket restores to this moment now, read in this zone; its
+    /// deadline and check are the new target's.
+    SetTarget {
+        target: DateTime<Utc>,
+        time_zone: String,
+    },
     Notify(Notice),
     Job(JobRequest),
 }
@@ -620,6 +639,55 @@ pub fn transition(
             must_be_assignee()?;
             go(S::Completed, vec![TicketEffect::RecordFirstResponse])
         }
+        TicketCommand::ChangeTarget {
+            target,
+            time_zone,
+            reason,
+        } => {
+            allow(role == Role::Customer || staff)?;
+            // The customer corrects in answer to a question, so the
+            // engineer checking the moment is never surprised by it; the
+            // engineer may while the ticket is theirs to decide.
+            let customer = role == Role::Customer;
+            let open = if customer {
+                state == S::AwaitingCustomer
+            } else {
+                matches!(state, S::InReview | S::AwaitingCustomer)
+            };
+            if !open {
+                return wrong_state;
+            }
+            if !customer {
+                must_be_assignee()?;
+            }
+            if facts.job.is_some() {
+                return Err(Refusal::AlreadyRestored);
+            }
+            let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
+            match &facts.target_check {
+                TargetCheck::Passed => {}
+                TargetCheck::Failed(error) => return Err(Refusal::Invalid(error.clone())),
+                TargetCheck::NotChecked => return Err(Refusal::TargetNotChecked),
+            }
+            let mut effects = vec![
+                TicketEffect::SetTarget {
+                    target: *target,
+                    time_zone: time_zone.clone(),
+                },
+                TicketEffect::PostMessage {
+                    visibility: Visibility::Public,
+                    body: format!("The target was changed: {reason}"),
+                },
+            ];
+            if customer {
+                effects.push(notify(NoticeKind::TargetChanged, Audience::Assignee));
+                go(S::InReview, effects)
+            } else {
+                effects.push(TicketEffect::RecordFirstResponse);
+                effects.push(notify(NoticeKind::TargetChanged, Audience::Requester));
+                go(state, effects)
+            }
+        }
     }
 }
 
@@ -678,6 +746,11 @@ mod tests {
             "warn_deadline" => TicketCommand::WarnDeadline,
             "reopen" => TicketCommand::Reopen { comment: text },
             "resolve" => TicketCommand::Resolve,
+            "change_target" => TicketCommand::ChangeTarget {
+                target: chrono::Utc::now(),
+                time_zone: "UTC".into(),
+                reason: text,
+            },
             other => panic!("no command {other}"),
         }
     }
@@ -859,6 +932,16 @@ mod tests {
     resolve          failed             forbidden    wrong_state       wrong_state       forbidden
     resolve          rejected           forbidden    wrong_state       wrong_state       forbidden
     resolve          cancelled          forbidden    wrong_state       wrong_state       forbidden
+    change_target    submitted          wrong_state  wrong_state       wrong_state       forbidden
+    change_target    triage             wrong_state  wrong_state       wrong_state       forbidden
+    change_target    in_review          wrong_state  in_review         not_assignee      forbidden
+    change_target    awaiting_customer  in_review    awaiting_customer not_assignee      forbidden
+    change_target    approved           wrong_state  wrong_state       wrong_state       forbidden
+    change_target    restoring          wrong_state  wrong_state       wrong_state       forbidden
+    change_target    completed          wrong_state  wrong_state       wrong_state       forbidden
+    change_target    failed             wrong_state  wrong_state       wrong_state       forbidden
+    change_target    rejected           wrong_state  wrong_state       wrong_state       forbidden
+    change_target    cancelled          wrong_state  wrong_state       wrong_state       forbidden
     ";
 
     #[test]
@@ -885,8 +968,8 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        // The table is exhaustive: 16 commands × 10 states × 4 roles.
-        assert_eq!(seen.len(), 16 * TicketState::ALL.len() * Role::ALL.len());
+        // The table is exhaustive: 17 commands × 10 states × 4 roles.
+        assert_eq!(seen.len(), 17 * TicketState::ALL.len() * Role::ALL.len());
     }
 
     /// Reopened (the job succeeded, the ticket back in review): its

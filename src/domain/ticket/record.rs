@@ -132,6 +132,16 @@ pub struct TicketChange {
     pub mark_deadline_warned: bool,
     pub validation_report: Option<ValidationReport>,
     pub new_cluster_id: Option<ClusterId>,
+    /// A corrected target, with the deadline that follows from it.
+    pub retarget: Option<Retarget>,
+}
+
+/// The moment a ticket restores to, moved before approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retarget {
+    pub target_time: DateTime<Utc>,
+    pub time_zone: String,
+    pub deadline: DateTime<Utc>,
 }
 
 impl TicketChange {
@@ -146,6 +156,7 @@ impl TicketChange {
             mark_deadline_warned: false,
             validation_report: None,
             new_cluster_id: None,
+            retarget: None,
         }
     }
 }
@@ -174,6 +185,13 @@ impl TicketChange {
         }
         if let Some(id) = self.new_cluster_id {
             after.new_cluster_id = Some(id);
+        }
+        if let Some(moved) = &self.retarget {
+            after.target_time = moved.target_time;
+            after.time_zone = moved.time_zone.clone();
+            after.deadline = moved.deadline;
+            // The new deadline gets its own warning.
+            after.deadline_warned_at = None;
         }
         after
     }
@@ -250,6 +268,18 @@ pub fn apply(
             }
             TicketEffect::RecordFirstResponse => decision.change.record_first_response = true,
             TicketEffect::MarkDeadlineWarned => decision.change.mark_deadline_warned = true,
+            TicketEffect::SetTarget { target, time_zone } => {
+                let deadline = decision
+                    .change
+                    .validation_report
+                    .as_ref()
+                    .map_or(ticket.deadline, |report| report.deadline);
+                decision.change.retarget = Some(Retarget {
+                    target_time: target,
+                    time_zone,
+                    deadline,
+                });
+            }
             TicketEffect::Notify(notice) => decision.notices.push(notice),
             TicketEffect::Job(request) => decision.job = Some(request),
         }
@@ -372,6 +402,24 @@ mod tests {
                 staff,
             ),
             ("retry", TicketCommand::Retry, staff),
+            (
+                "retarget_customer",
+                TicketCommand::ChangeTarget {
+                    target: now(),
+                    time_zone: "Asia/Tokyo".into(),
+                    reason: text(),
+                },
+                customer,
+            ),
+            (
+                "retarget_staff",
+                TicketCommand::ChangeTarget {
+                    target: now(),
+                    time_zone: "UTC".into(),
+                    reason: text(),
+                },
+                staff,
+            ),
             ("job_started", TicketCommand::JobStarted, system),
             ("job_succeeded", TicketCommand::JobSucceeded, system),
             (
@@ -413,6 +461,9 @@ mod tests {
         if c.new_cluster_id.is_some() {
             out.push("new_cluster".into());
         }
+        if c.retarget.is_some() {
+            out.push("retarget".into());
+        }
         for (visibility, _) in &decision.messages {
             out.push(format!("msg={}", visibility.as_str()));
         }
@@ -433,6 +484,9 @@ mod tests {
     /// Every command the lifecycle allows (by the role that gives it), and
     /// everything it writes. Not listed: refused by `transition`.
     const TABLE: &str = "
+    retarget_customer awaiting_customer to=in_review v retarget msg=public mail=target_changed>Assignee quotes
+    retarget_staff  in_review          to=in_review v first_response retarget msg=public mail=target_changed>Requester quotes
+    retarget_staff  awaiting_customer  to=awaiting_customer v first_response retarget msg=public mail=target_changed>Requester quotes
     auto_validate   submitted          to=triage mail=request_received>Requester mail=new_request>AllStaff
     claim           triage             to=in_review v assign=3
     claim           in_review          to=in_review v assign=3
@@ -534,6 +588,43 @@ mod tests {
         }
         assert!(failures.is_empty(), "\n{}", failures.join("\n"));
         assert_eq!(allowed, expected.len());
+    }
+
+    /// A moved target brings its own deadline, from its check, and the old
+    /// deadline's warning no longer counts.
+    #[test]
+    fn a_moved_target_takes_its_deadline_from_its_check() {
+        let mut before = ticket(TicketState::InReview);
+        before.deadline_warned_at = Some(now());
+        let target = now() - chrono::Duration::hours(5);
+        let command = TicketCommand::ChangeTarget {
+            target,
+            time_zone: "Asia/Tokyo".into(),
+            reason: "the customer was sure".into(),
+        };
+        let t = transition(
+            TicketState::InReview,
+            &command,
+            &Actor::user(STAFF, Role::Staff),
+            &facts(&before),
+        )
+        .unwrap();
+        let checked = ValidationReport {
+            target,
+            deadline: target + chrono::Duration::days(35),
+            ..report()
+        };
+        let recorded = Recorded {
+            validation_report: Some(checked.clone()),
+            new_cluster_id: None,
+        };
+        let decision = apply(&before, &command, t, true, recorded, now());
+        assert_eq!(decision.after.target_time, target);
+        assert_eq!(decision.after.time_zone, "Asia/Tokyo");
+        assert_eq!(decision.after.deadline, checked.deadline);
+        assert_eq!(decision.after.validation_report, checked);
+        assert_eq!(decision.after.deadline_warned_at, None);
+        assert_eq!(decision.after.first_response_due, before.first_response_due);
     }
 
     #[test]

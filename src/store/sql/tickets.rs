@@ -153,9 +153,13 @@ pub(super) async fn change_ticket(
            rejection_reason = COALESCE($4, rejection_reason), \
            first_response_at = CASE WHEN $5 THEN COALESCE(first_response_at, $2) \
                                     ELSE first_response_at END, \
-           deadline_warned_at = CASE WHEN $6 THEN $2 ELSE deadline_warned_at END, \
+           deadline_warned_at = CASE WHEN $6 THEN $2 WHEN $12 THEN NULL \
+                                     ELSE deadline_warned_at END, \
            validation_report = COALESCE($7, validation_report), \
-           new_cluster_id = COALESCE($8, new_cluster_id) \
+           new_cluster_id = COALESCE($8, new_cluster_id), \
+           target_time = COALESCE($13, target_time), \
+           time_zone = COALESCE($14, time_zone), \
+           deadline = COALESCE($15, deadline) \
          WHERE id = $9 AND state = $10 AND ($11 IS NULL OR version = $11)",
     )
     .bind(c.to.as_str())
@@ -169,6 +173,10 @@ pub(super) async fn change_ticket(
     .bind(c.ticket_id)
     .bind(c.guard.state.as_str())
     .bind(c.guard.version)
+    .bind(c.retarget.is_some())
+    .bind(c.retarget.as_ref().map(|r| r.target_time))
+    .bind(c.retarget.as_ref().map(|r| r.time_zone.clone()))
+    .bind(c.retarget.as_ref().map(|r| r.deadline))
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {

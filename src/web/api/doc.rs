@@ -41,6 +41,7 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::tickets,
         routes::ticket,
         routes::ticket_action,
+        routes::change_target,
         routes::ticket_events,
         routes::ticket_messages,
         routes::job,

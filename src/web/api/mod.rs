@@ -120,6 +120,7 @@ pub fn router() -> Router<WebState> {
             "/api/v1/tickets/{id}/verdict",
             get(ticket_verdict).post(give_verdict),
         )
+        .route("/api/v1/tickets/{id}/target", post(change_target))
         .route("/api/v1/tickets/{id}/{action}", post(ticket_action))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/zones", get(zones))

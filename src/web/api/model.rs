@@ -914,6 +914,26 @@ pub struct FileTicketIn {
     pub description: String,
 }
 
+/// A new target for a ticket, as when filing: `target_time` (RFC 3339 with
+/// an offset) or `local_time` plus `time_zone` (and `utc_offset` when the
+/// local time happens twice), and why it changes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeTargetIn {
+    #[serde(default)]
+    pub target_time: Option<String>,
+    #[serde(default)]
+    pub local_time: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// Why the target changes: kept on the ticket and in the audit trail.
+    pub reason: String,
+    /// The ticket version the caller decided on; a newer one answers 409.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
 /// The result of checking a request without filing it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckOut {

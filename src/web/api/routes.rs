@@ -170,28 +170,41 @@ pub async fn delete_cluster(
 
 // ---------------------------------------------------------------- tickets
 
+/// A target as a moment with an offset, or a wall-clock time in a zone.
+fn target_input(
+    local_time: Option<String>,
+    target_time: Option<String>,
+    time_zone: Option<String>,
+    utc_offset: Option<String>,
+) -> AppResult<TargetInput> {
+    match (local_time, target_time) {
+        (Some(local_time), _) => Ok(TargetInput::Local {
+            local_time,
+            time_zone: time_zone.unwrap_or_default(),
+            utc_offset,
+        }),
+        (None, Some(target_time)) => Ok(TargetInput::Instant {
+            target_time,
+            time_zone,
+        }),
+        (None, None) => Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidTimestamp,
+            "Give target_time (RFC 3339 with an offset) or local_time and time_zone",
+        )
+        .with_field("target_time")),
+    }
+}
+
 fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
     let severity = Severity::parse_typed(&body.severity)
         .map_err(|e: String| AppError::invalid("severity", e))?;
-    let target = match (body.local_time, body.target_time) {
-        (Some(local_time), _) => TargetInput::Local {
-            local_time,
-            time_zone: body.time_zone.unwrap_or_default(),
-            utc_offset: body.utc_offset,
-        },
-        (None, Some(target_time)) => TargetInput::Instant {
-            target_time,
-            time_zone: body.time_zone,
-        },
-        (None, None) => {
-            return Err(AppError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidTimestamp,
-                "Give target_time (RFC 3339 with an offset) or local_time and time_zone",
-            )
-            .with_field("target_time"));
-        }
-    };
+    let target = target_input(
+        body.local_time,
+        body.target_time,
+        body.time_zone,
+        body.utc_offset,
+    )?;
     Ok(FilingRequest {
         cluster_id: body.cluster_id.parse().ok(),
         target,
@@ -436,6 +449,45 @@ pub async fn ticket_action(
         }
     };
     let ticket = desk::act(&app, &user, id, command, body.version).await?;
+    Ok(Json(
+        ticket_out(&app, &user, &mut Names::default(), ticket).await?,
+    ))
+}
+
+/// Moves a ticket's target before approval: the customer, answering the
+/// engineer's question (the ticket goes back to them), or the assigned
+/// engineer. The new target is checked like a new request's; a refusal
+/// changes nothing. The audit trail keeps the old and the new target.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/target", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    request_body = ChangeTargetIn,
+    responses(
+        (status = 200, description = "Moved: the ticket as it is now", body = TicketOut),
+        (status = 403, description = "The caller's role may not change targets (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's to see (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not possible as things stand: `wrong_state` (customers \
+            change a target in answer to a question; engineers before approval), \
+            `not_assignee`, `already_restored`, or `conflict` when the ticket changed since \
+            `version`", body = ErrorBody),
+        (status = 422, description = "The new target cannot be read or a rule of SPEC §4 \
+            refuses it (`code` says which), or the reason is empty or too long \
+            (`invalid_input`); nothing changes", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
+    ))]
+pub async fn change_target(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<ChangeTargetIn>,
+) -> AppResult<Json<TicketOut>> {
+    let id = parse_id(&id)?;
+    let target = target_input(
+        body.local_time,
+        body.target_time,
+        body.time_zone,
+        body.utc_offset,
+    )?;
+    let ticket = desk::change_target(&app, &user, id, &target, &body.reason, body.version).await?;
     Ok(Json(
         ticket_out(&app, &user, &mut Names::default(), ticket).await?,
     ))

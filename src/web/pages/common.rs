@@ -450,3 +450,94 @@ pub async fn open_requests(
         })
         .collect())
 }
+
+/// Whether `user` may move the ticket's target now: the lifecycle decides,
+/// as if the new target had passed its check.
+pub fn may_change_target(ticket: &Ticket, job: Option<&RestoreJob>, user: &User) -> bool {
+    use crate::domain::ticket::{self, TargetCheck, TicketCommand, TicketFacts};
+    let facts = TicketFacts {
+        assignee: ticket.assignee_id,
+        target_check: TargetCheck::Passed,
+        job: job.map(|j| j.state),
+        deadline_warned: ticket.deadline_warned_at.is_some(),
+    };
+    let command = TicketCommand::ChangeTarget {
+        target: ticket.target_time,
+        time_zone: ticket.time_zone.clone(),
+        reason: "x".into(),
+    };
+    ticket::transition(ticket.state, &command, &user.actor(), &facts).is_ok()
+}
+
+/// A form that moves a ticket's target before approval, as either ticket
+/// page shows it: the date, time and zone to restore to, and why.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct TargetForm {
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub time: String,
+    #[serde(default)]
+    pub time_zone: String,
+    #[serde(default)]
+    pub utc_offset: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl TargetForm {
+    /// The new target as typed: a wall-clock time in the chosen zone.
+    pub fn input(&self) -> crate::domain::validation::TargetInput {
+        let (date, time) = (self.date.trim(), self.time.trim());
+        crate::domain::validation::TargetInput::Local {
+            local_time: if date.is_empty() || time.is_empty() {
+                String::new()
+            } else {
+                format!("{date}T{time}")
+            },
+            time_zone: self.time_zone.clone(),
+            utc_offset: Some(self.utc_offset.trim().to_string()).filter(|o| !o.is_empty()),
+        }
+    }
+}
+
+/// The target form on a page: what it starts from, or what was typed and
+/// why it was refused.
+pub struct TargetFormView {
+    pub action: String,
+    pub date: String,
+    pub time: String,
+    pub zone: String,
+    pub reason: String,
+    pub errors: Vec<String>,
+    pub zones: &'static [&'static str],
+}
+
+impl TargetFormView {
+    /// Starts from the ticket's target, read in the zone it was entered in.
+    pub fn for_ticket(ticket: &Ticket, action: String) -> TargetFormView {
+        let zone = crate::web::views::zone_of(&ticket.time_zone);
+        let local = ticket.target_time.with_timezone(&zone);
+        TargetFormView {
+            action,
+            date: local.format("%Y-%m-%d").to_string(),
+            time: local.format("%H:%M:%S").to_string(),
+            zone: zone.name().to_string(),
+            reason: String::new(),
+            errors: Vec::new(),
+            zones: super::customer::request::ZONES.as_slice(),
+        }
+    }
+
+    /// What was typed comes back with every reason it was refused.
+    pub fn refused(mut self, typed: &TargetForm, errors: &super::FormErrors) -> TargetFormView {
+        self.date = typed.date.clone();
+        self.time = typed.time.clone();
+        self.zone = typed.time_zone.clone();
+        self.reason = typed.reason.clone();
+        self.errors = errors.0.iter().map(|e| e.message.clone()).collect();
+        self
+    }
+}

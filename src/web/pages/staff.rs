@@ -434,6 +434,8 @@ struct StaffTicketPage {
     verdict: Option<crate::domain::verdict::Verdict>,
     /// The same person's other open requests.
     other_open: Vec<super::common::OpenRequest>,
+    /// Moving the target, while the ticket is this engineer's to decide.
+    retarget: Option<super::common::TargetFormView>,
 }
 
 impl StaffTicketPage {
@@ -522,7 +524,11 @@ async fn staff_ticket_page(
             t.requester_id == requester_id && t.id != this
         })
         .await?;
+    let retarget = common::may_change_target(&ticket, job.as_ref(), &viewer.user).then(|| {
+        common::TargetFormView::for_ticket(&ticket, format!("/staff/tickets/{}/target", ticket.id))
+    });
     Ok(StaffTicketPage {
+        retarget,
         verdict,
         other_open,
         chrome: chrome(
@@ -595,6 +601,54 @@ fn done_message(action: &str, ticket: &Ticket) -> String {
         "reply" => "Your reply was sent to the customer.".into(),
         "note" => "Internal note saved. Customers never see it.".into(),
         _ => "Done.".into(),
+    }
+}
+
+/// The assigned engineer moves the target before approving.
+pub async fn change_target(
+    State(app): State<App>,
+    StaffUser(viewer): StaffUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<common::TargetForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    match desk::change_target(
+        &app,
+        &viewer.user,
+        id,
+        &form.input(),
+        &form.reason,
+        form.version,
+    )
+    .await
+    {
+        Ok(ticket) => {
+            flash(
+                &viewer.session,
+                "The new target passed its check; the customer is told.",
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/staff/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| async move {
+                let mut page = staff_ticket_page(
+                    &app,
+                    &viewer,
+                    id,
+                    "target",
+                    FormErrors::default(),
+                    String::new(),
+                )
+                .await?;
+                match page.retarget.take() {
+                    Some(view) => page.retarget = Some(view.refused(&form, &errors)),
+                    None => page.errors = errors,
+                }
+                render(StatusCode::OK, &page)
+            })
+            .await
+        }
     }
 }
 

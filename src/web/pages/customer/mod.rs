@@ -3,7 +3,7 @@
 //! requests, and the ticket page with messages, cancel and live progress.
 
 mod clusters;
-mod request;
+pub(crate) mod request;
 mod support;
 mod tickets;
 

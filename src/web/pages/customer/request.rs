@@ -66,7 +66,7 @@ pub(super) async fn cluster_options(
 }
 
 /// IANA zones for the time zone list: the canonical `Area/City` names and UTC.
-static ZONES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+pub(crate) static ZONES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut zones: Vec<&'static str> = chrono_tz::TZ_VARIANTS
         .iter()
         .map(|tz| tz.name())

@@ -95,6 +95,8 @@ pub async fn tickets(
 #[template(path = "customer/ticket.html")]
 struct TicketPage {
     chrome: Chrome,
+    /// Moving the target, when the customer may now.
+    retarget: Option<common::TargetFormView>,
     row: TicketRow,
     target_as_entered: String,
     cluster: Cluster,
@@ -245,7 +247,11 @@ async fn ticket_page(
                 cluster.id, ticket.id
             )
         });
+    let retarget = common::may_change_target(&ticket, job.as_ref(), &viewer.user).then(|| {
+        common::TargetFormView::for_ticket(&ticket, format!("/tickets/{}/target", ticket.id))
+    });
     Ok(TicketPage {
+        retarget,
         ending,
         verification,
         follow_up,
@@ -369,6 +375,49 @@ pub async fn cancel(
         String::new(),
     )
     .await
+}
+
+/// The customer moves the target in answer to the engineer's question.
+pub async fn change_target(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<common::TargetForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    match desk::change_target(
+        &app,
+        &viewer.user,
+        id,
+        &form.input(),
+        &form.reason,
+        form.version,
+    )
+    .await
+    {
+        Ok(ticket) => {
+            flash(
+                &viewer.session,
+                "The new target passed its check and is back with your engineer.",
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| async move {
+                // Beside the form when it is still offered; at the top
+                // when the ticket moved on meanwhile.
+                let mut page =
+                    ticket_page(&app, &viewer, id, FormErrors::default(), String::new()).await?;
+                match page.retarget.take() {
+                    Some(view) => page.retarget = Some(view.refused(&form, &errors)),
+                    None => page.errors = errors,
+                }
+                render(StatusCode::OK, &page)
+            })
+            .await
+        }
+    }
 }
 
 /// Staff opening a customer link land on the staff view of the same ticket.
