@@ -15,6 +15,7 @@ pub mod restore_job;
 pub mod sla;
 pub mod text;
 pub mod ticket;
+pub mod transactions;
 pub mod validation;
 pub mod verdict;
 pub mod verification;

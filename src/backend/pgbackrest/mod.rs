@@ -29,6 +29,7 @@ mod server;
 mod sources;
 mod steps;
 mod sys;
+mod wal;
 
 use crate::domain::ids::{ClusterId, JobId};
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,242 @@
+//! What happened around a moment: the committed transactions of a
+//! cluster's archived log, what each touched, and the ones that matter
+//! when data went missing (DDL, large deletes). Pure: the backends read the
+//! log, the desk names the relations.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A relation as the log knows it: its database and file number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RelationFile {
+    pub database: u32,
+    pub relfilenode: u32,
+}
+
+/// The first file number of a relation people make; lower ones are the
+/// system catalogs.
+pub const FIRST_USER_FILE: u32 = 16384;
+
+impl RelationFile {
+    pub fn is_user(self) -> bool {
+        self.relfilenode >= FIRST_USER_FILE
+    }
+}
+
+/// A relation's name, from the source's catalog or from what the desk saw
+/// of it before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl RelationName {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+string_enum! {
+    /// Statements that change what a relation is, as the log shows them.
+    #[derive(PartialOrd, Ord)]
+    pub enum DdlKind ("DDL kind") {
+        Create = "CREATE",
+        Drop = "DROP",
+        Truncate = "TRUNCATE",
+        Alter = "ALTER",
+    }
+}
+
+/// Rows one transaction changed in one relation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl RowCounts {
+    pub fn add(&mut self, other: RowCounts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+    }
+}
+
+/// A statement that changed a relation's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Ddl {
+    pub kind: DdlKind,
+    /// The relation, when the log names it (a DROP or TRUNCATE names the
+    /// file it removes; an ALTER in place names none).
+    pub relation: Option<RelationFile>,
+}
+
+/// One committed transaction, as decoded from the archived log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedTransaction {
+    pub xid: u64,
+    /// To the microsecond, as the commit record has it.
+    pub committed_at: DateTime<Utc>,
+    pub rows: BTreeMap<RelationFile, RowCounts>,
+    pub ddl: Vec<Ddl>,
+}
+
+/// At least this many rows deleted by one transaction from one relation
+/// is marked as a large delete.
+pub const LARGE_DELETE_ROWS: u64 = 1000;
+
+impl LoggedTransaction {
+    /// What to look at first: a DROP or TRUNCATE, or many rows deleted.
+    pub fn is_destructive(&self) -> bool {
+        self.large_delete()
+            || self
+                .ddl
+                .iter()
+                .any(|d| matches!(d.kind, DdlKind::Drop | DdlKind::Truncate))
+    }
+
+    pub fn large_delete(&self) -> bool {
+        self.rows.values().any(|r| r.deleted >= LARGE_DELETE_ROWS)
+    }
+
+    /// Every relation it touched or changed, once each.
+    pub fn relations(&self) -> Vec<RelationFile> {
+        let mut all: Vec<RelationFile> = self.rows.keys().copied().collect();
+        all.extend(self.ddl.iter().filter_map(|d| d.relation));
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
+/// How far either side of a moment the log is read for one page.
+pub const SPAN: Duration = Duration::minutes(30);
+/// Most transactions on one side of a page.
+pub const MAX_PER_SIDE: usize = 200;
+
+/// The page of transactions around `around`: up to `before` that committed
+/// before it, and up to `after` at or after it, in commit order. `earlier`
+/// and `later` are where the neighbouring pages start (`around` for the
+/// next request), within `[from, to]`: the stretch of log that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Around {
+    pub transactions: Vec<LoggedTransaction>,
+    pub earlier: DateTime<Utc>,
+    pub later: DateTime<Utc>,
+}
+
+/// Picks the page around `around` out of the transactions read between
+/// `from` and `to` (any order).
+pub fn around(
+    mut read: Vec<LoggedTransaction>,
+    around: DateTime<Utc>,
+    before: usize,
+    after: usize,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Around {
+    read.retain(|t| t.committed_at >= from && t.committed_at <= to);
+    read.sort_by(|a, b| a.committed_at.cmp(&b.committed_at).then(a.xid.cmp(&b.xid)));
+    let split = read.partition_point(|t| t.committed_at < around);
+    let start = split.saturating_sub(before);
+    let end = (split + after).min(read.len());
+    // A page that holds everything on a side continues past the stretch
+    // read; otherwise from the last transaction shown.
+    let earlier = if start == 0 {
+        from
+    } else {
+        read[start].committed_at
+    };
+    let later = if end == read.len() {
+        to + Duration::microseconds(1)
+    } else {
+        read[end - 1].committed_at + Duration::microseconds(1)
+    };
+    Around {
+        transactions: read.drain(start..end).collect(),
+        earlier,
+        later,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + Duration::seconds(secs)
+    }
+
+    fn tx(xid: u64, secs: i64) -> LoggedTransaction {
+        LoggedTransaction {
+            xid,
+            committed_at: at(secs),
+            rows: BTreeMap::new(),
+            ddl: Vec::new(),
+        }
+    }
+
+    fn xids(page: &Around) -> Vec<u64> {
+        page.transactions.iter().map(|t| t.xid).collect()
+    }
+
+    #[test]
+    fn a_page_holds_the_nearest_on_each_side_in_commit_order() {
+        let read: Vec<_> = (0..10).rev().map(|i| tx(100 + i, i as i64 * 10)).collect();
+        let page = around(read.clone(), at(45), 2, 3, at(-100), at(200));
+        assert_eq!(xids(&page), vec![103, 104, 105, 106, 107]);
+        assert_eq!(page.earlier, at(30), "the next page back ends there");
+        assert_eq!(page.later, at(70) + Duration::microseconds(1));
+        // A commit exactly at the moment is on the "after" side.
+        let page = around(read.clone(), at(50), 1, 1, at(-100), at(200));
+        assert_eq!(xids(&page), vec![104, 105]);
+        // Asking for more than there is: the page reaches the stretch read.
+        let page = around(read, at(45), 50, 50, at(-100), at(200));
+        assert_eq!(page.transactions.len(), 10);
+        assert_eq!(page.earlier, at(-100));
+        assert_eq!(page.later, at(200) + Duration::microseconds(1));
+    }
+
+    #[test]
+    fn only_the_stretch_read_counts() {
+        let read = vec![tx(1, -500), tx(2, 0), tx(3, 500)];
+        let page = around(read, at(0), 5, 5, at(-100), at(100));
+        assert_eq!(xids(&page), vec![2]);
+    }
+
+    #[test]
+    fn drops_truncates_and_large_deletes_are_destructive() {
+        let file = RelationFile {
+            database: 5,
+            relfilenode: 16384,
+        };
+        let mut t = tx(1, 0);
+        t.rows.insert(
+            file,
+            RowCounts {
+                deleted: LARGE_DELETE_ROWS - 1,
+                ..RowCounts::default()
+            },
+        );
+        assert!(!t.is_destructive());
+        t.rows.get_mut(&file).unwrap().deleted += 1;
+        assert!(t.large_delete() && t.is_destructive());
+        let mut d = tx(2, 0);
+        d.ddl.push(Ddl {
+            kind: DdlKind::Alter,
+            relation: None,
+        });
+        assert!(!d.is_destructive());
+        d.ddl.push(Ddl {
+            kind: DdlKind::Drop,
+            relation: Some(file),
+        });
+        assert!(d.is_destructive());
+        assert_eq!(d.relations(), vec![file]);
+    }
+}
