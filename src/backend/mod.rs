@@ -8,6 +8,7 @@
 
 pub mod pgbackrest;
 pub mod sandbox;
+pub mod sandbox_log;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::catalog::{Catalog, RestorePlan, RetentionPolicy, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{JobState, StepFailure};
+use crate::domain::transactions::{LogRead, RelationFile, RelationName};
 use crate::domain::validation::TargetContext;
 use crate::domain::verification::ObservedCluster;
 
@@ -209,6 +211,22 @@ pub trait Backend: Send + Sync {
 
     /// Automatic backups and retention expiry, run on a schedule.
     async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError>;
+
+    /// The transactions committed from `from` to `to` in the cluster's
+    /// archived log, as an online zone holds it.
+    async fn transactions(
+        &self,
+        cluster: &Cluster,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<LogRead, FleetError>;
+
+    /// The source's relations as its catalog names them now, read without
+    /// writing anything. A deleted cluster has none to read.
+    async fn relation_names(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Vec<(RelationFile, RelationName)>, FleetError>;
 }
 
 pub type DynBackend = Arc<dyn Backend>;

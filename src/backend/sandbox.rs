@@ -20,6 +20,7 @@ use crate::domain::catalog::{
 };
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection};
 use crate::domain::restore_job::JobState;
+use crate::domain::transactions::{LogRead, RelationFile, RelationName};
 use crate::domain::verification::ObservedCluster;
 use crate::store::{
     DynSandboxStore, DynStore, FaultKind, SandboxLogSpan, SandboxSnapshot, Scope, StoreError,
@@ -32,8 +33,7 @@ pub const ARCHIVE_LAG: Duration = Duration::seconds(60);
 /// Automatic backups are daily.
 pub const BACKUP_INTERVAL: Duration = Duration::hours(24);
 
-/// Simulated clusters commit a transaction every few seconds.
-const COMMIT_INTERVAL_SECS: i64 = 7;
+use super::sandbox_log::{self, COMMIT_INTERVAL_SECS};
 
 pub struct SandboxBackend {
     store: DynStore,
@@ -392,6 +392,60 @@ impl Backend for SandboxBackend {
     fn step_bound(&self, _step: JobState) -> StdDuration {
         // Three step lengths, and never less than ten seconds of slack.
         self.step * 3 + StdDuration::from_secs(10)
+    }
+
+    async fn transactions(
+        &self,
+        cluster: &Cluster,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<LogRead, FleetError> {
+        if self.online_zones(cluster).await?.is_empty() {
+            return Err(FleetError::Unreachable(
+                "no zone of the region is online to read the log from".into(),
+            ));
+        }
+        // Only what is archived: from the cluster's birth to a minute ago,
+        // or to its deletion.
+        let mut until = self.clock.now() - ARCHIVE_LAG;
+        if let Some(deleted) = cluster.deleted_at {
+            until = until.min(deleted);
+        }
+        let (from, to) = (from.max(cluster.created_at), to.min(until));
+        if from > to {
+            return Ok(LogRead {
+                transactions: Vec::new(),
+                through: to,
+            });
+        }
+        let placed = self
+            .tables
+            .transactions(cluster.id)
+            .await
+            .map_err(FleetError::Store)?;
+        Ok(LogRead {
+            transactions: sandbox_log::log_between(cluster.id, &cluster.name, &placed, from, to),
+            through: to,
+        })
+    }
+
+    async fn relation_names(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Vec<(RelationFile, RelationName)>, FleetError> {
+        if cluster.deleted_at.is_some() {
+            return Ok(Vec::new());
+        }
+        let placed = self
+            .tables
+            .transactions(cluster.id)
+            .await
+            .map_err(FleetError::Store)?;
+        let gone = sandbox_log::dropped_by(&placed, self.clock.now());
+        Ok(sandbox_log::relations(&cluster.name)
+            .into_iter()
+            .filter(|(file, _)| !gone.contains(file))
+            .collect())
     }
 
     async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod filing;
 pub mod notices;
 pub mod read;
+pub mod transactions;
 pub mod verdicts;
 
 use crate::backend::FleetError;

@@ -31,6 +31,9 @@ impl RelationFile {
 pub struct RelationName {
     pub schema: String,
     pub name: String,
+    /// A table (or materialised view), not one of its indexes or its
+    /// TOAST storage: what people mean by "the orders table".
+    pub table: bool,
 }
 
 impl RelationName {
@@ -111,6 +114,15 @@ impl LoggedTransaction {
         all.dedup();
         all
     }
+}
+
+/// What a fleet read of a cluster's log: the transactions, and the moment
+/// it read up to — the end asked for, or earlier when there was more log
+/// than one read takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    pub transactions: Vec<LoggedTransaction>,
+    pub through: DateTime<Utc>,
 }
 
 /// How far either side of a moment the log is read for one page.

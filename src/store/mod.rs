@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::Cluster;
 use crate::domain::ticket::TicketState;
+use crate::domain::transactions::{LoggedTransaction, RelationFile, RelationName};
 
 pub use records::*;
 
@@ -261,6 +262,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<User>>;
     async fn revoke_api_token(&self, token_hash: &str) -> StoreResult<()>;
 
+    // What the desk knew of a cluster's relations, by file.
+    /// Keeps `names` as seen at `at`; a file seen before under another name
+    /// takes the new one.
+    async fn remember_relations(
+        &self,
+        cluster_id: ClusterId,
+        names: &[(RelationFile, RelationName)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn remembered_relations(
+        &self,
+        cluster_id: ClusterId,
+    ) -> StoreResult<Vec<(RelationFile, RelationName)>>;
+
     // Zones and clusters.
     async fn zones(&self) -> StoreResult<Vec<ZoneStatus>>;
     async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet>;
@@ -477,6 +492,14 @@ pub trait SandboxStore: Send + Sync + 'static {
     async fn faults(&self) -> StoreResult<Vec<SandboxFault>>;
     /// Uses up one firing of a fault for `step`, if any is armed.
     async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>>;
+    /// Puts a transaction into the simulated log (once per xid).
+    async fn add_transaction(
+        &self,
+        cluster_id: ClusterId,
+        transaction: &LoggedTransaction,
+    ) -> StoreResult<()>;
+    /// The transactions put into the cluster's simulated log, oldest first.
+    async fn transactions(&self, cluster_id: ClusterId) -> StoreResult<Vec<LoggedTransaction>>;
 }
 
 pub type DynSandboxStore = Arc<dyn SandboxStore>;

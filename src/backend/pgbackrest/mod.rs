@@ -29,6 +29,7 @@ mod server;
 mod sources;
 mod steps;
 mod sys;
+mod transactions;
 mod wal;
 
 use crate::domain::ids::{ClusterId, JobId};
@@ -129,6 +130,8 @@ pub struct PgBackRestBackend {
     store: DynStore,
     /// Newest transaction end per archived segment: see `SegmentEnds`.
     segment_ends: Mutex<SegmentEnds>,
+    /// Archived segments decoded in full, by stanza and segment.
+    digests: Mutex<HashMap<(String, String), Arc<wal::SegmentDigest>>>,
 }
 
 impl fmt::Debug for PgBackRestBackend {
@@ -210,6 +213,7 @@ impl PgBackRestBackend {
             config,
             store,
             segment_ends: Mutex::new(HashMap::new()),
+            digests: Mutex::new(HashMap::new()),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The restore steps and the catalog, as the engine asks for them.
 
 use super::*;
+use crate::domain::transactions::{LogRead, RelationFile, RelationName};
 
 #[async_trait]
 impl Backend for PgBackRestBackend {
@@ -482,5 +483,21 @@ impl Backend for PgBackRestBackend {
             }
         }
         Ok(round)
+    }
+
+    async fn transactions(
+        &self,
+        cluster: &Cluster,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<LogRead, FleetError> {
+        self.log_between(cluster, from, to).await
+    }
+
+    async fn relation_names(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Vec<(RelationFile, RelationName)>, FleetError> {
+        self.source_relation_names(cluster).await
     }
 }

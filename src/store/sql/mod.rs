@@ -19,6 +19,7 @@ use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
 use crate::domain::restore_job::JobState;
 use crate::domain::ticket::TicketState;
+use crate::domain::transactions::{LoggedTransaction, RelationFile, RelationName};
 use crate::domain::validation::ValidationReport;
 use crate::domain::verification::VerificationReport;
 use crate::store::*;
@@ -258,6 +259,22 @@ impl Store for SqlStore {
         people::revoke_api_token(self, token_hash).await
     }
 
+    async fn remember_relations(
+        &self,
+        cluster_id: ClusterId,
+        names: &[(RelationFile, RelationName)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.wrote(sandbox::remember_relations(self, cluster_id, names, at).await)
+    }
+
+    async fn remembered_relations(
+        &self,
+        cluster_id: ClusterId,
+    ) -> StoreResult<Vec<(RelationFile, RelationName)>> {
+        sandbox::remembered_relations(self, cluster_id).await
+    }
+
     async fn zones(&self) -> StoreResult<Vec<ZoneStatus>> {
         fleet::zones(self).await
     }
@@ -494,5 +511,17 @@ impl SandboxStore for SqlStore {
 
     async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
         sandbox::sandbox_take_fault(self, step).await
+    }
+
+    async fn add_transaction(
+        &self,
+        cluster_id: ClusterId,
+        transaction: &LoggedTransaction,
+    ) -> StoreResult<()> {
+        self.wrote(sandbox::sandbox_add_transaction(self, cluster_id, transaction).await)
+    }
+
+    async fn transactions(&self, cluster_id: ClusterId) -> StoreResult<Vec<LoggedTransaction>> {
+        sandbox::sandbox_transactions(self, cluster_id).await
     }
 }

@@ -168,3 +168,113 @@ pub(super) async fn sandbox_take_fault(
     .await?;
     Ok(row.as_ref().map(fault_row).transpose()?)
 }
+
+// Relation names are kept beside the simulated log's, though both fleets use
+// them: the real one names what its archived log shows by file number.
+
+pub(super) async fn remember_relations(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+    names: &[(RelationFile, RelationName)],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool.begin().await?;
+    // In slices: each row binds seven values, and SQLite takes at most
+    // 32766 per statement.
+    for chunk in names.chunks(1000) {
+        let mut insert = QueryBuilder::<Db>::new(
+            "INSERT INTO relation_names (cluster_id, database_oid, relfilenode, schema_name, \
+             relation_name, is_table, seen_at) ",
+        );
+        insert.push_values(chunk, |mut row, (file, name)| {
+            row.push_bind(cluster_id)
+                .push_bind(i64::from(file.database))
+                .push_bind(i64::from(file.relfilenode))
+                .push_bind(&name.schema)
+                .push_bind(&name.name)
+                .push_bind(name.table)
+                .push_bind(at);
+        });
+        insert.push(
+            " ON CONFLICT (cluster_id, database_oid, relfilenode) DO UPDATE SET \
+             schema_name = excluded.schema_name, relation_name = excluded.relation_name, \
+             is_table = excluded.is_table, seen_at = excluded.seen_at",
+        );
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn remembered_relations(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+) -> StoreResult<Vec<(RelationFile, RelationName)>> {
+    let rows = sqlx::query(
+        "SELECT database_oid, relfilenode, schema_name, relation_name, is_table \
+         FROM relation_names WHERE cluster_id = $1 ORDER BY database_oid, relfilenode",
+    )
+    .bind(cluster_id)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let number = |column: &str| -> Result<u32, sqlx::Error> {
+                let n: i64 = r.try_get(column)?;
+                u32::try_from(n).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            };
+            Ok((
+                RelationFile {
+                    database: number("database_oid")?,
+                    relfilenode: number("relfilenode")?,
+                },
+                RelationName {
+                    schema: r.try_get("schema_name")?,
+                    name: r.try_get("relation_name")?,
+                    table: r.try_get("is_table")?,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub(super) async fn sandbox_add_transaction(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+    t: &LoggedTransaction,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sandbox_transactions (cluster_id, xid, committed_at, body) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (cluster_id, xid) DO NOTHING",
+    )
+    .bind(cluster_id)
+    .bind(i64::try_from(t.xid).unwrap_or(i64::MAX))
+    .bind(t.committed_at)
+    .bind(Json(t))
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn sandbox_transactions(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+) -> StoreResult<Vec<LoggedTransaction>> {
+    let rows = sqlx::query(
+        "SELECT body FROM sandbox_transactions WHERE cluster_id = $1 ORDER BY committed_at, xid",
+    )
+    .bind(cluster_id)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let Json(t): Json<LoggedTransaction> = r.try_get("body")?;
+            Ok(t)
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

@@ -1,0 +1,257 @@
+//! What happened around a moment, from the zones' archived WAL: segments
+//! fetched with `archive-get` and decoded with `pg_waldump` (see `wal.rs`),
+//! found by their commit times; and the names of a source's relations by
+//! file, read from its catalog without writing anything.
+
+use super::wal::{self, SegmentDigest};
+use super::*;
+use crate::domain::transactions::{LogRead, RelationFile, RelationName};
+
+/// Most segments one read decodes (16 MiB each): past them the read
+/// stops early and says how far it got.
+const MAX_SEGMENTS_PER_READ: usize = 256;
+
+/// `000000010000000A000000FF` as one number, and back.
+fn segment_number(segment: &str) -> Option<(String, u64)> {
+    if segment.len() != 24 {
+        return None;
+    }
+    let log = u64::from_str_radix(&segment[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&segment[16..], 16).ok()?;
+    Some((segment[..8].to_string(), log * 0x100 + seg))
+}
+
+fn segment_name(timeline: &str, number: u64) -> String {
+    format!("{timeline}{:08X}{:08X}", number / 0x100, number % 0x100)
+}
+
+impl PgBackRestBackend {
+    /// One archived segment of `zone`, decoded (cached: archived segments
+    /// never change).
+    async fn segment_digest(
+        &self,
+        cluster_id: ClusterId,
+        zone: Zone,
+        segment: &str,
+    ) -> Result<Arc<SegmentDigest>, String> {
+        let stanza = layout::stanza(cluster_id);
+        let key = (stanza.clone(), segment.to_string());
+        if let Some(known) = self.digests.lock().expect("cache lock").get(&key) {
+            return Ok(known.clone());
+        }
+        let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
+        make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
+        let file = scratch.join(segment);
+        let outcome = async {
+            let home = self.layout.cluster(cluster_id);
+            let mut get = self.backrest(&home.backrest_conf(), &stanza);
+            get.arg(format!("--repo={}", zone.index() + 1))
+                .arg("archive-get")
+                .arg(segment)
+                .arg(&file);
+            self.must_succeed(get, StdDuration::from_secs(60)).await?;
+            let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
+            dump.arg(&file);
+            // pg_waldump complains past the segment's last record; what it
+            // printed before that is complete.
+            let done = run_quiet(dump, StdDuration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(wal::digest(&done.stdout))
+        }
+        .await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        let digest = Arc::new(outcome?);
+        let mut cache = self.digests.lock().expect("cache lock");
+        if cache.len() >= SEGMENT_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, digest.clone());
+        Ok(digest)
+    }
+
+    /// The latest commit in segment `number` or, when it holds none, in
+    /// the next few: what a search by time compares with.
+    async fn latest_commit_from(
+        &self,
+        cluster_id: ClusterId,
+        zone: Zone,
+        timeline: &str,
+        number: u64,
+        last: u64,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        for n in number..=last.min(number + 8) {
+            let digest = self
+                .segment_digest(cluster_id, zone, &segment_name(timeline, n))
+                .await?;
+            if let Some((_, latest)) = digest.commit_span() {
+                return Ok(Some(latest));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn log_between(
+        &self,
+        cluster: &Cluster,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<LogRead, FleetError> {
+        let nothing = LogRead {
+            transactions: Vec::new(),
+            through: to,
+        };
+        if !self.is_source(cluster.id) {
+            return Ok(nothing);
+        }
+        let online = self.online_zones(cluster).await?;
+        let info = self.info(cluster.id).await?;
+        // The online zone that holds the most log.
+        let Some((zone, oldest, newest)) = online
+            .iter()
+            .filter_map(|zone| {
+                let (oldest, newest) = info.repo(zone)?.wal.clone()?;
+                Some((zone, oldest, newest))
+            })
+            .min_by(|a, b| a.1.cmp(&b.1))
+        else {
+            return Err(FleetError::Unreachable(
+                "no online zone holds archived log of this cluster".into(),
+            ));
+        };
+        let (Some((timeline, first)), Some((_, last))) =
+            (segment_number(&oldest), segment_number(&newest))
+        else {
+            return Err(FleetError::Unreachable(format!(
+                "unexpected WAL segment names {oldest} and {newest}"
+            )));
+        };
+        let unreadable =
+            |e: String| FleetError::Unreachable(format!("reading the archived log: {e}"));
+        // The first segment whose latest commit is at or after `from`.
+        let (mut low, mut high) = (first, last + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self
+                .latest_commit_from(cluster.id, zone, &timeline, middle, last)
+                .await
+                .map_err(unreadable)?
+            {
+                Some(latest) if latest < from => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        // One segment earlier as well: work of a transaction that commits
+        // in the first one may begin there.
+        let start = low.saturating_sub(1).max(first);
+        let mut digests = Vec::new();
+        let mut through = to;
+        for number in start..=last {
+            if digests.len() == MAX_SEGMENTS_PER_READ {
+                // Up to the last commit read, which is complete.
+                through = digests
+                    .iter()
+                    .filter_map(|d: &Arc<SegmentDigest>| d.commit_span())
+                    .map(|(_, latest)| latest)
+                    .max()
+                    .unwrap_or(from)
+                    .min(to);
+                break;
+            }
+            let digest = self
+                .segment_digest(cluster.id, zone, &segment_name(&timeline, number))
+                .await
+                .map_err(unreadable)?;
+            let past = digest
+                .commit_span()
+                .is_some_and(|(earliest, _)| earliest > to);
+            digests.push(digest);
+            if past {
+                break;
+            }
+        }
+        let mut transactions = wal::assemble(digests.iter().map(|d| (**d).clone()));
+        transactions.retain(|t| t.committed_at >= from && t.committed_at <= through);
+        Ok(LogRead {
+            transactions,
+            through,
+        })
+    }
+
+    /// Every relation with storage in every database of the source, by
+    /// file, in a read-only transaction.
+    pub(super) async fn source_relation_names(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Vec<(RelationFile, RelationName)>, FleetError> {
+        if cluster.deleted_at.is_some() || !self.is_source(cluster.id) {
+            return Ok(Vec::new());
+        }
+        let home = self.layout.cluster(cluster.id);
+        let server = self.source_server(&home, cluster);
+        let fail =
+            |e: String| FleetError::Unreachable(format!("reading the source's catalog: {e}"));
+        let mut conn = server.connect().await.map_err(fail)?;
+        let databases: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT oid::bigint, datname FROM pg_database \
+             WHERE datallowconn AND NOT datistemplate ORDER BY oid",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+        let _ = conn.close().await;
+        let mut names = Vec::new();
+        for (oid, database) in databases {
+            let options = server
+                .connect_options()
+                .database(&database)
+                .options([("default_transaction_read_only", "on")]);
+            let mut conn = tokio::time::timeout(
+                StdDuration::from_secs(5),
+                sqlx::PgConnection::connect_with(&options),
+            )
+            .await
+            .map_err(|_| fail(format!("connecting to {database} timed out")))?
+            .map_err(|e| fail(e.to_string()))?;
+            let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
+                "SELECT pg_relation_filenode(c.oid)::bigint, n.nspname::text, c.relname::text, \
+                        c.relkind IN ('r', 'p', 'm') \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE pg_relation_filenode(c.oid) IS NOT NULL",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            let _ = conn.close().await;
+            let database = u32::try_from(oid).unwrap_or_default();
+            names.extend(rows.into_iter().filter_map(|(file, schema, name, table)| {
+                Some((
+                    RelationFile {
+                        database,
+                        relfilenode: u32::try_from(file).ok()?,
+                    },
+                    RelationName {
+                        schema,
+                        name,
+                        table,
+                    },
+                ))
+            }));
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_count_across_log_files() {
+        let (timeline, n) = segment_number("00000001000000AB000000FF").unwrap();
+        assert_eq!(timeline, "00000001");
+        assert_eq!(segment_name(&timeline, n + 1), "00000001000000AC00000000");
+        assert_eq!(segment_name(&timeline, n), "00000001000000AB000000FF");
+        assert!(segment_number("short").is_none());
+    }
+}
