@@ -131,8 +131,46 @@ pub async fn seed(app: &App, password: &str) -> Result<bool, DemoError> {
         };
         store.insert_cluster(&cluster).await?;
         seed_backups(app, &cluster, spec, now).await?;
+        seed_log(app, &cluster, now).await?;
     }
     Ok(true)
+}
+
+/// How long before the demo starts someone dropped orders-prod's orders
+/// table: the incident the demo's customer files about.
+pub const ORDERS_DROPPED_BEFORE: Duration = Duration::hours(1);
+
+/// The names the desk saw of each cluster's relations a day ago, and on
+/// orders-prod a `DROP TABLE orders` an hour before now.
+async fn seed_log(app: &App, cluster: &Cluster, now: DateTime<Utc>) -> Result<(), StoreError> {
+    use crate::backend::sandbox_log;
+    use crate::domain::transactions::{Ddl, DdlKind, LoggedTransaction};
+    app.store
+        .remember_relations(
+            cluster.id,
+            &sandbox_log::relations(&cluster.name),
+            now - Duration::days(1),
+        )
+        .await?;
+    if cluster.name != "orders-prod" {
+        return Ok(());
+    }
+    let tick = sandbox_log::tick_at_or_before(now - ORDERS_DROPPED_BEFORE);
+    let committed_at = DateTime::from_timestamp(tick * sandbox_log::COMMIT_INTERVAL_SECS, 0)
+        .unwrap_or(now - ORDERS_DROPPED_BEFORE);
+    let drop = LoggedTransaction {
+        xid: sandbox_log::xid_at(tick),
+        committed_at,
+        rows: Default::default(),
+        ddl: sandbox_log::table_files(&cluster.name, "orders")
+            .into_iter()
+            .map(|file| Ddl {
+                kind: DdlKind::Drop,
+                relation: Some(file),
+            })
+            .collect(),
+    };
+    app.sandbox.add_transaction(cluster.id, &drop).await
 }
 
 fn subscriptions(now: DateTime<Utc>) -> Vec<Subscription> {

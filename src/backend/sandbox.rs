@@ -416,6 +416,7 @@ impl Backend for SandboxBackend {
             return Ok(LogRead {
                 transactions: Vec::new(),
                 through: to,
+                ends: true,
             });
         }
         let placed = self
@@ -426,6 +427,7 @@ impl Backend for SandboxBackend {
         Ok(LogRead {
             transactions: sandbox_log::log_between(cluster.id, &cluster.name, &placed, from, to),
             through: to,
+            ends: to == until,
         })
     }
 

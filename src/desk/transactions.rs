@@ -172,10 +172,13 @@ pub async fn around(
     let read = app.backend.transactions(&cluster, from, to).await?;
     let names = relation_names(app, &cluster).await?;
     let page = transactions::around(read.transactions, around, before, after, from, read.through);
-    let now = app.now();
+    // The log ends where the fleet stopped reading short of what was asked
+    // (the archive's end), and nothing is later than now.
+    let at_log_end = read.ends && page.later > read.through;
+    let later = (!at_log_end && page.later <= app.now()).then_some(page.later);
     Ok(TransactionsAround {
         earlier: (page.earlier > cluster.created_at).then_some(page.earlier),
-        later: (page.later <= now).then_some(page.later),
+        later,
         transactions: page
             .transactions
             .iter()

@@ -123,6 +123,8 @@ impl LoggedTransaction {
 pub struct LogRead {
     pub transactions: Vec<LoggedTransaction>,
     pub through: DateTime<Utc>,
+    /// The archived log ends at `through`: nothing later is there yet.
+    pub ends: bool,
 }
 
 /// How far either side of a moment the log is read for one page.

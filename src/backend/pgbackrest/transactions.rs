@@ -100,6 +100,7 @@ impl PgBackRestBackend {
         let nothing = LogRead {
             transactions: Vec::new(),
             through: to,
+            ends: true,
         };
         if !self.is_source(cluster.id) {
             return Ok(nothing);
@@ -146,8 +147,10 @@ impl PgBackRestBackend {
         let start = low.saturating_sub(1).max(first);
         let mut digests = Vec::new();
         let mut through = to;
+        let mut ends = true;
         for number in start..=last {
             if digests.len() == MAX_SEGMENTS_PER_READ {
+                ends = false;
                 // Up to the last commit read, which is complete.
                 through = digests
                     .iter()
@@ -167,14 +170,26 @@ impl PgBackRestBackend {
                 .is_some_and(|(earliest, _)| earliest > to);
             digests.push(digest);
             if past {
+                ends = false;
                 break;
             }
         }
         let mut transactions = wal::assemble(digests.iter().map(|d| (**d).clone()));
         transactions.retain(|t| t.committed_at >= from && t.committed_at <= through);
+        // Read to the newest segment: the log ends with its last commit.
+        if ends {
+            let newest = digests
+                .iter()
+                .rev()
+                .find_map(|d| d.commit_span())
+                .map(|(_, latest)| latest);
+            through = newest.map_or(to, |latest| latest.min(to));
+            ends = newest.is_none_or(|latest| latest < to);
+        }
         Ok(LogRead {
             transactions,
             through,
+            ends,
         })
     }
 

@@ -111,6 +111,10 @@ pub fn router() -> Router<WebState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/clusters", get(clusters))
         .route("/api/v1/clusters/{id}", get(cluster).delete(delete_cluster))
+        .route(
+            "/api/v1/clusters/{id}/transactions",
+            get(cluster_transactions),
+        )
         .route("/api/v1/tickets", get(tickets).post(file_ticket))
         .route("/api/v1/tickets/check", post(check_ticket))
         .route("/api/v1/tickets/{id}", get(ticket))

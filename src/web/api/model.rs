@@ -1021,3 +1021,113 @@ pub struct FaultIn {
 fn one() -> i64 {
     1
 }
+
+/// A relation a transaction touched, by name when the desk knows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TouchedRelation {
+    /// `public.orders`, or `relation 16384` for one the desk never saw.
+    pub name: String,
+    /// False when only the relation's file number is known.
+    pub known: bool,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+/// A relation's name, or its number when the desk never saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelationRef {
+    pub name: String,
+    pub known: bool,
+}
+
+/// A statement that changed relations' definitions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DdlOut {
+    /// `CREATE`, `DROP`, `TRUNCATE` or `ALTER`.
+    #[schema(value_type = words::DdlKind)]
+    pub kind: String,
+    /// The relations it names; empty for an ALTER the log does not tie to one.
+    pub relations: Vec<RelationRef>,
+}
+
+/// A committed transaction from the archived log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionOut {
+    /// The transaction id: what a target by transaction names.
+    pub xid: u64,
+    /// When it committed, to the microsecond.
+    pub committed_at: DateTime<Utc>,
+    pub relations: Vec<TouchedRelation>,
+    pub ddl: Vec<DdlOut>,
+    /// At least 1000 rows deleted from one relation.
+    pub large_delete: bool,
+    /// A DROP, a TRUNCATE or a large delete: what to look at first.
+    pub destructive: bool,
+}
+
+/// What happened around a moment: the transactions committed nearest it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionsOut {
+    pub cluster_id: Uuid,
+    pub around: DateTime<Utc>,
+    /// The stretch of log read for this page.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// In commit order.
+    pub transactions: Vec<TransactionOut>,
+    /// `around` for the page before this one; null at the log's start.
+    #[schema(required = true)]
+    pub earlier: Option<DateTime<Utc>>,
+    /// `around` for the page after this one (with `before=0`); null at now.
+    #[schema(required = true)]
+    pub later: Option<DateTime<Utc>>,
+}
+
+impl From<&crate::desk::transactions::TransactionsAround> for TransactionsOut {
+    fn from(page: &crate::desk::transactions::TransactionsAround) -> TransactionsOut {
+        TransactionsOut {
+            cluster_id: page.cluster.id.uuid(),
+            around: page.around,
+            from: page.from,
+            to: page.to,
+            transactions: page
+                .transactions
+                .iter()
+                .map(|t| TransactionOut {
+                    xid: t.xid,
+                    committed_at: t.committed_at,
+                    relations: t
+                        .rows
+                        .iter()
+                        .map(|(named, rows)| TouchedRelation {
+                            name: named.name.clone(),
+                            known: named.known,
+                            inserted: rows.inserted,
+                            updated: rows.updated,
+                            deleted: rows.deleted,
+                        })
+                        .collect(),
+                    ddl: t
+                        .ddl
+                        .iter()
+                        .map(|(kind, relations)| DdlOut {
+                            kind: kind.as_str().to_string(),
+                            relations: relations
+                                .iter()
+                                .map(|r| RelationRef {
+                                    name: r.name.clone(),
+                                    known: r.known,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                    large_delete: t.large_delete,
+                    destructive: t.destructive,
+                })
+                .collect(),
+            earlier: page.earlier,
+            later: page.later,
+        }
+    }
+}

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -148,6 +149,68 @@ pub async fn cluster(
         .await?
         .ok_or_else(AppError::not_found)?;
     Ok(Json(cluster_out(&app, &user, cluster).await?))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransactionsQuery {
+    /// The moment to look around, RFC 3339 with an offset (default: now).
+    pub around: Option<String>,
+    /// How many transactions that committed before it, 0–200 (default 20).
+    pub before: Option<usize>,
+    /// How many at or after it, 0–200 (default 20).
+    pub after: Option<usize>,
+}
+
+/// Reads `around` as a moment with an offset; `None` is now.
+pub fn moment_of(around: Option<&str>, now: DateTime<Utc>) -> AppResult<DateTime<Utc>> {
+    match around.map(str::trim).filter(|a| !a.is_empty()) {
+        None => Ok(now),
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::InvalidTimestamp,
+                    format!("{text:?} is not a moment with an offset; use RFC 3339, e.g. 2026-11-24T14:30:00+01:00"),
+                )
+                .with_field("around")
+            }),
+    }
+}
+
+/// What happened around a moment: the committed transactions of the
+/// cluster's archived log nearest it, what each touched (relations by name,
+/// rows inserted, updated and deleted), DDL and large deletes marked. Pages
+/// go back with `earlier` and on with `later`.
+#[utoipa::path(get, path = "/api/v1/clusters/{id}/transactions", tag = "clusters", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The cluster's id"), TransactionsQuery),
+    responses(
+        (status = 200, description = "The transactions around the moment", body = TransactionsOut),
+        (status = 404, description = "No such cluster, or not the caller's to see (`not_found`)", body = ErrorBody),
+        (status = 422, description = "`around` is not a moment (`invalid_timestamp`) or a count \
+            is out of range (`invalid_input`)", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
+    ))]
+pub async fn cluster_transactions(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ValidQuery(q): ValidQuery<TransactionsQuery>,
+) -> AppResult<Json<TransactionsOut>> {
+    let id = parse_id(&id)?;
+    let around = moment_of(q.around.as_deref(), app.now())?;
+    let per_side = crate::desk::transactions::DEFAULT_PER_SIDE;
+    let page = crate::desk::transactions::around(
+        &app,
+        &user,
+        id,
+        around,
+        q.before.unwrap_or(per_side),
+        q.after.unwrap_or(per_side),
+    )
+    .await?;
+    Ok(Json(TransactionsOut::from(&page)))
 }
 
 /// Admins: marks a cluster deleted (it stays restorable for 7 days).

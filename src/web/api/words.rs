@@ -98,6 +98,11 @@ words!(
 );
 
 words!(
+    /// A statement that changed relations' definitions, as the log shows it.
+    DdlKind = crate::domain::transactions::DdlKind::ALL.map(crate::domain::transactions::DdlKind::as_str)
+);
+
+words!(
     /// An availability zone of a region.
     Zone = DomainZone::ALL.map(DomainZone::as_str)
 );
