@@ -35,6 +35,7 @@ crate::both_databases!(
     customers_see_only_their_subscription,
     internal_messages_are_filtered_out,
     sandbox_catalog_round_trips_and_expires,
+    relation_names_and_placed_transactions_round_trip,
     users_tokens_and_zones,
     display_names_in_one_read,
     a_duty_has_one_holder_at_a_time,
@@ -1199,4 +1200,103 @@ async fn the_pool_handle_is_the_stores_own_database(db: TestDb) {
     };
     assert_eq!(users, 4);
     assert!(store.user(seed.alice.id).await.unwrap().is_some());
+}
+
+/// What the desk saw of a cluster's relations is kept by file, a file seen
+/// again under a new name takes it; the simulated log's placed
+/// transactions come back as written, once per xid, oldest first.
+async fn relation_names_and_placed_transactions_round_trip(db: TestDb) {
+    use restore_desk::domain::transactions::{
+        Ddl, DdlKind, LoggedTransaction, RelationFile, RelationName, RowCounts,
+    };
+    let (store, sandbox) = db.stores().await;
+    let seed = seed(&store).await;
+    let file = |n: u32| RelationFile {
+        database: 16390,
+        relfilenode: n,
+    };
+    let name = |n: &str, table: bool| RelationName {
+        schema: "public".into(),
+        name: n.into(),
+        table,
+    };
+    let cluster = seed.orders.id;
+    store
+        .remember_relations(
+            cluster,
+            &[
+                (file(16400), name("orders", true)),
+                (file(16401), name("orders_pkey", false)),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .remember_relations(cluster, &[(file(16400), name("orders_old", true))], t0())
+        .await
+        .unwrap();
+    store.remember_relations(cluster, &[], t0()).await.unwrap();
+    let known = store.remembered_relations(cluster).await.unwrap();
+    assert_eq!(
+        known,
+        vec![
+            (file(16400), name("orders_old", true)),
+            (file(16401), name("orders_pkey", false)),
+        ]
+    );
+    assert!(
+        store
+            .remembered_relations(seed.inventory.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The largest file number there is fits.
+    store
+        .remember_relations(cluster, &[(file(u32::MAX), name("last", true))], t0())
+        .await
+        .unwrap();
+    assert_eq!(store.remembered_relations(cluster).await.unwrap().len(), 3);
+
+    let placed = |xid: u64, minutes: i64| LoggedTransaction {
+        xid,
+        committed_at: t0() - Duration::minutes(minutes) + Duration::microseconds(123_456),
+        rows: std::collections::BTreeMap::from([(
+            file(16400),
+            RowCounts {
+                inserted: 1,
+                updated: 2,
+                deleted: 3,
+            },
+        )]),
+        ddl: vec![Ddl {
+            kind: DdlKind::Drop,
+            relation: Some(file(16400)),
+        }],
+    };
+    sandbox
+        .add_transaction(cluster, &placed(20, 5))
+        .await
+        .unwrap();
+    sandbox
+        .add_transaction(cluster, &placed(10, 30))
+        .await
+        .unwrap();
+    sandbox
+        .add_transaction(cluster, &placed(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        sandbox.transactions(cluster).await.unwrap(),
+        vec![placed(10, 30), placed(20, 5)],
+        "oldest first, the first of an xid kept"
+    );
+    assert!(
+        sandbox
+            .transactions(seed.inventory.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

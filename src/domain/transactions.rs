@@ -84,8 +84,33 @@ pub struct LoggedTransaction {
     pub xid: u64,
     /// To the microsecond, as the commit record has it.
     pub committed_at: DateTime<Utc>,
+    #[serde(with = "rows_as_list")]
     pub rows: BTreeMap<RelationFile, RowCounts>,
     pub ddl: Vec<Ddl>,
+}
+
+/// JSON keys are text: the rows are kept as a list of pairs.
+mod rows_as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{RelationFile, RowCounts};
+
+    pub fn serialize<S: Serializer>(
+        rows: &BTreeMap<RelationFile, RowCounts>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        rows.iter().collect::<Vec<_>>().serialize(out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<BTreeMap<RelationFile, RowCounts>, D::Error> {
+        Ok(Vec::<(RelationFile, RowCounts)>::deserialize(input)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// At least this many rows deleted by one transaction from one relation
