@@ -146,8 +146,75 @@ async fn the_dropped_table_is_named_among_the_commits_around_it(postgres: bool) 
     assert!(times(&recent).iter().all(|t| *t <= common::t0()));
 }
 
+/// The page shows the same, and leads the customer to a request for just
+/// before the DROP, already checked.
+async fn the_page_leads_to_a_request_for_just_before_the_drop(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let orders = t.cluster_id("orders-prod").await;
+    let incident = common::t0() - ORDERS_DROPPED_BEFORE;
+    let path = format!("/clusters/{orders}/transactions?around={}", iso(incident));
+    let mut alice = t.browser();
+    alice.sign_in("alice@contoso.example").await;
+    let html = alice.page(&path).await;
+    assert!(html.contains("DROP public.orders"), "{html}");
+    assert!(html.contains("tx-destructive"), "marked");
+    assert!(html.contains("CET"), "in alice's zone: {html}");
+    let at = html.find("DROP public.orders").unwrap();
+    let link_at = html[at..].find("/requests/new?").unwrap() + at;
+    let link: String = html[link_at..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect::<String>()
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let form = alice.page(&link).await;
+    assert!(
+        form.contains("data-state=\"ok\""),
+        "checked at once: {form}"
+    );
+    // The drop committed on a whole second; just before it is a second
+    // earlier, in alice's zone (CET, UTC+1).
+    let drop_second = (incident.timestamp() / 7) * 7;
+    let before = chrono::DateTime::from_timestamp(drop_second - 1, 0)
+        .unwrap()
+        .with_timezone(&chrono_tz::Europe::Amsterdam);
+    assert!(
+        form.contains(&format!("value=\"{}\"", before.format("%H:%M:%S"))),
+        "{link}: {form}"
+    );
+    assert!(
+        form.contains("<option value=\"Europe/Amsterdam\" selected"),
+        "{form}"
+    );
+    // The same address answers JSON for the form's panel.
+    let json: Value = alice
+        .get_with_accept(&path, "application/json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(json["transactions"].as_array().unwrap().len() > 10);
+
+    // Staff read it too, without the customer's links; another customer
+    // finds nothing.
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let html = sam.page(&path).await;
+    assert!(html.contains("DROP public.orders") && !html.contains("/requests/new?"));
+    let mut bob = t.browser();
+    bob.sign_in("bob@fabrikam.example").await;
+    assert_eq!(bob.get(&path).await.status(), StatusCode::NOT_FOUND);
+    let bad = alice
+        .get(&format!("/clusters/{orders}/transactions?around=soon"))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 fn parse(t: &Value) -> DateTime<Utc> {
     t["committed_at"].as_str().unwrap().parse().unwrap()
 }
 
-both_databases!(the_dropped_table_is_named_among_the_commits_around_it);
+both_databases!(
+    the_dropped_table_is_named_among_the_commits_around_it,
+    the_page_leads_to_a_request_for_just_before_the_drop,
+);

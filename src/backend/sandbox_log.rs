@@ -107,7 +107,7 @@ fn steady(cluster: ClusterId, tick: i64, tables: &[RelationFile]) -> Option<Logg
     }
     // Sessions, the last table, are cleaned up in bulk about every hour.
     let sessions = *tables.last().expect("a table");
-    if (h >> 20) % 500 == 0 {
+    if (h >> 20).is_multiple_of(500) {
         rows.insert(
             sessions,
             RowCounts {
@@ -126,7 +126,7 @@ fn steady(cluster: ClusterId, tick: i64, tables: &[RelationFile]) -> Option<Logg
             },
         );
         // Every other order touches a second table.
-        if (h >> 24) % 2 == 0 && tables.len() > 1 {
+        if (h >> 24).is_multiple_of(2) && tables.len() > 1 {
             let other = tables[((h >> 40) % tables.len() as u64) as usize];
             rows.entry(other).or_insert(RowCounts {
                 inserted: 1 + (h >> 44) % 3,

@@ -147,7 +147,7 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 }
 
 fn page_routes() -> Router<WebState> {
-    use pages::{account, admin, common, customer, endpoints, staff, verdict};
+    use pages::{account, admin, common, customer, endpoints, staff, transactions, verdict};
     Router::new()
         .route("/", get(account::home))
         .route("/login", get(account::login_page).post(account::login))
@@ -159,6 +159,7 @@ fn page_routes() -> Router<WebState> {
         // Customers.
         .route("/clusters", get(customer::clusters))
         .route("/clusters/{id}", get(customer::cluster))
+        .route("/clusters/{id}/transactions", get(transactions::around))
         .route("/support", get(customer::support))
         .route("/support/new", get(customer::support_new))
         .route("/requests/new", get(customer::new_request))

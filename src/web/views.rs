@@ -115,6 +115,8 @@ macro_rules! pattern {
 pattern!(UTC_STAMP, "%Y-%m-%d %H:%M:%S UTC");
 pattern!(LOCAL_STAMP, "%-d %b %Y, %H:%M %Z");
 pattern!(PRECISE, "%-d %b %Y, %H:%M:%S %Z");
+pattern!(MICROS, "%-d %b %Y, %H:%M:%S%.6f %Z");
+pattern!(UTC_MICROS, "%Y-%m-%d %H:%M:%S%.6f UTC");
 
 impl Pattern {
     fn format<Z: chrono::TimeZone>(&self, t: &DateTime<Z>) -> String
@@ -137,6 +139,15 @@ pub fn stamp_in(t: DateTime<Utc>, zone: Tz) -> Stamp {
 /// `2 Dec 2026, 13:00 CET`: a moment in `zone`, to the minute.
 pub fn local_in(t: DateTime<Utc>, zone: Tz) -> String {
     LOCAL_STAMP.format(&t.with_timezone(&zone))
+}
+
+/// A commit's moment: to the microsecond, in `zone`, UTC in the title.
+pub fn micros_in(t: DateTime<Utc>, zone: Tz) -> Stamp {
+    Stamp {
+        iso: t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        utc: UTC_MICROS.format(&t),
+        local: MICROS.format(&t.with_timezone(&zone)),
+    }
 }
 
 /// `13:00 CET` style, seconds when they matter.

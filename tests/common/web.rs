@@ -229,6 +229,16 @@ impl Browser {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// A GET that asks for `accept`, as a page's script does.
+    pub async fn get_with_accept(&mut self, path: &str, accept: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Loads a page, expecting 200, and remembers its CSRF token.
     pub async fn page(&mut self, path: &str) -> String {
         let response = self.get(path).await;

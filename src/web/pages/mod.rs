@@ -8,6 +8,7 @@ pub mod common;
 pub mod customer;
 pub mod endpoints;
 pub mod staff;
+pub mod transactions;
 pub mod verdict;
 
 use askama::Template;

@@ -356,6 +356,14 @@ pub struct NewRequestQuery {
     /// A closed request of the customer's that this one follows up on.
     #[serde(default)]
     follow_up: String,
+    /// A moment to start from (what happened around a moment links here):
+    /// the date, the time and the zone they are in.
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    time_zone: String,
 }
 
 pub async fn new_request(
@@ -369,11 +377,26 @@ pub async fn new_request(
         .iter()
         .find(|c| c.id.to_string() == q.cluster.trim());
     let local_now = times.now.with_timezone(&times.zone);
+    // A moment chosen elsewhere comes with its zone: the browser's zone
+    // must not replace it.
+    let given = !q.date.trim().is_empty() && !q.time.trim().is_empty();
     let form = RequestForm {
         cluster_id: chosen.map(|c| c.id.to_string()).unwrap_or_default(),
-        date: local_now.format("%Y-%m-%d").to_string(),
-        time: String::new(),
-        time_zone: times.zone_name().to_string(),
+        date: if given {
+            q.date.trim().to_string()
+        } else {
+            local_now.format("%Y-%m-%d").to_string()
+        },
+        time: if given {
+            q.time.trim().to_string()
+        } else {
+            String::new()
+        },
+        time_zone: if given && !q.time_zone.trim().is_empty() {
+            q.time_zone.trim().to_string()
+        } else {
+            times.zone_name().to_string()
+        },
         new_cluster_name: chosen
             .map(|c| format!("{}-restored", c.name))
             .unwrap_or_default(),
@@ -381,7 +404,12 @@ pub async fn new_request(
         description: follow_up_text(&app, &viewer.user, &q.follow_up).await?,
         ..RequestForm::default()
     };
-    let page = request_page(&app, &viewer, form, FormErrors::default(), None, true).await?;
+    let preview = if given {
+        Some(assess(&app, &viewer.user, &form).await.preview)
+    } else {
+        None
+    };
+    let page = request_page(&app, &viewer, form, FormErrors::default(), preview, !given).await?;
     render(StatusCode::OK, &page)
 }
 
