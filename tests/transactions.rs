@@ -144,6 +144,33 @@ async fn the_dropped_table_is_named_among_the_commits_around_it(postgres: bool) 
         .await;
     assert!(recent["later"].is_null(), "{recent}");
     assert!(times(&recent).iter().all(|t| *t <= common::t0()));
+    assert_eq!(recent["zones_offline"], false);
+
+    // With every zone offline nothing can be read: an empty page that
+    // says so, not an error.
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    for zone in ["az2", "az3"] {
+        let (status, body) = ada
+            .post(
+                &format!("/api/v1/zones/{zone}/offline"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, dark) = alice.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{dark}");
+    assert_eq!(dark["zones_offline"], true);
+    assert!(dark["transactions"].as_array().unwrap().is_empty());
+    let mut page = t.browser();
+    page.sign_in("alice@contoso.example").await;
+    let html = page
+        .page(&format!(
+            "/clusters/{orders}/transactions?around={}",
+            iso(incident)
+        ))
+        .await;
+    assert!(html.contains("No zone that holds this cluster"), "{html}");
 }
 
 /// The page shows the same, and leads the customer to a request for just

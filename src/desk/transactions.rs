@@ -47,6 +47,8 @@ pub struct TransactionsAround {
     /// Where the pages before and after start, while there is log there.
     pub earlier: Option<DateTime<Utc>>,
     pub later: Option<DateTime<Utc>>,
+    /// No zone that holds the log is online: nothing could be read.
+    pub zones_offline: bool,
 }
 
 /// How many transactions either side a page holds unless asked.
@@ -177,6 +179,7 @@ pub async fn around(
     let at_log_end = read.ends && page.later > read.through;
     let later = (!at_log_end && page.later <= app.now()).then_some(page.later);
     Ok(TransactionsAround {
+        zones_offline: read.offline,
         earlier: (page.earlier > cluster.created_at).then_some(page.earlier),
         later,
         transactions: page

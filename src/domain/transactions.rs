@@ -150,6 +150,20 @@ pub struct LogRead {
     pub through: DateTime<Utc>,
     /// The archived log ends at `through`: nothing later is there yet.
     pub ends: bool,
+    /// No online zone holds the log: nothing could be read.
+    pub offline: bool,
+}
+
+impl LogRead {
+    /// Nothing read, because no zone that holds the log is online.
+    pub fn offline(to: DateTime<Utc>) -> LogRead {
+        LogRead {
+            transactions: Vec::new(),
+            through: to,
+            ends: true,
+            offline: true,
+        }
+    }
 }
 
 /// How far either side of a moment the log is read for one page.
@@ -184,16 +198,20 @@ pub fn around(
     let start = split.saturating_sub(before);
     let end = (split + after).min(read.len());
     // A page that holds everything on a side continues past the stretch
-    // read; otherwise from the last transaction shown.
+    // read; one that shows nothing on a side continues from the moment.
     let earlier = if start == 0 {
         from
-    } else {
+    } else if start < split {
         read[start].committed_at
+    } else {
+        around
     };
     let later = if end == read.len() {
         to + Duration::microseconds(1)
-    } else {
+    } else if end > split {
         read[end - 1].committed_at + Duration::microseconds(1)
+    } else {
+        around
     };
     Around {
         transactions: read.drain(start..end).collect(),
@@ -239,6 +257,26 @@ mod tests {
         assert_eq!(page.transactions.len(), 10);
         assert_eq!(page.earlier, at(-100));
         assert_eq!(page.later, at(200) + Duration::microseconds(1));
+    }
+
+    /// Found by fuzzing the API: nothing asked for on a side, or nothing
+    /// read at all, is a page like any other.
+    #[test]
+    fn no_transactions_on_a_side_or_none_at_all() {
+        let read: Vec<_> = (0..4).map(|i| tx(i, i as i64 * 10)).collect();
+        for (before, after) in [(0, 0), (0, 2), (2, 0)] {
+            for moment in [-50, 0, 15, 30, 99] {
+                let page = around(read.clone(), at(moment), before, after, at(-100), at(100));
+                assert!(page.transactions.len() <= before + after);
+                assert!(page.earlier <= at(moment).max(at(-100)));
+                assert!(page.later >= at(moment).min(at(100)));
+            }
+        }
+        let page = around(read.clone(), at(15), 0, 0, at(-100), at(100));
+        assert!(page.transactions.is_empty());
+        assert_eq!((page.earlier, page.later), (at(15), at(15)));
+        let empty = around(Vec::new(), at(0), 0, 0, at(-100), at(100));
+        assert!(empty.transactions.is_empty());
     }
 
     #[test]

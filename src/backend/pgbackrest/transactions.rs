@@ -101,6 +101,7 @@ impl PgBackRestBackend {
             transactions: Vec::new(),
             through: to,
             ends: true,
+            offline: false,
         };
         if !self.is_source(cluster.id) {
             return Ok(nothing);
@@ -116,9 +117,7 @@ impl PgBackRestBackend {
             })
             .min_by(|a, b| a.1.cmp(&b.1))
         else {
-            return Err(FleetError::Unreachable(
-                "no online zone holds archived log of this cluster".into(),
-            ));
+            return Ok(LogRead::offline(to));
         };
         let (Some((timeline, first)), Some((_, last))) =
             (segment_number(&oldest), segment_number(&newest))
@@ -190,6 +189,7 @@ impl PgBackRestBackend {
             transactions,
             through,
             ends,
+            offline: false,
         })
     }
 

@@ -1082,6 +1082,9 @@ pub struct TransactionsOut {
     /// `around` for the page after this one (with `before=0`); null at now.
     #[schema(required = true)]
     pub later: Option<DateTime<Utc>>,
+    /// True when no zone that holds the cluster's log is online: nothing
+    /// could be read, and the page is empty until one is back.
+    pub zones_offline: bool,
 }
 
 impl From<&crate::desk::transactions::TransactionsAround> for TransactionsOut {
@@ -1128,6 +1131,7 @@ impl From<&crate::desk::transactions::TransactionsAround> for TransactionsOut {
                 .collect(),
             earlier: page.earlier,
             later: page.later,
+            zones_offline: page.zones_offline,
         }
     }
 }

@@ -67,6 +67,7 @@ struct TransactionsPage {
     later: Option<String>,
     /// Where the cluster's page is for this reader.
     back: String,
+    zones_offline: bool,
 }
 
 fn counts(t: &NamedTransaction) -> Vec<String> {
@@ -190,6 +191,7 @@ pub async fn around(
         )
     };
     let view = TransactionsPage {
+        zones_offline: page.zones_offline,
         chrome: chrome(
             &viewer.session,
             Some(&viewer.user),
