@@ -410,3 +410,150 @@ async fn zone_outages_and_targets_past_the_archive() {
     fleet.backend.teardown(&job2).await.unwrap();
     assert_eq!(fleet.restores(), Vec::<PathBuf>::new());
 }
+
+/// Among ordinary commits a table is dropped. Read from a zone's archived
+/// log, the list shows the DROP by the table's name — known from before the
+/// drop — with the commits on either side of it in commit order, each with
+/// its rows, to the microsecond; a bulk delete is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archived_log_shows_a_dropped_table_by_name_among_its_neighbours() {
+    use restore_desk::desk::transactions::name_transaction;
+    use restore_desk::domain::transactions::DdlKind;
+
+    let fleet = TestFleet::new(56220..=56239).await;
+    let source = fleet.source("orders-prod").await;
+    let mut conn = fleet::connect(&source.connection).await;
+    for sql in [
+        "CREATE TABLE orders (id bigint PRIMARY KEY, note text)",
+        "CREATE TABLE audit (id bigserial PRIMARY KEY, what text)",
+        "INSERT INTO orders SELECT g, 'first' FROM generate_series(1, 5) g",
+        "INSERT INTO orders SELECT g, 'second' FROM generate_series(6, 1205) g",
+        "DELETE FROM orders WHERE id > 5",
+        "INSERT INTO audit (what) VALUES ('just before')",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    // The desk reads the names while the table exists, as its backup
+    // round does.
+    let before_drop = fleet.backend.relation_names(&source).await.unwrap();
+    assert!(
+        before_drop
+            .iter()
+            .any(|(_, n)| n.table && n.qualified() == "public.orders"),
+        "{before_drop:?}"
+    );
+    let started = Utc::now() - Duration::seconds(60);
+    sqlx::query("DROP TABLE orders")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO audit (what) VALUES ('just after')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let after_drop = fleet.backend.relation_names(&source).await.unwrap();
+    assert!(after_drop.iter().all(|(_, n)| n.name != "orders"));
+    let names: std::collections::HashMap<_, _> =
+        before_drop.into_iter().chain(after_drop).collect();
+
+    // Once the log past the drop is archived, it is all there.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(90);
+    let read = loop {
+        let read = fleet
+            .backend
+            .transactions(&source, started, Utc::now() + Duration::seconds(5))
+            .await
+            .unwrap();
+        let named: Vec<_> = read
+            .transactions
+            .iter()
+            .map(|t| name_transaction(t, &names))
+            .collect();
+        let drop_time = named
+            .iter()
+            .find(|t| t.ddl.iter().any(|(kind, _)| *kind == DdlKind::Drop))
+            .map(|t| t.committed_at);
+        let after = drop_time.is_some_and(|dropped| {
+            named.iter().any(|t| {
+                t.committed_at > dropped
+                    && t.rows
+                        .iter()
+                        .any(|(r, c)| r.name == "public.audit" && c.inserted == 1)
+            })
+        });
+        if after {
+            break named;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drop and the commit after it never reached the archive: {named:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(500)).await;
+    };
+    assert!(!read.is_empty());
+    assert!(
+        read.windows(2)
+            .all(|w| w[0].committed_at <= w[1].committed_at),
+        "in commit order"
+    );
+    let drop_at = read
+        .iter()
+        .position(|t| t.ddl.iter().any(|(kind, _)| *kind == DdlKind::Drop))
+        .expect("the DROP");
+    let drop = &read[drop_at];
+    let dropped: Vec<&str> = drop
+        .ddl
+        .iter()
+        .filter(|(kind, _)| *kind == DdlKind::Drop)
+        .flat_map(|(_, relations)| relations.iter().map(|r| r.name.as_str()))
+        .collect();
+    assert_eq!(
+        dropped,
+        vec!["public.orders"],
+        "by name, its index behind it: {drop:?}"
+    );
+    assert!(drop.destructive);
+    assert_ne!(
+        drop.committed_at.timestamp_subsec_micros(),
+        0,
+        "to the microsecond"
+    );
+    // Its neighbours, as they were written.
+    let audit = |t: &restore_desk::desk::transactions::NamedTransaction| {
+        t.rows
+            .iter()
+            .any(|(r, c)| r.name == "public.audit" && c.inserted == 1)
+    };
+    let just_before = read[..drop_at]
+        .iter()
+        .rev()
+        .find(|t| audit(t))
+        .expect("the commit before");
+    let just_after = read[drop_at + 1..]
+        .iter()
+        .find(|t| audit(t))
+        .expect("the commit after");
+    assert!(
+        just_before.committed_at < drop.committed_at && drop.committed_at < just_after.committed_at
+    );
+    let orders_rows = |t: &restore_desk::desk::transactions::NamedTransaction| {
+        t.rows
+            .iter()
+            .find(|(r, _)| r.name == "public.orders")
+            .map(|(_, c)| (c.inserted, c.updated, c.deleted))
+    };
+    assert!(read.iter().any(|t| orders_rows(t) == Some((5, 0, 0))));
+    let bulk = read
+        .iter()
+        .find(|t| orders_rows(t) == Some((0, 0, 1200)))
+        .expect("the bulk delete");
+    assert!(bulk.large_delete && bulk.destructive);
+    assert!(
+        read.iter()
+            .filter(|t| t.ddl.iter().any(|(k, _)| *k == DdlKind::Create))
+            .count()
+            >= 2,
+        "both CREATE TABLEs"
+    );
+}
