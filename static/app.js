@@ -152,8 +152,120 @@
       var mine = ++seq;
       fetch(url + "?" + params(), { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (p) { if (p && mine === seq) render(p); })
+        .then(function (p) {
+          if (p && mine === seq) {
+            render(p);
+            showHappened(p.utc, mine);
+          }
+        })
         .catch(function () { /* the submit still checks */ });
+    }
+
+    // What happened around the moment: the transactions nearest it, a
+    // DROP, TRUNCATE or large delete marked; a click sets the target to
+    // just before (or just after) one of them.
+    var happened = document.getElementById("happened-list");
+
+    // Microseconds since the epoch, from an RFC 3339 time.
+    function micros(text) {
+      var fraction = /\.(\d+)/.exec(text);
+      var whole = Date.parse(text.replace(/\.\d+/, ""));
+      var digits = fraction ? (fraction[1] + "000000").slice(0, 6) : "000000";
+      return whole * 1000 + parseInt(digits, 10);
+    }
+
+    // The date, time (to the second) and zone fields for a moment.
+    function fieldsAt(seconds, zoneName) {
+      var parts = {};
+      new Intl.DateTimeFormat("en-CA", {
+        timeZone: zoneName, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+      }).formatToParts(new Date(seconds * 1000)).forEach(function (p) { parts[p.type] = p.value; });
+      return { date: parts.year + "-" + parts.month + "-" + parts.day,
+               time: parts.hour + ":" + parts.minute + ":" + parts.second };
+    }
+
+    function setTarget(seconds) {
+      var zoneName = form.querySelector("#time_zone").value || "UTC";
+      var at = fieldsAt(seconds, zoneName);
+      form.querySelector("#date").value = at.date;
+      form.querySelector("#time").value = at.time;
+      later();
+    }
+
+    function summary(t) {
+      var parts = [];
+      (t.ddl || []).forEach(function (d) {
+        var names = d.relations.map(function (r) { return r.name; }).join(", ");
+        parts.push(d.kind + (names ? " " + names : ""));
+      });
+      (t.relations || []).forEach(function (r) {
+        var counts = [];
+        if (r.inserted) counts.push("+" + r.inserted);
+        if (r.updated) counts.push("~" + r.updated);
+        if (r.deleted) counts.push("\u2212" + r.deleted);
+        parts.push(r.name.replace(/^public\./, "") + " " + counts.join(" "));
+      });
+      return parts.join(" · ");
+    }
+
+    function showHappened(utc, mine) {
+      var link = document.getElementById("happened-link");
+      var cluster = form.querySelector("#cluster_id");
+      if (!happened || !cluster || !cluster.value || !utc) return;
+      var base = "/clusters/" + encodeURIComponent(cluster.value) + "/transactions";
+      if (link && link.tagName === "A") link.href = base + "?around=" + encodeURIComponent(utc);
+      fetch(base + "?around=" + encodeURIComponent(utc) + "&before=6&after=6",
+            { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (page) {
+          if (!page || mine !== seq) return;
+          happened.textContent = "";
+          if (page.zones_offline) {
+            happened.appendChild(el("p", "small muted", "No zone that holds the log is online right now."));
+            return;
+          }
+          if (!page.transactions.length) {
+            happened.appendChild(el("p", "small muted", "No transaction committed near this moment."));
+            return;
+          }
+          var zoneName = form.querySelector("#time_zone").value || "UTC";
+          var clock = new Intl.DateTimeFormat("en-GB", { timeZone: zoneName, hour: "2-digit",
+            minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+          var list = el("ol", "happened-list");
+          var target = micros(utc);
+          var marked = false;
+          page.transactions.forEach(function (t) {
+            var at = micros(t.committed_at);
+            if (!marked && at >= target) {
+              list.appendChild(el("li", "tx-moment", "\u2193 your moment"));
+              marked = true;
+            }
+            var item = el("li", "tx" + (t.destructive ? " tx-destructive" : ""));
+            item.setAttribute("data-xid", t.xid);
+            var ms = ("00" + Math.floor((at % 1000000) / 1000)).slice(-3);
+            item.appendChild(el("span", "mono small", clock.format(new Date(Math.floor(at / 1000))) + "." + ms + " "));
+            item.appendChild(el("span", "small", summary(t) + " "));
+            var before = el("button", "small tx-before", "Just before");
+            before.type = "button";
+            before.setAttribute("aria-label", "Restore to just before transaction " + t.xid);
+            before.addEventListener("click", function () { setTarget(Math.floor((at - 1) / 1000000)); });
+            var after = el("button", "small tx-after", "Just after");
+            after.type = "button";
+            after.setAttribute("aria-label", "Restore to just after transaction " + t.xid);
+            after.addEventListener("click", function () { setTarget(Math.floor(at / 1000000) + 1); });
+            item.appendChild(before);
+            item.appendChild(after);
+            list.appendChild(item);
+          });
+          if (!marked) list.appendChild(el("li", "tx-moment", "\u2191 your moment"));
+          happened.appendChild(el("p", "small muted", "Times in " + zoneName + "."));
+          happened.appendChild(list);
+          // Open at the moment, not at the oldest transaction.
+          var moment = list.querySelector(".tx-moment");
+          if (moment) list.scrollTop = Math.max(0, moment.offsetTop - list.offsetTop - list.clientHeight / 2);
+        })
+        .catch(function () { /* the page with links still works */ });
     }
 
     function later() {

@@ -580,3 +580,81 @@ async fn each_destructive_act_needs_its_confirmation_ticked() {
     }
     client.close().await.unwrap();
 }
+
+/// Beside the time picker, what happened around the moment: orders-prod's
+/// DROP TABLE is marked among its neighbours, and a click on "Just before"
+/// sets the target to the second before it, checked at once.
+#[tokio::test]
+async fn the_form_shows_what_happened_and_a_click_sets_the_target() {
+    let t = spawn_app(false, &[]).await;
+    let orders = t.cluster_id("orders-prod").await;
+    let incident = common::t0() - restore_desk::demo::ORDERS_DROPPED_BEFORE;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let shots = Shots::new();
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/requests/new?cluster={orders}", t.base))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the request form",
+        "return !!document.getElementById('request-form')",
+    )
+    .await;
+    eval(
+        &client,
+        "const z = document.getElementById('time_zone'); z.value = 'UTC';
+         z.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![],
+    )
+    .await;
+    set_input(&client, "date", &incident.format("%Y-%m-%d").to_string()).await;
+    set_input(&client, "time", &incident.format("%H:%M:%S").to_string()).await;
+    until(
+        &client,
+        "the DROP among the transactions around the moment",
+        "const d = document.querySelector('#happened-list .tx-destructive');
+         return !!d && d.innerText.includes('DROP public.orders');",
+    )
+    .await;
+    let around = eval(
+        &client,
+        "return Array.from(document.querySelectorAll('#happened-list .tx')).length",
+        vec![],
+    )
+    .await;
+    assert!(
+        around.as_u64().unwrap() >= 10,
+        "its neighbours too: {around}"
+    );
+    shots.take(&client, "request-form-what-happened").await;
+    click(&client, "#happened-list .tx-destructive .tx-before").await;
+    let drop_second = incident.timestamp() / 7 * 7;
+    let before = chrono::DateTime::from_timestamp(drop_second - 1, 0).unwrap();
+    let expected = before.format("%H:%M:%S").to_string();
+    until(
+        &client,
+        "the target set to just before the drop, and checked",
+        &format!(
+            "return document.getElementById('time').value === '{expected}'
+               && document.getElementById('preview').getAttribute('data-state') === 'ok'"
+        ),
+    )
+    .await;
+    // Without script the same is a page of links.
+    let href = eval(
+        &client,
+        "return document.getElementById('happened-link').getAttribute('href')",
+        vec![],
+    )
+    .await;
+    assert!(
+        href.as_str()
+            .unwrap()
+            .starts_with(&format!("/clusters/{orders}/transactions?around=")),
+        "{href}"
+    );
+    client.close().await.unwrap();
+}

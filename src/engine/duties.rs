@@ -128,8 +128,31 @@ pub async fn run_once(app: &App) -> Result<(), EngineError> {
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "automatic backups failed"),
     }
+    remember_relation_names(app).await?;
     warn_deadlines(app).await?;
     watch_stalls(app).await?;
+    Ok(())
+}
+
+/// Keeps what each live cluster's catalog names by file, so that the log
+/// of a table dropped later still reads by its name.
+async fn remember_relation_names(app: &App) -> Result<(), EngineError> {
+    for cluster in app
+        .store
+        .clusters(crate::store::Scope::Everything, false)
+        .await?
+    {
+        match app.backend.relation_names(&cluster).await {
+            Ok(names) => {
+                app.store
+                    .remember_relations(cluster.id, &names, app.now())
+                    .await?
+            }
+            Err(error) => {
+                tracing::debug!(cluster = %cluster.name, %error, "reading relation names")
+            }
+        }
+    }
     Ok(())
 }
 
