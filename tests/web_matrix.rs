@@ -167,6 +167,16 @@ async fn role_route_matrix(postgres: bool) {
             [303, 403, 403, 200, 200],
         ),
         ("/account/password".into(), [303, 200, 200, 200, 200]),
+        // What happened on a cluster: its customer and staff, never another
+        // subscription.
+        (
+            format!("/clusters/{ca}/transactions"),
+            [303, 200, 404, 200, 200],
+        ),
+        (
+            format!("/clusters/{cb}/transactions"),
+            [303, 404, 200, 200, 200],
+        ),
         (format!("/tickets/{a}"), [303, 200, 404, 303, 303]),
         (format!("/tickets/{b}"), [303, 404, 200, 303, 303]),
         (format!("/tickets/{a}/progress"), [303, 200, 404, 200, 200]),
@@ -403,6 +413,10 @@ async fn role_route_matrix(postgres: bool) {
         ("/api/v1/clusters".into(), [401, 200, 200, 200, 200]),
         (format!("/api/v1/clusters/{ca}"), [401, 200, 404, 200, 200]),
         (format!("/api/v1/clusters/{cb}"), [401, 404, 200, 200, 200]),
+        (
+            format!("/api/v1/clusters/{ca}/transactions"),
+            [401, 200, 404, 200, 200],
+        ),
         ("/api/v1/tickets".into(), [401, 200, 200, 200, 200]),
         (
             format!("/api/v1/tickets?state=all&response=breached&q={SECRET}"),
@@ -709,6 +723,7 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("get", "/api/v1/clusters"),
         ("get", "/api/v1/clusters/{id}"),
         ("delete", "/api/v1/clusters/{id}"),
+        ("get", "/api/v1/clusters/{id}/transactions"),
         ("get", "/api/v1/tickets"),
         ("post", "/api/v1/tickets"),
         ("post", "/api/v1/tickets/check"),
