@@ -185,13 +185,37 @@
                time: parts.hour + ":" + parts.minute + ":" + parts.second };
     }
 
-    function setTarget(seconds) {
+    var chosenXid = form.querySelector("#transaction");
+    var chosenPosition = form.querySelector("#position");
+    var choice = document.getElementById("transaction-choice");
+
+    function chooseTransaction(xid, position) {
+      if (!chosenXid || !chosenPosition || !choice) return;
+      chosenXid.value = xid || "";
+      chosenPosition.value = position || "";
+      choice.hidden = !xid;
+      var text = document.getElementById("transaction-text");
+      if (text && xid) text.textContent = "Restoring to just " + position + " transaction " + xid;
+    }
+
+    // The time fields follow the transaction (to the second, for the
+    // window and the timeline); the restore stops at the transaction.
+    function setTarget(seconds, xid, position) {
       var zoneName = form.querySelector("#time_zone").value || "UTC";
       var at = fieldsAt(seconds, zoneName);
       form.querySelector("#date").value = at.date;
       form.querySelector("#time").value = at.time;
+      chooseTransaction(xid, position);
       later();
     }
+
+    // Typing another moment drops the transaction chosen.
+    ["#date", "#time", "#time_zone"].forEach(function (sel) {
+      var field = form.querySelector(sel);
+      if (field) field.addEventListener("input", function (e) { if (e.isTrusted) chooseTransaction(null); });
+    });
+    var clear = document.getElementById("transaction-clear");
+    if (clear) clear.addEventListener("click", function () { chooseTransaction(null); later(); });
 
     function summary(t) {
       var parts = [];
@@ -249,11 +273,11 @@
             var before = el("button", "small tx-before", "Just before");
             before.type = "button";
             before.setAttribute("aria-label", "Restore to just before transaction " + t.xid);
-            before.addEventListener("click", function () { setTarget(Math.floor((at - 1) / 1000000)); });
+            before.addEventListener("click", function () { setTarget(Math.floor((at - 1) / 1000000), t.xid, "before"); });
             var after = el("button", "small tx-after", "Just after");
             after.type = "button";
             after.setAttribute("aria-label", "Restore to just after transaction " + t.xid);
-            after.addEventListener("click", function () { setTarget(Math.floor(at / 1000000) + 1); });
+            after.addEventListener("click", function () { setTarget(Math.floor(at / 1000000), t.xid, "after"); });
             item.appendChild(before);
             item.appendChild(after);
             list.appendChild(item);

@@ -636,11 +636,24 @@ async fn the_form_shows_what_happened_and_a_click_sets_the_target() {
     let expected = before.format("%H:%M:%S").to_string();
     until(
         &client,
-        "the target set to just before the drop, and checked",
+        "the target set to just before the drop's transaction, and checked",
         &format!(
             "return document.getElementById('time').value === '{expected}'
+               && document.getElementById('position').value === 'before'
+               && document.getElementById('transaction').value !== ''
+               && !document.getElementById('transaction-choice').hidden
+               && document.getElementById('preview').innerText.includes('just before transaction')
                && document.getElementById('preview').getAttribute('data-state') === 'ok'"
         ),
+    )
+    .await;
+    // "Use the time instead" drops it.
+    click(&client, "#transaction-clear").await;
+    until(
+        &client,
+        "the transaction dropped",
+        "return document.getElementById('transaction').value === ''
+           && document.getElementById('transaction-choice').hidden",
     )
     .await;
     // Without script the same is a page of links.

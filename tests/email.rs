@@ -71,6 +71,7 @@ impl Setup {
     async fn file(&self, target: DateTime<Utc>, name: &str) -> Ticket {
         let orders = demo_cluster(&self.app.store, "orders-prod").await;
         let request = FilingRequest {
+            transaction: None,
             cluster_id: Some(orders.id),
             target: TargetInput::Local {
                 local_time: target
@@ -568,6 +569,7 @@ async fn the_file_transport_writes_one_file_per_message() {
     let alice = demo_user(&app.store, "alice@contoso.example").await;
     let orders = demo_cluster(&app.store, "orders-prod").await;
     let request = FilingRequest {
+        transaction: None,
         cluster_id: Some(orders.id),
         target: TargetInput::Instant {
             target_time: target().to_rfc3339(),

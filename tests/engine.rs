@@ -71,6 +71,7 @@ impl Desk {
     /// Files a request for `target` on orders-prod and approves it.
     async fn approved(&self, target: DateTime<Utc>, name: &str) -> Ticket {
         let request = FilingRequest {
+            transaction: None,
             cluster_id: Some(self.cluster_id("orders-prod").await.into()),
             target: TargetInput::Instant {
                 target_time: target.to_rfc3339(),
@@ -543,6 +544,7 @@ async fn target_leaving_the_window_while_queued_fails(db: TestDb) {
 async fn deadlines_warn_staff_once(db: TestDb) {
     let desk = Desk::new(&db).await;
     let request = |target: DateTime<Utc>, name: &str| FilingRequest {
+        transaction: None,
         cluster_id: None,
         target: TargetInput::Instant {
             target_time: target.to_rfc3339(),

@@ -104,6 +104,7 @@ async fn approve(app: &App, name: &str) -> uuid::Uuid {
     let sam = demo_user(&app.store, "sam@support.example").await;
     let orders = demo_cluster(&app.store, "orders-prod").await;
     let request = FilingRequest {
+        transaction: None,
         cluster_id: Some(orders.id),
         target: TargetInput::Instant {
             target_time: (Utc::now() - Duration::hours(2)).to_rfc3339(),

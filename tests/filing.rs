@@ -34,6 +34,7 @@ fn request(
     name: &str,
 ) -> FilingRequest {
     FilingRequest {
+        transaction: None,
         cluster_id: Some(cluster.into()),
         target: TargetInput::Instant {
             target_time: target.to_rfc3339(),

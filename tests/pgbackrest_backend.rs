@@ -143,6 +143,7 @@ impl Drop for TestFleet {
 
 fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContext {
     JobContext {
+        transaction: None,
         job_id: JobId::new(),
         run: 1,
         ticket_id: TicketId::new(),
@@ -286,7 +287,7 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
     );
 
     let observed = fleet.backend.inspect(&job, &none).await.unwrap();
-    let report = verify(t1, &source.config, &observed, Utc::now());
+    let report = verify(t1, None, &source.config, &observed, Utc::now());
     assert!(report.passed(), "{report:#?}");
 
     let handed_over = fleet.backend.finalize(&job, &none).await.unwrap();
@@ -373,7 +374,7 @@ async fn zone_outages_and_targets_past_the_archive() {
         .unwrap();
     fleet.set_zone_readable(plan.zone, true);
     let observed = fleet.backend.inspect(&job1, &none).await.unwrap();
-    assert!(verify(t1, &source.config, &observed, Utc::now()).passed());
+    assert!(verify(t1, None, &source.config, &observed, Utc::now()).passed());
     assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
     fleet.backend.teardown(&job1).await.unwrap();
 

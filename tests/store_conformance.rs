@@ -58,6 +58,7 @@ fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
 fn new_ticket(seed: &Seed, number: i64, state: TicketState, name: &str) -> NewTicket {
     let target = t0() - Duration::hours(number);
     NewTicket {
+        transaction: None,
         id: TicketId::new(),
         number: Some(number),
         subscription_id: seed.contoso.id,

@@ -213,6 +213,14 @@ async fn the_page_leads_to_a_request_for_just_before_the_drop(postgres: bool) {
         form.contains("<option value=\"Europe/Amsterdam\" selected"),
         "{form}"
     );
+    // The link chooses the transaction itself: the restore stops exactly
+    // before it, whatever else committed in that second.
+    assert!(link.contains("&position=before"), "{link}");
+    assert!(form.contains("id=\"transaction\" value=\""), "{form}");
+    assert!(
+        form.contains("Restorable: just before transaction"),
+        "{form}"
+    );
     // The same address answers JSON for the form's panel.
     let json: Value = alice
         .get_with_accept(&path, "application/json")
@@ -237,6 +245,204 @@ async fn the_page_leads_to_a_request_for_just_before_the_drop(postgres: bool) {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A request targets just before (or after) the DROP's transaction: the
+/// ticket keeps the transaction and its commit, the emails and pages name
+/// both, and the restore stops exactly there. A transaction the log does
+/// not hold is refused with nothing stored.
+async fn a_request_targets_just_before_the_drop_by_its_transaction(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let incident = common::t0() - ORDERS_DROPPED_BEFORE;
+    let (_, page) = alice
+        .get(&format!(
+            "/api/v1/clusters/{orders}/transactions?around={}&before=3&after=3",
+            iso(incident)
+        ))
+        .await;
+    let drop = page["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["destructive"] == true)
+        .unwrap()
+        .clone();
+    let xid = drop["xid"].as_u64().unwrap();
+    let committed = parse(&drop);
+    let file = |transaction: serde_json::Value, name: &str| {
+        serde_json::json!({"cluster_id": orders, "transaction": transaction, "time_zone": "Europe/Amsterdam",
+               "new_cluster_name": name, "severity": "A", "description": "orders dropped"})
+    };
+    let before_count = t
+        .app
+        .store
+        .tickets(&restore_desk::store::TicketQuery {
+            scope: restore_desk::store::Scope::Everything,
+            states: vec![],
+            severity: None,
+            assignee: restore_desk::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
+            order: restore_desk::store::TicketOrder::Newest { before: None },
+            limit: 500,
+        })
+        .await
+        .unwrap()
+        .len();
+    for (body, field, code) in [
+        (
+            file(
+                serde_json::json!({"id": 5, "position": "before"}),
+                "orders-x1",
+            ),
+            "transaction",
+            "unknown_transaction",
+        ),
+        (
+            file(
+                serde_json::json!({"id": xid, "position": "sideways"}),
+                "orders-x2",
+            ),
+            "transaction",
+            "invalid_input",
+        ),
+    ] {
+        let (status, answer) = alice.post("/api/v1/tickets", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let mut both = file(
+        serde_json::json!({"id": xid, "position": "before"}),
+        "orders-x3",
+    );
+    both["target_time"] = serde_json::json!("2026-11-25T10:00:00Z");
+    let (status, answer) = alice.post("/api/v1/tickets", both).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let after_count = t
+        .app
+        .store
+        .tickets(&restore_desk::store::TicketQuery {
+            scope: restore_desk::store::Scope::Everything,
+            states: vec![],
+            severity: None,
+            assignee: restore_desk::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
+            order: restore_desk::store::TicketOrder::Newest { before: None },
+            limit: 500,
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(before_count, after_count, "nothing stored");
+
+    let mut ids = Vec::new();
+    for (position, name) in [
+        ("before", "orders-before-drop"),
+        ("after", "orders-after-drop"),
+    ] {
+        let (status, ticket) = alice
+            .post(
+                "/api/v1/tickets",
+                file(serde_json::json!({"id": xid, "position": position}), name),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        assert_eq!(ticket["transaction"]["id"], xid);
+        assert_eq!(ticket["transaction"]["position"], position);
+        assert_eq!(parse_at(&ticket["transaction"]["committed_at"]), committed);
+        let moment = parse_at(&ticket["target_time"]);
+        if position == "before" {
+            assert_eq!(moment, committed - chrono::Duration::microseconds(1));
+        } else {
+            assert_eq!(moment, committed);
+        }
+        ids.push(ticket["id"].as_str().unwrap().to_string());
+    }
+    // The customer's email and page name the transaction and its commit.
+    let mail = t
+        .app
+        .store
+        .outbox(&restore_desk::store::OutboxQuery {
+            status: None,
+            ticket_id: Some(ids[0].parse().unwrap()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let received = mail.iter().find(|m| m.kind == "request_received").unwrap();
+    assert!(
+        received
+            .text_body
+            .contains(&format!("just before transaction {xid}, committed")),
+        "{}",
+        received.text_body
+    );
+    let mut browser = t.browser();
+    browser.sign_in("alice@contoso.example").await;
+    let html = browser.page(&format!("/tickets/{}", ids[0])).await;
+    assert!(
+        html.contains(&format!("just before transaction {xid}, committed")),
+        "{html}"
+    );
+
+    // Restored: exactly before it, and exactly after it.
+    for id in &ids {
+        t.staff_acts(
+            id,
+            &[
+                ("claim", serde_json::json!({})),
+                ("approve", serde_json::json!({})),
+            ],
+        )
+        .await;
+    }
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    for (id, position) in ids.iter().zip(["before", "after"]) {
+        let job = t
+            .app
+            .store
+            .job_for_ticket(id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            job.state.as_str(),
+            "succeeded",
+            "{position}: {:?}",
+            job.last_error
+        );
+        let reached = job.reached_point.expect("the point reached");
+        let report = job.verification_report.expect("verified");
+        let point = report
+            .checks
+            .iter()
+            .find(|c| c.name == "point in time")
+            .unwrap();
+        assert!(point.passed, "{}", point.detail);
+        if position == "before" {
+            assert!(reached < committed, "{reached} before {committed}");
+            assert!(
+                point.detail.contains("stopped just before transaction"),
+                "{}",
+                point.detail
+            );
+        } else {
+            assert_eq!(reached, committed);
+            assert!(
+                point.detail.contains("stopped right after transaction"),
+                "{}",
+                point.detail
+            );
+        }
+    }
+}
+
+fn parse_at(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
 fn parse(t: &Value) -> DateTime<Utc> {
     t["committed_at"].as_str().unwrap().parse().unwrap()
 }
@@ -244,4 +450,5 @@ fn parse(t: &Value) -> DateTime<Utc> {
 both_databases!(
     the_dropped_table_is_named_among_the_commits_around_it,
     the_page_leads_to_a_request_for_just_before_the_drop,
+    a_request_targets_just_before_the_drop_by_its_transaction,
 );

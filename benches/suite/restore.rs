@@ -290,6 +290,7 @@ impl Bench {
     async fn ours(&self, run: usize) -> (f64, RestoreJob) {
         let app = &self.app;
         let request = FilingRequest {
+            transaction: None,
             cluster_id: Some(self.source.id),
             target: TargetInput::Instant {
                 target_time: self.target.to_rfc3339_opts(SecondsFormat::Micros, true),

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::catalog::{Catalog, RestorePlan, RetentionPolicy, ZoneSet};
 use crate::domain::cluster::{Cluster, Connection};
 use crate::domain::restore_job::{JobState, StepFailure};
-use crate::domain::transactions::{LogRead, RelationFile, RelationName};
+use crate::domain::transactions::{LogRead, LoggedTransaction, RelationFile, RelationName};
 use crate::domain::validation::TargetContext;
 use crate::domain::verification::ObservedCluster;
 
@@ -31,7 +31,11 @@ pub struct JobContext {
     pub run: i64,
     pub ticket_id: TicketId,
     pub source: Cluster,
+    /// The moment to restore to; with `transaction`, the moment it stands
+    /// for.
     pub target: DateTime<Utc>,
+    /// Restore to just before or just after this transaction instead.
+    pub transaction: Option<crate::domain::transactions::TransactionTarget>,
     pub new_cluster_id: ClusterId,
     pub new_cluster_name: String,
     /// Chosen when the snapshot restore starts; known from then on.
@@ -220,6 +224,15 @@ pub trait Backend: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<LogRead, FleetError>;
+
+    /// The committed transaction `xid` of the cluster's archived log, as an
+    /// online zone holds it; `None` when it is not there (never committed,
+    /// rolled back, or outside the log).
+    async fn transaction(
+        &self,
+        cluster: &Cluster,
+        xid: u64,
+    ) -> Result<Option<LoggedTransaction>, FleetError>;
 
     /// The source's relations as its catalog names them now, read without
     /// writing anything. A deleted cluster has none to read.

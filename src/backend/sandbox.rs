@@ -20,7 +20,7 @@ use crate::domain::catalog::{
 };
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection};
 use crate::domain::restore_job::JobState;
-use crate::domain::transactions::{LogRead, RelationFile, RelationName};
+use crate::domain::transactions::{LogRead, LoggedTransaction, RelationFile, RelationName};
 use crate::domain::verification::ObservedCluster;
 use crate::store::{
     DynSandboxStore, DynStore, FaultKind, SandboxLogSpan, SandboxSnapshot, Scope, StoreError,
@@ -429,6 +429,21 @@ impl Backend for SandboxBackend {
             ends: to == until,
             offline: false,
         })
+    }
+
+    async fn transaction(
+        &self,
+        cluster: &Cluster,
+        xid: u64,
+    ) -> Result<Option<LoggedTransaction>, FleetError> {
+        let Some(tick) = sandbox_log::tick_of(xid) else {
+            return Ok(None);
+        };
+        let Some(at) = DateTime::from_timestamp(tick * COMMIT_INTERVAL_SECS, 0) else {
+            return Ok(None);
+        };
+        let read = self.transactions(cluster, at, at).await?;
+        Ok(read.transactions.into_iter().find(|t| t.xid == xid))
     }
 
     async fn relation_names(

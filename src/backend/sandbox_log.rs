@@ -83,6 +83,11 @@ pub fn xid_at(tick: i64) -> u64 {
     1000 + tick.max(0) as u64
 }
 
+/// The tick whose commit has transaction id `xid`.
+pub fn tick_of(xid: u64) -> Option<i64> {
+    i64::try_from(xid.checked_sub(1000)?).ok()
+}
+
 /// splitmix64: a fixed, well-spread hash of the cluster and the tick.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

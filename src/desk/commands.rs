@@ -357,14 +357,32 @@ pub async fn change_target(
     user: &User,
     ticket_id: TicketId,
     target: &crate::domain::validation::TargetInput,
+    transaction: Option<crate::domain::transactions::TransactionTarget>,
     reason: &str,
     expected_version: Option<i64>,
 ) -> Result<Ticket, DeskError> {
-    let target = crate::domain::validation::parse_target(target)
-        .map_err(|error| DeskError::Invalid(vec![error]))?;
+    let target = match transaction {
+        None => crate::domain::validation::parse_target(target),
+        Some(chosen) => {
+            let ticket = app
+                .store
+                .ticket(ticket_id, scope_for(user))
+                .await?
+                .ok_or(DeskError::NotFound)?;
+            let cluster = app
+                .store
+                .cluster(ticket.cluster_id, Scope::Everything)
+                .await?
+                .ok_or(DeskError::NotFound)?;
+            let zone = ticket.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+            super::filing::moment_of_transaction(app, &cluster, chosen, zone).await?
+        }
+    }
+    .map_err(|error| DeskError::Invalid(vec![error]))?;
     let command = TicketCommand::ChangeTarget {
         target: target.utc,
         time_zone: target.time_zone.name().to_string(),
+        transaction,
         reason: reason.to_string(),
     };
     act(app, user, ticket_id, command, expected_version).await

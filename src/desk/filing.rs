@@ -16,6 +16,7 @@ use crate::domain::sla::{self, Severity};
 use crate::domain::ticket::{
     self, TargetCheck, TicketCommand, TicketEffect, TicketFacts, TicketState,
 };
+use crate::domain::transactions::TransactionTarget;
 use crate::domain::validation::{
     CLUSTER_FIELD, ClusterName, NAME_FIELD, TargetInput, TargetTime, ValidationCode,
     ValidationError, ValidationReport, parse_target,
@@ -28,7 +29,11 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct FilingRequest {
     pub cluster_id: Option<ClusterId>,
+    /// The moment; with `transaction`, only its zone counts (the zone the
+    /// customer reads times in).
     pub target: TargetInput,
+    /// Restore to just before or just after this transaction instead.
+    pub transaction: Option<TransactionTarget>,
     pub new_cluster_name: String,
     pub severity: Severity,
     pub description: String,
@@ -38,7 +43,9 @@ pub struct FilingRequest {
 #[derive(Debug, Clone)]
 pub struct CheckedRequest {
     pub cluster: Cluster,
+    /// With a transaction target, the moment it stands for.
     pub target: TargetTime,
+    pub transaction: Option<TransactionTarget>,
     pub name: ClusterName,
     pub report: ValidationReport,
     pub plan: RestorePlan,
@@ -86,7 +93,13 @@ pub async fn check_request(
     if cluster.is_none() {
         errors.push(not_found());
     }
-    let target = parse_target(&request.target);
+    let target = match (request.transaction, &cluster) {
+        (None, _) => parse_target(&request.target),
+        (Some(_), None) => Err(not_found()),
+        (Some(transaction), Some(cluster)) => {
+            moment_of_transaction(app, cluster, transaction, zone_of(&request.target)).await?
+        }
+    };
     let mut report = None;
     match (&cluster, &target) {
         (_, Err(error)) => errors.push(error.clone()),
@@ -132,12 +145,50 @@ pub async fn check_request(
     Ok(CheckedRequest {
         cluster,
         target,
+        transaction: request.transaction,
         name,
         report,
         plan,
         deadline,
     })
 }
+
+/// The zone a target's times are read in: the one given, else UTC.
+fn zone_of(target: &TargetInput) -> chrono_tz::Tz {
+    let name = match target {
+        TargetInput::Instant { time_zone, .. } => time_zone.as_deref().unwrap_or(""),
+        TargetInput::Local { time_zone, .. } => time_zone.as_str(),
+    };
+    name.trim().parse().unwrap_or(chrono_tz::Tz::UTC)
+}
+
+/// The moment a transaction target stands for, from the archived log; a
+/// refusal when the log holds no such committed transaction.
+pub async fn moment_of_transaction(
+    app: &App,
+    cluster: &Cluster,
+    target: TransactionTarget,
+    zone: chrono_tz::Tz,
+) -> Result<Result<TargetTime, ValidationError>, DeskError> {
+    Ok(match app.backend.transaction(cluster, target.xid).await? {
+        Some(found) => Ok(TargetTime {
+            utc: target.moment(found.committed_at),
+            time_zone: zone,
+        }),
+        None => Err(ValidationError::new(
+            ValidationCode::UnknownTransaction,
+            TRANSACTION_FIELD,
+            format!(
+                "The archived log of {} holds no committed transaction {}: choose one from \
+                 what happened around the moment (a rolled-back one restores nothing)",
+                cluster.name, target.xid
+            ),
+        )),
+    })
+}
+
+/// The field a transaction target is refused on.
+pub const TRANSACTION_FIELD: &str = "transaction";
 
 fn name_taken(name: &ClusterName, resource_group: &str) -> ValidationError {
     ValidationError::new(
@@ -183,6 +234,7 @@ pub async fn file_ticket(
         resource_group: cluster.resource_group.clone(),
         target_time: checked.target.utc,
         time_zone: checked.target.time_zone.name().to_string(),
+        transaction: checked.transaction,
         new_cluster_name: checked.name.to_string(),
         severity: request.severity,
         description: request.description.trim().to_string(),

@@ -20,6 +20,7 @@ string_enum! {
         InvalidClusterName = "invalid_cluster_name",
         ClusterNameTaken = "cluster_name_taken",
         ClusterNotFound = "cluster_not_found",
+        UnknownTransaction = "unknown_transaction",
         /// A field, query parameter or body the desk cannot read (422).
         InvalidInput = "invalid_input",
         PayloadTooLarge = "payload_too_large",

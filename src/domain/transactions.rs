@@ -53,6 +53,51 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Which side of a transaction a restore stops at.
+    pub enum TxPosition ("transaction position") {
+        /// Everything committed before it, not it.
+        Before = "before",
+        /// It, and everything committed before it.
+        After = "after",
+    }
+}
+
+/// A restore target named by a transaction of the archived log instead of
+/// a time. The ticket keeps the moment it stands for as its target time:
+/// a microsecond before the commit, or the commit itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionTarget {
+    pub xid: u64,
+    pub position: TxPosition,
+}
+
+impl TransactionTarget {
+    /// The moment the window's rules check for a commit at `committed_at`.
+    pub fn moment(self, committed_at: DateTime<Utc>) -> DateTime<Utc> {
+        match self.position {
+            TxPosition::Before => committed_at - Duration::microseconds(1),
+            TxPosition::After => committed_at,
+        }
+    }
+
+    /// The commit time back from the moment a ticket keeps.
+    pub fn committed_at(self, moment: DateTime<Utc>) -> DateTime<Utc> {
+        match self.position {
+            TxPosition::Before => moment + Duration::microseconds(1),
+            TxPosition::After => moment,
+        }
+    }
+
+    /// "just before transaction 1234"
+    pub fn describe(self) -> String {
+        match self.position {
+            TxPosition::Before => format!("just before transaction {}", self.xid),
+            TxPosition::After => format!("just after transaction {}", self.xid),
+        }
+    }
+}
+
 /// Rows one transaction changed in one relation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {

@@ -30,6 +30,8 @@ string_enum! {
         InvalidClusterName = "invalid_cluster_name",
         ClusterNameTaken = "cluster_name_taken",
         ClusterNotFound = "cluster_not_found",
+        /// The archived log holds no committed transaction of that id.
+        UnknownTransaction = "unknown_transaction",
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::cluster::ClusterConfig;
+use super::transactions::{TransactionTarget, TxPosition};
 
 /// What the fleet reports about the new cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,8 +96,59 @@ fn compare(source: &ClusterConfig, restored: &ClusterConfig) -> Vec<ConfigCompar
     ]
 }
 
+/// A transaction target is met exactly: recovery stopped with that
+/// transaction's commit as the last one (just after), or with none at or
+/// after it (just before).
+fn stopped_at(
+    transaction: TransactionTarget,
+    moment: DateTime<Utc>,
+    last: Option<DateTime<Utc>>,
+) -> Check {
+    let commit = transaction.committed_at(moment);
+    let (passed, detail) = match (transaction.position, last) {
+        (TxPosition::After, Some(last)) if last == commit => (
+            true,
+            format!(
+                "stopped right after transaction {}, committed {commit}",
+                transaction.xid
+            ),
+        ),
+        (TxPosition::After, other) => (
+            false,
+            format!(
+                "the last replayed commit {} is not transaction {}'s, committed {commit}",
+                other.map_or("(none)".to_string(), |t| t.to_string()),
+                transaction.xid
+            ),
+        ),
+        (TxPosition::Before, Some(last)) if last >= commit => (
+            false,
+            format!(
+                "the last replayed commit {last} is not before transaction {}, committed {commit}",
+                transaction.xid
+            ),
+        ),
+        (TxPosition::Before, last) => (
+            true,
+            format!(
+                "stopped just before transaction {}, committed {commit}{}",
+                transaction.xid,
+                last.map_or(String::new(), |l| format!(
+                    "; the last replayed commit is {l}"
+                ))
+            ),
+        ),
+    };
+    Check {
+        name: "point in time".into(),
+        passed,
+        detail,
+    }
+}
+
 pub fn verify(
     target: DateTime<Utc>,
+    transaction: Option<TransactionTarget>,
     source: &ClusterConfig,
     observed: &ObservedCluster,
     now: DateTime<Utc>,
@@ -107,21 +159,26 @@ pub fn verify(
         .filter(|c| !c.matches())
         .map(|c| c.setting.as_str())
         .collect();
-    let point = match observed.last_replayed_commit {
-        Some(commit) if commit <= target => Check {
-            name: "point in time".into(),
-            passed: true,
-            detail: format!("last replayed commit {commit} is at or before the target {target}"),
-        },
-        Some(commit) => Check {
-            name: "point in time".into(),
-            passed: false,
-            detail: format!("last replayed commit {commit} is after the target {target}"),
-        },
-        None => Check {
-            name: "point in time".into(),
-            passed: true,
-            detail: "no transaction committed between the snapshot and the target".into(),
+    let point = match transaction {
+        Some(transaction) => stopped_at(transaction, target, observed.last_replayed_commit),
+        None => match observed.last_replayed_commit {
+            Some(commit) if commit <= target => Check {
+                name: "point in time".into(),
+                passed: true,
+                detail: format!(
+                    "last replayed commit {commit} is at or before the target {target}"
+                ),
+            },
+            Some(commit) => Check {
+                name: "point in time".into(),
+                passed: false,
+                detail: format!("last replayed commit {commit} is after the target {target}"),
+            },
+            None => Check {
+                name: "point in time".into(),
+                passed: true,
+                detail: "no transaction committed between the snapshot and the target".into(),
+            },
         },
     };
     let checks = vec![
@@ -188,9 +245,9 @@ mod tests {
             last_replayed_commit: Some(target - Duration::seconds(1)),
             config: config(),
         };
-        assert!(verify(target, &config(), &observed, target).passed());
+        assert!(verify(target, None, &config(), &observed, target).passed());
         observed.last_replayed_commit = Some(target + Duration::seconds(1));
-        assert!(!verify(target, &config(), &observed, target).passed());
+        assert!(!verify(target, None, &config(), &observed, target).passed());
     }
 
     #[test]
@@ -202,11 +259,11 @@ mod tests {
             last_replayed_commit: None,
             config: config(),
         };
-        let report = verify(target, &config(), &observed, target);
+        let report = verify(target, None, &config(), &observed, target);
         assert_eq!(report.failures().len(), 1);
         observed.in_recovery = false;
         observed.config.vcores = 2;
-        let report = verify(target, &config(), &observed, target);
+        let report = verify(target, None, &config(), &observed, target);
         assert_eq!(report.failures()[0].name, "configuration");
     }
 }

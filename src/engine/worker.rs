@@ -175,6 +175,7 @@ impl Worker {
             ticket_id: job.ticket_id,
             source: source.clone(),
             target: job.target_time,
+            transaction: ticket.transaction,
             new_cluster_id: job.new_cluster_id,
             new_cluster_name: ticket.new_cluster_name.clone(),
             plan: job.plan(),
@@ -375,7 +376,13 @@ impl Worker {
             }
             JobState::Verifying => match backend.inspect(context, cancel).await {
                 Ok(observed) => {
-                    let report = verify(job.target_time, &source.config, &observed, self.app.now());
+                    let report = verify(
+                        job.target_time,
+                        ticket.transaction,
+                        &source.config,
+                        &observed,
+                        self.app.now(),
+                    );
                     let outputs = JobOutputs {
                         verification_report: Some(report.clone()),
                         ..JobOutputs::default()

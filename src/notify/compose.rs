@@ -58,6 +58,19 @@ pub fn in_zone_and_utc(t: DateTime<Utc>, zone: Tz) -> String {
     )
 }
 
+/// `24 Nov 2026 14:30:00.123456 CET (13:30:00.123456 UTC)`: a commit.
+pub fn micros_in_zone_and_utc(t: DateTime<Utc>, zone: Tz) -> String {
+    let utc = t.format("%d %b %Y %H:%M:%S%.6f UTC").to_string();
+    if zone == Tz::UTC {
+        return utc;
+    }
+    format!(
+        "{} ({} UTC)",
+        t.with_timezone(&zone).format("%d %b %Y %H:%M:%S%.6f %Z"),
+        t.format("%H:%M:%S%.6f")
+    )
+}
+
 /// `2 days 3 hours`, `45 minutes`, or `overdue by …`.
 pub fn duration_words(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let delta = to - from;
@@ -84,8 +97,20 @@ impl Notice<'_> {
         self.ticket.reference()
     }
 
+    /// The target as the customer chose it: a moment, or just before or
+    /// after a transaction with its commit time to the microsecond.
     pub fn target(&self) -> String {
-        in_zone_and_utc(self.ticket.target_time, self.time_zone)
+        match self.ticket.transaction {
+            Some(transaction) => {
+                let commit = transaction.committed_at(self.ticket.target_time);
+                format!(
+                    "{}, committed {}",
+                    transaction.describe(),
+                    micros_in_zone_and_utc(commit, self.time_zone)
+                )
+            }
+            None => in_zone_and_utc(self.ticket.target_time, self.time_zone),
+        }
     }
 
     pub fn deadline(&self) -> String {

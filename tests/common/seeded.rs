@@ -70,6 +70,7 @@ impl QueuedJobs {
         let id = Uuid::new_v4();
         let mut commit = Commit::at(now);
         commit.ticket = Some(TicketWrite::Create(NewTicket {
+            transaction: None,
             id: id.into(),
             number: Some(number),
             subscription_id: source.subscription_id,

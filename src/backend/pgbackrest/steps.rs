@@ -1,7 +1,9 @@
 //! The restore steps and the catalog, as the engine asks for them.
 
 use super::*;
-use crate::domain::transactions::{LogRead, RelationFile, RelationName};
+use crate::domain::transactions::{
+    LogRead, LoggedTransaction, RelationFile, RelationName, TxPosition,
+};
 
 #[async_trait]
 impl Backend for PgBackRestBackend {
@@ -161,9 +163,25 @@ impl Backend for PgBackRestBackend {
             self.backrest(&source_home.backrest_conf(), &layout::stanza(job.source.id));
         command
             .arg(format!("--repo={}", plan.zone.index() + 1))
-            .arg(format!("--set={}", plan.snapshot_id))
-            .arg("--type=time")
-            .arg(format!("--target={}", target_text(job.target)))
+            .arg(format!("--set={}", plan.snapshot_id));
+        // A transaction target stops exactly there: before its commit
+        // (exclusive) or after it.
+        match job.transaction {
+            Some(transaction) => {
+                command
+                    .arg("--type=xid")
+                    .arg(format!("--target={}", transaction.xid));
+                if transaction.position == TxPosition::Before {
+                    command.arg("--target-exclusive");
+                }
+            }
+            None => {
+                command
+                    .arg("--type=time")
+                    .arg(format!("--target={}", target_text(job.target)));
+            }
+        }
+        command
             .arg("--target-action=promote")
             .arg("--archive-mode=off")
             .arg(format!("--pg1-path={}", home.data().display()))
@@ -492,6 +510,14 @@ impl Backend for PgBackRestBackend {
         to: DateTime<Utc>,
     ) -> Result<LogRead, FleetError> {
         self.log_between(cluster, from, to).await
+    }
+
+    async fn transaction(
+        &self,
+        cluster: &Cluster,
+        xid: u64,
+    ) -> Result<Option<LoggedTransaction>, FleetError> {
+        self.find_transaction(cluster, xid).await
     }
 
     async fn relation_names(

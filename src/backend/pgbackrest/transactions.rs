@@ -5,7 +5,7 @@
 
 use super::wal::{self, SegmentDigest};
 use super::*;
-use crate::domain::transactions::{LogRead, RelationFile, RelationName};
+use crate::domain::transactions::{LogRead, LoggedTransaction, RelationFile, RelationName};
 
 /// Most segments one read decodes (16 MiB each): past them the read
 /// stops early and says how far it got.
@@ -91,6 +91,90 @@ impl PgBackRestBackend {
         Ok(None)
     }
 
+    /// The online zone holding the most of the cluster's log, with the
+    /// timeline and the numbers of its oldest and newest segment; `None`
+    /// when no online zone holds any (or the cluster is not a source).
+    async fn log_zone(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Option<(Zone, String, u64, u64)>, FleetError> {
+        if !self.is_source(cluster.id) {
+            return Ok(None);
+        }
+        let online = self.online_zones(cluster).await?;
+        let info = self.info(cluster.id).await?;
+        let Some((zone, oldest, newest)) = online
+            .iter()
+            .filter_map(|zone| {
+                let (oldest, newest) = info.repo(zone)?.wal.clone()?;
+                Some((zone, oldest, newest))
+            })
+            .min_by(|a, b| a.1.cmp(&b.1))
+        else {
+            return Ok(None);
+        };
+        match (segment_number(&oldest), segment_number(&newest)) {
+            (Some((timeline, first)), Some((_, last))) => Ok(Some((zone, timeline, first, last))),
+            _ => Err(FleetError::Unreachable(format!(
+                "unexpected WAL segment names {oldest} and {newest}"
+            ))),
+        }
+    }
+
+    /// The committed transaction `xid`, found by id: ids are handed out in
+    /// order, so it ends in the first segment whose newest ended id reaches
+    /// it, or soon after.
+    pub(super) async fn find_transaction(
+        &self,
+        cluster: &Cluster,
+        xid: u64,
+    ) -> Result<Option<LoggedTransaction>, FleetError> {
+        const AFTER: u64 = 16;
+        let Some((zone, timeline, first, last)) = self.log_zone(cluster).await? else {
+            return Ok(None);
+        };
+        let unreadable =
+            |e: String| FleetError::Unreachable(format!("reading the archived log: {e}"));
+        let newest_from = |number: u64| {
+            let timeline = timeline.clone();
+            async move {
+                for n in number..=last.min(number + 8) {
+                    let digest = self
+                        .segment_digest(cluster.id, zone, &segment_name(&timeline, n))
+                        .await?;
+                    if let Some(newest) = digest.newest_xid() {
+                        return Ok::<_, String>(Some(newest));
+                    }
+                }
+                Ok(None)
+            }
+        };
+        let (mut low, mut high) = (first, last + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match newest_from(middle).await.map_err(unreadable)? {
+                Some(newest) if newest < xid => low = middle + 1,
+                _ => high = middle,
+            }
+        }
+        let start = low.saturating_sub(1).max(first);
+        let mut digests = Vec::new();
+        for number in start..=last.min(low + AFTER) {
+            let digest = self
+                .segment_digest(cluster.id, zone, &segment_name(&timeline, number))
+                .await
+                .map_err(unreadable)?;
+            let ends_here = digest.ends.iter().any(|e| e.xid == xid);
+            digests.push(digest);
+            if ends_here {
+                break;
+            }
+        }
+        Ok(wal::assemble(digests.iter().map(|d| (**d).clone()))
+            .into_iter()
+            .find(|t| t.xid == xid))
+    }
+
     pub(super) async fn log_between(
         &self,
         cluster: &Cluster,
@@ -103,28 +187,12 @@ impl PgBackRestBackend {
             ends: true,
             offline: false,
         };
-        if !self.is_source(cluster.id) {
-            return Ok(nothing);
-        }
-        let online = self.online_zones(cluster).await?;
-        let info = self.info(cluster.id).await?;
-        // The online zone that holds the most log.
-        let Some((zone, oldest, newest)) = online
-            .iter()
-            .filter_map(|zone| {
-                let (oldest, newest) = info.repo(zone)?.wal.clone()?;
-                Some((zone, oldest, newest))
-            })
-            .min_by(|a, b| a.1.cmp(&b.1))
-        else {
-            return Ok(LogRead::offline(to));
-        };
-        let (Some((timeline, first)), Some((_, last))) =
-            (segment_number(&oldest), segment_number(&newest))
-        else {
-            return Err(FleetError::Unreachable(format!(
-                "unexpected WAL segment names {oldest} and {newest}"
-            )));
+        let Some((zone, timeline, first, last)) = self.log_zone(cluster).await? else {
+            return Ok(if self.is_source(cluster.id) {
+                LogRead::offline(to)
+            } else {
+                nothing
+            });
         };
         let unreadable =
             |e: String| FleetError::Unreachable(format!("reading the archived log: {e}"));

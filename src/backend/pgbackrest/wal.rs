@@ -63,6 +63,12 @@ pub struct SegmentDigest {
 }
 
 impl SegmentDigest {
+    /// The highest transaction id that ended (committed or rolled back) in
+    /// the segment.
+    pub fn newest_xid(&self) -> Option<u64> {
+        self.ends.iter().map(|e| e.xid).max()
+    }
+
     /// The first and last commit in the segment.
     pub fn commit_span(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let mut times = self.ends.iter().filter_map(|e| e.committed_at);

@@ -19,6 +19,7 @@ use super::ids::UserId;
 
 use super::actor::{Actor, Role};
 use super::restore_job::JobState;
+use super::transactions::TransactionTarget;
 use super::validation::ValidationError;
 
 mod record;
@@ -154,6 +155,9 @@ pub enum TicketCommand {
     ChangeTarget {
         target: DateTime<Utc>,
         time_zone: String,
+        /// Set when the new target is a transaction: `target` is the
+        /// moment it stands for.
+        transaction: Option<TransactionTarget>,
         reason: String,
     },
 }
@@ -273,6 +277,7 @@ pub enum TicketEffect {
     SetTarget {
         target: DateTime<Utc>,
         time_zone: String,
+        transaction: Option<TransactionTarget>,
     },
     Notify(Notice),
     Job(JobRequest),
@@ -642,6 +647,7 @@ pub fn transition(
         TicketCommand::ChangeTarget {
             target,
             time_zone,
+            transaction,
             reason,
         } => {
             allow(role == Role::Customer || staff)?;
@@ -673,6 +679,7 @@ pub fn transition(
                 TicketEffect::SetTarget {
                     target: *target,
                     time_zone: time_zone.clone(),
+                    transaction: *transaction,
                 },
                 TicketEffect::PostMessage {
                     visibility: Visibility::Public,
@@ -749,6 +756,7 @@ mod tests {
             "change_target" => TicketCommand::ChangeTarget {
                 target: chrono::Utc::now(),
                 time_zone: "UTC".into(),
+                transaction: None,
                 reason: text,
             },
             other => panic!("no command {other}"),

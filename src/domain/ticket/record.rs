@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{JobRequest, Notice, TicketCommand, TicketEffect, TicketState, Transition, Visibility};
 use crate::domain::sla::Severity;
+use crate::domain::transactions::TransactionTarget;
 use crate::domain::validation::ValidationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct Ticket {
     pub resource_group: String,
     pub target_time: DateTime<Utc>,
     pub time_zone: String,
+    /// Set when the target is a transaction: `target_time` is the moment
+    /// it stands for.
+    pub transaction: Option<TransactionTarget>,
     pub new_cluster_name: String,
     pub severity: Severity,
     pub description: String,
@@ -70,6 +74,7 @@ pub struct NewTicket {
     pub resource_group: String,
     pub target_time: DateTime<Utc>,
     pub time_zone: String,
+    pub transaction: Option<TransactionTarget>,
     pub new_cluster_name: String,
     pub severity: Severity,
     pub description: String,
@@ -92,6 +97,7 @@ impl NewTicket {
             resource_group: self.resource_group.clone(),
             target_time: self.target_time,
             time_zone: self.time_zone.clone(),
+            transaction: self.transaction,
             new_cluster_name: self.new_cluster_name.clone(),
             severity: self.severity,
             description: self.description.clone(),
@@ -141,6 +147,7 @@ pub struct TicketChange {
 pub struct Retarget {
     pub target_time: DateTime<Utc>,
     pub time_zone: String,
+    pub transaction: Option<TransactionTarget>,
     pub deadline: DateTime<Utc>,
 }
 
@@ -189,6 +196,7 @@ impl TicketChange {
         if let Some(moved) = &self.retarget {
             after.target_time = moved.target_time;
             after.time_zone = moved.time_zone.clone();
+            after.transaction = moved.transaction;
             after.deadline = moved.deadline;
             // The new deadline gets its own warning.
             after.deadline_warned_at = None;
@@ -268,7 +276,11 @@ pub fn apply(
             }
             TicketEffect::RecordFirstResponse => decision.change.record_first_response = true,
             TicketEffect::MarkDeadlineWarned => decision.change.mark_deadline_warned = true,
-            TicketEffect::SetTarget { target, time_zone } => {
+            TicketEffect::SetTarget {
+                target,
+                time_zone,
+                transaction,
+            } => {
                 let deadline = decision
                     .change
                     .validation_report
@@ -277,6 +289,7 @@ pub fn apply(
                 decision.change.retarget = Some(Retarget {
                     target_time: target,
                     time_zone,
+                    transaction,
                     deadline,
                 });
             }
@@ -327,6 +340,7 @@ mod tests {
             resource_group: "rg".into(),
             target_time: t,
             time_zone: "UTC".into(),
+            transaction: None,
             new_cluster_name: "copy".into(),
             severity: Severity::B,
             description: String::new(),
@@ -407,6 +421,7 @@ mod tests {
                 TicketCommand::ChangeTarget {
                     target: now(),
                     time_zone: "Asia/Tokyo".into(),
+                    transaction: None,
                     reason: text(),
                 },
                 customer,
@@ -416,6 +431,7 @@ mod tests {
                 TicketCommand::ChangeTarget {
                     target: now(),
                     time_zone: "UTC".into(),
+                    transaction: None,
                     reason: text(),
                 },
                 staff,
@@ -600,6 +616,7 @@ mod tests {
         let command = TicketCommand::ChangeTarget {
             target,
             time_zone: "Asia/Tokyo".into(),
+            transaction: None,
             reason: "the customer was sure".into(),
         };
         let t = transition(

@@ -19,7 +19,9 @@ use crate::domain::catalog::{Zone, ZoneSet};
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
 use crate::domain::restore_job::JobState;
 use crate::domain::ticket::TicketState;
-use crate::domain::transactions::{LoggedTransaction, RelationFile, RelationName};
+use crate::domain::transactions::{
+    LoggedTransaction, RelationFile, RelationName, TransactionTarget,
+};
 use crate::domain::validation::ValidationReport;
 use crate::domain::verification::VerificationReport;
 use crate::store::*;

@@ -5,7 +5,21 @@ use super::*;
 pub(super) const TICKET_COLUMNS: &str = "id, number, subscription_id, requester_id, cluster_id, \
     resource_group, target_time, time_zone, new_cluster_name, severity, description, state, \
     version, assignee_id, validation_report, rejection_reason, deadline, first_response_due, \
-    first_response_at, deadline_warned_at, new_cluster_id, created_at, updated_at";
+    first_response_at, deadline_warned_at, new_cluster_id, created_at, updated_at, target_xid, \
+    target_position";
+
+/// The transaction a ticket targets, from its two columns.
+fn transaction_of(r: &DbRow) -> Result<Option<TransactionTarget>, sqlx::Error> {
+    let xid: Option<i64> = r.try_get("target_xid")?;
+    let position: Option<String> = r.try_get("target_position")?;
+    Ok(match (xid, position) {
+        (Some(xid), Some(position)) => Some(TransactionTarget {
+            xid: u64::try_from(xid).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            position: decode(position)?,
+        }),
+        _ => None,
+    })
+}
 
 pub(super) fn ticket_row(r: &DbRow) -> Result<Ticket, sqlx::Error> {
     Ok(Ticket {
@@ -16,6 +30,7 @@ pub(super) fn ticket_row(r: &DbRow) -> Result<Ticket, sqlx::Error> {
         cluster_id: r.try_get("cluster_id")?,
         resource_group: r.try_get("resource_group")?,
         target_time: r.try_get("target_time")?,
+        transaction: transaction_of(r)?,
         time_zone: r.try_get("time_zone")?,
         new_cluster_name: r.try_get("new_cluster_name")?,
         severity: decode(r.try_get("severity")?)?,
@@ -110,8 +125,9 @@ pub(super) async fn insert_ticket(
         "INSERT INTO tickets (id, number, subscription_id, requester_id, cluster_id, \
          resource_group, target_time, time_zone, new_cluster_name, severity, description, \
          state, version, validation_report, deadline, first_response_due, created_at, \
-         updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $16)",
+         updated_at, target_xid, target_position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $16, \
+         $17, $18)",
     )
     .bind(t.id)
     .bind(number)
@@ -129,6 +145,11 @@ pub(super) async fn insert_ticket(
     .bind(t.deadline)
     .bind(t.first_response_due)
     .bind(at)
+    .bind(
+        t.transaction
+            .map(|x| i64::try_from(x.xid).unwrap_or(i64::MAX)),
+    )
+    .bind(t.transaction.map(|x| x.position.as_str()))
     .execute(&mut **tx)
     .await?;
     Ok(number)
@@ -159,7 +180,9 @@ pub(super) async fn change_ticket(
            new_cluster_id = COALESCE($8, new_cluster_id), \
            target_time = COALESCE($13, target_time), \
            time_zone = COALESCE($14, time_zone), \
-           deadline = COALESCE($15, deadline) \
+           deadline = COALESCE($15, deadline), \
+           target_xid = CASE WHEN $12 THEN $16 ELSE target_xid END, \
+           target_position = CASE WHEN $12 THEN $17 ELSE target_position END \
          WHERE id = $9 AND state = $10 AND ($11 IS NULL OR version = $11)",
     )
     .bind(c.to.as_str())
@@ -177,6 +200,18 @@ pub(super) async fn change_ticket(
     .bind(c.retarget.as_ref().map(|r| r.target_time))
     .bind(c.retarget.as_ref().map(|r| r.time_zone.clone()))
     .bind(c.retarget.as_ref().map(|r| r.deadline))
+    .bind(
+        c.retarget
+            .as_ref()
+            .and_then(|r| r.transaction)
+            .map(|x| i64::try_from(x.xid).unwrap_or(i64::MAX)),
+    )
+    .bind(
+        c.retarget
+            .as_ref()
+            .and_then(|r| r.transaction)
+            .map(|x| x.position.as_str()),
+    )
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {

@@ -131,10 +131,15 @@ pub struct TicketOut {
     pub state_label: String,
     pub cluster_id: ClusterId,
     pub cluster_name: String,
-    /// UTC, RFC 3339.
+    /// UTC, RFC 3339. With a transaction target, the moment it stands
+    /// for: a microsecond before its commit, or its commit.
     pub target_time: DateTime<Utc>,
     /// The IANA zone the customer entered the target in.
     pub time_zone: String,
+    /// The transaction the restore stops just before or after; null for a
+    /// target by time.
+    #[schema(required = true)]
+    pub transaction: Option<TargetTransactionOut>,
     pub new_cluster_name: String,
     #[schema(value_type = words::Severity)]
     pub severity: String,
@@ -335,6 +340,11 @@ fn ticket_out_of(
         cluster_id: ticket.cluster_id,
         cluster_name,
         target_time: ticket.target_time,
+        transaction: ticket.transaction.map(|t| TargetTransactionOut {
+            id: t.xid,
+            position: t.position.as_str().into(),
+            committed_at: t.committed_at(ticket.target_time),
+        }),
         time_zone: ticket.time_zone,
         new_cluster_name: ticket.new_cluster_name,
         severity: ticket.severity.as_str().into(),
@@ -899,6 +909,11 @@ pub struct LoginOut {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct FileTicketIn {
     pub cluster_id: String,
+    /// Instead of a time: restore to just before or just after this
+    /// transaction of the archived log (`time_zone` is then only how
+    /// times are read).
+    #[serde(default)]
+    pub transaction: Option<TransactionIn>,
     #[serde(default)]
     pub target_time: Option<String>,
     #[serde(default)]
@@ -919,6 +934,9 @@ pub struct FileTicketIn {
 /// local time happens twice), and why it changes.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeTargetIn {
+    /// Instead of a time: just before or just after this transaction.
+    #[serde(default)]
+    pub transaction: Option<TransactionIn>,
     #[serde(default)]
     pub target_time: Option<String>,
     #[serde(default)]
@@ -932,6 +950,27 @@ pub struct ChangeTargetIn {
     /// The ticket version the caller decided on; a newer one answers 409.
     #[serde(default)]
     pub version: Option<i64>,
+}
+
+/// The transaction a ticket's restore stops at.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetTransactionOut {
+    pub id: u64,
+    #[schema(value_type = words::TxPosition)]
+    pub position: String,
+    /// Its commit, to the microsecond.
+    pub committed_at: DateTime<Utc>,
+}
+
+/// A transaction of the archived log as a target (see
+/// `/api/v1/clusters/{id}/transactions`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TransactionIn {
+    /// Its transaction id (`xid`).
+    pub id: u64,
+    /// `before`: everything committed before it, not it; `after`: it too.
+    #[schema(value_type = words::TxPosition)]
+    pub position: String,
 }
 
 /// The result of checking a request without filing it.

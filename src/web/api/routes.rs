@@ -259,16 +259,75 @@ fn target_input(
     }
 }
 
+/// A target by transaction, read; with it no time may be given.
+fn transaction_target(
+    transaction: Option<&TransactionIn>,
+    time_given: bool,
+) -> AppResult<Option<crate::domain::transactions::TransactionTarget>> {
+    let Some(given) = transaction else {
+        return Ok(None);
+    };
+    if time_given {
+        return Err(AppError::invalid(
+            "transaction",
+            "Give a time (target_time or local_time) or a transaction, not both",
+        ));
+    }
+    let position = given.position.parse().map_err(|_| {
+        AppError::invalid(
+            "transaction",
+            format!(
+                "{:?} is not a position: use \"before\" or \"after\"",
+                given.position
+            ),
+        )
+    })?;
+    Ok(Some(crate::domain::transactions::TransactionTarget {
+        xid: given.id,
+        position,
+    }))
+}
+
+/// The target of a request: a transaction (its zone only for reading), or
+/// a time.
+fn target_or_transaction(
+    transaction: Option<&TransactionIn>,
+    local_time: Option<String>,
+    target_time: Option<String>,
+    time_zone: Option<String>,
+    utc_offset: Option<String>,
+) -> AppResult<(
+    TargetInput,
+    Option<crate::domain::transactions::TransactionTarget>,
+)> {
+    let chosen = transaction_target(transaction, local_time.is_some() || target_time.is_some())?;
+    if chosen.is_some() {
+        return Ok((
+            TargetInput::Instant {
+                target_time: String::new(),
+                time_zone,
+            },
+            chosen,
+        ));
+    }
+    Ok((
+        target_input(local_time, target_time, time_zone, utc_offset)?,
+        None,
+    ))
+}
+
 fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
     let severity = Severity::parse_typed(&body.severity)
         .map_err(|e: String| AppError::invalid("severity", e))?;
-    let target = target_input(
+    let (target, transaction) = target_or_transaction(
+        body.transaction.as_ref(),
         body.local_time,
         body.target_time,
         body.time_zone,
         body.utc_offset,
     )?;
     Ok(FilingRequest {
+        transaction,
         cluster_id: body.cluster_id.parse().ok(),
         target,
         new_cluster_name: body.new_cluster_name,
@@ -544,13 +603,23 @@ pub async fn change_target(
     ApiJson(body): ApiJson<ChangeTargetIn>,
 ) -> AppResult<Json<TicketOut>> {
     let id = parse_id(&id)?;
-    let target = target_input(
+    let (target, transaction) = target_or_transaction(
+        body.transaction.as_ref(),
         body.local_time,
         body.target_time,
         body.time_zone,
         body.utc_offset,
     )?;
-    let ticket = desk::change_target(&app, &user, id, &target, &body.reason, body.version).await?;
+    let ticket = desk::change_target(
+        &app,
+        &user,
+        id,
+        &target,
+        transaction,
+        &body.reason,
+        body.version,
+    )
+    .await?;
     Ok(Json(
         ticket_out(&app, &user, &mut Names::default(), ticket).await?,
     ))

@@ -103,6 +103,11 @@ words!(
 );
 
 words!(
+    /// Which side of a transaction a restore stops at.
+    TxPosition = crate::domain::transactions::TxPosition::ALL.map(crate::domain::transactions::TxPosition::as_str)
+);
+
+words!(
     /// An availability zone of a region.
     Zone = DomainZone::ALL.map(DomainZone::as_str)
 );

@@ -116,6 +116,9 @@ pub struct TicketRow {
     pub reference: String,
     pub cluster_name: String,
     pub target: Stamp,
+    /// "just before transaction 1234, committed 25 Nov 2026, 10:59:58.000000
+    /// CET" when the target is a transaction.
+    pub transaction: Option<String>,
     pub created: Stamp,
     pub deadline: Stamp,
     pub left: Countdown,
@@ -171,6 +174,13 @@ pub fn ticket_row(
             .cloned()
             .unwrap_or_else(|| "(unknown cluster)".into()),
         target: times.stamp(ticket.target_time),
+        transaction: ticket.transaction.map(|t| {
+            format!(
+                "{}, committed {}",
+                t.describe(),
+                crate::web::views::micros_in(t.committed_at(ticket.target_time), times.zone).local
+            )
+        }),
         created: times.stamp(ticket.created_at),
         deadline: times.stamp(ticket.deadline),
         left: times.until(ticket.deadline),
@@ -464,6 +474,7 @@ pub fn may_change_target(ticket: &Ticket, job: Option<&RestoreJob>, user: &User)
     let command = TicketCommand::ChangeTarget {
         target: ticket.target_time,
         time_zone: ticket.time_zone.clone(),
+        transaction: None,
         reason: "x".into(),
     };
     ticket::transition(ticket.state, &command, &user.actor(), &facts).is_ok()

@@ -617,6 +617,7 @@ pub async fn change_target(
         &viewer.user,
         id,
         &form.input(),
+        None,
         &form.reason,
         form.version,
     )

@@ -17,6 +17,7 @@ use super::{Chrome, chrome, render};
 use crate::app::App;
 use crate::desk::transactions::{self as log, NamedTransaction, TransactionsAround};
 use crate::domain::actor::Role;
+use crate::domain::transactions::TxPosition;
 use crate::web::ValidPath;
 use crate::web::ValidQuery;
 use crate::web::api::model::TransactionsOut;
@@ -106,11 +107,17 @@ fn ddl(t: &NamedTransaction) -> Vec<String> {
 /// A request form for `cluster` starting at `at`, read in `times`' zone.
 /// The form takes whole seconds: just before a commit is the second
 /// before it began; just after, the second after it.
-fn request_link(cluster: &str, at: DateTime<Utc>, times: &Times) -> String {
+fn request_link(
+    cluster: &str,
+    at: DateTime<Utc>,
+    times: &Times,
+    xid: u64,
+    position: TxPosition,
+) -> String {
     let local = at.with_timezone(&times.zone);
     let zone: String = url::form_urlencoded::byte_serialize(times.zone_name().as_bytes()).collect();
     format!(
-        "/requests/new?cluster={cluster}&date={}&time={}&time_zone={zone}",
+        "/requests/new?cluster={cluster}&date={}&time={}&time_zone={zone}&transaction={xid}&position={position}",
         local.format("%Y-%m-%d"),
         local.format("%H:%M:%S")
     )
@@ -140,8 +147,10 @@ fn rows(page: &TransactionsAround, times: &Times, customer: bool) -> Vec<Transac
                 large_delete: t.large_delete,
                 ddl: ddl(t),
                 changes: counts(t),
-                restore_before: customer.then(|| request_link(&cluster, before, times)),
-                restore_after: customer.then(|| request_link(&cluster, after, times)),
+                restore_before: customer
+                    .then(|| request_link(&cluster, before, times, t.xid, TxPosition::Before)),
+                restore_after: customer
+                    .then(|| request_link(&cluster, after, times, t.xid, TxPosition::After)),
                 at_moment,
             }
         })

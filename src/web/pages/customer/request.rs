@@ -19,6 +19,7 @@ use crate::desk::read::cluster_backups;
 use crate::desk::{self, FilingRequest, scope_for};
 use crate::domain::cluster::Cluster;
 use crate::domain::sla::Severity;
+use crate::domain::transactions::TransactionTarget;
 use crate::domain::validation::{
     TargetInput, TargetTime, fold_offsets, format_offset, parse_target,
 };
@@ -106,6 +107,12 @@ pub struct RequestForm {
     /// `check` only checks; anything else files.
     #[serde(default)]
     pub intent: String,
+    /// A transaction to restore to just `before` or `after` (`position`),
+    /// chosen from what happened around the moment.
+    #[serde(default)]
+    pub transaction: String,
+    #[serde(default)]
+    pub position: String,
 }
 
 impl RequestForm {
@@ -122,8 +129,18 @@ impl RequestForm {
         Severity::parse_typed(&self.severity).ok()
     }
 
+    /// A transaction chosen from what happened around the moment, when
+    /// both of its fields were sent.
+    fn transaction(&self) -> Option<TransactionTarget> {
+        Some(TransactionTarget {
+            xid: self.transaction.trim().parse().ok()?,
+            position: self.position.trim().parse().ok()?,
+        })
+    }
+
     fn filing(&self) -> FilingRequest {
         FilingRequest {
+            transaction: self.transaction(),
             cluster_id: self.cluster_id.parse().ok(),
             target: TargetInput::Local {
                 local_time: self.local_time(),
@@ -198,10 +215,26 @@ async fn assess(app: &App, user: &User, form: &RequestForm) -> Assessment {
     }
     let error = match desk::check_request(app, user, &request).await {
         Ok(checked) => {
-            preview.plan_text = Some(format!(
-                "Restorable: from snapshot {} in {}, with the log replayed to the target",
-                checked.plan.snapshot_id, checked.plan.zone
-            ));
+            preview.plan_text = Some(match checked.transaction {
+                Some(transaction) => {
+                    // The moment it stands for, not the second typed.
+                    let commit = transaction.committed_at(checked.target.utc);
+                    preview.utc = Some(crate::web::views::iso(checked.target.utc));
+                    preview.utc_text =
+                        Some(crate::web::views::micros_in(checked.target.utc, Tz::UTC).utc);
+                    format!(
+                        "Restorable: {}, committed {}, from snapshot {} in {}",
+                        transaction.describe(),
+                        crate::web::views::micros_in(commit, entered).local,
+                        checked.plan.snapshot_id,
+                        checked.plan.zone
+                    )
+                }
+                None => format!(
+                    "Restorable: from snapshot {} in {}, with the log replayed to the target",
+                    checked.plan.snapshot_id, checked.plan.zone
+                ),
+            });
             preview.deadline_text = Some(format!(
                 "This moment stays restorable until {}",
                 precise_in(checked.deadline, reader)
@@ -364,6 +397,11 @@ pub struct NewRequestQuery {
     time: String,
     #[serde(default)]
     time_zone: String,
+    /// Just `position` (before or after) transaction `transaction`.
+    #[serde(default)]
+    transaction: String,
+    #[serde(default)]
+    position: String,
 }
 
 pub async fn new_request(
@@ -402,6 +440,16 @@ pub async fn new_request(
             .unwrap_or_default(),
         severity: "B".into(),
         description: follow_up_text(&app, &viewer.user, &q.follow_up).await?,
+        transaction: if given {
+            q.transaction.trim().to_string()
+        } else {
+            String::new()
+        },
+        position: if given {
+            q.position.trim().to_string()
+        } else {
+            String::new()
+        },
         ..RequestForm::default()
     };
     let preview = if given {
