@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
+use sqlx::Connection as _;
 
 use common::web::{Api, PASSWORD};
 use common::{TestDb, fleet};
@@ -471,4 +472,195 @@ async fn a_worker_killed_while_restoring_leaves_one_cluster_and_no_stray_server(
         .unwrap();
     assert_eq!(fleet::item_ids(&restored.connection).await, vec![1, 2, 3]);
     assert_eq!(fleet::item_ids(&world.source.connection).await.len(), 6);
+}
+
+/// Someone drops the orders table right after a last row went in, within
+/// the same millisecond. A ticket for just before the DROP's transaction
+/// (chosen from what happened around the moment) restores the table with
+/// every row committed before it, that last one included, and nothing
+/// committed after it; the verification says it stopped exactly there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn just_before_a_drop_restores_every_row_committed_before_it() {
+    use restore_desk::domain::transactions::DdlKind;
+    let world = World::new(TestDb::sqlite().await, "56240-56259", 0).await;
+    let mut conn = fleet::connect(&world.source.connection).await;
+    sqlx::query("CREATE TABLE audit (id bigserial PRIMARY KEY, what text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let names = |w: &World| {
+        let (app, source) = (w.app.clone(), w.source.clone());
+        async move {
+            restore_desk::desk::transactions::relation_names(&app, &source)
+                .await
+                .unwrap()
+        }
+    };
+    // Until the last row and the drop commit within one millisecond
+    // (commits return at once with synchronous_commit off; rarely, they
+    // straddle a millisecond's edge).
+    let mut chosen = None;
+    for attempt in 0..10 {
+        for sql in [
+            "CREATE TABLE orders (id bigint PRIMARY KEY, note text)".to_string(),
+            "INSERT INTO orders SELECT g, 'kept' FROM generate_series(1, 3) g".to_string(),
+        ] {
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+        names(&world).await;
+        for sql in [
+            "SET synchronous_commit = off".to_string(),
+            "INSERT INTO orders VALUES (4, 'the same millisecond')".to_string(),
+            "DROP TABLE orders".to_string(),
+            format!("INSERT INTO audit (what) VALUES ('after the drop {attempt}')"),
+            "SET synchronous_commit = on".to_string(),
+        ] {
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+        // What happened, once the log past the drop is archived.
+        let deadline = Instant::now() + StdDuration::from_secs(60);
+        let (drop, last_row) = loop {
+            let (status, page) = world
+                .customer
+                .get(&format!(
+                    "/api/v1/clusters/{}/transactions?before=10&after=0",
+                    world.source.id
+                ))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let listed = page["transactions"].as_array().unwrap().clone();
+            let drop_at = listed.iter().rposition(|t| {
+                t["ddl"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d["kind"] == DdlKind::Drop.as_str())
+            });
+            let after = drop_at.is_some_and(|at| {
+                listed[at + 1..].iter().any(|t| {
+                    t["relations"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["name"] == "public.audit")
+                })
+            });
+            if let (Some(at), true) = (drop_at, after) {
+                break (listed[at].clone(), listed[at - 1].clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the drop never reached the archive: {page}"
+            );
+            tokio::time::sleep(StdDuration::from_millis(500)).await;
+        };
+        assert_eq!(
+            drop["ddl"][0]["relations"][0]["name"], "public.orders",
+            "{drop}"
+        );
+        assert_eq!(
+            last_row["relations"][0]["name"], "public.orders",
+            "{last_row}"
+        );
+        let at = |t: &Value| {
+            t["committed_at"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+        };
+        if at(&drop).timestamp_millis() == at(&last_row).timestamp_millis() {
+            chosen = Some((drop["xid"].as_u64().unwrap(), at(&drop), attempt));
+            break;
+        }
+    }
+    conn.close().await.unwrap();
+    let (xid, dropped_at, attempt) = chosen.expect("a last row within the drop's millisecond");
+
+    let (status, ticket) = world
+        .customer
+        .post(
+            "/api/v1/tickets",
+            json!({
+                "cluster_id": world.source.id,
+                "transaction": {"id": xid, "position": "before"},
+                "time_zone": "Europe/Amsterdam",
+                "new_cluster_name": "orders-back",
+                "severity": "A",
+                "description": "the orders table was dropped",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    assert_eq!(
+        ticket["transaction"]["committed_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        dropped_at
+    );
+    let id = ticket["id"].as_str().unwrap().to_string();
+    for action in ["claim", "approve"] {
+        let (status, body) = world
+            .staff
+            .post(&format!("/api/v1/tickets/{id}/{action}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let ticket = world
+        .app
+        .store
+        .ticket(id.parse().unwrap(), Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = world.run_to_rest(&ticket).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    let report = job.verification_report.clone().unwrap();
+    assert!(report.passed(), "{report:#?}");
+    let point = report
+        .checks
+        .iter()
+        .find(|c| c.name == "point in time")
+        .unwrap();
+    assert!(
+        point
+            .detail
+            .contains(&format!("stopped just before transaction {xid}")),
+        "{}",
+        point.detail
+    );
+    let restored = world
+        .app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut back = fleet::connect(&restored.connection).await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders ORDER BY id")
+        .fetch_all(&mut back)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3, 4],
+        "every row before the drop, the last one too"
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE what = $1")
+        .bind(format!("after the drop {attempt}"))
+        .fetch_one(&mut back)
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "nothing committed after it");
+    back.close().await.unwrap();
+    // The source still has no orders table.
+    let mut source = fleet::connect(&world.source.connection).await;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.orders') IS NOT NULL")
+        .fetch_one(&mut source)
+        .await
+        .unwrap();
+    assert!(!exists);
+    source.close().await.unwrap();
 }
