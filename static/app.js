@@ -161,135 +161,21 @@
         .catch(function () { /* the submit still checks */ });
     }
 
-    // What happened around the moment: the transactions nearest it, a
-    // DROP, TRUNCATE or large delete marked; a click sets the target to
-    // just before (or just after) one of them.
-    var happened = document.getElementById("happened-list");
-
-    // Microseconds since the epoch, from an RFC 3339 time.
-    function micros(text) {
-      var fraction = /\.(\d+)/.exec(text);
-      var whole = Date.parse(text.replace(/\.\d+/, ""));
-      var digits = fraction ? (fraction[1] + "000000").slice(0, 6) : "000000";
-      return whole * 1000 + parseInt(digits, 10);
-    }
-
-    // The date, time (to the second) and zone fields for a moment.
-    function fieldsAt(seconds, zoneName) {
-      var parts = {};
-      new Intl.DateTimeFormat("en-CA", {
-        timeZone: zoneName, year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
-      }).formatToParts(new Date(seconds * 1000)).forEach(function (p) { parts[p.type] = p.value; });
-      return { date: parts.year + "-" + parts.month + "-" + parts.day,
-               time: parts.hour + ":" + parts.minute + ":" + parts.second };
-    }
-
-    var chosenXid = form.querySelector("#transaction");
-    var chosenPosition = form.querySelector("#position");
-    var choice = document.getElementById("transaction-choice");
-
-    function chooseTransaction(xid, position) {
-      if (!chosenXid || !chosenPosition || !choice) return;
-      chosenXid.value = xid || "";
-      chosenPosition.value = position || "";
-      choice.hidden = !xid;
-      var text = document.getElementById("transaction-text");
-      if (text && xid) text.textContent = "Restoring to just " + position + " transaction " + xid;
-    }
-
-    // The time fields follow the transaction (to the second, for the
-    // window and the timeline); the restore stops at the transaction.
-    function setTarget(seconds, xid, position) {
-      var zoneName = form.querySelector("#time_zone").value || "UTC";
-      var at = fieldsAt(seconds, zoneName);
-      form.querySelector("#date").value = at.date;
-      form.querySelector("#time").value = at.time;
-      chooseTransaction(xid, position);
-      later();
-    }
-
-    // Typing another moment drops the transaction chosen.
-    ["#date", "#time", "#time_zone"].forEach(function (sel) {
-      var field = form.querySelector(sel);
-      if (field) field.addEventListener("input", function (e) { if (e.isTrusted) chooseTransaction(null); });
+    var happened = createHappened({
+      list: document.getElementById("happened-list"),
+      link: document.getElementById("happened-link"),
+      cluster: function () { var c = form.querySelector("#cluster_id"); return c ? c.value : ""; },
+      date: form.querySelector("#date"),
+      time: form.querySelector("#time"),
+      zone: form.querySelector("#time_zone"),
+      transaction: form.querySelector("#transaction"),
+      position: form.querySelector("#position"),
+      choice: document.getElementById("transaction-choice"),
+      changed: function () { later(); }
     });
-    var clear = document.getElementById("transaction-clear");
-    if (clear) clear.addEventListener("click", function () { chooseTransaction(null); later(); });
-
-    function summary(t) {
-      var parts = [];
-      (t.ddl || []).forEach(function (d) {
-        var names = d.relations.map(function (r) { return r.name; }).join(", ");
-        parts.push(d.kind + (names ? " " + names : ""));
-      });
-      (t.relations || []).forEach(function (r) {
-        var counts = [];
-        if (r.inserted) counts.push("+" + r.inserted);
-        if (r.updated) counts.push("~" + r.updated);
-        if (r.deleted) counts.push("\u2212" + r.deleted);
-        parts.push(r.name.replace(/^public\./, "") + " " + counts.join(" "));
-      });
-      return parts.join(" · ");
-    }
 
     function showHappened(utc, mine) {
-      var link = document.getElementById("happened-link");
-      var cluster = form.querySelector("#cluster_id");
-      if (!happened || !cluster || !cluster.value || !utc) return;
-      var base = "/clusters/" + encodeURIComponent(cluster.value) + "/transactions";
-      if (link && link.tagName === "A") link.href = base + "?around=" + encodeURIComponent(utc);
-      fetch(base + "?around=" + encodeURIComponent(utc) + "&before=6&after=6",
-            { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (page) {
-          if (!page || mine !== seq) return;
-          happened.textContent = "";
-          if (page.zones_offline) {
-            happened.appendChild(el("p", "small muted", "No zone that holds the log is online right now."));
-            return;
-          }
-          if (!page.transactions.length) {
-            happened.appendChild(el("p", "small muted", "No transaction committed near this moment."));
-            return;
-          }
-          var zoneName = form.querySelector("#time_zone").value || "UTC";
-          var clock = new Intl.DateTimeFormat("en-GB", { timeZone: zoneName, hour: "2-digit",
-            minute: "2-digit", second: "2-digit", hourCycle: "h23" });
-          var list = el("ol", "happened-list");
-          var target = micros(utc);
-          var marked = false;
-          page.transactions.forEach(function (t) {
-            var at = micros(t.committed_at);
-            if (!marked && at >= target) {
-              list.appendChild(el("li", "tx-moment", "\u2193 your moment"));
-              marked = true;
-            }
-            var item = el("li", "tx" + (t.destructive ? " tx-destructive" : ""));
-            item.setAttribute("data-xid", t.xid);
-            var ms = ("00" + Math.floor((at % 1000000) / 1000)).slice(-3);
-            item.appendChild(el("span", "mono small", clock.format(new Date(Math.floor(at / 1000))) + "." + ms + " "));
-            item.appendChild(el("span", "small", summary(t) + " "));
-            var before = el("button", "small tx-before", "Just before");
-            before.type = "button";
-            before.setAttribute("aria-label", "Restore to just before transaction " + t.xid);
-            before.addEventListener("click", function () { setTarget(Math.floor((at - 1) / 1000000), t.xid, "before"); });
-            var after = el("button", "small tx-after", "Just after");
-            after.type = "button";
-            after.setAttribute("aria-label", "Restore to just after transaction " + t.xid);
-            after.addEventListener("click", function () { setTarget(Math.floor(at / 1000000), t.xid, "after"); });
-            item.appendChild(before);
-            item.appendChild(after);
-            list.appendChild(item);
-          });
-          if (!marked) list.appendChild(el("li", "tx-moment", "\u2191 your moment"));
-          happened.appendChild(el("p", "small muted", "Times in " + zoneName + "."));
-          happened.appendChild(list);
-          // Open at the moment, not at the oldest transaction.
-          var moment = list.querySelector(".tx-moment");
-          if (moment) list.scrollTop = Math.max(0, moment.offsetTop - list.offsetTop - list.clientHeight / 2);
-        })
-        .catch(function () { /* the page with links still works */ });
+      if (utc) happened.show("around=" + encodeURIComponent(utc), function () { return mine === seq; });
     }
 
     function later() {
@@ -303,6 +189,164 @@
     var date = form.querySelector("#date");
     var time = form.querySelector("#time");
     if (date && date.value && time && time.value) check();
+  }
+
+  // ------------------------------------------------------------ what happened
+
+  // Microseconds since the epoch, from an RFC 3339 time.
+  function micros(text) {
+    var fraction = /\.(\d+)/.exec(text);
+    var whole = Date.parse(text.replace(/\.\d+/, ""));
+    var digits = fraction ? (fraction[1] + "000000").slice(0, 6) : "000000";
+    return whole * 1000 + parseInt(digits, 10);
+  }
+
+  // The date and time (to the second) of a moment in a zone.
+  function fieldsAt(seconds, zoneName) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-CA", {
+      timeZone: zoneName, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
+    }).formatToParts(new Date(seconds * 1000)).forEach(function (p) { parts[p.type] = p.value; });
+    return { date: parts.year + "-" + parts.month + "-" + parts.day,
+             time: parts.hour + ":" + parts.minute + ":" + parts.second };
+  }
+
+  function summary(t) {
+    var parts = [];
+    (t.ddl || []).forEach(function (d) {
+      var names = d.relations.map(function (r) { return r.name; }).join(", ");
+      parts.push(d.kind + (names ? " " + names : ""));
+    });
+    (t.relations || []).forEach(function (r) {
+      var counts = [];
+      if (r.inserted) counts.push("+" + r.inserted);
+      if (r.updated) counts.push("~" + r.updated);
+      if (r.deleted) counts.push("\u2212" + r.deleted);
+      parts.push(r.name.replace(/^public\./, "") + " " + counts.join(" "));
+    });
+    return parts.join(" \u00b7 ");
+  }
+
+  // What happened around a form's moment: the transactions nearest it, a
+  // DROP, TRUNCATE or large delete marked; "Just before" or "Just after"
+  // sets the form's target to that transaction (its time fields follow, to
+  // the second). Typing another moment drops the transaction chosen.
+  function createHappened(o) {
+    function zoneName() { return (o.zone && o.zone.value) || "UTC"; }
+
+    function choose(xid, position) {
+      if (!o.transaction || !o.position || !o.choice) return;
+      o.transaction.value = xid || "";
+      o.position.value = position || "";
+      o.choice.hidden = !xid;
+      var text = o.choice.querySelector("[data-transaction-text]");
+      if (text && xid) text.textContent = "Restoring to just " + position + " transaction " + xid;
+    }
+
+    function pick(seconds, xid, position) {
+      var at = fieldsAt(seconds, zoneName());
+      o.date.value = at.date;
+      o.time.value = at.time;
+      choose(xid, position);
+      if (o.changed) o.changed();
+    }
+
+    [o.date, o.time, o.zone].forEach(function (field) {
+      if (field) field.addEventListener("input", function (e) { if (e.isTrusted) choose(null); });
+    });
+    var clear = o.choice && o.choice.querySelector("[data-transaction-clear]");
+    if (clear) clear.addEventListener("click", function () { choose(null); if (o.changed) o.changed(); });
+
+    function show(query, current) {
+      var cluster = o.cluster();
+      if (!o.list || !cluster) return;
+      var base = "/clusters/" + encodeURIComponent(cluster) + "/transactions";
+      if (o.link && o.link.tagName === "A") o.link.href = base + "?" + query;
+      fetch(base + "?" + query + "&before=6&after=6",
+            { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (page) {
+          if (!page || (current && !current())) return;
+          var list = o.list;
+          list.textContent = "";
+          if (page.zones_offline) {
+            list.appendChild(el("p", "small muted", "No zone that holds the log is online right now."));
+            return;
+          }
+          if (!page.transactions.length) {
+            list.appendChild(el("p", "small muted", "No transaction committed near this moment."));
+            return;
+          }
+          var clock = new Intl.DateTimeFormat("en-GB", { timeZone: zoneName(), hour: "2-digit",
+            minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+          var items = el("ol", "happened-list");
+          var target = micros(page.around);
+          var marked = false;
+          page.transactions.forEach(function (t) {
+            var at = micros(t.committed_at);
+            if (!marked && at >= target) {
+              items.appendChild(el("li", "tx-moment", "\u2193 your moment"));
+              marked = true;
+            }
+            var item = el("li", "tx" + (t.destructive ? " tx-destructive" : ""));
+            item.setAttribute("data-xid", t.xid);
+            var ms = ("00" + Math.floor((at % 1000000) / 1000)).slice(-3);
+            item.appendChild(el("span", "mono small", clock.format(new Date(Math.floor(at / 1000))) + "." + ms + " "));
+            item.appendChild(el("span", "small", summary(t) + " "));
+            var before = el("button", "small tx-before", "Just before");
+            before.type = "button";
+            before.setAttribute("aria-label", "Restore to just before transaction " + t.xid);
+            before.addEventListener("click", function () { pick(Math.floor((at - 1) / 1000000), t.xid, "before"); });
+            var after = el("button", "small tx-after", "Just after");
+            after.type = "button";
+            after.setAttribute("aria-label", "Restore to just after transaction " + t.xid);
+            after.addEventListener("click", function () { pick(Math.floor(at / 1000000), t.xid, "after"); });
+            item.appendChild(before);
+            item.appendChild(after);
+            items.appendChild(item);
+          });
+          if (!marked) items.appendChild(el("li", "tx-moment", "\u2191 your moment"));
+          list.appendChild(el("p", "small muted", "Times in " + zoneName() + "."));
+          list.appendChild(items);
+          // Open at the moment, not at the oldest transaction.
+          var moment = items.querySelector(".tx-moment");
+          if (moment) items.scrollTop = Math.max(0, moment.offsetTop - items.offsetTop - items.clientHeight / 2);
+        })
+        .catch(function () { /* the page with links still works */ });
+    }
+
+    return { show: show };
+  }
+
+  // The form that moves a ticket's target shows what happened around the
+  // moment typed, read in the zone chosen.
+  function setupTargetForm(form) {
+    var timer = null;
+    var happened = createHappened({
+      list: form.querySelector("[data-happened-list]"),
+      link: form.querySelector("[data-happened-link]"),
+      cluster: function () { return form.getAttribute("data-cluster") || ""; },
+      date: form.querySelector("[name=date]"),
+      time: form.querySelector("[name=time]"),
+      zone: form.querySelector("[name=time_zone]"),
+      transaction: form.querySelector("[name=transaction]"),
+      position: form.querySelector("[name=position]"),
+      choice: form.querySelector("[data-transaction-choice]"),
+      changed: null
+    });
+    function refresh() {
+      var date = form.querySelector("[name=date]").value;
+      var time = form.querySelector("[name=time]").value;
+      var zone = form.querySelector("[name=time_zone]").value;
+      if (!date || !time) return;
+      happened.show("local_time=" + encodeURIComponent(date + "T" + time) +
+                    "&time_zone=" + encodeURIComponent(zone));
+    }
+    form.addEventListener("change", function () { clearTimeout(timer); timer = setTimeout(refresh, 300); });
+    var details = form.closest("details");
+    if (details) details.addEventListener("toggle", function () { if (details.open) refresh(); });
+    else refresh();
   }
 
   // ------------------------------------------------------------ live progress
@@ -445,6 +489,8 @@
     document.querySelectorAll("form[action='/logout']").forEach(forgetDraftsOnSignOut);
     var form = document.getElementById("request-form");
     if (form) setupRequestForm(form);
+    var retarget = document.getElementById("target-form");
+    if (retarget) setupTargetForm(retarget);
     document.querySelectorAll("[data-live-progress]").forEach(function (box) {
       var state = box.getAttribute("data-ticket-state");
       if (["completed", "rejected", "cancelled"].indexOf(state) === -1) setupProgress(box);

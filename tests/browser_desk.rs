@@ -671,3 +671,99 @@ async fn the_form_shows_what_happened_and_a_click_sets_the_target() {
     );
     client.close().await.unwrap();
 }
+
+/// Asked by the engineer, the customer corrects the target on the ticket
+/// page to just before the DROP's transaction, picked from what happened
+/// around the moment beside the form.
+#[tokio::test]
+async fn a_customer_corrects_the_target_to_a_transaction_on_the_ticket_page() {
+    let t = spawn_app(false, &[]).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let id = t
+        .file_request(&alice, "orders-prod", "orders-corrected")
+        .await;
+    t.staff_acts(
+        &id,
+        &[
+            ("claim", json!({})),
+            (
+                "request-info",
+                json!({"body": "Was it just before the orders table went?"}),
+            ),
+        ],
+    )
+    .await;
+    let incident = common::t0() - restore_desk::demo::ORDERS_DROPPED_BEFORE;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/tickets/{id}", t.base))
+        .await
+        .unwrap();
+    eval(
+        &client,
+        "document.querySelector('#target-form').closest('details').open = true;
+         const z = document.getElementById('target-zone'); z.value = 'UTC';",
+        vec![],
+    )
+    .await;
+    set_input(
+        &client,
+        "target-date",
+        &incident.format("%Y-%m-%d").to_string(),
+    )
+    .await;
+    set_input(
+        &client,
+        "target-time",
+        &incident.format("%H:%M:%S").to_string(),
+    )
+    .await;
+    until(
+        &client,
+        "the DROP beside the form",
+        "const d = document.querySelector('#target-form .tx-destructive');
+         return !!d && d.innerText.includes('DROP public.orders');",
+    )
+    .await;
+    click(&client, "#target-form .tx-destructive .tx-before").await;
+    until(
+        &client,
+        "the transaction chosen",
+        "return document.querySelector('#target-form [name=position]').value === 'before'
+           && !document.querySelector('#target-form [data-transaction-choice]').hidden",
+    )
+    .await;
+    client
+        .find(Locator::Css("#target-reason"))
+        .await
+        .unwrap()
+        .send_keys("Yes: just before the orders table was dropped")
+        .await
+        .unwrap();
+    click(&client, "#target-form button[type=submit]").await;
+    until(
+        &client,
+        "the corrected ticket",
+        "return document.body.innerText.includes('just before transaction')",
+    )
+    .await;
+    let stored = t
+        .app
+        .store
+        .ticket(id.parse().unwrap(), Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    let chosen = stored.transaction.expect("a transaction target");
+    assert_eq!(chosen.position.as_str(), "before");
+    assert_eq!(stored.state, TicketState::InReview);
+    let drop_second = incident.timestamp() / 7 * 7;
+    assert_eq!(
+        chosen.committed_at(stored.target_time).timestamp(),
+        drop_second,
+        "the DROP's commit"
+    );
+    client.close().await.unwrap();
+}

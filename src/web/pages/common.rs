@@ -496,9 +496,22 @@ pub struct TargetForm {
     pub utc_offset: String,
     #[serde(default)]
     pub reason: String,
+    /// A transaction chosen from what happened around the moment.
+    #[serde(default)]
+    pub transaction: String,
+    #[serde(default)]
+    pub position: String,
 }
 
 impl TargetForm {
+    /// The transaction chosen, when both of its fields were sent.
+    pub fn transaction(&self) -> Option<crate::domain::transactions::TransactionTarget> {
+        Some(crate::domain::transactions::TransactionTarget {
+            xid: self.transaction.trim().parse().ok()?,
+            position: self.position.trim().parse().ok()?,
+        })
+    }
+
     /// The new target as typed: a wall-clock time in the chosen zone.
     pub fn input(&self) -> crate::domain::validation::TargetInput {
         let (date, time) = (self.date.trim(), self.time.trim());
@@ -518,6 +531,11 @@ impl TargetForm {
 /// why it was refused.
 pub struct TargetFormView {
     pub action: String,
+    pub cluster_id: String,
+    /// The ticket's target, for the page of what happened around it.
+    pub around: String,
+    pub transaction: String,
+    pub position: String,
     pub date: String,
     pub time: String,
     pub zone: String,
@@ -533,6 +551,16 @@ impl TargetFormView {
         let local = ticket.target_time.with_timezone(&zone);
         TargetFormView {
             action,
+            cluster_id: ticket.cluster_id.to_string(),
+            around: crate::web::views::iso(ticket.target_time),
+            transaction: ticket
+                .transaction
+                .map(|t| t.xid.to_string())
+                .unwrap_or_default(),
+            position: ticket
+                .transaction
+                .map(|t| t.position.as_str().to_string())
+                .unwrap_or_default(),
             date: local.format("%Y-%m-%d").to_string(),
             time: local.format("%H:%M:%S").to_string(),
             zone: zone.name().to_string(),
@@ -548,6 +576,8 @@ impl TargetFormView {
         self.time = typed.time.clone();
         self.zone = typed.time_zone.clone();
         self.reason = typed.reason.clone();
+        self.transaction = typed.transaction.clone();
+        self.position = typed.position.clone();
         self.errors = errors.0.iter().map(|e| e.message.clone()).collect();
         self
     }

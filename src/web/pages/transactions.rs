@@ -29,6 +29,12 @@ use crate::web::views::{Stamp, Times, micros_in};
 pub struct AroundQuery {
     #[serde(default)]
     around: Option<String>,
+    /// Instead of `around`: a wall-clock time in `time_zone`, as a form
+    /// holds it.
+    #[serde(default)]
+    local_time: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
     #[serde(default)]
     before: Option<usize>,
     #[serde(default)]
@@ -172,7 +178,26 @@ pub async fn around(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let around = crate::web::api::routes::moment_of(q.around.as_deref(), app.now())?;
+    let around = match q
+        .local_time
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        Some(local_time) => {
+            let input = crate::domain::validation::TargetInput::Local {
+                local_time: local_time.to_string(),
+                time_zone: q.time_zone.clone().unwrap_or_else(|| "UTC".into()),
+                utc_offset: None,
+            };
+            crate::domain::validation::parse_target(&input)
+                .map_err(|e| {
+                    crate::web::error::AppError::from(crate::desk::DeskError::Invalid(vec![e]))
+                })?
+                .utc
+        }
+        None => crate::web::api::routes::moment_of(q.around.as_deref(), app.now())?,
+    };
     let per_side = log::DEFAULT_PER_SIDE;
     let page = log::around(
         &app,

@@ -390,7 +390,7 @@ pub async fn change_target(
         &viewer.user,
         id,
         &form.input(),
-        None,
+        form.transaction(),
         &form.reason,
         form.version,
     )
