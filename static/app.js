@@ -377,6 +377,11 @@
             if (percent) percent.textContent = p.job.progress + "%";
             if (step) step.textContent = p.job.step;
             if (detail) detail.textContent = p.job.detail;
+            var replayed = box.querySelector("[data-replayed]");
+            if (replayed) {
+              replayed.hidden = !p.job.replayed;
+              replayed.textContent = p.job.replayed || "";
+            }
           }
           if (!p.terminal) setTimeout(tick, p.job ? 1500 : 4000);
         })

@@ -565,6 +565,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
         progress: 3,
         detail: "copying".into(),
         at: later,
+        replayed_to: None,
     };
     assert_eq!(
         store

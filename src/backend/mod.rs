@@ -104,6 +104,45 @@ pub enum FleetError {
 /// Where a long step reports how far it got (0.0–1.0) and what it is doing.
 pub trait Progress: Send + Sync {
     fn report(&self, fraction: f64, detail: &str);
+
+    /// While the log is replayed: the commit time it has reached.
+    fn replayed(&self, to: DateTime<Utc>) {
+        let _ = to;
+    }
+}
+
+/// The replay of the log reported as the commit time reached between the
+/// snapshot's end and the target: a step's fraction becomes that moment.
+pub struct ReplayProgress<'a> {
+    pub inner: &'a dyn Progress,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl ReplayProgress<'_> {
+    /// The fraction of the replay done once `reached` is replayed.
+    pub fn fraction_at(&self, reached: DateTime<Utc>) -> f64 {
+        let whole = (self.to - self.from).num_microseconds().unwrap_or(0);
+        if whole <= 0 {
+            return 1.0;
+        }
+        let done = (reached - self.from).num_microseconds().unwrap_or(0);
+        (done as f64 / whole as f64).clamp(0.0, 1.0)
+    }
+}
+
+impl Progress for ReplayProgress<'_> {
+    fn report(&self, fraction: f64, detail: &str) {
+        let fraction = fraction.clamp(0.0, 1.0);
+        let span = (self.to - self.from).num_microseconds().unwrap_or(0).max(0) as f64;
+        let reached = self.from + chrono::Duration::microseconds((span * fraction) as i64);
+        self.inner.replayed(reached.min(self.to));
+        self.inner.report(fraction, detail);
+    }
+
+    fn replayed(&self, to: DateTime<Utc>) {
+        self.inner.replayed(to);
+    }
 }
 
 /// Reports nowhere: for steps run outside a worker.

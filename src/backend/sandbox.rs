@@ -311,15 +311,25 @@ impl Backend for SandboxBackend {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Option<DateTime<Utc>>, StepError> {
+        let reached = Self::last_commit_before(job.target);
+        let from = job
+            .plan
+            .as_ref()
+            .map_or(reached, |p| p.snapshot_finished_at);
+        let replay = super::ReplayProgress {
+            inner: progress,
+            from: from.min(reached),
+            to: reached,
+        };
         self.simulate(
             JobState::ReplayingLog,
             "replaying archived log",
             None,
-            progress,
+            &replay,
             cancel,
         )
         .await?;
-        Ok(Some(Self::last_commit_before(job.target)))
+        Ok(Some(reached))
     }
 
     async fn inspect(

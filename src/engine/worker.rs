@@ -30,19 +30,38 @@ use crate::store::{
 
 /// The latest progress a running step reported, for the next heartbeat.
 #[derive(Default)]
-struct ProgressCell(Mutex<Option<(f64, String)>>);
+struct ProgressCell(Mutex<Latest>);
+
+#[derive(Default)]
+struct Latest {
+    report: Option<(f64, String)>,
+    replayed: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 impl Progress for ProgressCell {
     fn report(&self, fraction: f64, detail: &str) {
         if let Ok(mut latest) = self.0.lock() {
-            *latest = Some((fraction, detail.to_string()));
+            latest.report = Some((fraction, detail.to_string()));
+        }
+    }
+
+    fn replayed(&self, to: chrono::DateTime<chrono::Utc>) {
+        if let Ok(mut latest) = self.0.lock() {
+            latest.replayed = Some(to);
         }
     }
 }
 
 impl ProgressCell {
-    fn take(&self) -> Option<(f64, String)> {
-        self.0.lock().ok().and_then(|mut latest| latest.take())
+    /// What was reported since the last heartbeat, with the replay point
+    /// reached (kept: it only moves forward).
+    fn take(&self) -> Option<(f64, String, Option<chrono::DateTime<chrono::Utc>>)> {
+        let mut latest = self.0.lock().ok()?;
+        let replayed = latest.replayed;
+        latest
+            .report
+            .take()
+            .map(|(fraction, detail)| (fraction, detail, replayed))
     }
 }
 
@@ -282,11 +301,14 @@ impl Worker {
                 return Some(Interruption::Shutdown);
             }
             let now = self.app.now();
-            let update = progress.take().map(|(fraction, detail)| ProgressUpdate {
-                progress: i64::from(job.state.overall_progress(fraction)),
-                detail,
-                at: now,
-            });
+            let update = progress
+                .take()
+                .map(|(fraction, detail, replayed_to)| ProgressUpdate {
+                    progress: i64::from(job.state.overall_progress(fraction)),
+                    detail,
+                    at: now,
+                    replayed_to,
+                });
             match self
                 .app
                 .store

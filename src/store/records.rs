@@ -207,6 +207,8 @@ pub struct ProgressUpdate {
     pub progress: i64,
     pub detail: String,
     pub at: DateTime<Utc>,
+    /// While the log is replayed: the commit time reached.
+    pub replayed_to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -291,15 +291,54 @@ impl Backend for PgBackRestBackend {
                 .map_err(|e| server_step("starting the new cluster", e))?;
         }
         progress.report(0.1, "replaying the archived log to the target time");
-        let outcome = server
-            .wait_for(self.config.replay_timeout, cancel, async |conn| {
-                let (in_recovery, replayed): (bool, Option<DateTime<Utc>>) =
+        // Progress is the commit time replayed against the target, from
+        // the snapshot's end, watched on a connection of its own while the
+        // wait for promotion goes on.
+        let replay = crate::backend::ReplayProgress {
+            inner: progress,
+            from: job
+                .plan
+                .as_ref()
+                .map_or(job.target, |p| p.snapshot_finished_at),
+            to: job.target,
+        };
+        let watch = async {
+            let mut conn: Option<sqlx::PgConnection> = None;
+            loop {
+                tokio::time::sleep(StdDuration::from_millis(500)).await;
+                if conn.is_none() {
+                    conn = server.connect().await.ok();
+                }
+                let Some(open) = conn.as_mut() else { continue };
+                let read: Result<(bool, Option<DateTime<Utc>>), sqlx::Error> =
                     sqlx::query_as("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                Ok((!in_recovery).then_some(replayed))
-            })
-            .await;
+                        .fetch_one(&mut *open)
+                        .await;
+                match read {
+                    Ok((true, Some(reached))) => {
+                        replay.replayed(reached.min(job.target));
+                        let done = replay.fraction_at(reached);
+                        progress.report(
+                            0.1 + 0.89 * done,
+                            "replaying the archived log to the target time",
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(_) => conn = None,
+                }
+            }
+        };
+        let wait = server.wait_for(self.config.replay_timeout, cancel, async |conn| {
+            let (in_recovery, replayed): (bool, Option<DateTime<Utc>>) =
+                sqlx::query_as("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok((!in_recovery).then_some(replayed))
+        });
+        let outcome = tokio::select! {
+            outcome = wait => outcome,
+            () = watch => unreachable!("the watch never ends"),
+        };
         let replayed = match outcome {
             Ok(replayed) => replayed,
             Err(ServerError::Died(reason)) => {

@@ -36,6 +36,8 @@ pub struct RestoreJob {
     pub progress_at: DateTime<Utc>,
     pub stalled_since: Option<DateTime<Utc>>,
     pub reached_point: Option<DateTime<Utc>>,
+    /// While the log is replayed: the commit time reached so far.
+    pub replayed_to: Option<DateTime<Utc>>,
     pub verification_report: Option<VerificationReport>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -323,6 +325,7 @@ mod tests {
             progress_at: t,
             stalled_since: None,
             reached_point: None,
+            replayed_to: None,
             verification_report: None,
             created_at: t,
             updated_at: t,

@@ -5,7 +5,8 @@ use super::*;
 pub(super) const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
     run_after, new_cluster_id, snapshot_id, snapshot_finished_at, zone, progress, step_detail, lease_owner, \
     lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
-    stalled_since, reached_point, verification_report, created_at, updated_at, finished_at";
+    stalled_since, reached_point, verification_report, created_at, updated_at, finished_at, \
+    replayed_to";
 
 pub(super) fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
     let zone: Option<String> = r.try_get("zone")?;
@@ -33,6 +34,7 @@ pub(super) fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
         progress_at: r.try_get("progress_at")?,
         stalled_since: r.try_get("stalled_since")?,
         reached_point: r.try_get("reached_point")?,
+        replayed_to: r.try_get("replayed_to")?,
         verification_report: r
             .try_get::<Option<Json<VerificationReport>>, _>("verification_report")?
             .map(|j| j.0),
@@ -98,7 +100,7 @@ pub(super) async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
             .push_bind(at)
             .push(", progress_at = ")
             .push_bind(at)
-            .push(", stalled_since = NULL");
+            .push(", stalled_since = NULL, replayed_to = NULL");
     }
     if let Some(error) = &p.error {
         sql.push(", last_error_code = ")
@@ -220,8 +222,13 @@ pub(super) async fn renew_lease(
     progress: Option<&ProgressUpdate>,
 ) -> StoreResult<Option<JobState>> {
     let state: Option<String> = sqlx::query_scalar(
+        // Progress only rises within a step: a report that lags another
+        // (or a step tried again) leaves the bar where it was.
         "UPDATE restore_jobs SET lease_expires_at = $1, updated_at = $2, \
-           progress = COALESCE($3, progress), step_detail = COALESCE($4, step_detail), \
+           progress = CASE WHEN $3 IS NULL OR $3 < progress THEN progress ELSE $3 END, \
+           step_detail = COALESCE($4, step_detail), \
+           replayed_to = CASE WHEN $9 IS NULL OR (replayed_to IS NOT NULL AND $9 < replayed_to) \
+                              THEN replayed_to ELSE $9 END, \
            progress_at = CASE WHEN $5 THEN $2 ELSE progress_at END, \
            stalled_since = CASE WHEN $5 THEN NULL ELSE stalled_since END \
          WHERE id = $6 AND lease_token = $7 AND lease_owner = $8 AND lease_expires_at > $2 \
@@ -235,6 +242,7 @@ pub(super) async fn renew_lease(
     .bind(fence.job_id)
     .bind(fence.token)
     .bind(&fence.owner)
+    .bind(progress.and_then(|p| p.replayed_to))
     .fetch_optional(&store.pool)
     .await?;
     Ok(state.map(decode).transpose()?)

@@ -397,6 +397,10 @@ pub struct JobOut {
     #[schema(required = true, value_type = Option<words::Zone>)]
     pub zone: Option<String>,
     pub new_cluster_id: ClusterId,
+    /// While the log is replayed: the commit time reached so far, against
+    /// `target_time`; it never goes back.
+    #[schema(required = true)]
+    pub replayed_to: Option<DateTime<Utc>>,
     /// The exact point in time the new cluster holds, once verified.
     #[schema(required = true)]
     pub reached_point: Option<DateTime<Utc>>,
@@ -484,6 +488,7 @@ pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
         zone: job.zone.map(|z| z.as_str().to_string()),
         new_cluster_id: job.new_cluster_id,
         reached_point: job.reached_point,
+        replayed_to: job.replayed_to,
         verification: job.verification_report.as_ref().map(verification_out),
         last_error: if staff { job.last_error } else { None },
         stalled_since: if staff { job.stalled_since } else { None },

@@ -237,6 +237,8 @@ pub fn target_as_entered(ticket: &Ticket) -> String {
 }
 
 pub struct JobView {
+    /// While the log is replayed: how far, against the target.
+    pub replayed: Option<String>,
     pub id: JobId,
     pub state: &'static str,
     pub step: &'static str,
@@ -254,9 +256,23 @@ pub struct JobView {
     pub updated: Stamp,
 }
 
+/// "Replayed up to 14:31:05 CET of 14:35:00 CET" while the log is replayed.
+pub fn replayed_text(job: &RestoreJob, times: &Times) -> Option<String> {
+    use crate::domain::restore_job::JobState;
+    let reached = job
+        .replayed_to
+        .filter(|_| job.state == JobState::ReplayingLog)?;
+    Some(format!(
+        "Replayed up to {} of {}",
+        times.precise(reached).local,
+        times.precise(job.target_time).local
+    ))
+}
+
 pub fn job_view(job: &RestoreJob, times: &Times) -> JobView {
     use crate::domain::restore_job::JobState;
     JobView {
+        replayed: replayed_text(job, times),
         id: job.id,
         state: job.state.as_str(),
         step: job.state.label(),
@@ -386,6 +402,8 @@ pub struct ProgressJob {
     pub step: String,
     pub detail: String,
     pub progress: i64,
+    /// "Replayed up to … of …", in the reader's zone.
+    pub replayed: Option<String>,
 }
 
 /// `GET /tickets/{id}/progress`: the ticket's state and its job's progress,
@@ -402,12 +420,19 @@ pub async fn progress(
         .await?
         .ok_or_else(AppError::not_found)?;
     let job = app.job_of(&ticket).await?;
+    // The customer reads the ticket in the zone its target was entered in.
+    let times = if viewer.user.role == crate::domain::actor::Role::Customer {
+        Times::new(crate::web::views::zone_of(&ticket.time_zone), app.now())
+    } else {
+        times_for(&app, &viewer.user)
+    };
     Ok(Json(ProgressJson {
         state: ticket.state.as_str().into(),
         state_label: ticket.state.label().into(),
         version: ticket.version,
         terminal: ticket.state.is_terminal(),
         job: job.map(|j| ProgressJob {
+            replayed: replayed_text(&j, &times),
             state: j.state.as_str().into(),
             step: j.state.label().into(),
             detail: j.step_detail,
