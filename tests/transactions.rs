@@ -273,22 +273,7 @@ async fn a_request_targets_just_before_the_drop_by_its_transaction(postgres: boo
         serde_json::json!({"cluster_id": orders, "transaction": transaction, "time_zone": "Europe/Amsterdam",
                "new_cluster_name": name, "severity": "A", "description": "orders dropped"})
     };
-    let before_count = t
-        .app
-        .store
-        .tickets(&restore_desk::store::TicketQuery {
-            scope: restore_desk::store::Scope::Everything,
-            states: vec![],
-            severity: None,
-            assignee: restore_desk::store::AssigneeFilter::Anyone,
-            response_due_before: None,
-            search: None,
-            order: restore_desk::store::TicketOrder::Newest { before: None },
-            limit: 500,
-        })
-        .await
-        .unwrap()
-        .len();
+    let before_count = ticket_count(&t).await;
     for (body, field, code) in [
         (
             file(
@@ -319,22 +304,7 @@ async fn a_request_targets_just_before_the_drop_by_its_transaction(postgres: boo
     both["target_time"] = serde_json::json!("2026-11-25T10:00:00Z");
     let (status, answer) = alice.post("/api/v1/tickets", both).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-    let after_count = t
-        .app
-        .store
-        .tickets(&restore_desk::store::TicketQuery {
-            scope: restore_desk::store::Scope::Everything,
-            states: vec![],
-            severity: None,
-            assignee: restore_desk::store::AssigneeFilter::Anyone,
-            response_due_before: None,
-            search: None,
-            order: restore_desk::store::TicketOrder::Newest { before: None },
-            limit: 500,
-        })
-        .await
-        .unwrap()
-        .len();
+    let after_count = ticket_count(&t).await;
     assert_eq!(before_count, after_count, "nothing stored");
 
     let mut ids = Vec::new();
@@ -360,6 +330,7 @@ async fn a_request_targets_just_before_the_drop_by_its_transaction(postgres: boo
         }
         ids.push(ticket["id"].as_str().unwrap().to_string());
     }
+    assert_eq!(ticket_count(&t).await, after_count + 2, "the count counts");
     // The customer's email and page name the transaction and its commit.
     let mail = t
         .app
@@ -437,6 +408,25 @@ async fn a_request_targets_just_before_the_drop_by_its_transaction(postgres: boo
             );
         }
     }
+}
+
+/// Every ticket the desk holds.
+async fn ticket_count(t: &common::web::TestApp) -> usize {
+    t.app
+        .store
+        .tickets(&restore_desk::store::TicketQuery {
+            scope: restore_desk::store::Scope::Everything,
+            states: vec![],
+            severity: None,
+            assignee: restore_desk::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
+            order: restore_desk::store::TicketOrder::Newest { before: None },
+            limit: 500,
+        })
+        .await
+        .unwrap()
+        .len()
 }
 
 fn parse_at(v: &Value) -> DateTime<Utc> {

@@ -16,6 +16,45 @@ impl PgBackRestBackend {
         parse_info(&done.stdout, &stanza).map_err(FleetError::Unreachable)
     }
 
+    /// `pg_waldump` of one archived segment fetched from `zone` with
+    /// `archive-get` into scratch space (removed after), of resource
+    /// manager `rmgr` only when given.
+    pub(super) async fn dump_segment(
+        &self,
+        cluster_id: ClusterId,
+        zone: Zone,
+        segment: &str,
+        rmgr: Option<&str>,
+    ) -> Result<String, String> {
+        let stanza = layout::stanza(cluster_id);
+        let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
+        make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
+        let file = scratch.join(segment);
+        let outcome = async {
+            let home = self.layout.cluster(cluster_id);
+            let mut get = self.backrest(&home.backrest_conf(), &stanza);
+            get.arg(format!("--repo={}", zone.index() + 1))
+                .arg("archive-get")
+                .arg(segment)
+                .arg(&file);
+            self.must_succeed(get, StdDuration::from_secs(60)).await?;
+            let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
+            if let Some(rmgr) = rmgr {
+                dump.arg(format!("--rmgr={rmgr}"));
+            }
+            dump.arg(&file);
+            // pg_waldump complains past the segment's last record; what it
+            // printed before that is complete.
+            let done = run_quiet(dump, StdDuration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(done.stdout)
+        }
+        .await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        outcome
+    }
+
     /// When the newest transaction recorded in `segment` ended, decoding
     /// the segment fetched from `zone` (cached: archived segments never change).
     pub(super) async fn segment_end(
@@ -29,29 +68,10 @@ impl PgBackRestBackend {
         if let Some(known) = self.segment_ends.lock().expect("cache lock").get(&key) {
             return Ok(*known);
         }
-        let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
-        make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
-        let file = scratch.join(segment);
-        let outcome = async {
-            let home = self.layout.cluster(cluster_id);
-            let mut get = self.backrest(&home.backrest_conf(), &stanza);
-            get.arg(format!("--repo={}", zone.index() + 1))
-                .arg("archive-get")
-                .arg(segment)
-                .arg(&file);
-            self.must_succeed(get, StdDuration::from_secs(60)).await?;
-            let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
-            dump.arg("--rmgr=Transaction").arg(&file);
-            // pg_waldump complains past the segment's last record; what it
-            // printed before that is complete.
-            let done = run_quiet(dump, StdDuration::from_secs(60))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(last_transaction_end(&done.stdout))
-        }
-        .await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        let end = outcome?;
+        let dump = self
+            .dump_segment(cluster_id, zone, segment, Some("Transaction"))
+            .await?;
+        let end = last_transaction_end(&dump);
         let mut cache = self.segment_ends.lock().expect("cache lock");
         if cache.len() >= SEGMENT_CACHE_LIMIT {
             cache.clear();

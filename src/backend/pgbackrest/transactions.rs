@@ -34,34 +34,12 @@ impl PgBackRestBackend {
         zone: Zone,
         segment: &str,
     ) -> Result<Arc<SegmentDigest>, String> {
-        let stanza = layout::stanza(cluster_id);
-        let key = (stanza.clone(), segment.to_string());
+        let key = (layout::stanza(cluster_id), segment.to_string());
         if let Some(known) = self.digests.lock().expect("cache lock").get(&key) {
             return Ok(known.clone());
         }
-        let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
-        make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
-        let file = scratch.join(segment);
-        let outcome = async {
-            let home = self.layout.cluster(cluster_id);
-            let mut get = self.backrest(&home.backrest_conf(), &stanza);
-            get.arg(format!("--repo={}", zone.index() + 1))
-                .arg("archive-get")
-                .arg(segment)
-                .arg(&file);
-            self.must_succeed(get, StdDuration::from_secs(60)).await?;
-            let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
-            dump.arg(&file);
-            // pg_waldump complains past the segment's last record; what it
-            // printed before that is complete.
-            let done = run_quiet(dump, StdDuration::from_secs(60))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(wal::digest(&done.stdout))
-        }
-        .await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        let digest = Arc::new(outcome?);
+        let dump = self.dump_segment(cluster_id, zone, segment, None).await?;
+        let digest = Arc::new(wal::digest(&dump));
         let mut cache = self.digests.lock().expect("cache lock");
         if cache.len() >= SEGMENT_CACHE_LIMIT {
             cache.clear();
