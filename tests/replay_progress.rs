@@ -87,4 +87,117 @@ async fn replay_progress_rises_to_the_target_and_never_falls(db: common::TestDb)
     assert!(api.get("replayed_to").is_some(), "{api}");
 }
 
-both_databases!(replay_progress_rises_to_the_target_and_never_falls);
+/// The first restore of a cluster has no estimate yet and says so; the
+/// second says when it should be done, from the first, in its page, its
+/// API and its "started" email — and is done within a factor of two of it.
+async fn a_restore_says_when_it_should_be_done(db: common::TestDb) {
+    let mut t = spawn_app_on(db, &[], |s| s.sandbox_step_ms = 400).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    t.start_engine();
+    let mut page = t.browser();
+    page.sign_in("alice@contoso.example").await;
+    let run = |name: &'static str| {
+        let (t, alice) = (&t, &alice);
+        async move {
+            let id = t.file_request(alice, "orders-prod", name).await;
+            t.staff_acts(&id, &[("claim", json!({})), ("approve", json!({}))])
+                .await;
+            id
+        }
+    };
+    let wait_done = |id: String| {
+        let t = &t;
+        async move {
+            let started = Instant::now();
+            loop {
+                let job = t
+                    .app
+                    .store
+                    .job_for_ticket(id.parse().unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if job.state.is_terminal() {
+                    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+                    return job;
+                }
+                assert!(started.elapsed() < Duration::from_secs(60));
+                // The desk's clock runs at twenty times real time here, so
+                // that restores take measurable time by it.
+                t.clock.advance(chrono::Duration::seconds(1));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let first = run("orders-first-eta").await;
+    let html = page.page(&format!("/tickets/{first}")).await;
+    assert!(html.contains("No estimate yet"), "{html}");
+    let job = wait_done(first.clone()).await;
+    let mail = |id: String| {
+        let t = &t;
+        async move {
+            t.app
+                .store
+                .outbox(&restore_desk::store::OutboxQuery {
+                    status: None,
+                    ticket_id: Some(id.parse().unwrap()),
+                    limit: 50,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.kind == "restore_started")
+                .expect("the started email")
+        }
+    };
+    assert!(
+        mail(first.clone())
+            .await
+            .text_body
+            .contains("no estimate of when it will be done yet")
+    );
+    let took =
+        job.finished_at.unwrap() - t.app.store.job_started_at(job.id).await.unwrap().unwrap();
+
+    let second = run("orders-second-eta").await;
+    let job2 = t
+        .app
+        .store
+        .job_for_ticket(second.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, api) = alice.get(&format!("/api/v1/jobs/{}", job2.id)).await;
+    assert_eq!(
+        api["eta"]["basis"].as_str().unwrap(),
+        format!(
+            "from 1 restore of this cluster, median {}",
+            restore_desk::domain::eta::words(took)
+        ),
+        "{api}"
+    );
+    let html = page.page(&format!("/tickets/{second}")).await;
+    assert!(html.contains("Should be done by "), "{html}");
+    let job2 = wait_done(second.clone()).await;
+    assert!(
+        mail(second)
+            .await
+            .text_body
+            .contains("It should be done by "),
+        "the started email says when"
+    );
+    let took2 =
+        job2.finished_at.unwrap() - t.app.store.job_started_at(job2.id).await.unwrap().unwrap();
+    let ratio = took2.num_milliseconds() as f64 / took.num_milliseconds().max(1) as f64;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "estimate {took}, took {took2}"
+    );
+    let (_, done) = alice.get(&format!("/api/v1/jobs/{}", job2.id)).await;
+    assert!(done["eta"].is_null(), "no estimate once it rests: {done}");
+}
+
+both_databases!(
+    replay_progress_rises_to_the_target_and_never_falls,
+    a_restore_says_when_it_should_be_done,
+);

@@ -63,6 +63,8 @@ pub struct Outcome<'a> {
     pub connection: Option<&'a Connection>,
     pub restored_point: Option<DateTime<Utc>>,
     pub new_cluster_id: Option<ClusterId>,
+    /// When a starting restore should be done, and what says so.
+    pub eta: Option<super::eta::Eta>,
 }
 
 /// The domain's change for a job transition, at this app's clock. Effects
@@ -240,6 +242,7 @@ pub async fn plan(
         at: commit.at,
     });
     let details = Details {
+        eta: outcome.eta,
         actor: issuer.user,
         text: decision.notice_text.as_deref(),
         actor_name: issuer.name,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod commands;
 pub mod endpoints;
+pub mod eta;
 pub mod filing;
 pub mod notices;
 pub mod read;

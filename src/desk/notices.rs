@@ -24,6 +24,8 @@ pub struct Details<'a> {
     pub actor_name: Option<&'a str>,
     pub connection: Option<&'a Connection>,
     pub restored_point: Option<DateTime<Utc>>,
+    /// A starting restore's expected end.
+    pub eta: Option<super::eta::Eta>,
 }
 
 async fn recipients(
@@ -93,6 +95,7 @@ pub async fn outbox_for(
                 actor_name: details.actor_name,
                 connection: details.connection,
                 restored_point: details.restored_point,
+                eta: details.eta.map(|e| (e.done_by, e.estimate.basis())),
                 verdict_link: (notice.kind == crate::domain::ticket::NoticeKind::RestoreCompleted
                     && user.id == ticket.requester_id)
                     .then(|| app.verdict_link(ticket.id)),

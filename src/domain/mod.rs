@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod email;
 pub mod endpoint;
 pub mod error_code;
+pub mod eta;
 pub mod event;
 pub mod ids;
 pub mod restore_job;

@@ -548,7 +548,14 @@ impl Worker {
                 .ok_or_else(|| {
                     EngineError::Inconsistent(format!("job {} has no ticket", job.id))
                 })?;
+            // A starting restore's email says when it should be done.
+            let eta = if command == JobCommand::Start {
+                crate::desk::eta::of_job(app, job).await?
+            } else {
+                None
+            };
             let outcome = Outcome {
+                eta,
                 connection: done.connection.as_ref(),
                 restored_point: Some(job.target_time),
                 new_cluster_id: (transition.to == JobState::Succeeded)

@@ -42,6 +42,24 @@ pub struct Notice<'a> {
     /// The requester's one-click page to say whether the data is right.
     pub verdict_link: Option<String>,
     pub now: DateTime<Utc>,
+    /// A starting restore's expected end and its basis.
+    pub eta: Option<(DateTime<Utc>, String)>,
+}
+
+impl Notice<'_> {
+    /// "It should be done by … (from 4 restores of this cluster, median
+    /// 41 s)", or why no time can be given yet.
+    pub fn eta_text(&self) -> String {
+        match &self.eta {
+            Some((done_by, basis)) => format!(
+                "It should be done by {} ({basis}).",
+                in_zone_and_utc(*done_by, self.time_zone)
+            ),
+            None => "This is the first restore of this cluster we can learn from, so there \
+                     is no estimate of when it will be done yet."
+                .into(),
+        }
+    }
 }
 
 /// `24 Nov 2026 14:30:00 CET (13:30:00 UTC)`.

@@ -394,6 +394,15 @@ pub trait Store: Send + Sync + 'static {
     async fn job(&self, id: JobId) -> StoreResult<Option<RestoreJob>>;
     async fn job_for_ticket(&self, ticket_id: TicketId) -> StoreResult<Option<RestoreJob>>;
     async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>>;
+    /// How long the cluster's handed-over restores took, newest first:
+    /// from a worker taking up the run that finished to its hand-over.
+    async fn restore_durations(
+        &self,
+        cluster_id: ClusterId,
+        limit: i64,
+    ) -> StoreResult<Vec<Duration>>;
+    /// When a worker took up the job's latest run.
+    async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>>;
     /// Takes the lease of one due job nobody holds (or whose lease expired),
     /// bumping its fencing token.
     async fn claim_job(

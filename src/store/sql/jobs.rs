@@ -284,3 +284,38 @@ pub(super) async fn set_job_stalled(
         .await?;
     Ok(())
 }
+
+pub(super) async fn restore_durations(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+    limit: i64,
+) -> StoreResult<Vec<Duration>> {
+    let rows: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT j.finished_at, \
+                (SELECT MAX(e.created_at) FROM events e \
+                 WHERE e.job_id = j.id AND e.action = 'job_start') \
+         FROM restore_jobs j \
+         WHERE j.source_cluster_id = $1 AND j.state = 'succeeded' AND j.finished_at IS NOT NULL \
+         ORDER BY j.finished_at DESC LIMIT $2",
+    )
+    .bind(cluster_id)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(finished, started)| Some(finished - started?))
+        .collect())
+}
+
+pub(super) async fn job_started_at(
+    store: &SqlStore,
+    job_id: JobId,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(created_at) FROM events WHERE job_id = $1 AND action = 'job_start'",
+    )
+    .bind(job_id)
+    .fetch_one(&store.pool)
+    .await?)
+}

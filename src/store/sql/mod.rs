@@ -363,6 +363,18 @@ impl Store for SqlStore {
         jobs::job(self, id).await
     }
 
+    async fn restore_durations(
+        &self,
+        cluster_id: ClusterId,
+        limit: i64,
+    ) -> StoreResult<Vec<Duration>> {
+        jobs::restore_durations(self, cluster_id, limit).await
+    }
+
+    async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>> {
+        jobs::job_started_at(self, job_id).await
+    }
+
     async fn job_for_ticket(&self, ticket_id: TicketId) -> StoreResult<Option<RestoreJob>> {
         jobs::job_for_ticket(self, ticket_id).await
     }

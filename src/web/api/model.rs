@@ -400,6 +400,10 @@ pub struct JobOut {
     /// While the log is replayed: the commit time reached so far, against
     /// `target_time`; it never goes back.
     #[schema(required = true)]
+    /// When the restore should be done, from this cluster's past
+    /// restores; null once it rests, or before the cluster has any.
+    #[schema(required = true)]
+    pub eta: Option<EtaOut>,
     pub replayed_to: Option<DateTime<Utc>>,
     /// The exact point in time the new cluster holds, once verified.
     #[schema(required = true)]
@@ -473,8 +477,23 @@ fn verification_out(report: &VerificationReport) -> VerificationOut {
     }
 }
 
-pub fn job_out(job: RestoreJob, staff: bool) -> JobOut {
+/// A restore's expected end.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EtaOut {
+    pub done_by: DateTime<Utc>,
+    /// The estimate's length in seconds.
+    pub seconds: i64,
+    /// What it comes from: "from 4 restores of this cluster, median 41 s".
+    pub basis: String,
+}
+
+pub fn job_out(job: RestoreJob, staff: bool, eta: Option<crate::desk::eta::Eta>) -> JobOut {
     JobOut {
+        eta: eta.map(|e| EtaOut {
+            done_by: e.done_by,
+            seconds: e.estimate.duration.num_seconds(),
+            basis: e.estimate.basis(),
+        }),
         id: job.id,
         ticket_id: job.ticket_id,
         state: job.state.as_str().into(),

@@ -680,7 +680,8 @@ pub async fn job(
         .ticket(job.ticket_id, scope_for(&user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(job_out(job, user.role.works_tickets())))
+    let eta = crate::desk::eta::of_job(&app, &job).await?;
+    Ok(Json(job_out(job, user.role.works_tickets(), eta)))
 }
 
 // ---------------------------------------------------------------- fleet

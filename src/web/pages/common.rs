@@ -239,6 +239,9 @@ pub fn target_as_entered(ticket: &Ticket) -> String {
 pub struct JobView {
     /// While the log is replayed: how far, against the target.
     pub replayed: Option<String>,
+    /// "Should be done by 12:03 CET (from 4 restores of this cluster,
+    /// median 41 s)", or that there is no estimate yet; none once it rests.
+    pub eta: Option<String>,
     pub id: JobId,
     pub state: &'static str,
     pub step: &'static str,
@@ -272,6 +275,7 @@ pub fn replayed_text(job: &RestoreJob, times: &Times) -> Option<String> {
 pub fn job_view(job: &RestoreJob, times: &Times) -> JobView {
     use crate::domain::restore_job::JobState;
     JobView {
+        eta: None,
         replayed: replayed_text(job, times),
         id: job.id,
         state: job.state.as_str(),
@@ -439,6 +443,22 @@ pub async fn progress(
             progress: j.progress.clamp(0, 100),
         }),
     }))
+}
+
+/// A job's view with its expected end, in `times`' zone.
+pub async fn job_view_with_eta(app: &App, job: &RestoreJob, times: &Times) -> AppResult<JobView> {
+    let mut view = job_view(job, times);
+    if !job.state.is_terminal() && !job.state.is_compensating() {
+        view.eta = Some(match crate::desk::eta::of_job(app, job).await? {
+            Some(eta) => format!(
+                "Should be done by {} ({})",
+                times.precise(eta.done_by).local,
+                eta.estimate.basis()
+            ),
+            None => "No estimate yet: this cluster has no finished restore to learn from".into(),
+        });
+    }
+    Ok(view)
 }
 
 /// The viewer's times.

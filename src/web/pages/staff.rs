@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::common;
 use super::common::{
     ClusterCard, EventView, JobView, MessageView, TicketRow, cluster_card, cluster_names,
-    event_views, job_view, message_views, parse_id, ticket_row, times_for,
+    event_views, message_views, parse_id, ticket_row, times_for,
 };
 use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
@@ -540,7 +540,10 @@ async fn staff_ticket_page(
         .await?,
         can: allowed(&ticket, job.as_ref(), &viewer.user),
         report: report_view(&ticket, &times),
-        job: job.as_ref().map(|j| job_view(j, &times)),
+        job: match job.as_ref() {
+            Some(j) => Some(common::job_view_with_eta(app, j, &times).await?),
+            None => None,
+        },
         new_cluster,
         verification_checked: verification.as_ref().map(|v| times.stamp(v.checked_at)),
         verification,

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::super::common;
 use super::super::common::{
-    EventView, JobView, MessageView, TicketRow, cluster_names, event_views, job_view,
-    message_views, parse_id, people, state_class, ticket_row, times_for,
+    EventView, JobView, MessageView, TicketRow, cluster_names, event_views, message_views,
+    parse_id, people, state_class, ticket_row, times_for,
 };
 use super::super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
@@ -261,7 +261,10 @@ async fn ticket_page(
         chrome: chrome(&viewer.session, Some(&viewer.user), reference, "tickets").await?,
         may_cancel: state.customer_may_cancel(),
         may_reply: !state.is_terminal(),
-        job: job.as_ref().map(|j| job_view(j, &times)),
+        job: match job.as_ref() {
+            Some(j) => Some(common::job_view_with_eta(app, j, &times).await?),
+            None => None,
+        },
         row: ticket_row(ticket, &times, &clusters, names, job.as_ref()),
         target_as_entered,
         cluster,
