@@ -491,7 +491,8 @@ async fn just_before_a_drop_restores_every_row_committed_before_it() {
     let names = |w: &World| {
         let (app, source) = (w.app.clone(), w.source.clone());
         async move {
-            restore_desk::desk::transactions::relation_names(&app, &source)
+            // As the scheduler's round does.
+            restore_desk::desk::transactions::remember_names(&app, &source)
                 .await
                 .unwrap()
         }

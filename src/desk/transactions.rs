@@ -54,9 +54,9 @@ pub struct TransactionsAround {
 /// How many transactions either side a page holds unless asked.
 pub const DEFAULT_PER_SIDE: usize = 20;
 
-/// Reads the names the source has now, keeps them, and returns them with
-/// what the desk knew before. A source that cannot be read leaves the
-/// names known before.
+/// The names the source has now, over what the desk knew before. A
+/// source that cannot be read leaves the names known before. Reading a
+/// page writes nothing: the scheduler keeps the names (`remember_names`).
 pub async fn relation_names(
     app: &App,
     cluster: &Cluster,
@@ -68,17 +68,23 @@ pub async fn relation_names(
         .into_iter()
         .collect();
     match app.backend.relation_names(cluster).await {
-        Ok(now) => {
-            app.store
-                .remember_relations(cluster.id, &now, app.now())
-                .await?;
-            names.extend(now);
-        }
+        Ok(now) => names.extend(now),
         Err(error) => {
             tracing::warn!(cluster = %cluster.name, %error, "reading relation names");
         }
     }
     Ok(names)
+}
+
+/// Keeps what the cluster's catalog names by file now, so that the log of
+/// a table dropped later still reads by its name. The scheduler does this
+/// for every live cluster each round.
+pub async fn remember_names(app: &App, cluster: &Cluster) -> Result<(), DeskError> {
+    let names = app.backend.relation_names(cluster).await?;
+    app.store
+        .remember_relations(cluster.id, &names, app.now())
+        .await?;
+    Ok(())
 }
 
 fn named(file: RelationFile, names: &HashMap<RelationFile, RelationName>) -> Named {

@@ -142,12 +142,9 @@ async fn remember_relation_names(app: &App) -> Result<(), EngineError> {
         .clusters(crate::store::Scope::Everything, false)
         .await?
     {
-        match app.backend.relation_names(&cluster).await {
-            Ok(names) => {
-                app.store
-                    .remember_relations(cluster.id, &names, app.now())
-                    .await?
-            }
+        match crate::desk::transactions::remember_names(app, &cluster).await {
+            Ok(()) => {}
+            Err(crate::desk::DeskError::Store(error)) => return Err(error.into()),
             Err(error) => {
                 tracing::debug!(cluster = %cluster.name, %error, "reading relation names")
             }
