@@ -195,6 +195,54 @@ async fn a_restore_says_when_it_should_be_done(db: common::TestDb) {
     );
     let (_, done) = alice.get(&format!("/api/v1/jobs/{}", job2.id)).await;
     assert!(done["eta"].is_null(), "no estimate once it rests: {done}");
+
+    // A third one hangs on a slow host: past three times its estimate the
+    // watchdog counts it, and staff and the API say so.
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    let (status, body) = ada
+        .post(
+            "/api/v1/faults",
+            json!({"kind": "slow_step", "step": "provisioning", "delay_ms": 4000}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let third = run("orders-third-eta").await;
+    let job3 = loop {
+        let job = t
+            .app
+            .store
+            .job_for_ticket(third.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        if job.state == JobState::Provisioning {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        restore_desk::engine::duties::watch_estimates(&t.app)
+            .await
+            .unwrap(),
+        0,
+        "not yet"
+    );
+    t.clock.advance(took * 4);
+    let (_, api) = alice.get(&format!("/api/v1/jobs/{}", job3.id)).await;
+    assert_eq!(api["eta"]["overrun"], true, "{api}");
+    assert!(
+        restore_desk::engine::duties::watch_estimates(&t.app)
+            .await
+            .unwrap()
+            >= 1
+    );
+    let mut sam = t.browser();
+    sam.sign_in("sam@support.example").await;
+    let html = sam.page(&format!("/staff/tickets/{third}")).await;
+    assert!(
+        html.contains("Running past three times its estimate"),
+        "{html}"
+    );
 }
 
 both_databases!(

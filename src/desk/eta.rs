@@ -13,6 +13,8 @@ use crate::store::RestoreJob;
 pub struct Eta {
     pub done_by: DateTime<Utc>,
     pub estimate: Estimate,
+    /// Running past three times the estimate.
+    pub overrun: bool,
 }
 
 /// `None` once the job rests, or while the cluster has no handed-over
@@ -36,6 +38,7 @@ pub async fn of_job(app: &App, job: &RestoreJob) -> Result<Option<Eta>, DeskErro
         .unwrap_or_else(|| app.now());
     Ok(Some(Eta {
         done_by: estimate.done_by(started),
+        overrun: estimate.overrun(started, app.now()),
         estimate,
     }))
 }

@@ -30,6 +30,12 @@ impl Estimate {
     pub fn done_by(&self, started: DateTime<Utc>) -> DateTime<Utc> {
         started + self.duration
     }
+
+    /// A restore still running at `now` past three times its estimate:
+    /// something is wrong, and staff should look.
+    pub fn overrun(&self, started: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        now > started + self.duration * 3
+    }
 }
 
 /// The median of the newest `SAMPLE` durations (newest first); none
@@ -89,5 +95,8 @@ mod tests {
         assert_eq!(words(Duration::seconds(3725)), "1 h 2 min");
         assert_eq!(words(Duration::seconds(185)), "3 min 5 s");
         assert_eq!(words(Duration::seconds(120)), "2 min");
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        assert!(!one.overrun(start, start + Duration::seconds(123)));
+        assert!(one.overrun(start, start + Duration::seconds(124)));
     }
 }

@@ -114,6 +114,26 @@ pub async fn watch_stalls(app: &App) -> Result<usize, EngineError> {
     Ok(flagged)
 }
 
+/// Restores running past three times their estimate: counted in a gauge
+/// and logged; the ticket pages and the job's API say so.
+pub async fn watch_estimates(app: &App) -> Result<usize, EngineError> {
+    let mut over = 0;
+    for job in app.store.jobs(true, 500).await? {
+        if let Ok(Some(eta)) = crate::desk::eta::of_job(app, &job).await
+            && eta.overrun
+        {
+            over += 1;
+            tracing::warn!(
+                job = %job.id, ticket = %job.ticket_id, state = %job.state,
+                estimate = %crate::domain::eta::words(eta.estimate.duration),
+                "restore running past three times its estimate"
+            );
+        }
+    }
+    metrics::gauge!("restore_desk_restores_over_estimate").set(over as f64);
+    Ok(over)
+}
+
 /// One round of every duty, as the scheduler runs it.
 pub async fn run_once(app: &App) -> Result<(), EngineError> {
     let now = app.now();
@@ -131,6 +151,7 @@ pub async fn run_once(app: &App) -> Result<(), EngineError> {
     remember_relation_names(app).await?;
     warn_deadlines(app).await?;
     watch_stalls(app).await?;
+    watch_estimates(app).await?;
     Ok(())
 }
 

@@ -485,6 +485,8 @@ pub struct EtaOut {
     pub seconds: i64,
     /// What it comes from: "from 4 restores of this cluster, median 41 s".
     pub basis: String,
+    /// Still running past three times the estimate.
+    pub overrun: bool,
 }
 
 pub fn job_out(job: RestoreJob, staff: bool, eta: Option<crate::desk::eta::Eta>) -> JobOut {
@@ -493,6 +495,7 @@ pub fn job_out(job: RestoreJob, staff: bool, eta: Option<crate::desk::eta::Eta>)
             done_by: e.done_by,
             seconds: e.estimate.duration.num_seconds(),
             basis: e.estimate.basis(),
+            overrun: e.overrun,
         }),
         id: job.id,
         ticket_id: job.ticket_id,

@@ -450,6 +450,11 @@ pub async fn job_view_with_eta(app: &App, job: &RestoreJob, times: &Times) -> Ap
     let mut view = job_view(job, times);
     if !job.state.is_terminal() && !job.state.is_compensating() {
         view.eta = Some(match crate::desk::eta::of_job(app, job).await? {
+            Some(eta) if eta.overrun => format!(
+                "Running past three times its estimate: it should have been done by {} ({})",
+                times.precise(eta.done_by).local,
+                eta.estimate.basis()
+            ),
             Some(eta) => format!(
                 "Should be done by {} ({})",
                 times.precise(eta.done_by).local,
