@@ -158,6 +158,16 @@ fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContex
 /// Cancels its token at the first sign of files being restored.
 struct CancelWhenCopying(CancellationToken);
 
+/// Keeps every report of a step.
+#[derive(Default)]
+struct Said(std::sync::Mutex<Vec<(f64, String)>>);
+
+impl Progress for Said {
+    fn report(&self, fraction: f64, detail: &str) {
+        self.0.lock().unwrap().push((fraction, detail.to_string()));
+    }
+}
+
 impl Progress for CancelWhenCopying {
     fn report(&self, fraction: f64, _detail: &str) {
         if fraction > 0.0 {
@@ -243,11 +253,24 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
         .status()
         .unwrap();
     assert!(owned.success());
+    let said = Said::default();
     fleet
         .backend
-        .restore_snapshot(&job, &plan, &NoProgress, &none)
+        .restore_snapshot(&job, &plan, &said, &none)
         .await
         .unwrap();
+    // While the snapshot is copied, progress is bytes copied of the total.
+    let details = said.0.lock().unwrap().clone();
+    assert!(
+        details
+            .iter()
+            .any(|(_, d)| d.contains(" of ") && d.ends_with(" copied")),
+        "{details:?}"
+    );
+    assert!(
+        details.windows(2).all(|w| w[0].0 <= w[1].0),
+        "never back: {details:?}"
+    );
     assert_eq!(fleet.restores(), vec![dir.clone()], "one data directory");
     assert!(
         queued.exists(),

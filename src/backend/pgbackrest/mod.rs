@@ -176,6 +176,47 @@ fn restore_percent(line: &str) -> Option<f64> {
     number.trim().parse::<f64>().ok()
 }
 
+/// `22.1MB`, `768KB`, `0B` in pgBackRest's words (powers of 1024).
+fn bytes_of(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(number.trim().parse::<f64>().ok()? * scale)
+}
+
+/// The size of the file a `restore file … (768KB, 3.39%)` line copied.
+fn restore_file_bytes(line: &str) -> Option<f64> {
+    if !line.contains("restore file") {
+        return None;
+    }
+    let (head, _) = line.rsplit_once("%)")?;
+    let inside = head.rsplit_once('(')?.1;
+    bytes_of(inside.split(", ").next()?.trim())
+}
+
+/// `8.1 MB`, `1.4 GB`.
+fn size_words(bytes: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes.max(0.0);
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 impl PgBackRestBackend {
     /// Sets up the fleet folder (owned by the fleet's OS user) and checks
     /// the account. Starts nothing.
@@ -279,5 +320,23 @@ mod tests {
         let empty = "P02 DETAIL: restore file /x/global/6244 (0B, 100.00%)";
         assert_eq!(restore_percent(empty), Some(100.0));
         assert_eq!(restore_percent("P00   INFO: restore size = 22.1MB"), None);
+    }
+
+    #[test]
+    fn each_file_line_says_how_many_bytes_it_copied() {
+        let line = "2026-11-25 13:14:08.564 P01 DETAIL: restore file /srv/fleet/restores/x/data/base/5/1255 \
+                    (768KB, 3.39%) checksum 8360536179843f66773723fc562442ebe12e1b00";
+        assert_eq!(restore_file_bytes(line), Some(768.0 * 1024.0));
+        assert_eq!(
+            restore_file_bytes("P02 DETAIL: restore file /x/global/6244 (0B, 100.00%)"),
+            Some(0.0)
+        );
+        assert_eq!(
+            restore_file_bytes("P00   INFO: restore size = 22.1MB"),
+            None
+        );
+        assert_eq!(bytes_of("1.5GB"), Some(1.5 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(size_words(22.1 * 1024.0 * 1024.0), "22.1 MB");
+        assert_eq!(size_words(512.0), "512 B");
     }
 }

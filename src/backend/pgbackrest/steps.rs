@@ -213,6 +213,9 @@ impl Backend for PgBackRestBackend {
             }
         };
         let mut last_reported = 0.0;
+        // Bytes copied so far, and the total they are of: pgBackRest's
+        // percent is of the bytes to copy.
+        let mut copied = 0.0;
         let restore = async {
             let outcome = run_tracked(
                 command,
@@ -220,11 +223,23 @@ impl Backend for PgBackRestBackend {
                 &stop,
                 Some(&home.restore_pid()),
                 |line| {
+                    if let Some(bytes) = restore_file_bytes(line) {
+                        copied += bytes;
+                    }
                     if let Some(percent) = restore_percent(line) {
                         let fraction = (percent / 100.0).clamp(0.0, 1.0);
                         if fraction - last_reported >= 0.01 || fraction >= 1.0 {
                             last_reported = fraction;
-                            progress.report(fraction, &detail);
+                            let said = if fraction > 0.0 {
+                                format!(
+                                    "{detail}: {} of {} copied",
+                                    size_words(copied),
+                                    size_words(copied / fraction)
+                                )
+                            } else {
+                                detail.clone()
+                            };
+                            progress.report(fraction, &said);
                         }
                     }
                 },
