@@ -48,22 +48,23 @@ impl PgBackRestBackend {
         Ok(digest)
     }
 
-    /// The latest commit in segment `number` or, when it holds none, in
-    /// the next few: what a search by time compares with.
-    async fn latest_commit_from(
+    /// What `key` reads from segment `number` or, when it holds nothing of
+    /// the kind (a switch with no transaction), from the next few: what a
+    /// search of the archive compares with.
+    async fn first_key_from<T>(
         &self,
         cluster_id: ClusterId,
         zone: Zone,
         timeline: &str,
-        number: u64,
-        last: u64,
-    ) -> Result<Option<DateTime<Utc>>, String> {
+        (number, last): (u64, u64),
+        key: impl Fn(&SegmentDigest) -> Option<T>,
+    ) -> Result<Option<T>, String> {
         for n in number..=last.min(number + 8) {
             let digest = self
                 .segment_digest(cluster_id, zone, &segment_name(timeline, n))
                 .await?;
-            if let Some((_, latest)) = digest.commit_span() {
-                return Ok(Some(latest));
+            if let Some(found) = key(&digest) {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -113,24 +114,16 @@ impl PgBackRestBackend {
         };
         let unreadable =
             |e: String| FleetError::Unreachable(format!("reading the archived log: {e}"));
-        let newest_from = |number: u64| {
-            let timeline = timeline.clone();
-            async move {
-                for n in number..=last.min(number + 8) {
-                    let digest = self
-                        .segment_digest(cluster.id, zone, &segment_name(&timeline, n))
-                        .await?;
-                    if let Some(newest) = digest.newest_xid() {
-                        return Ok::<_, String>(Some(newest));
-                    }
-                }
-                Ok(None)
-            }
-        };
         let (mut low, mut high) = (first, last + 1);
         while low < high {
             let middle = low + (high - low) / 2;
-            match newest_from(middle).await.map_err(unreadable)? {
+            let newest = self
+                .first_key_from(cluster.id, zone, &timeline, (middle, last), |d| {
+                    d.newest_xid()
+                })
+                .await
+                .map_err(unreadable)?;
+            match newest {
                 Some(newest) if newest < xid => low = middle + 1,
                 _ => high = middle,
             }
@@ -179,7 +172,9 @@ impl PgBackRestBackend {
         while low < high {
             let middle = low + (high - low) / 2;
             match self
-                .latest_commit_from(cluster.id, zone, &timeline, middle, last)
+                .first_key_from(cluster.id, zone, &timeline, (middle, last), |d| {
+                    d.commit_span().map(|(_, latest)| latest)
+                })
                 .await
                 .map_err(unreadable)?
             {
