@@ -530,6 +530,17 @@ pub fn may_change_target(ticket: &Ticket, job: Option<&RestoreJob>, user: &User)
     ticket::transition(ticket.state, &command, &user.actor(), &facts).is_ok()
 }
 
+/// A form's date and time fields as one local time, empty until both are
+/// given.
+pub fn local_time_of(date: &str, time: &str) -> String {
+    let (date, time) = (date.trim(), time.trim());
+    if date.is_empty() || time.is_empty() {
+        String::new()
+    } else {
+        format!("{date}T{time}")
+    }
+}
+
 /// A form that moves a ticket's target before approval, as either ticket
 /// page shows it: the date, time and zone to restore to, and why.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -564,13 +575,8 @@ impl TargetForm {
 
     /// The new target as typed: a wall-clock time in the chosen zone.
     pub fn input(&self) -> crate::domain::validation::TargetInput {
-        let (date, time) = (self.date.trim(), self.time.trim());
         crate::domain::validation::TargetInput::Local {
-            local_time: if date.is_empty() || time.is_empty() {
-                String::new()
-            } else {
-                format!("{date}T{time}")
-            },
+            local_time: local_time_of(&self.date, &self.time),
             time_zone: self.time_zone.clone(),
             utc_offset: Some(self.utc_offset.trim().to_string()).filter(|o| !o.is_empty()),
         }

@@ -117,12 +117,7 @@ pub struct RequestForm {
 
 impl RequestForm {
     fn local_time(&self) -> String {
-        let (date, time) = (self.date.trim(), self.time.trim());
-        if date.is_empty() || time.is_empty() {
-            String::new()
-        } else {
-            format!("{date}T{time}")
-        }
+        super::super::common::local_time_of(&self.date, &self.time)
     }
 
     fn severity(&self) -> Option<Severity> {
