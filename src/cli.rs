@@ -123,6 +123,7 @@ pub async fn build_with_fleet(
                 clock.clone(),
                 Duration::from_millis(settings.sandbox_step_ms),
                 settings.retention(),
+                settings.sandbox_host_disk_gib.max(0) * 1024 * 1024 * 1024,
             )),
             None,
         ),

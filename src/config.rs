@@ -196,6 +196,40 @@ pub struct Settings {
     #[arg(long, env = "WORKERS", default_value_t = 2, global = true)]
     pub workers: usize,
 
+    /// The restore host this process's workers run restores on (`worker
+    /// --host`): a job is placed on a host when a worker takes it up, and
+    /// only that host's workers carry it on.
+    #[arg(
+        long = "host",
+        env = "RESTORE_HOST",
+        default_value = "local",
+        global = true
+    )]
+    pub restore_host: String,
+
+    /// Restores (drills included) one restore host runs at once.
+    #[arg(long, env = "MAX_RESTORES", default_value_t = 2, global = true)]
+    pub max_restores: i64,
+
+    /// Every cluster's backups are restored as a test this often (an admin
+    /// may set another interval per cluster).
+    #[arg(
+        long,
+        env = "DRILL_INTERVAL_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub drill_interval_hours: i64,
+
+    /// The sandbox's restore host has this much disk for restores.
+    #[arg(
+        long,
+        env = "SANDBOX_HOST_DISK_GIB",
+        default_value_t = 2048,
+        global = true
+    )]
+    pub sandbox_host_disk_gib: i64,
+
     /// How long a worker's claim on a job lasts without a heartbeat.
     #[arg(long, env = "LEASE_SECONDS", default_value_t = 30, global = true)]
     pub lease_seconds: i64,
@@ -352,7 +386,21 @@ impl Settings {
             max_attempts: self.max_attempts.max(1),
             base_delay: Duration::milliseconds(self.retry_base_ms.max(0)),
             max_delay: Duration::minutes(5).max(Duration::milliseconds(self.retry_base_ms)),
+            wait: RetryPolicy::default().wait,
         }
+    }
+
+    /// Where this process's workers place the jobs they take up.
+    pub fn placement(&self) -> crate::store::Placement {
+        crate::store::Placement {
+            host: self.restore_host.clone(),
+            max_restores: self.max_restores.max(1),
+        }
+    }
+
+    /// The drill interval of a cluster: its own, or the desk's.
+    pub fn drill_interval(&self, own_hours: Option<i64>) -> Duration {
+        Duration::hours(own_hours.unwrap_or(self.drill_interval_hours).max(1))
     }
 
     /// The real fleet's setup, for the pgbackrest backend.
@@ -438,6 +486,24 @@ impl Settings {
         if self.workers == 0 {
             return Err("WORKERS must be at least 1".into());
         }
+        if self.max_restores < 1 {
+            return Err("MAX_RESTORES must be at least 1".into());
+        }
+        if self.drill_interval_hours < 1 {
+            return Err("DRILL_INTERVAL_HOURS must be at least 1".into());
+        }
+        let host_ok = !self.restore_host.is_empty()
+            && self.restore_host.len() <= 63
+            && self
+                .restore_host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !host_ok {
+            return Err(format!(
+                "RESTORE_HOST {:?} must be a host name: letters, digits, '-' and '.'",
+                self.restore_host
+            ));
+        }
         if let Err(e) = self.mail_from.parse::<lettre::message::Mailbox>() {
             return Err(format!(
                 "MAIL_FROM {:?} is not an address: {e}",
@@ -480,6 +546,10 @@ impl fmt::Debug for Settings {
             .field("login_backoff_max_seconds", &self.login_backoff_max_seconds)
             .field("filing_rate_limit", &self.filing_rate_limit)
             .field("workers", &self.workers)
+            .field("restore_host", &self.restore_host)
+            .field("max_restores", &self.max_restores)
+            .field("drill_interval_hours", &self.drill_interval_hours)
+            .field("sandbox_host_disk_gib", &self.sandbox_host_disk_gib)
             .field("lease_seconds", &self.lease_seconds)
             .field("max_attempts", &self.max_attempts)
             .field("retry_base_ms", &self.retry_base_ms)

@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod desk;
+/// How much room a file system has left.
+pub mod disk;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
 pub mod engine;

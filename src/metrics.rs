@@ -65,5 +65,13 @@ pub async fn render(app: &App) -> String {
             gauge!("restore_desk_outbox_messages", "status" => status.as_str()).set(n as f64);
         }
     }
+    // When each cluster's backups in each zone last restored as a test.
+    if let Ok(passes) = crate::desk::drills::last_passes(app).await {
+        for (cluster, zone, at) in passes {
+            gauge!("restore_desk_drill_last_success_timestamp_seconds",
+                "cluster" => cluster, "zone" => zone.as_str())
+            .set(at.timestamp() as f64);
+        }
+    }
     recorder.render()
 }

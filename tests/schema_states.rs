@@ -9,18 +9,35 @@ use restore_desk::domain::sla::Severity;
 use restore_desk::domain::ticket::TicketState;
 use restore_desk::store::OutboxStatus;
 
-/// The values of `CHECK (<column> IN (…))` for `column` in `table`.
+/// The values of `CHECK (<column> IN (…))` for `column` in `table`, as the
+/// last migration that states them has it: a `CREATE TABLE` (SQLite
+/// rebuilds a table to change a check) or an `ALTER TABLE … ADD CONSTRAINT`.
 fn check_list(sql: &str, table: &str, column: &str) -> BTreeSet<String> {
-    let start = sql
-        .find(&format!("CREATE TABLE {table} ("))
-        .unwrap_or_else(|| panic!("no table {table}"));
-    let body = &sql[start..];
-    let body = &body[..body.find("\n);").expect("end of table")];
     let needle = format!("CHECK ({column} IN (");
-    let at = body
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no check list for {table}.{column}"));
-    let list = &body[at + needle.len()..];
+    let mut found = None;
+    for opening in [
+        format!("CREATE TABLE {table} ("),
+        format!("CREATE TABLE {table}_new ("),
+        format!("ALTER TABLE {table}\n"),
+        format!("ALTER TABLE {table} "),
+    ] {
+        for (start, _) in sql.match_indices(&opening) {
+            let body = &sql[start..];
+            let end = if opening.starts_with("CREATE") {
+                body.find("\n);").expect("end of table")
+            } else {
+                body.find(';').expect("end of statement")
+            };
+            if let Some(at) = body[..end].find(&needle) {
+                let at = start + at + needle.len();
+                if found.is_none_or(|f| at > f) {
+                    found = Some(at);
+                }
+            }
+        }
+    }
+    let at = found.unwrap_or_else(|| panic!("no check list for {table}.{column}"));
+    let list = &sql[at..];
     let list = &list[..list.find(')').unwrap()];
     list.split(',')
         .map(|v| v.trim().trim_matches('\'').to_string())

@@ -235,8 +235,10 @@ async fn every_rust_state_is_accepted_by_the_database(db: TestDb) {
     let job_id = Uuid::new_v4();
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
+        kind: restore_desk::domain::restore_job::JobKind::Restore,
+        drill_zone: None,
         id: job_id.into(),
-        ticket_id: ticket.id,
+        ticket_id: Some(ticket.id),
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
         new_cluster_id: ClusterId::new(),
@@ -389,8 +391,10 @@ async fn a_failed_commit_leaves_nothing_behind(db: TestDb) {
         TicketState::Approved,
     )));
     stale.job = Some(JobWrite::Create(NewJob {
+        kind: restore_desk::domain::restore_job::JobKind::Restore,
+        drill_zone: None,
         id: JobId::new(),
-        ticket_id: ticket.id,
+        ticket_id: Some(ticket.id),
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
         new_cluster_id: ClusterId::new(),
@@ -478,8 +482,10 @@ async fn one_job_per_ticket(db: TestDb) {
     let job = |id| {
         let mut commit = Commit::at(t0());
         commit.job = Some(JobWrite::Create(NewJob {
+            kind: restore_desk::domain::restore_job::JobKind::Restore,
+            drill_zone: None,
             id,
-            ticket_id: ticket.id,
+            ticket_id: Some(ticket.id),
             source_cluster_id: seed.orders.id,
             target_time: ticket.target_time,
             new_cluster_id: ClusterId::new(),
@@ -519,6 +525,14 @@ fn step(job_id: Uuid, fence: Fence, from: JobState, to: JobState) -> Commit {
     commit
 }
 
+/// The one restore host of a test's workers, with room for two restores.
+fn local() -> Placement {
+    Placement {
+        host: "local".into(),
+        max_restores: 2,
+    }
+}
+
 async fn job_leases_fence_stale_workers(db: TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
@@ -526,8 +540,10 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
     let job_id = Uuid::new_v4();
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
+        kind: restore_desk::domain::restore_job::JobKind::Restore,
+        drill_zone: None,
         id: job_id.into(),
-        ticket_id: ticket.id,
+        ticket_id: Some(ticket.id),
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
         new_cluster_id: ClusterId::new(),
@@ -535,13 +551,27 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
     store.commit(&commit).await.unwrap();
     let lease = Duration::seconds(30);
 
-    let w1 = store.claim_job("w1", t0(), lease).await.unwrap().unwrap();
+    let w1 = store
+        .claim_job("w1", &local(), t0(), lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((w1.lease_token, w1.lease_owner.as_deref()), (1, Some("w1")));
-    assert!(store.claim_job("w2", t0(), lease).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_job("w2", &local(), t0(), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // w1 stops heartbeating; after its lease w2 takes the job over.
     let later = t0() + Duration::seconds(31);
-    let w2 = store.claim_job("w2", later, lease).await.unwrap().unwrap();
+    let w2 = store
+        .claim_job("w2", &local(), later, lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(w2.lease_token, 2);
 
     let stale = step(
@@ -603,7 +633,7 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
 
     // A retryable failure releases the lease and waits for its backoff.
     let w3 = store
-        .claim_job("w3", much_later, lease)
+        .claim_job("w3", &local(), much_later, lease)
         .await
         .unwrap()
         .unwrap();
@@ -631,13 +661,13 @@ async fn job_leases_fence_stale_workers(db: TestDb) {
     );
     assert!(
         store
-            .claim_job("w4", much_later + Duration::seconds(1), lease)
+            .claim_job("w4", &local(), much_later + Duration::seconds(1), lease)
             .await
             .unwrap()
             .is_none()
     );
     let w4 = store
-        .claim_job("w4", much_later + Duration::seconds(2), lease)
+        .claim_job("w4", &local(), much_later + Duration::seconds(2), lease)
         .await
         .unwrap()
         .unwrap();
@@ -1163,8 +1193,10 @@ async fn commits_with_new_work_notify_other_processes(db: TestDb) {
     let ticket = create(&store, new_ticket(&seed, 1, TicketState::Approved, "copy")).await;
     let mut commit = Commit::at(t0());
     commit.job = Some(JobWrite::Create(NewJob {
+        kind: restore_desk::domain::restore_job::JobKind::Restore,
+        drill_zone: None,
         id: JobId::new(),
-        ticket_id: ticket.id,
+        ticket_id: Some(ticket.id),
         source_cluster_id: seed.orders.id,
         target_time: ticket.target_time,
         new_cluster_id: ClusterId::new(),

@@ -29,7 +29,9 @@ use crate::domain::verification::ObservedCluster;
 pub struct JobContext {
     pub job_id: JobId,
     pub run: i64,
-    pub ticket_id: TicketId,
+    pub kind: crate::domain::restore_job::JobKind,
+    /// The ticket of a customer's restore; a drill has none.
+    pub ticket_id: Option<TicketId>,
     pub source: Cluster,
     /// The moment to restore to; with `transaction`, the moment it stands
     /// for.
@@ -40,6 +42,8 @@ pub struct JobContext {
     pub new_cluster_name: String,
     /// Chosen when the snapshot restore starts; known from then on.
     pub plan: Option<RestorePlan>,
+    /// A drill's canary query, run read-only on its copy.
+    pub canary: Option<crate::domain::drill::CanaryQuery>,
 }
 
 /// How a step ended short of success.
@@ -228,6 +232,28 @@ pub trait Backend: Send + Sync {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<Option<DateTime<Utc>>, StepError>;
+
+    /// What a restore of `cluster` from `plan` to `target` copies and
+    /// replays: the backup's size and the log to replay, both in bytes
+    /// (estimates where the fleet keeps no exact figure).
+    async fn restore_work(
+        &self,
+        cluster: &Cluster,
+        plan: &RestorePlan,
+        target: DateTime<Utc>,
+    ) -> Result<crate::domain::eta::Work, FleetError>;
+
+    /// Bytes free for restores on this process's restore host.
+    async fn free_space(&self) -> Result<i64, FleetError>;
+
+    /// A drill's deeper look at its copy, once verified: no corruption in
+    /// any table or index, and its canary query true. Each finding is a
+    /// check of the report; a check that could not run fails with why.
+    async fn examine(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<crate::domain::verification::Check>, StepError>;
 
     /// Looks at the new cluster for verification.
     async fn inspect(

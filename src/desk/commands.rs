@@ -85,6 +85,7 @@ pub fn job_change(
 
 pub fn job_facts(app: &App, job: &RestoreJob) -> JobFacts {
     JobFacts {
+        kind: job.kind,
         attempt: u32::try_from(job.attempt).unwrap_or(1),
         now: app.now(),
         policy: app.settings.retry_policy(),
@@ -105,10 +106,12 @@ fn job_write(
         JobRequest::Create => {
             return Ok(JobWrite::Create(NewJob {
                 id: JobId::new(),
-                ticket_id: ticket.id,
+                kind: crate::domain::restore_job::JobKind::Restore,
+                ticket_id: Some(ticket.id),
                 source_cluster_id: ticket.cluster_id,
                 target_time: ticket.target_time,
                 new_cluster_id: ClusterId::new(),
+                drill_zone: None,
             }));
         }
         JobRequest::Cancel => JobCommand::Cancel,
@@ -242,7 +245,7 @@ pub async fn plan(
         at: commit.at,
     });
     let details = Details {
-        eta: outcome.eta,
+        eta: outcome.eta.clone(),
         actor: issuer.user,
         text: decision.notice_text.as_deref(),
         actor_name: issuer.name,

@@ -564,9 +564,12 @@ pub async fn progress_posts(
     if listening.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(ticket_id) = job.ticket_id else {
+        return Ok(Vec::new());
+    };
     let Some(ticket) = app
         .store
-        .ticket(job.ticket_id, crate::store::Scope::Everything)
+        .ticket(ticket_id, crate::store::Scope::Everything)
         .await?
     else {
         return Ok(Vec::new());

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod commands;
+pub mod drills;
 pub mod endpoints;
 pub mod eta;
 pub mod filing;

@@ -95,7 +95,10 @@ pub async fn outbox_for(
                 actor_name: details.actor_name,
                 connection: details.connection,
                 restored_point: details.restored_point,
-                eta: details.eta.map(|e| (e.done_by, e.estimate.basis())),
+                eta: details
+                    .eta
+                    .as_ref()
+                    .map(|e| (e.done_by, e.estimate.basis())),
                 verdict_link: (notice.kind == crate::domain::ticket::NoticeKind::RestoreCompleted
                     && user.id == ticket.requester_id)
                     .then(|| app.verdict_link(ticket.id)),

@@ -37,6 +37,13 @@ string_enum! {
         JobCancel = "job_cancel",
         JobCompensationDone = "job_compensation_done",
         JobRetry = "job_retry",
+        /// No restore host could take the job yet: it waits, and says why.
+        JobWait = "job_wait",
+        /// A drill gave its host to a customer's restore.
+        JobPreempt = "job_preempt",
+        // Restore drills.
+        DrillStart = "drill_start",
+        DrillSettings = "drill_settings",
         // Administration.
         UserCreate = "user_create",
         UserUpdate = "user_update",
@@ -78,6 +85,19 @@ impl EventAction {
         }
     }
 
+    /// Every event a restore job command records: a job's own state
+    /// changes, as opposed to its ticket's.
+    pub const OF_JOBS: [EventAction; 8] = [
+        EventAction::JobStart,
+        EventAction::JobStepSucceeded,
+        EventAction::JobStepFailed,
+        EventAction::JobCancel,
+        EventAction::JobCompensationDone,
+        EventAction::JobRetry,
+        EventAction::JobWait,
+        EventAction::JobPreempt,
+    ];
+
     /// The event of a restore job command.
     pub fn of_job(command: &JobCommand) -> EventAction {
         match command {
@@ -87,6 +107,8 @@ impl EventAction {
             JobCommand::Cancel => EventAction::JobCancel,
             JobCommand::CompensationDone => EventAction::JobCompensationDone,
             JobCommand::Retry => EventAction::JobRetry,
+            JobCommand::Wait(_) => EventAction::JobWait,
+            JobCommand::Preempt => EventAction::JobPreempt,
         }
     }
 
@@ -119,6 +141,10 @@ impl EventAction {
             A::JobCancel => "Restore job told to stop",
             A::JobCompensationDone => "Half-built cluster removed",
             A::JobRetry => "Restore job started again",
+            A::JobWait => "Waiting for a restore host",
+            A::JobPreempt => "Restore test gave way to a customer's restore",
+            A::DrillStart => "Restore test scheduled",
+            A::DrillSettings => "Restore test settings changed",
             A::UserCreate => "User created",
             A::UserUpdate => "User changed",
             A::ZoneOnline => "Zone brought online",
@@ -166,6 +192,10 @@ impl EventAction {
                 | A::JobStepSucceeded
                 | A::JobStepFailed
                 | A::JobCompensationDone
+                | A::JobWait
+                | A::JobPreempt
+                | A::DrillStart
+                | A::DrillSettings
                 | A::UserCreate
                 | A::UserUpdate
                 | A::ZoneOnline
@@ -197,6 +227,23 @@ mod tests {
             TicketCommand::Claim.name()
         );
         assert_eq!(EventAction::of_job(&JobCommand::Start), "job_start");
+        let failure = crate::domain::restore_job::StepFailure {
+            code: "x".into(),
+            message: "x".into(),
+            retryable: true,
+        };
+        for command in [
+            JobCommand::Start,
+            JobCommand::StepSucceeded,
+            JobCommand::StepFailed(failure.clone()),
+            JobCommand::Cancel,
+            JobCommand::CompensationDone,
+            JobCommand::Retry,
+            JobCommand::Wait(failure),
+            JobCommand::Preempt,
+        ] {
+            assert!(EventAction::OF_JOBS.contains(&EventAction::of_job(&command)));
+        }
     }
 
     /// What customers may never see on their ticket.

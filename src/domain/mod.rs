@@ -4,8 +4,10 @@
 pub mod vocabulary;
 
 pub mod actor;
+pub mod capacity;
 pub mod catalog;
 pub mod cluster;
+pub mod drill;
 pub mod email;
 pub mod endpoint;
 pub mod error_code;

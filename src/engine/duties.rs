@@ -103,7 +103,7 @@ pub async fn watch_stalls(app: &App) -> Result<usize, EngineError> {
                 metrics::counter!("restore_desk_stalled_steps_total", "step" => job.state.as_str())
                     .increment(1);
                 tracing::warn!(
-                    job = %job.id, ticket = %job.ticket_id, state = %job.state,
+                    job = %job.id, kind = %job.kind, state = %job.state,
                     quiet_for = %(now - quiet_since), "restore step stalled: no progress within its bound"
                 );
             }
@@ -114,19 +114,21 @@ pub async fn watch_stalls(app: &App) -> Result<usize, EngineError> {
     Ok(flagged)
 }
 
-/// Restores running past three times their estimate: counted in a gauge
-/// and logged; the ticket pages and the job's API say so.
+/// Restores whose step runs past three times that step's estimate (or the
+/// whole past three times the whole's): counted in a gauge and logged; the
+/// ticket pages and the job's API say so.
 pub async fn watch_estimates(app: &App) -> Result<usize, EngineError> {
     let mut over = 0;
     for job in app.store.jobs(true, 500).await? {
         if let Ok(Some(eta)) = crate::desk::eta::of_job(app, &job).await
-            && eta.overrun
+            && (eta.overrun || eta.step_overrun)
         {
             over += 1;
             tracing::warn!(
-                job = %job.id, ticket = %job.ticket_id, state = %job.state,
+                job = %job.id, kind = %job.kind, state = %job.state,
+                step_estimate = %eta.estimate.step(job.state).map(crate::domain::eta::words).unwrap_or_default(),
                 estimate = %crate::domain::eta::words(eta.estimate.duration),
-                "restore running past three times its estimate"
+                "restore step running past three times its estimate"
             );
         }
     }
@@ -149,6 +151,12 @@ pub async fn run_once(app: &App) -> Result<(), EngineError> {
         Err(error) => tracing::error!(%error, "automatic backups failed"),
     }
     remember_relation_names(app).await?;
+    match crate::desk::drills::schedule(app).await {
+        Ok(0) => {}
+        Ok(queued) => tracing::info!(queued, "restore tests scheduled"),
+        Err(crate::desk::DeskError::Store(error)) => return Err(error.into()),
+        Err(error) => tracing::warn!(%error, "scheduling restore tests"),
+    }
     warn_deadlines(app).await?;
     watch_stalls(app).await?;
     watch_estimates(app).await?;

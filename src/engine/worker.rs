@@ -18,11 +18,12 @@ use crate::desk::DeskError;
 use crate::desk::commands::{Checked, Issuer, Outcome, Situation, job_change, job_facts, plan};
 use crate::domain::actor::Actor;
 use crate::domain::catalog::RestorePlan;
+use crate::domain::catalog::ZoneSet;
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection, RestoredFrom};
 use crate::domain::event::EventAction;
-use crate::domain::restore_job::{self, JobCommand, JobState};
+use crate::domain::restore_job::{self, JobCommand, JobEffect, JobState, StepFailure};
 use crate::domain::validation::{ValidationCode, check_target};
-use crate::domain::verification::verify;
+use crate::domain::verification::{Check, verify};
 use crate::store::{
     ClusterWrite, Commit, Fence, JobGuard, JobOutputs, JobWrite, NewEvent, ProgressUpdate,
     RestoreJob, Scope, StoreError, Ticket, Unique,
@@ -98,6 +99,27 @@ enum StepEnd {
     Failed(StepError, JobOutputs),
 }
 
+/// What a job's steps read of the desk, once per claim: it does not change
+/// while the job runs.
+struct Loaded {
+    /// A customer's restore's ticket; a drill has none.
+    ticket: Option<Ticket>,
+    source: Cluster,
+    /// A drill's canary query.
+    canary: Option<crate::domain::drill::CanaryQuery>,
+}
+
+impl Loaded {
+    /// The name the new cluster goes by: the customer's choice, or a
+    /// drill's own, which no cluster record ever takes.
+    fn new_cluster_name(&self, job: &RestoreJob) -> String {
+        match &self.ticket {
+            Some(ticket) => ticket.new_cluster_name.clone(),
+            None => format!("drill-{}", &job.id.uuid().simple().to_string()[..8]),
+        }
+    }
+}
+
 /// What happened to the job after one step.
 enum Next {
     /// Keep going with the job as this worker's commit left it.
@@ -127,13 +149,79 @@ impl Worker {
     pub async fn run_next(&self, shutdown: &CancellationToken) -> Result<bool, EngineError> {
         let now = self.app.now();
         let lease = self.app.settings.lease();
-        let Some(job) = self.app.store.claim_job(&self.id, now, lease).await? else {
+        let place = self.app.settings.placement();
+        let mut claimed = self
+            .app
+            .store
+            .claim_job(&self.id, &place, now, lease)
+            .await?;
+        // A customer's restore waits for a host full of work: a drill there
+        // gives way, and the restore takes its place at once.
+        if claimed.is_none() && self.preempt_a_drill(&place).await? {
+            claimed = self
+                .app
+                .store
+                .claim_job(&self.id, &place, self.app.now(), lease)
+                .await?;
+        }
+        let Some(job) = claimed else {
             return Ok(false);
         };
-        let span =
-            tracing::info_span!("job", job = %job.id, ticket = %job.ticket_id, worker = %self.id);
+        let span = tracing::info_span!(
+            "job", job = %job.id, kind = %job.kind,
+            ticket = job.ticket_id.map(|t| t.to_string()).unwrap_or_default(),
+            host = %place.host, worker = %self.id
+        );
         self.drive(job, shutdown).instrument(span).await?;
         Ok(true)
+    }
+
+    /// Tells a drill on this host to give way to a customer's restore that
+    /// is waiting for room. True when one did.
+    async fn preempt_a_drill(&self, place: &crate::store::Placement) -> Result<bool, EngineError> {
+        let app = &self.app;
+        let Some(drill) = app.store.drill_to_preempt(place, app.now()).await? else {
+            return Ok(false);
+        };
+        let command = JobCommand::Preempt;
+        let Ok(transition) = restore_job::transition(
+            drill.state,
+            &command,
+            &Actor::SYSTEM,
+            &job_facts(app, &drill),
+        ) else {
+            return Ok(false);
+        };
+        let (change, _) = job_change(
+            app,
+            &drill,
+            &transition,
+            JobGuard::State { run: drill.run },
+            JobOutputs::default(),
+        );
+        let now = app.now();
+        let mut commit = Commit::at(now);
+        commit.events.push(NewEvent {
+            ticket_id: None,
+            job_id: Some(drill.id),
+            actor: Actor::SYSTEM,
+            action: EventAction::of_job(&command),
+            from_state: Some(drill.state.as_str().into()),
+            to_state: Some(transition.to.as_str().into()),
+            detail: format!("a customer's restore needs {}", place.host),
+            at: now,
+        });
+        commit.job = Some(JobWrite::Change(Box::new(change)));
+        match app.commit(commit).await {
+            Ok(_) => {
+                metrics::counter!("restore_desk_drills_preempted_total").increment(1);
+                tracing::info!(drill = %drill.id, host = %place.host, "a drill gave way to a customer's restore");
+                Ok(true)
+            }
+            // It moved on by itself meanwhile: look again next round.
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn drive(
@@ -144,7 +232,7 @@ impl Worker {
         let token = job.lease_token;
         // What a step reads of the ticket and the source does not change
         // while the job runs: read it once.
-        let (ticket, source) = self.load(&job).await?;
+        let loaded = self.load(&job).await?;
         loop {
             if job.state.is_terminal() || job.run_after > self.app.now() {
                 return Ok(());
@@ -156,7 +244,7 @@ impl Worker {
                     .await?;
                 return Ok(());
             }
-            let current = match self.step(&job, &ticket, &source, shutdown).await? {
+            let current = match self.step(&job, &loaded, shutdown).await? {
                 Next::Stop => return Ok(()),
                 // The commit handed back the job as it left it.
                 Next::Committed(job) => Some(*job),
@@ -179,32 +267,49 @@ impl Worker {
     async fn step(
         &self,
         job: &RestoreJob,
-        ticket: &Ticket,
-        source: &Cluster,
+        loaded: &Loaded,
         shutdown: &CancellationToken,
     ) -> Result<Next, EngineError> {
+        let source = &loaded.source;
         if job.state == JobState::Queued {
-            return self
-                .commit(job, source, JobCommand::Start, StepDone::empty())
-                .await;
+            // Nothing starts that this host cannot finish.
+            return match self.before_start(job, source).await {
+                Ok(work) => {
+                    let done = StepDone {
+                        outputs: JobOutputs {
+                            work,
+                            ..JobOutputs::default()
+                        },
+                        ..StepDone::empty()
+                    };
+                    self.commit(job, loaded, JobCommand::Start, done).await
+                }
+                Err(failure) => {
+                    tracing::info!(code = %failure.code, "waiting for room: {}", failure.message);
+                    self.commit(job, loaded, JobCommand::Wait(failure), StepDone::empty())
+                        .await
+                }
+            };
         }
         let context = JobContext {
             job_id: job.id,
             run: job.run,
+            kind: job.kind,
             ticket_id: job.ticket_id,
             source: source.clone(),
             target: job.target_time,
-            transaction: ticket.transaction,
+            transaction: loaded.ticket.as_ref().and_then(|t| t.transaction),
             new_cluster_id: job.new_cluster_id,
-            new_cluster_name: ticket.new_cluster_name.clone(),
+            new_cluster_name: loaded.new_cluster_name(job),
             plan: job.plan(),
+            canary: loaded.canary.clone(),
         };
         let cancel = CancellationToken::new();
         let stop = CancellationToken::new();
         let progress = ProgressCell::default();
         let work = async {
             let end = self
-                .execute(job, &context, ticket, &progress, &cancel)
+                .execute(job, &context, loaded, &progress, &cancel)
                 .await;
             stop.cancel();
             end
@@ -239,7 +344,7 @@ impl Worker {
                 } else {
                     JobCommand::StepSucceeded
                 };
-                self.commit(job, source, command, done).await
+                self.commit(job, loaded, command, done).await
             }
             (StepEnd::Failed(error, outputs), _) => {
                 let failure = error.failure().expect("interruptions are handled above");
@@ -249,25 +354,93 @@ impl Worker {
                     cluster: None,
                     connection: None,
                 };
-                self.commit(job, source, JobCommand::StepFailed(failure), done)
+                self.commit(job, loaded, JobCommand::StepFailed(failure), done)
                     .await
             }
         }
     }
 
-    async fn load(&self, job: &RestoreJob) -> Result<(Ticket, Cluster), EngineError> {
+    async fn load(&self, job: &RestoreJob) -> Result<Loaded, EngineError> {
         let store = &self.app.store;
-        let ticket = store
-            .ticket(job.ticket_id, Scope::Everything)
-            .await?
-            .ok_or_else(|| EngineError::Inconsistent(format!("job {} has no ticket", job.id)))?;
+        let ticket = match job.ticket_id {
+            Some(id) => Some(store.ticket(id, Scope::Everything).await?.ok_or_else(|| {
+                EngineError::Inconsistent(format!("job {} has no ticket", job.id))
+            })?),
+            None => None,
+        };
         let source = store
             .cluster(job.source_cluster_id, Scope::Everything)
             .await?
             .ok_or_else(|| {
                 EngineError::Inconsistent(format!("job {} has no source cluster", job.id))
             })?;
-        Ok((ticket, source))
+        let canary = if job.is_drill() {
+            store.drill_settings(source.id).await?.canary
+        } else {
+            None
+        };
+        Ok(Loaded {
+            ticket,
+            source,
+            canary,
+        })
+    }
+
+    /// Before anything is built: the run must be able to finish before its
+    /// target leaves the window, or the backup it needs expires under it.
+    async fn in_time(&self, job: &RestoreJob) -> Result<(), StepError> {
+        let Some(eta) = crate::desk::eta::of_job(&self.app, job)
+            .await
+            .ok()
+            .flatten()
+        else {
+            return Ok(());
+        };
+        let closes = job.target_time + self.app.policy().retention;
+        crate::domain::capacity::time_check(self.app.now(), eta.estimate.duration, closes).map_err(
+            |message| StepError::fatal(crate::domain::capacity::TARGET_LEAVES_WINDOW, message),
+        )
+    }
+
+    /// The checks before a job starts, shared by restores and drills: the
+    /// host must have room on its disk for the backup, the log to replay
+    /// and a margin. Returns what the run will copy and replay, when known;
+    /// a refusal says why the job waits.
+    async fn before_start(
+        &self,
+        job: &RestoreJob,
+        source: &Cluster,
+    ) -> Result<Option<crate::domain::eta::Work>, StepFailure> {
+        let backend = &*self.app.backend;
+        // Without a plan (the catalog unreadable, the target out of reach)
+        // there is nothing to measure: the restore step itself says why.
+        let Ok(plan) = self.plan_restore(job, source).await else {
+            return Ok(None);
+        };
+        let work = match backend.restore_work(source, &plan, job.target_time).await {
+            Ok(work) => work,
+            Err(error) => {
+                tracing::warn!(%error, "the restore's size is unknown; starting without the disk check");
+                return Ok(None);
+            }
+        };
+        let free = match backend.free_space().await {
+            Ok(free) => free,
+            Err(error) => {
+                tracing::warn!(%error, "the host's free space is unknown; starting without the disk check");
+                return Ok(Some(work));
+            }
+        };
+        let needed = crate::domain::capacity::space_needed(work);
+        if needed > free {
+            let host = &self.app.settings.restore_host;
+            return Err(StepFailure {
+                code: crate::domain::capacity::INSUFFICIENT_DISK.into(),
+                message: crate::domain::capacity::disk_refusal(host, needed, free, work),
+                retryable: true,
+            });
+        }
+        Ok(Some(work))
     }
 
     /// Renews the lease while the step runs, passing on its progress, and
@@ -336,38 +509,43 @@ impl Worker {
         &self,
         job: &RestoreJob,
         context: &JobContext,
-        ticket: &Ticket,
+        loaded: &Loaded,
         progress: &ProgressCell,
         cancel: &CancellationToken,
     ) -> StepEnd {
         let backend = &self.app.backend;
         let source = &context.source;
         let result: Result<StepDone, StepError> = match job.state {
-            JobState::Provisioning => {
-                backend
+            JobState::Provisioning => match self.in_time(job).await {
+                Err(error) => Err(error),
+                Ok(()) => backend
                     .provision(context, progress, cancel)
                     .await
                     .map(|connection| StepDone {
                         outputs: JobOutputs::default(),
-                        cluster: Some(ClusterWrite::Insert(Box::new(Cluster {
-                            id: job.new_cluster_id,
-                            subscription_id: source.subscription_id,
-                            resource_group: source.resource_group.clone(),
-                            region: source.region.clone(),
-                            name: ticket.new_cluster_name.clone(),
-                            config: source.config.clone(),
-                            connection,
-                            status: ClusterStatus::Building,
-                            created_at: self.app.now(),
-                            deleted_at: None,
-                            restored_from: Some(RestoredFrom {
-                                ticket_id: ticket.id,
-                                point_in_time: job.target_time,
-                            }),
-                        }))),
+                        // A drill's copy is no cluster of the customer's: it
+                        // gets no record, and leaves none behind.
+                        cluster: loaded.ticket.as_ref().map(|ticket| {
+                            ClusterWrite::Insert(Box::new(Cluster {
+                                id: job.new_cluster_id,
+                                subscription_id: source.subscription_id,
+                                resource_group: source.resource_group.clone(),
+                                region: source.region.clone(),
+                                name: ticket.new_cluster_name.clone(),
+                                config: source.config.clone(),
+                                connection,
+                                status: ClusterStatus::Building,
+                                created_at: self.app.now(),
+                                deleted_at: None,
+                                restored_from: Some(RestoredFrom {
+                                    ticket_id: ticket.id,
+                                    point_in_time: job.target_time,
+                                }),
+                            }))
+                        }),
                         connection: None,
-                    })
-            }
+                    }),
+            },
             JobState::RestoringSnapshot => match self.plan_restore(job, source).await {
                 Ok(plan) => backend
                     .restore_snapshot(context, &plan, progress, cancel)
@@ -398,13 +576,30 @@ impl Worker {
             }
             JobState::Verifying => match backend.inspect(context, cancel).await {
                 Ok(observed) => {
-                    let report = verify(
+                    let mut report = verify(
                         job.target_time,
-                        ticket.transaction,
+                        context.transaction,
                         &source.config,
                         &observed,
                         self.app.now(),
                     );
+                    // A drill looks deeper once the copy is verified.
+                    if job.is_drill() && report.passed() {
+                        match backend.examine(context, cancel).await {
+                            Ok(checks) => report.checks.extend(checks),
+                            Err(StepError::Interrupted) => {
+                                return StepEnd::Failed(
+                                    StepError::Interrupted,
+                                    JobOutputs::default(),
+                                );
+                            }
+                            Err(error) => report.checks.push(Check {
+                                name: "examination".into(),
+                                passed: false,
+                                detail: error.to_string(),
+                            }),
+                        }
+                    }
                     let outputs = JobOutputs {
                         verification_report: Some(report.clone()),
                         ..JobOutputs::default()
@@ -435,6 +630,17 @@ impl Worker {
                 }
                 Err(error) => Err(error),
             },
+            // A drill's copy has served its purpose: it goes, like a
+            // half-built cluster, and the drill passes once it is gone.
+            JobState::Finalizing if job.is_drill() => {
+                backend.teardown(context).await.map(|()| StepDone {
+                    outputs: JobOutputs {
+                        progress: Some(100),
+                        ..JobOutputs::default()
+                    },
+                    ..StepDone::empty()
+                })
+            }
             JobState::Finalizing => {
                 backend
                     .finalize(context, cancel)
@@ -451,10 +657,10 @@ impl Worker {
                         connection: Some(connection),
                     })
             }
-            JobState::Failing | JobState::Cancelling => {
+            JobState::Failing | JobState::Cancelling | JobState::Preempted => {
                 backend.teardown(context).await.map(|()| StepDone {
                     outputs: JobOutputs::default(),
-                    cluster: Some(ClusterWrite::Remove(job.new_cluster_id)),
+                    cluster: (!job.is_drill()).then_some(ClusterWrite::Remove(job.new_cluster_id)),
                     connection: None,
                 })
             }
@@ -483,9 +689,13 @@ impl Worker {
                 format!("the backup catalog cannot be read: {e}"),
             )
         };
-        let view = FleetView::read(&*self.app.backend, source)
+        let mut view = FleetView::read(&*self.app.backend, source)
             .await
             .map_err(unavailable)?;
+        // A drill tests one zone's copy: only that zone may serve it.
+        if let Some(zone) = job.drill_zone {
+            view.online = view.online.intersect(ZoneSet::of(&[zone]));
+        }
         let ctx = view.context(source, self.app.policy(), self.app.now());
         check_target(job.target_time, &ctx).map_err(|error| match error.code {
             // Zones come back: worth waiting for, up to the retry limit.
@@ -504,11 +714,12 @@ impl Worker {
     async fn commit(
         &self,
         job: &RestoreJob,
-        source: &Cluster,
+        loaded: &Loaded,
         command: JobCommand,
         done: StepDone,
     ) -> Result<Next, EngineError> {
         let app = &self.app;
+        let source = &loaded.source;
         let now = app.now();
         let transition =
             restore_job::transition(job.state, &command, &Actor::SYSTEM, &job_facts(app, job))
@@ -527,10 +738,11 @@ impl Worker {
                 app.settings.retry_policy().max_attempts,
                 failure.message
             ),
+            JobCommand::Wait(failure) => failure.message.clone(),
             _ => String::new(),
         };
         commit.events.push(NewEvent {
-            ticket_id: Some(job.ticket_id),
+            ticket_id: job.ticket_id,
             job_id: Some(job.id),
             actor: Actor::SYSTEM,
             action: EventAction::of_job(&command),
@@ -539,11 +751,11 @@ impl Worker {
             detail,
             at: now,
         });
-        if !follow_ups.is_empty() {
+        if let (false, Some(ticket_id)) = (follow_ups.is_empty(), job.ticket_id) {
             // The ticket as it is now: the follow-up decides on its state.
             let ticket = app
                 .store
-                .ticket(job.ticket_id, Scope::Everything)
+                .ticket(ticket_id, Scope::Everything)
                 .await?
                 .ok_or_else(|| {
                     EngineError::Inconsistent(format!("job {} has no ticket", job.id))
@@ -595,9 +807,22 @@ impl Worker {
                 }
             }
         }
+        // A drill's end: staff hear of a failure, with the check and the zone.
+        for effect in &transition.effects {
+            if let JobEffect::DrillEnded { passed } = effect {
+                let ended = after.clone();
+                if !passed {
+                    commit
+                        .outbox
+                        .extend(crate::desk::drills::failure_notices(app, &ended, source).await?);
+                }
+                crate::desk::drills::record_metrics(&ended, source, *passed, now);
+            }
+        }
         // A step done and the next one begun: `job.progress` for the
         // endpoints that asked (the last step's end is `job.succeeded`).
-        if command == JobCommand::StepSucceeded && transition.to.is_build_step() {
+        if command == JobCommand::StepSucceeded && transition.to.is_build_step() && !job.is_drill()
+        {
             commit.outbox.extend(
                 crate::desk::endpoints::progress_posts(app, job, source, transition.to).await?,
             );
@@ -621,7 +846,7 @@ impl Worker {
                 );
                 Box::pin(self.commit(
                     job,
-                    source,
+                    loaded,
                     JobCommand::StepFailed(failure.failure().expect("fatal")),
                     StepDone::empty(),
                 ))

@@ -278,6 +278,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Zones and clusters.
     async fn zones(&self) -> StoreResult<Vec<ZoneStatus>>;
+    /// How an admin said the cluster is drilled (defaults when unsaid).
+    async fn drill_settings(&self, cluster_id: ClusterId) -> StoreResult<DrillSettings>;
     async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet>;
     async fn ensure_zone(
         &self,
@@ -394,20 +396,33 @@ pub trait Store: Send + Sync + 'static {
     async fn job(&self, id: JobId) -> StoreResult<Option<RestoreJob>>;
     async fn job_for_ticket(&self, ticket_id: TicketId) -> StoreResult<Option<RestoreJob>>;
     async fn jobs(&self, active_only: bool, limit: i64) -> StoreResult<Vec<RestoreJob>>;
-    /// How long the cluster's handed-over restores took, newest first:
-    /// from a worker taking up the run that finished to its hand-over.
-    async fn restore_durations(
+    /// The cluster's newest finished runs, restores and drills, with their
+    /// state changes in order: what estimates learn from.
+    async fn past_runs(&self, cluster_id: ClusterId, limit: i64)
+    -> StoreResult<Vec<PastRunRecord>>;
+    /// Drills, newest first: of one cluster, or of all.
+    async fn drills(
         &self,
-        cluster_id: ClusterId,
+        cluster_id: Option<ClusterId>,
         limit: i64,
-    ) -> StoreResult<Vec<Duration>>;
+    ) -> StoreResult<Vec<DrillRecord>>;
+    /// A drill holding a place on the worker's host that a due customer's
+    /// restore needs (the host is full and the restore waits), if any.
+    async fn drill_to_preempt(
+        &self,
+        place: &Placement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RestoreJob>>;
     /// When a worker took up the job's latest run.
     async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>>;
     /// Takes the lease of one due job nobody holds (or whose lease expired),
-    /// bumping its fencing token.
+    /// bumping its fencing token, placing it on the worker's host: one
+    /// placed there already, or a queued one while the host has room, a
+    /// customer's restore before any drill.
     async fn claim_job(
         &self,
         worker: &str,
+        place: &Placement,
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Option<RestoreJob>>;
@@ -501,6 +516,8 @@ pub trait SandboxStore: Send + Sync + 'static {
     async fn faults(&self) -> StoreResult<Vec<SandboxFault>>;
     /// Uses up one firing of a fault for `step`, if any is armed.
     async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>>;
+    /// The zones whose copy of the snapshot went bad.
+    async fn damaged_copies(&self, snapshot_id: &str) -> StoreResult<ZoneSet>;
     /// Puts a transaction into the simulated log (once per xid).
     async fn add_transaction(
         &self,

@@ -22,6 +22,10 @@ mod dialect {
     /// processes hear of new work exactly when it becomes visible.
     pub const NOTIFY_WORK: Option<&str> = Some("NOTIFY restore_desk_work");
     pub const NOTIFY_MAIL: Option<&str> = Some("NOTIFY restore_desk_mail");
+    /// Claims for one restore host take turns, so two never both see its
+    /// last place free; held until the claim commits.
+    pub const HOST_LOCK: Option<&str> =
+        Some("SELECT pg_advisory_xact_lock(hashtext('restore-host:' || $1))");
 }
 
 /// Forwards the notifications of commits in any process to this one.

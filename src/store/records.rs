@@ -196,10 +196,51 @@ impl NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub id: JobId,
-    pub ticket_id: TicketId,
+    pub kind: crate::domain::restore_job::JobKind,
+    /// A customer's restore follows this ticket; a drill has none.
+    pub ticket_id: Option<TicketId>,
     pub source_cluster_id: ClusterId,
     pub target_time: DateTime<Utc>,
     pub new_cluster_id: ClusterId,
+    /// A drill restores from this zone only.
+    pub drill_zone: Option<crate::domain::catalog::Zone>,
+}
+
+/// How a cluster is drilled, when an admin said so: its own interval, and a
+/// canary query each drill must find true.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrillSettings {
+    pub interval_hours: Option<i64>,
+    pub canary: Option<crate::domain::drill::CanaryQuery>,
+}
+
+/// Where a worker places the jobs it claims: its restore host, and how many
+/// restores that host runs at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub host: String,
+    pub max_restores: i64,
+}
+
+/// A finished run of a cluster as estimates read it: its kind, its work,
+/// and its state changes in order, `(from, to, at)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastRunRecord {
+    pub job_id: JobId,
+    pub kind: crate::domain::restore_job::JobKind,
+    pub work: Option<crate::domain::eta::Work>,
+    pub changes: Vec<(
+        crate::domain::restore_job::JobState,
+        crate::domain::restore_job::JobState,
+        DateTime<Utc>,
+    )>,
+}
+
+/// A finished drill with when a worker took its last run up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillRecord {
+    pub job: RestoreJob,
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +320,19 @@ pub enum AdminWrite {
     DeleteCluster {
         id: ClusterId,
     },
+    /// A cluster's own drill interval and canary query; refused if the
+    /// cluster is unknown.
+    SetDrillSettings {
+        cluster_id: ClusterId,
+        settings: DrillSettings,
+    },
     AddFault(SandboxFault),
+    /// A backup copy of the simulated fleet goes bad (a test's doing, as a
+    /// file of a real backup deleted or altered would be).
+    DamageSnapshot {
+        snapshot_id: String,
+        zone: Zone,
+    },
     ClearFaults,
     CreateEndpoint(Box<Endpoint>),
     /// Refused if the endpoint is unknown.

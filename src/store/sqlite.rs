@@ -23,6 +23,8 @@ mod dialect {
     /// One process per SQLite file: its own notifications suffice.
     pub const NOTIFY_WORK: Option<&str> = None;
     pub const NOTIFY_MAIL: Option<&str> = None;
+    /// `BEGIN IMMEDIATE` already serializes claims for every host.
+    pub const HOST_LOCK: Option<&str> = None;
 }
 
 /// SQLite has no cross-process notifications.
@@ -45,7 +47,7 @@ async fn check_free_space(url: &str) -> super::StoreResult<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let free = tokio::task::spawn_blocking(move || free_bytes(&folder))
+    let free = tokio::task::spawn_blocking(move || crate::disk::free_bytes(&folder))
         .await
         .ok()
         .flatten();
@@ -55,17 +57,6 @@ async fn check_free_space(url: &str) -> super::StoreResult<()> {
         ))),
         _ => Ok(()),
     }
-}
-
-/// Bytes an unprivileged writer may still use on the file system of `path`.
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs is plain data, all-zero is a valid value; the call
-    // only writes into it and reads the NUL-terminated path.
-    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
-    (rc == 0).then(|| stats.f_bavail as u64 * stats.f_frsize as u64)
 }
 
 fn pool_handle(pool: &sqlx::Pool<Db>) -> super::PoolHandle {

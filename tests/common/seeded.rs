@@ -88,8 +88,10 @@ impl QueuedJobs {
             first_response_due: now + Duration::days(1),
         }));
         commit.job = Some(JobWrite::Create(NewJob {
+            kind: restore_desk::domain::restore_job::JobKind::Restore,
+            drill_zone: None,
             id: JobId::new(),
-            ticket_id: id.into(),
+            ticket_id: Some(id.into()),
             source_cluster_id: source.id,
             target_time: target,
             new_cluster_id: ClusterId::new(),

@@ -53,6 +53,14 @@ struct BackupJson {
     database: DbRef,
     timestamp: Stamps,
     archive: Option<WalRange>,
+    #[serde(default)]
+    info: Option<SizeJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SizeJson {
+    /// What the backup restores to, uncompressed.
+    size: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +84,9 @@ pub struct Backup {
     pub stopped_at: DateTime<Utc>,
     /// The first WAL segment the backup needs.
     pub wal_start: Option<String>,
+    /// What it restores to on disk, in bytes.
+    #[serde(default)]
+    pub size: Option<i64>,
 }
 
 /// One repository (zone) of one stanza, as `info` saw it.
@@ -146,6 +157,7 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, String> {
                 started_at: unix(b.timestamp.start)?,
                 stopped_at: unix(b.timestamp.stop)?,
                 wal_start: b.archive.as_ref().and_then(|a| a.start.clone()),
+                size: b.info.as_ref().and_then(|i| i.size),
             });
         }
         repos.push(Repo {
@@ -254,6 +266,22 @@ impl StanzaInfo {
     }
 }
 
+/// WAL segments are 16 MiB (PostgreSQL's default, and the fleet's).
+pub const SEGMENT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// How many segments from `first` to `last`, both counted, on one timeline.
+pub fn segments_between(first: &str, last: &str) -> Option<i64> {
+    let number = |segment: &str| -> Option<i64> {
+        if segment.len() != 24 {
+            return None;
+        }
+        let log = i64::from_str_radix(&segment[8..16], 16).ok()?;
+        let seg = i64::from_str_radix(&segment[16..], 16).ok()?;
+        Some(log * 0x100 + seg)
+    };
+    Some((number(last)? - number(first)? + 1).max(0))
+}
+
 /// The segment before `segment` on the same timeline (16 MB segments).
 pub fn previous_segment(segment: &str) -> Option<String> {
     if segment.len() != 24 {
@@ -299,6 +327,21 @@ mod tests {
 
     fn ends(t: DateTime<Utc>) -> BTreeMap<Zone, DateTime<Utc>> {
         Zone::ALL.into_iter().map(|z| (z, t)).collect()
+    }
+
+    #[test]
+    fn backups_know_their_size_and_segments_count_across_log_files() {
+        let info = parse_info(THREE, "src").unwrap();
+        assert_eq!(info.repos[0].backups[0].size, Some(23213884));
+        assert_eq!(
+            segments_between("000000010000000000000002", "000000010000000000000004"),
+            Some(3)
+        );
+        assert_eq!(
+            segments_between("0000000100000000000000FF", "000000010000000100000001"),
+            Some(3)
+        );
+        assert_eq!(segments_between("x", "000000010000000100000001"), None);
     }
 
     #[test]

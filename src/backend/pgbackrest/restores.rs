@@ -2,7 +2,121 @@
 
 use super::*;
 
+/// Runs a drill's canary on the copy: read-only, bounded, one true value.
+/// A query that errors fails the check with the database's own message.
+pub(super) async fn canary_check(
+    server: &Server<'_>,
+    database: &str,
+    canary: &crate::domain::drill::CanaryQuery,
+) -> crate::domain::verification::Check {
+    let options = server.connect_options().database(database);
+    let outcome = match tokio::time::timeout(
+        StdDuration::from_secs(10),
+        sqlx::PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Err(_) => Err("connecting timed out".to_string()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Ok(mut conn)) => {
+            let answer = run_canary(&mut conn, canary.as_str()).await;
+            let _ = conn.close().await;
+            answer
+        }
+    };
+    let (passed, detail) = match outcome {
+        Ok(Some(true)) => (true, format!("{} is true", canary.as_str())),
+        Ok(Some(false)) => (false, format!("{} is false", canary.as_str())),
+        Ok(None) => (false, format!("{} is NULL", canary.as_str())),
+        Err(message) => (false, format!("{} failed: {message}", canary.as_str())),
+    };
+    crate::domain::verification::Check {
+        name: "canary".into(),
+        passed,
+        detail,
+    }
+}
+
+/// The canary's one value, inside a read-only transaction with a time
+/// limit, rolled back whatever happens.
+async fn run_canary(conn: &mut sqlx::PgConnection, sql: &str) -> Result<Option<bool>, String> {
+    let said = |e: sqlx::Error| match e.as_database_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    };
+    sqlx::query("BEGIN READ ONLY")
+        .execute(&mut *conn)
+        .await
+        .map_err(said)?;
+    let answer = async {
+        sqlx::query("SET LOCAL statement_timeout = '60s'")
+            .execute(&mut *conn)
+            .await
+            .map_err(said)?;
+        let rows = sqlx::query(sql).fetch_all(&mut *conn).await.map_err(said)?;
+        let Some(row) = rows.first() else {
+            return Err("it returned no row; a canary returns one true or false value".into());
+        };
+        use sqlx::Row as _;
+        row.try_get::<Option<bool>, _>(0)
+            .map_err(|_| "it did not return true or false; a canary returns one boolean".into())
+    }
+    .await;
+    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    answer
+}
+
 impl PgBackRestBackend {
+    /// `pg_amcheck` over every database of a restored copy: heap and B-tree
+    /// checks, the extension installed where missing (the copy is the
+    /// drill's own). Corruption fails the check with what was found.
+    pub(super) async fn amcheck(
+        &self,
+        home: &ClusterHome,
+        port: u16,
+    ) -> Result<crate::domain::verification::Check, StepError> {
+        let mut command = self.user.command(self.bin.join("pg_amcheck"), home.dir());
+        command
+            .args(["--host=127.0.0.1", "--username=postgres"])
+            .arg(format!("--port={port}"))
+            .args(["--all", "--install-missing", "--no-password"]);
+        let done = run_quiet(command, StdDuration::from_secs(3600))
+            .await
+            .map_err(|e| StepError::retryable("amcheck_failed", e.to_string()))?;
+        let found: Vec<&str> = done
+            .stdout
+            .lines()
+            .chain(done.stderr.lines())
+            .filter(|l| !l.trim().is_empty())
+            .take(5)
+            .collect();
+        Ok(match done.code() {
+            Some(0) => crate::domain::verification::Check {
+                name: "amcheck".into(),
+                passed: true,
+                detail: "every table and B-tree index of every database checked: no corruption"
+                    .into(),
+            },
+            code => crate::domain::verification::Check {
+                name: "amcheck".into(),
+                passed: false,
+                detail: format!(
+                    "pg_amcheck {}: {}",
+                    match code {
+                        Some(2) => "found corruption".to_string(),
+                        Some(n) => format!("exited with {n}"),
+                        None => "was stopped".to_string(),
+                    },
+                    if found.is_empty() {
+                        "it printed nothing".to_string()
+                    } else {
+                        found.join(" | ")
+                    }
+                ),
+            },
+        })
+    }
+
     pub(super) fn restore_owner(job: &JobContext) -> String {
         format!("restore {}-{}", job.job_id, job.run)
     }

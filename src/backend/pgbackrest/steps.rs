@@ -1,5 +1,6 @@
 //! The restore steps and the catalog, as the engine asks for them.
 
+use super::restores::canary_check;
 use super::*;
 use crate::domain::transactions::{
     LogRead, LoggedTransaction, RelationFile, RelationName, TxPosition,
@@ -403,6 +404,80 @@ impl Backend for PgBackRestBackend {
         self.write_state(&home, &state)?;
         progress.report(1.0, "promoted");
         Ok(replayed)
+    }
+
+    async fn restore_work(
+        &self,
+        cluster: &Cluster,
+        plan: &RestorePlan,
+        target: DateTime<Utc>,
+    ) -> Result<crate::domain::eta::Work, FleetError> {
+        if !self.is_source(cluster.id) {
+            return Err(FleetError::Unreachable(format!(
+                "{} has no repositories in this fleet",
+                cluster.name
+            )));
+        }
+        let info = self.info(cluster.id).await?;
+        let unknown = || {
+            FleetError::Unreachable(format!(
+                "snapshot {} is not in {}",
+                plan.snapshot_id, plan.zone
+            ))
+        };
+        let repo = info.repo(plan.zone).ok_or_else(unknown)?;
+        let backup = repo
+            .backups
+            .iter()
+            .find(|b| b.label == plan.snapshot_id)
+            .ok_or_else(unknown)?;
+        // The log to replay: the zone's archive from the backup's first
+        // segment on, taken as written evenly up to where the log ends, and
+        // cut at the target.
+        let ends = self.log_ends(cluster.id, &info).await;
+        let wal_bytes = match (&backup.wal_start, &repo.wal, ends.get(&plan.zone)) {
+            (Some(first), Some((_, newest)), Some(end)) => {
+                let segments = info::segments_between(first, newest).unwrap_or(1);
+                let whole = (*end - backup.started_at).num_milliseconds().max(1) as f64;
+                let part = (target - backup.started_at).num_milliseconds().max(0) as f64;
+                (segments as f64 * info::SEGMENT_BYTES as f64 * (part / whole).min(1.0)) as i64
+            }
+            _ => 0,
+        };
+        Ok(crate::domain::eta::Work {
+            backup_bytes: backup.size.unwrap_or(0),
+            wal_bytes,
+        })
+    }
+
+    async fn free_space(&self) -> Result<i64, FleetError> {
+        let restores = self.layout.restores();
+        let free = tokio::task::spawn_blocking(move || crate::disk::free_bytes(&restores))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                FleetError::Unreachable("the restores folder's free space cannot be read".into())
+            })?;
+        Ok(i64::try_from(free).unwrap_or(i64::MAX))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
+    async fn examine(
+        &self,
+        job: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<crate::domain::verification::Check>, StepError> {
+        let (home, state) = self.provisioned(job)?;
+        if cancel.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        let mut checks = vec![self.amcheck(&home, state.port).await?];
+        if let Some(canary) = &job.canary {
+            let server = self.server(&home, state.port);
+            checks.push(canary_check(&server, &job.source.connection.database, canary).await);
+        }
+        Ok(checks)
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]

@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! queued → provisioning → restoring_snapshot → replaying_log → verifying → finalizing → succeeded
-//!             any step: retry with backoff up to a limit, then → failing → failed
-//!             cancel (before finalizing): → cancelling → cancelled
+//!   │         any step: retry with backoff up to a limit, then → failing → failed
+//!   │         cancel (before finalizing): → cancelling → cancelled
+//!   └─ wait (no room on the host yet) → queued
+//! drills only: preempt (a customer's restore needs the host) → preempted → queued
 //! ```
 //!
-//! `failing` and `cancelling` are the compensation: a worker removes the
-//! half-built cluster before the job rests in `failed` or `cancelled`.
+//! `failing`, `cancelling` and `preempted` are the compensation: a worker
+//! removes the half-built cluster before the job rests or starts again.
+//!
+//! A job is a customer's restore (it follows a ticket and ends in a hand-over)
+//! or a drill: the same steps from a zone chosen in turn, verified more
+//! deeply, its last step tearing the copy down instead of handing it over.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,6 +25,16 @@ mod record;
 pub use record::{
     ApplyContext, Fence, JobChange, JobGuard, JobOutputs, JobPatch, RestoreJob, apply,
 };
+
+string_enum! {
+    /// What a job is for.
+    pub enum JobKind ("job kind") {
+        /// A customer's restore, approved on a ticket.
+        Restore = "restore",
+        /// A scheduled restore test: verified, then torn down.
+        Drill = "drill",
+    }
+}
 
 string_enum! {
     /// Where a restore job is: its steps, then how it ended.
@@ -33,6 +49,9 @@ string_enum! {
         Succeeded = "succeeded",
         Failing = "failing",
         Cancelling = "cancelling",
+        /// A drill giving way to a customer's restore: its copy is removed,
+        /// then it waits for room again.
+        Preempted = "preempted",
         Failed = "failed",
         Cancelled = "cancelled",
     }
@@ -60,6 +79,7 @@ impl JobState {
             JobState::Succeeded => "Restore complete",
             JobState::Failing => "Failed: removing the half-built cluster",
             JobState::Cancelling => "Cancelled: removing the half-built cluster",
+            JobState::Preempted => "Giving way to a customer's restore",
             JobState::Failed => "Restore failed",
             JobState::Cancelled => "Restore cancelled",
         }
@@ -77,8 +97,23 @@ impl JobState {
         JobState::STEPS.contains(&self)
     }
 
+    /// The step label of a job of `kind`: a drill's last step removes its
+    /// copy rather than handing it over.
+    pub fn label_for(self, kind: JobKind) -> &'static str {
+        match (kind, self) {
+            (JobKind::Drill, JobState::Finalizing) => "Removing the test copy",
+            (JobKind::Drill, JobState::Succeeded) => "Restore test passed",
+            (JobKind::Drill, JobState::Failed) => "Restore test failed",
+            (JobKind::Drill, JobState::Failing) => "Failed: removing the test copy",
+            _ => self.label(),
+        }
+    }
+
     pub fn is_compensating(self) -> bool {
-        matches!(self, JobState::Failing | JobState::Cancelling)
+        matches!(
+            self,
+            JobState::Failing | JobState::Cancelling | JobState::Preempted
+        )
     }
 
     /// Staff may cancel until the job starts handing the cluster over.
@@ -91,6 +126,7 @@ impl JobState {
                 | JobState::ReplayingLog
                 | JobState::Verifying
                 | JobState::Failing
+                | JobState::Preempted
         )
     }
 
@@ -117,9 +153,11 @@ impl JobState {
             JobState::Verifying => (85, 95),
             JobState::Finalizing => (95, 100),
             JobState::Succeeded => (100, 100),
-            JobState::Failing | JobState::Cancelling | JobState::Failed | JobState::Cancelled => {
-                (0, 0)
-            }
+            JobState::Failing
+            | JobState::Cancelling
+            | JobState::Preempted
+            | JobState::Failed
+            | JobState::Cancelled => (0, 0),
         }
     }
 
@@ -151,6 +189,11 @@ pub enum JobCommand {
     CompensationDone,
     /// Staff try a failed restore again.
     Retry,
+    /// Checked before it starts, the job cannot run on this host now (no
+    /// room on its disk, no slot): it waits, for any host, and says why.
+    Wait(StepFailure),
+    /// A drill gives its host to a customer's restore.
+    Preempt,
 }
 
 impl JobCommand {
@@ -162,6 +205,8 @@ impl JobCommand {
             JobCommand::Cancel => "cancel",
             JobCommand::CompensationDone => "compensation_done",
             JobCommand::Retry => "retry",
+            JobCommand::Wait(_) => "wait",
+            JobCommand::Preempt => "preempt",
         }
     }
 }
@@ -173,6 +218,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// How long a job that cannot start on any host yet waits before it
+    /// is checked again. Waiting costs no attempt.
+    pub wait: Duration,
 }
 
 impl RetryPolicy {
@@ -190,12 +238,14 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::seconds(2),
             max_delay: Duration::minutes(5),
+            wait: Duration::seconds(15),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFacts {
+    pub kind: JobKind,
     /// The attempt of the current step now ending, starting at 1.
     pub attempt: u32,
     pub now: DateTime<Utc>,
@@ -217,6 +267,13 @@ pub enum JobEffect {
     NewRun,
     /// The ticket follows its job.
     Ticket(TicketCommand),
+    /// The job gives up its restore host: another may take it.
+    LeaveHost,
+    /// A drill ended: staff hear of a failure, the cluster's record of
+    /// restore tests takes the result.
+    DrillEnded {
+        passed: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,30 +311,38 @@ pub fn transition(
         }
     };
 
+    let drill = facts.kind == JobKind::Drill;
+    // A customer's ticket follows its restore; a drill has none.
+    let ticket = |command: TicketCommand| {
+        if drill {
+            vec![]
+        } else {
+            vec![JobEffect::Ticket(command)]
+        }
+    };
     match command {
         JobCommand::Start => {
             allow(system)?;
             match state {
-                S::Queued => go(
-                    S::Provisioning,
-                    vec![
-                        JobEffect::BeginStep,
-                        JobEffect::Ticket(TicketCommand::JobStarted),
-                    ],
-                ),
+                S::Queued => {
+                    let mut effects = vec![JobEffect::BeginStep];
+                    effects.extend(ticket(TicketCommand::JobStarted));
+                    go(S::Provisioning, effects)
+                }
                 _ => wrong_state,
             }
         }
         JobCommand::StepSucceeded => {
             allow(system)?;
             match state.next() {
-                Some(S::Succeeded) => go(
-                    S::Succeeded,
-                    vec![
-                        JobEffect::BeginStep,
-                        JobEffect::Ticket(TicketCommand::JobSucceeded),
-                    ],
-                ),
+                Some(S::Succeeded) => {
+                    let mut effects = vec![JobEffect::BeginStep];
+                    if drill {
+                        effects.push(JobEffect::DrillEnded { passed: true });
+                    }
+                    effects.extend(ticket(TicketCommand::JobSucceeded));
+                    go(S::Succeeded, effects)
+                }
                 Some(next) => go(next, vec![JobEffect::BeginStep]),
                 None => wrong_state,
             }
@@ -320,19 +385,57 @@ pub fn transition(
                         .last_error
                         .clone()
                         .unwrap_or_else(|| "the restore failed".to_string());
-                    go(
-                        S::Failed,
-                        vec![JobEffect::Ticket(TicketCommand::JobFailed { reason })],
-                    )
+                    let mut effects = Vec::new();
+                    if drill {
+                        effects.push(JobEffect::DrillEnded { passed: false });
+                    }
+                    effects.extend(ticket(TicketCommand::JobFailed { reason }));
+                    go(S::Failed, effects)
                 }
                 S::Cancelling => go(S::Cancelled, vec![]),
+                // The drill starts over, from nothing, when there is room.
+                S::Preempted => go(
+                    S::Queued,
+                    vec![
+                        JobEffect::NewRun,
+                        JobEffect::BeginStep,
+                        JobEffect::LeaveHost,
+                    ],
+                ),
                 _ => wrong_state,
             }
         }
         JobCommand::Retry => {
             allow(staff_or_system)?;
             match state {
-                S::Failed => go(S::Queued, vec![JobEffect::NewRun, JobEffect::BeginStep]),
+                // A failed drill is a finding to keep: a new drill tests again.
+                S::Failed if !drill => go(S::Queued, vec![JobEffect::NewRun, JobEffect::BeginStep]),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::Wait(failure) => {
+            allow(system)?;
+            match state {
+                S::Queued => go(
+                    S::Queued,
+                    vec![
+                        JobEffect::RecordFailure(failure.clone()),
+                        JobEffect::RetryAt {
+                            at: facts.now + facts.policy.wait,
+                            attempt: facts.attempt,
+                        },
+                        JobEffect::LeaveHost,
+                    ],
+                ),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::Preempt => {
+            allow(system)?;
+            match state {
+                s if drill && s.is_build_step() && s != S::Finalizing => {
+                    go(S::Preempted, vec![JobEffect::BeginStep])
+                }
                 _ => wrong_state,
             }
         }
@@ -354,6 +457,7 @@ mod tests {
 
     fn facts(attempt: u32) -> JobFacts {
         JobFacts {
+            kind: JobKind::Restore,
             attempt,
             now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             policy: RetryPolicy::default(),
@@ -378,6 +482,12 @@ mod tests {
             "cancel" => JobCommand::Cancel,
             "compensation_done" => JobCommand::CompensationDone,
             "retry" => JobCommand::Retry,
+            "wait" => JobCommand::Wait(StepFailure {
+                code: "insufficient_disk".into(),
+                message: "no room".into(),
+                retryable: true,
+            }),
+            "preempt" => JobCommand::Preempt,
             other => panic!("no command {other}"),
         }
     }
@@ -390,7 +500,8 @@ mod tests {
         }
     }
 
-    /// Every command × every state × every role, on attempt 1 of 5.
+    /// Every command × every state × every role of a customer's restore,
+    /// on attempt 1 of 5.
     const TABLE: &str = "
     # command            state               customer   staff        admin        system
     start                queued              forbidden  forbidden    forbidden    provisioning
@@ -402,6 +513,7 @@ mod tests {
     start                succeeded           forbidden  forbidden    forbidden    wrong_state
     start                failing             forbidden  forbidden    forbidden    wrong_state
     start                cancelling          forbidden  forbidden    forbidden    wrong_state
+    start                preempted           forbidden  forbidden    forbidden    wrong_state
     start                failed              forbidden  forbidden    forbidden    wrong_state
     start                cancelled           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       queued              forbidden  forbidden    forbidden    wrong_state
@@ -413,6 +525,7 @@ mod tests {
     step_succeeded       succeeded           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failing             forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelling          forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       preempted           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failed              forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelled           forbidden  forbidden    forbidden    wrong_state
     transient_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -424,6 +537,7 @@ mod tests {
     transient_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     transient_failure    failing             forbidden  forbidden    forbidden    failing
     transient_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    transient_failure    preempted           forbidden  forbidden    forbidden    preempted
     transient_failure    failed              forbidden  forbidden    forbidden    wrong_state
     transient_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -435,6 +549,7 @@ mod tests {
     permanent_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    failing             forbidden  forbidden    forbidden    failing
     permanent_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    permanent_failure    preempted           forbidden  forbidden    forbidden    preempted
     permanent_failure    failed              forbidden  forbidden    forbidden    wrong_state
     permanent_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     cancel               queued              forbidden  cancelled    cancelled    cancelled
@@ -446,6 +561,7 @@ mod tests {
     cancel               succeeded           forbidden  wrong_state  wrong_state  wrong_state
     cancel               failing             forbidden  cancelling   cancelling   cancelling
     cancel               cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               preempted           forbidden  cancelling   cancelling   cancelling
     cancel               failed              forbidden  wrong_state  wrong_state  wrong_state
     cancel               cancelled           forbidden  wrong_state  wrong_state  wrong_state
     compensation_done    queued              forbidden  forbidden    forbidden    wrong_state
@@ -457,6 +573,7 @@ mod tests {
     compensation_done    succeeded           forbidden  forbidden    forbidden    wrong_state
     compensation_done    failing             forbidden  forbidden    forbidden    failed
     compensation_done    cancelling          forbidden  forbidden    forbidden    cancelled
+    compensation_done    preempted           forbidden  forbidden    forbidden    queued
     compensation_done    failed              forbidden  forbidden    forbidden    wrong_state
     compensation_done    cancelled           forbidden  forbidden    forbidden    wrong_state
     retry                queued              forbidden  wrong_state  wrong_state  wrong_state
@@ -468,34 +585,249 @@ mod tests {
     retry                succeeded           forbidden  wrong_state  wrong_state  wrong_state
     retry                failing             forbidden  wrong_state  wrong_state  wrong_state
     retry                cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    retry                preempted           forbidden  wrong_state  wrong_state  wrong_state
     retry                failed              forbidden  queued       queued       queued
     retry                cancelled           forbidden  wrong_state  wrong_state  wrong_state
+    wait                 queued              forbidden  forbidden    forbidden    queued
+    wait                 provisioning        forbidden  forbidden    forbidden    wrong_state
+    wait                 restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    wait                 replaying_log       forbidden  forbidden    forbidden    wrong_state
+    wait                 verifying           forbidden  forbidden    forbidden    wrong_state
+    wait                 finalizing          forbidden  forbidden    forbidden    wrong_state
+    wait                 succeeded           forbidden  forbidden    forbidden    wrong_state
+    wait                 failing             forbidden  forbidden    forbidden    wrong_state
+    wait                 cancelling          forbidden  forbidden    forbidden    wrong_state
+    wait                 preempted           forbidden  forbidden    forbidden    wrong_state
+    wait                 failed              forbidden  forbidden    forbidden    wrong_state
+    wait                 cancelled           forbidden  forbidden    forbidden    wrong_state
+    preempt              queued              forbidden  forbidden    forbidden    wrong_state
+    preempt              provisioning        forbidden  forbidden    forbidden    wrong_state
+    preempt              restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    preempt              replaying_log       forbidden  forbidden    forbidden    wrong_state
+    preempt              verifying           forbidden  forbidden    forbidden    wrong_state
+    preempt              finalizing          forbidden  forbidden    forbidden    wrong_state
+    preempt              succeeded           forbidden  forbidden    forbidden    wrong_state
+    preempt              failing             forbidden  forbidden    forbidden    wrong_state
+    preempt              cancelling          forbidden  forbidden    forbidden    wrong_state
+    preempt              preempted           forbidden  forbidden    forbidden    wrong_state
+    preempt              failed              forbidden  forbidden    forbidden    wrong_state
+    preempt              cancelled           forbidden  forbidden    forbidden    wrong_state
+    ";
+
+    /// The same for a drill: no retry of a failed one (a new drill tests
+    /// again), and it alone gives way to a customer's restore.
+    const DRILL_TABLE: &str = "
+    # command            state               customer   staff        admin        system
+    start                queued              forbidden  forbidden    forbidden    provisioning
+    start                provisioning        forbidden  forbidden    forbidden    wrong_state
+    start                restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    start                replaying_log       forbidden  forbidden    forbidden    wrong_state
+    start                verifying           forbidden  forbidden    forbidden    wrong_state
+    start                finalizing          forbidden  forbidden    forbidden    wrong_state
+    start                succeeded           forbidden  forbidden    forbidden    wrong_state
+    start                failing             forbidden  forbidden    forbidden    wrong_state
+    start                cancelling          forbidden  forbidden    forbidden    wrong_state
+    start                preempted           forbidden  forbidden    forbidden    wrong_state
+    start                failed              forbidden  forbidden    forbidden    wrong_state
+    start                cancelled           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       queued              forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       provisioning        forbidden  forbidden    forbidden    restoring_snapshot
+    step_succeeded       restoring_snapshot  forbidden  forbidden    forbidden    replaying_log
+    step_succeeded       replaying_log       forbidden  forbidden    forbidden    verifying
+    step_succeeded       verifying           forbidden  forbidden    forbidden    finalizing
+    step_succeeded       finalizing          forbidden  forbidden    forbidden    succeeded
+    step_succeeded       succeeded           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       failing             forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       cancelling          forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       preempted           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       failed              forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       cancelled           forbidden  forbidden    forbidden    wrong_state
+    transient_failure    queued              forbidden  forbidden    forbidden    wrong_state
+    transient_failure    provisioning        forbidden  forbidden    forbidden    provisioning
+    transient_failure    restoring_snapshot  forbidden  forbidden    forbidden    restoring_snapshot
+    transient_failure    replaying_log       forbidden  forbidden    forbidden    replaying_log
+    transient_failure    verifying           forbidden  forbidden    forbidden    verifying
+    transient_failure    finalizing          forbidden  forbidden    forbidden    finalizing
+    transient_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
+    transient_failure    failing             forbidden  forbidden    forbidden    failing
+    transient_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    transient_failure    preempted           forbidden  forbidden    forbidden    preempted
+    transient_failure    failed              forbidden  forbidden    forbidden    wrong_state
+    transient_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    queued              forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    provisioning        forbidden  forbidden    forbidden    failing
+    permanent_failure    restoring_snapshot  forbidden  forbidden    forbidden    failing
+    permanent_failure    replaying_log       forbidden  forbidden    forbidden    failing
+    permanent_failure    verifying           forbidden  forbidden    forbidden    failing
+    permanent_failure    finalizing          forbidden  forbidden    forbidden    failing
+    permanent_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    failing             forbidden  forbidden    forbidden    failing
+    permanent_failure    cancelling          forbidden  forbidden    forbidden    cancelling
+    permanent_failure    preempted           forbidden  forbidden    forbidden    preempted
+    permanent_failure    failed              forbidden  forbidden    forbidden    wrong_state
+    permanent_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
+    cancel               queued              forbidden  cancelled    cancelled    cancelled
+    cancel               provisioning        forbidden  cancelling   cancelling   cancelling
+    cancel               restoring_snapshot  forbidden  cancelling   cancelling   cancelling
+    cancel               replaying_log       forbidden  cancelling   cancelling   cancelling
+    cancel               verifying           forbidden  cancelling   cancelling   cancelling
+    cancel               finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               succeeded           forbidden  wrong_state  wrong_state  wrong_state
+    cancel               failing             forbidden  cancelling   cancelling   cancelling
+    cancel               cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               preempted           forbidden  cancelling   cancelling   cancelling
+    cancel               failed              forbidden  wrong_state  wrong_state  wrong_state
+    cancel               cancelled           forbidden  wrong_state  wrong_state  wrong_state
+    compensation_done    queued              forbidden  forbidden    forbidden    wrong_state
+    compensation_done    provisioning        forbidden  forbidden    forbidden    wrong_state
+    compensation_done    restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    compensation_done    replaying_log       forbidden  forbidden    forbidden    wrong_state
+    compensation_done    verifying           forbidden  forbidden    forbidden    wrong_state
+    compensation_done    finalizing          forbidden  forbidden    forbidden    wrong_state
+    compensation_done    succeeded           forbidden  forbidden    forbidden    wrong_state
+    compensation_done    failing             forbidden  forbidden    forbidden    failed
+    compensation_done    cancelling          forbidden  forbidden    forbidden    cancelled
+    compensation_done    preempted           forbidden  forbidden    forbidden    queued
+    compensation_done    failed              forbidden  forbidden    forbidden    wrong_state
+    compensation_done    cancelled           forbidden  forbidden    forbidden    wrong_state
+    retry                queued              forbidden  wrong_state  wrong_state  wrong_state
+    retry                provisioning        forbidden  wrong_state  wrong_state  wrong_state
+    retry                restoring_snapshot  forbidden  wrong_state  wrong_state  wrong_state
+    retry                replaying_log       forbidden  wrong_state  wrong_state  wrong_state
+    retry                verifying           forbidden  wrong_state  wrong_state  wrong_state
+    retry                finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    retry                succeeded           forbidden  wrong_state  wrong_state  wrong_state
+    retry                failing             forbidden  wrong_state  wrong_state  wrong_state
+    retry                cancelling          forbidden  wrong_state  wrong_state  wrong_state
+    retry                preempted           forbidden  wrong_state  wrong_state  wrong_state
+    retry                failed              forbidden  wrong_state  wrong_state  wrong_state
+    retry                cancelled           forbidden  wrong_state  wrong_state  wrong_state
+    wait                 queued              forbidden  forbidden    forbidden    queued
+    wait                 provisioning        forbidden  forbidden    forbidden    wrong_state
+    wait                 restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    wait                 replaying_log       forbidden  forbidden    forbidden    wrong_state
+    wait                 verifying           forbidden  forbidden    forbidden    wrong_state
+    wait                 finalizing          forbidden  forbidden    forbidden    wrong_state
+    wait                 succeeded           forbidden  forbidden    forbidden    wrong_state
+    wait                 failing             forbidden  forbidden    forbidden    wrong_state
+    wait                 cancelling          forbidden  forbidden    forbidden    wrong_state
+    wait                 preempted           forbidden  forbidden    forbidden    wrong_state
+    wait                 failed              forbidden  forbidden    forbidden    wrong_state
+    wait                 cancelled           forbidden  forbidden    forbidden    wrong_state
+    preempt              queued              forbidden  forbidden    forbidden    wrong_state
+    preempt              provisioning        forbidden  forbidden    forbidden    preempted
+    preempt              restoring_snapshot  forbidden  forbidden    forbidden    preempted
+    preempt              replaying_log       forbidden  forbidden    forbidden    preempted
+    preempt              verifying           forbidden  forbidden    forbidden    preempted
+    preempt              finalizing          forbidden  forbidden    forbidden    wrong_state
+    preempt              succeeded           forbidden  forbidden    forbidden    wrong_state
+    preempt              failing             forbidden  forbidden    forbidden    wrong_state
+    preempt              cancelling          forbidden  forbidden    forbidden    wrong_state
+    preempt              preempted           forbidden  forbidden    forbidden    wrong_state
+    preempt              failed              forbidden  forbidden    forbidden    wrong_state
+    preempt              cancelled           forbidden  forbidden    forbidden    wrong_state
     ";
 
     #[test]
     fn every_state_command_and_role() {
-        let mut seen = std::collections::HashSet::new();
-        let mut failures = Vec::new();
-        for line in TABLE.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(cols.len(), 6, "malformed row: {line}");
-            let state: JobState = cols[1].parse().unwrap();
-            let cmd = command(cols[0]);
-            for (role, expected) in Role::ALL.into_iter().zip(&cols[2..]) {
-                seen.insert((cols[0].to_string(), state, role));
-                let got = outcome(&transition(state, &cmd, &actor(role), &facts(1)));
-                if got != *expected {
-                    failures.push(format!(
-                        "{line}\n    {role}: expected {expected}, got {got}"
-                    ));
+        for (kind, table) in [(JobKind::Restore, TABLE), (JobKind::Drill, DRILL_TABLE)] {
+            let mut seen = std::collections::HashSet::new();
+            let mut failures = Vec::new();
+            for line in table.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(cols.len(), 6, "malformed row: {line}");
+                let state: JobState = cols[1].parse().unwrap();
+                let cmd = command(cols[0]);
+                let facts = JobFacts { kind, ..facts(1) };
+                for (role, expected) in Role::ALL.into_iter().zip(&cols[2..]) {
+                    seen.insert((cols[0].to_string(), state, role));
+                    let got = outcome(&transition(state, &cmd, &actor(role), &facts));
+                    if got != *expected {
+                        failures.push(format!(
+                            "{kind} {line}\n    {role}: expected {expected}, got {got}"
+                        ));
+                    }
                 }
             }
+            assert!(failures.is_empty(), "{}", failures.join("\n"));
+            assert_eq!(seen.len(), 9 * JobState::ALL.len() * Role::ALL.len());
         }
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-        assert_eq!(seen.len(), 7 * JobState::ALL.len() * Role::ALL.len());
+    }
+
+    #[test]
+    fn only_a_restore_moves_its_ticket_and_only_a_drill_reports_its_end() {
+        let run = |kind, state, command: JobCommand| {
+            transition(
+                state,
+                &command,
+                &Actor::SYSTEM,
+                &JobFacts { kind, ..facts(1) },
+            )
+            .unwrap()
+            .effects
+        };
+        let tickets = |effects: &[JobEffect]| {
+            effects
+                .iter()
+                .filter(|e| matches!(e, JobEffect::Ticket(_)))
+                .count()
+        };
+        for (state, command) in [
+            (JobState::Queued, JobCommand::Start),
+            (JobState::Finalizing, JobCommand::StepSucceeded),
+            (JobState::Failing, JobCommand::CompensationDone),
+        ] {
+            assert_eq!(tickets(&run(JobKind::Restore, state, command.clone())), 1);
+            assert_eq!(tickets(&run(JobKind::Drill, state, command)), 0);
+        }
+        assert!(
+            run(
+                JobKind::Drill,
+                JobState::Finalizing,
+                JobCommand::StepSucceeded
+            )
+            .contains(&JobEffect::DrillEnded { passed: true })
+        );
+        assert!(
+            run(
+                JobKind::Drill,
+                JobState::Failing,
+                JobCommand::CompensationDone
+            )
+            .contains(&JobEffect::DrillEnded { passed: false })
+        );
+        assert!(
+            !run(
+                JobKind::Restore,
+                JobState::Failing,
+                JobCommand::CompensationDone
+            )
+            .iter()
+            .any(|e| matches!(e, JobEffect::DrillEnded { .. }))
+        );
+        // A preempted drill starts over from nothing, on whichever host has room.
+        assert_eq!(
+            run(
+                JobKind::Drill,
+                JobState::Preempted,
+                JobCommand::CompensationDone
+            ),
+            vec![
+                JobEffect::NewRun,
+                JobEffect::BeginStep,
+                JobEffect::LeaveHost
+            ]
+        );
+        // Waiting keeps the attempt: it is no failure of the job's.
+        let waited = run(JobKind::Restore, JobState::Queued, command("wait"));
+        assert!(waited.contains(&JobEffect::RetryAt {
+            at: facts(1).now + RetryPolicy::default().wait,
+            attempt: 1
+        }));
+        assert!(waited.contains(&JobEffect::LeaveHost));
     }
 
     #[test]

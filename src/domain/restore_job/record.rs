@@ -6,15 +6,18 @@
 use crate::domain::ids::{ClusterId, JobId, TicketId};
 use chrono::{DateTime, Utc};
 
-use super::{JobEffect, JobState, JobTransition};
+use super::{JobEffect, JobKind, JobState, JobTransition};
 use crate::domain::catalog::{RestorePlan, Zone};
+use crate::domain::eta::Work;
 use crate::domain::ticket::TicketCommand;
 use crate::domain::verification::VerificationReport;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreJob {
     pub id: JobId,
-    pub ticket_id: TicketId,
+    pub kind: JobKind,
+    /// The ticket a customer's restore follows; a drill has none.
+    pub ticket_id: Option<TicketId>,
     pub source_cluster_id: ClusterId,
     pub target_time: DateTime<Utc>,
     pub state: JobState,
@@ -42,9 +45,21 @@ pub struct RestoreJob {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The restore host running this run, once a worker took it up.
+    pub host: Option<String>,
+    /// A drill restores from this zone only.
+    pub drill_zone: Option<Zone>,
+    /// What this run copies and replays, once known.
+    pub work: Option<Work>,
+    /// The step a failure that ended the run happened in.
+    pub failed_step: Option<JobState>,
 }
 
 impl RestoreJob {
+    pub fn is_drill(&self) -> bool {
+        self.kind == JobKind::Drill
+    }
+
     /// Where this run restores from, once the snapshot restore has chosen.
     pub fn plan(&self) -> Option<RestorePlan> {
         Some(RestorePlan {
@@ -93,6 +108,8 @@ pub struct JobOutputs {
     pub verification_report: Option<VerificationReport>,
     pub progress: Option<i64>,
     pub step_detail: Option<String>,
+    /// What the run copies and replays, learned before it starts.
+    pub work: Option<Work>,
 }
 
 /// The fields one change writes. `None` leaves a field as it is; an inner
@@ -118,6 +135,10 @@ pub struct JobPatch {
     pub finished_at: Option<Option<DateTime<Utc>>>,
     /// Nobody holds the job after this change.
     pub release_lease: bool,
+    /// No restore host holds the job after this change.
+    pub leave_host: bool,
+    pub work: Option<Option<Work>>,
+    pub failed_step: Option<Option<JobState>>,
 }
 
 impl JobPatch {
@@ -139,6 +160,9 @@ impl JobPatch {
             verification_report: None,
             finished_at: None,
             release_lease: false,
+            leave_host: false,
+            work: None,
+            failed_step: None,
         }
     }
 
@@ -192,6 +216,15 @@ impl JobPatch {
             after.lease_owner = None;
             after.lease_expires_at = None;
         }
+        if self.leave_host {
+            after.host = None;
+        }
+        if let Some(work) = self.work {
+            after.work = work;
+        }
+        if let Some(step) = self.failed_step {
+            after.failed_step = step;
+        }
         after
     }
 }
@@ -237,6 +270,9 @@ pub fn apply(
                 patch.verification_report = Some(None);
                 patch.error = Some(None);
                 patch.finished_at = Some(None);
+                patch.leave_host = true;
+                patch.work = Some(None);
+                patch.failed_step = Some(None);
             }
             JobEffect::BeginStep => {
                 patch.attempt = Some(1);
@@ -257,7 +293,21 @@ pub fn apply(
                 patch.error = Some(Some((failure.code.clone(), failure.message.clone())));
             }
             JobEffect::Ticket(command) => follow_ups.push(command.clone()),
+            JobEffect::LeaveHost => {
+                // Whoever claims it next decides where it runs.
+                patch.leave_host = true;
+                patch.release_lease = true;
+            }
+            // Told by the worker beside the change; nothing of the job's.
+            JobEffect::DrillEnded { .. } => {}
         }
+    }
+    // A run that fails for good remembers where.
+    if to == JobState::Failing && job.state.is_build_step() {
+        patch.failed_step = Some(Some(job.state));
+    }
+    if let Some(work) = outputs.work {
+        patch.work = Some(Some(work));
     }
     if let Some(plan) = outputs.snapshot {
         patch.plan = Some(Some(plan));
@@ -303,7 +353,8 @@ mod tests {
         let t = now() - chrono::Duration::hours(1);
         RestoreJob {
             id: Uuid::from_u128(1).into(),
-            ticket_id: Uuid::from_u128(2).into(),
+            kind: JobKind::Restore,
+            ticket_id: Some(Uuid::from_u128(2).into()),
             source_cluster_id: Uuid::from_u128(3).into(),
             target_time: t,
             state,
@@ -330,6 +381,10 @@ mod tests {
             created_at: t,
             updated_at: t,
             finished_at: None,
+            host: Some("local".into()),
+            drill_zone: None,
+            work: None,
+            failed_step: None,
         }
     }
 
@@ -399,6 +454,25 @@ mod tests {
         if patch.release_lease {
             out.push("released".into());
         }
+        if patch.leave_host {
+            out.push("left_host".into());
+        }
+        if let Some(work) = patch.work {
+            out.push(
+                if work.is_some() {
+                    "work=set"
+                } else {
+                    "work=cleared"
+                }
+                .into(),
+            );
+        }
+        if let Some(step) = patch.failed_step {
+            out.push(match step {
+                Some(step) => format!("failed_in={step}"),
+                None => "failed_in=cleared".into(),
+            });
+        }
         out.join(" ")
     }
 
@@ -417,6 +491,8 @@ mod tests {
             "cancel" => (JobCommand::Cancel, staff),
             "compensation_done" => (JobCommand::CompensationDone, Actor::SYSTEM),
             "retry" => (JobCommand::Retry, staff),
+            "wait" => (JobCommand::Wait(failure(true)), Actor::SYSTEM),
+            "preempt" => (JobCommand::Preempt, Actor::SYSTEM),
             other => panic!("no command {other}"),
         }
     }
@@ -437,27 +513,33 @@ mod tests {
     transient_failure  finalizing          to=finalizing attempt=3 run_after=now+4s error=boom released
     transient_failure  failing             to=failing attempt=3 run_after=now+4s error=boom released
     transient_failure  cancelling          to=cancelling attempt=3 run_after=now+4s error=boom released
-    permanent_failure  provisioning        to=failing attempt=1 run_after=now detail="" step_clock error=boom
-    permanent_failure  restoring_snapshot  to=failing attempt=1 run_after=now detail="" step_clock error=boom
-    permanent_failure  replaying_log       to=failing attempt=1 run_after=now detail="" step_clock error=boom
-    permanent_failure  verifying           to=failing attempt=1 run_after=now detail="" step_clock error=boom
-    permanent_failure  finalizing          to=failing attempt=1 run_after=now detail="" step_clock error=boom
+    transient_failure  preempted           to=preempted attempt=3 run_after=now+4s error=boom released
+    permanent_failure  provisioning        to=failing attempt=1 run_after=now detail="" step_clock error=boom failed_in=provisioning
+    permanent_failure  restoring_snapshot  to=failing attempt=1 run_after=now detail="" step_clock error=boom failed_in=restoring_snapshot
+    permanent_failure  replaying_log       to=failing attempt=1 run_after=now detail="" step_clock error=boom failed_in=replaying_log
+    permanent_failure  verifying           to=failing attempt=1 run_after=now detail="" step_clock error=boom failed_in=verifying
+    permanent_failure  finalizing          to=failing attempt=1 run_after=now detail="" step_clock error=boom failed_in=finalizing
     permanent_failure  failing             to=failing attempt=3 run_after=now+4s error=boom released
     permanent_failure  cancelling          to=cancelling attempt=3 run_after=now+4s error=boom released
+    permanent_failure  preempted           to=preempted attempt=3 run_after=now+4s error=boom released
     cancel             queued              to=cancelled finished released
     cancel             provisioning        to=cancelling attempt=1 run_after=now detail="" step_clock
     cancel             restoring_snapshot  to=cancelling attempt=1 run_after=now detail="" step_clock
     cancel             replaying_log       to=cancelling attempt=1 run_after=now detail="" step_clock
     cancel             verifying           to=cancelling attempt=1 run_after=now detail="" step_clock
     cancel             failing             to=cancelling attempt=1 run_after=now detail="" step_clock
+    cancel             preempted           to=cancelling attempt=1 run_after=now detail="" step_clock
     compensation_done  failing             to=failed finished released
     compensation_done  cancelling          to=cancelled finished released
-    retry              failed              to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished
+    compensation_done  preempted           to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    retry              failed              to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished left_host work=cleared failed_in=cleared
+    wait               queued              to=queued attempt=2 run_after=now+15s error=boom released left_host
     "#;
 
     #[test]
     fn every_allowed_transition_writes_exactly_these_fields() {
         let facts = JobFacts {
+            kind: JobKind::Restore,
             attempt: 2,
             now: now(),
             policy: RetryPolicy::default(),
@@ -484,6 +566,8 @@ mod tests {
             "cancel",
             "compensation_done",
             "retry",
+            "wait",
+            "preempt",
         ] {
             for state in JobState::ALL {
                 let (cmd, actor) = command(name);
@@ -524,6 +608,7 @@ mod tests {
             &JobCommand::StepSucceeded,
             &Actor::SYSTEM,
             &JobFacts {
+                kind: JobKind::Restore,
                 attempt: 1,
                 now: now(),
                 policy: RetryPolicy::default(),

@@ -107,6 +107,45 @@ pub(super) async fn write_admin(
             sqlx::query("DELETE FROM sandbox_faults")
                 .execute(&mut **tx)
                 .await?;
+            sqlx::query("DELETE FROM sandbox_damaged_copies")
+                .execute(&mut **tx)
+                .await?;
+        }
+        AdminWrite::DamageSnapshot { snapshot_id, zone } => {
+            let column = format!("in_{zone}");
+            let held: Option<bool> = sqlx::query_scalar(&format!(
+                "SELECT {column} FROM sandbox_snapshots WHERE id = $1"
+            ))
+            .bind(snapshot_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if held != Some(true) {
+                return Err(StoreError::NotFound("a copy of that snapshot in that zone"));
+            }
+            sqlx::query(
+                "INSERT INTO sandbox_damaged_copies (snapshot_id, zone) VALUES ($1, $2) \
+                 ON CONFLICT (snapshot_id, zone) DO NOTHING",
+            )
+            .bind(snapshot_id)
+            .bind(zone.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+        AdminWrite::SetDrillSettings {
+            cluster_id,
+            settings,
+        } => {
+            let done = sqlx::query(
+                "UPDATE clusters SET drill_interval_hours = $1, canary_query = $2 WHERE id = $3",
+            )
+            .bind(settings.interval_hours)
+            .bind(settings.canary.as_ref().map(|c| c.as_str().to_string()))
+            .bind(cluster_id)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("the cluster"));
+            }
         }
         AdminWrite::CreateEndpoint(endpoint) => endpoints::insert_endpoint(tx, endpoint).await?,
         AdminWrite::ChangeEndpoint { id, change } => {

@@ -187,3 +187,23 @@ pub(super) async fn cluster_name_in_use(
     .await?;
     Ok(in_use)
 }
+
+pub(super) async fn drill_settings(
+    store: &SqlStore,
+    cluster_id: ClusterId,
+) -> StoreResult<DrillSettings> {
+    let row: Option<(Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT drill_interval_hours, canary_query FROM clusters WHERE id = $1")
+            .bind(cluster_id)
+            .fetch_optional(&store.pool)
+            .await?;
+    let Some((interval_hours, canary)) = row else {
+        return Ok(DrillSettings::default());
+    };
+    Ok(DrillSettings {
+        interval_hours,
+        // Kept only after it was checked; a query that no longer reads as
+        // one is dropped rather than run.
+        canary: canary.and_then(|c| crate::domain::drill::CanaryQuery::parse(&c).ok()),
+    })
+}

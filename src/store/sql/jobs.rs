@@ -2,16 +2,31 @@
 
 use super::*;
 
-pub(super) const JOB_COLUMNS: &str = "id, ticket_id, source_cluster_id, target_time, state, run, attempt, \
+pub(super) const JOB_COLUMNS: &str = "id, kind, ticket_id, source_cluster_id, target_time, state, run, attempt, \
     run_after, new_cluster_id, snapshot_id, snapshot_finished_at, zone, progress, step_detail, lease_owner, \
     lease_token, lease_expires_at, last_error_code, last_error, step_started_at, progress_at, \
     stalled_since, reached_point, verification_report, created_at, updated_at, finished_at, \
-    replayed_to";
+    replayed_to, host, drill_zone, backup_bytes, wal_bytes, failed_step";
+
+/// States in which a job holds a place on its restore host. A job removing
+/// its copy (failing, cancelling, giving way) no longer counts: a drill that
+/// gives way frees its place at once.
+const OCCUPYING: &str =
+    "('queued', 'provisioning', 'restoring_snapshot', 'replaying_log', 'verifying', 'finalizing')";
+
+/// A customer's restore is due and no host has taken it yet.
+const CUSTOMER_WAITING: &str = "EXISTS (SELECT 1 FROM restore_jobs c \
+    WHERE c.kind = 'restore' AND c.host IS NULL AND c.state = 'queued' AND c.run_after <= $2)";
 
 pub(super) fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
     let zone: Option<String> = r.try_get("zone")?;
+    let drill_zone: Option<String> = r.try_get("drill_zone")?;
+    let failed_step: Option<String> = r.try_get("failed_step")?;
+    let backup_bytes: Option<i64> = r.try_get("backup_bytes")?;
+    let wal_bytes: Option<i64> = r.try_get("wal_bytes")?;
     Ok(RestoreJob {
         id: r.try_get("id")?,
+        kind: decode(r.try_get("kind")?)?,
         ticket_id: r.try_get("ticket_id")?,
         source_cluster_id: r.try_get("source_cluster_id")?,
         target_time: r.try_get("target_time")?,
@@ -41,15 +56,24 @@ pub(super) fn job_row(r: &DbRow) -> Result<RestoreJob, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         finished_at: r.try_get("finished_at")?,
+        host: r.try_get("host")?,
+        drill_zone: drill_zone.map(decode).transpose()?,
+        work: backup_bytes
+            .zip(wal_bytes)
+            .map(|(backup_bytes, wal_bytes)| crate::domain::eta::Work {
+                backup_bytes,
+                wal_bytes,
+            }),
+        failed_step: failed_step.map(decode).transpose()?,
     })
 }
 
 pub(super) async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO restore_jobs (id, ticket_id, source_cluster_id, target_time, state, run, \
+        "INSERT INTO restore_jobs (id, kind, ticket_id, source_cluster_id, target_time, state, run, \
          attempt, run_after, new_cluster_id, progress, step_detail, lease_token, \
-         step_started_at, progress_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'queued', 1, 1, $5, $6, 0, '', 0, $5, $5, $5, $5)",
+         step_started_at, progress_at, created_at, updated_at, drill_zone) \
+         VALUES ($1, $7, $2, $3, $4, 'queued', 1, 1, $5, $6, 0, '', 0, $5, $5, $5, $5, $8)",
     )
     .bind(j.id)
     .bind(j.ticket_id)
@@ -57,6 +81,8 @@ pub(super) async fn insert_job(tx: &mut Tx, j: &NewJob, at: DateTime<Utc>) -> St
     .bind(j.target_time)
     .bind(at)
     .bind(j.new_cluster_id)
+    .bind(j.kind.as_str())
+    .bind(j.drill_zone.map(|z| z.as_str()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -120,6 +146,19 @@ pub(super) async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
     }
     if p.release_lease {
         sql.push(", lease_owner = NULL, lease_expires_at = NULL");
+    }
+    if p.leave_host {
+        sql.push(", host = NULL");
+    }
+    if let Some(work) = p.work {
+        sql.push(", backup_bytes = ")
+            .push_bind(work.map(|w| w.backup_bytes))
+            .push(", wal_bytes = ")
+            .push_bind(work.map(|w| w.wal_bytes));
+    }
+    if let Some(step) = p.failed_step {
+        sql.push(", failed_step = ")
+            .push_bind(step.map(|s| s.as_str()));
     }
     sql.push(" WHERE id = ")
         .push_bind(c.job_id)
@@ -190,26 +229,74 @@ pub(super) async fn jobs(
     Ok(rows.iter().map(job_row).collect::<Result<_, _>>()?)
 }
 
+/// Takes one due job for `place.host`: a job already placed there, else a
+/// queued one while the host has a place left — a customer's restore
+/// before any drill, and a drill only while no customer's restore waits.
 pub(super) async fn claim_job(
     store: &SqlStore,
     worker: &str,
+    place: &Placement,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> StoreResult<Option<RestoreJob>> {
+    let mut tx = store.begin_write().await?;
+    // Two claims for one host count its places one after the other.
+    if let Some(lock) = dialect::HOST_LOCK {
+        sqlx::query(lock)
+            .bind(&place.host)
+            .execute(&mut *tx)
+            .await?;
+    }
     let row = sqlx::query(&format!(
         "UPDATE restore_jobs SET lease_owner = $1, lease_token = lease_token + 1, \
-           lease_expires_at = $3, updated_at = $2 \
+           lease_expires_at = $3, updated_at = $2, host = $4 \
          WHERE id = ( \
-           SELECT id FROM restore_jobs \
-           WHERE state NOT IN ('succeeded', 'failed', 'cancelled') AND run_after <= $2 \
-             AND (lease_owner IS NULL OR lease_expires_at <= $2) \
-           ORDER BY run_after LIMIT 1{}) \
+           SELECT j.id FROM restore_jobs j \
+           WHERE j.state NOT IN ('succeeded', 'failed', 'cancelled') AND j.run_after <= $2 \
+             AND (j.lease_owner IS NULL OR j.lease_expires_at <= $2) \
+             AND (j.host = $4 \
+                  OR (j.host IS NULL AND j.state <> 'queued') \
+                  OR (j.host IS NULL AND j.state = 'queued' \
+                      AND (SELECT COUNT(*) FROM restore_jobs o \
+                           WHERE o.host = $4 AND o.state IN {OCCUPYING}) < $5 \
+                      AND (j.kind = 'restore' OR NOT {CUSTOMER_WAITING}))) \
+           ORDER BY CASE WHEN j.host IS NOT NULL THEN 0 WHEN j.kind = 'restore' THEN 1 ELSE 2 END, \
+                    j.run_after \
+           LIMIT 1{}) \
          RETURNING {JOB_COLUMNS}",
         dialect::SKIP_LOCKED
     ))
     .bind(worker)
     .bind(now)
     .bind(now + lease)
+    .bind(&place.host)
+    .bind(place.max_restores)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.as_ref().map(job_row).transpose()?)
+}
+
+/// A drill holding a place on `place.host` that a due customer's restore
+/// needs: the host is full and a customer's restore waits. The newest such
+/// drill, so the one with the least work done gives way.
+pub(super) async fn drill_to_preempt(
+    store: &SqlStore,
+    place: &Placement,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<RestoreJob>> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM restore_jobs \
+         WHERE kind = 'drill' AND host = $1 \
+           AND state IN ('provisioning', 'restoring_snapshot', 'replaying_log', 'verifying') \
+           AND {CUSTOMER_WAITING} \
+           AND (SELECT COUNT(*) FROM restore_jobs o \
+                WHERE o.host = $1 AND o.state IN {OCCUPYING}) >= $3 \
+         ORDER BY step_started_at DESC LIMIT 1"
+    ))
+    .bind(&place.host)
+    .bind(now)
+    .bind(place.max_restores)
     .fetch_optional(&store.pool)
     .await?;
     Ok(row.as_ref().map(job_row).transpose()?)
@@ -285,27 +372,89 @@ pub(super) async fn set_job_stalled(
     Ok(())
 }
 
-pub(super) async fn restore_durations(
+/// The cluster's newest finished runs (restores and drills) with their
+/// state changes, for the estimates.
+pub(super) async fn past_runs(
     store: &SqlStore,
     cluster_id: ClusterId,
     limit: i64,
-) -> StoreResult<Vec<Duration>> {
-    let rows: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT j.finished_at, \
-                (SELECT MAX(e.created_at) FROM events e \
-                 WHERE e.job_id = j.id AND e.action = 'job_start') \
-         FROM restore_jobs j \
-         WHERE j.source_cluster_id = $1 AND j.state = 'succeeded' AND j.finished_at IS NOT NULL \
-         ORDER BY j.finished_at DESC LIMIT $2",
+) -> StoreResult<Vec<PastRunRecord>> {
+    let jobs: Vec<(JobId, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, kind, backup_bytes, wal_bytes FROM restore_jobs \
+         WHERE source_cluster_id = $1 AND state = 'succeeded' AND finished_at IS NOT NULL \
+         ORDER BY finished_at DESC LIMIT $2",
     )
     .bind(cluster_id)
     .bind(limit)
     .fetch_all(&store.pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(finished, started)| Some(finished - started?))
-        .collect())
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A job's own state changes: its ticket's events carry its id too.
+    let actions = EventAction::OF_JOBS
+        .map(|a| format!("'{}'", a.as_str()))
+        .join(", ");
+    let mut sql = QueryBuilder::<Db>::new(format!(
+        "SELECT job_id, from_state, to_state, created_at FROM events \
+         WHERE action IN ({actions}) \
+           AND from_state IS NOT NULL AND to_state IS NOT NULL AND job_id IN ("
+    ));
+    let mut ids = sql.separated(", ");
+    for (id, ..) in &jobs {
+        ids.push_bind(*id);
+    }
+    sql.push(") ORDER BY id");
+    let changes: Vec<(JobId, String, String, DateTime<Utc>)> =
+        sql.build_query_as().fetch_all(&store.pool).await?;
+    let mut runs = Vec::with_capacity(jobs.len());
+    for (id, kind, backup_bytes, wal_bytes) in jobs {
+        let mut mine = Vec::new();
+        for (job_id, from, to, at) in changes.iter().filter(|c| c.0 == id) {
+            let _ = job_id;
+            mine.push((decode(from.clone())?, decode(to.clone())?, *at));
+        }
+        runs.push(PastRunRecord {
+            job_id: id,
+            kind: decode(kind)?,
+            work: backup_bytes
+                .zip(wal_bytes)
+                .map(|(backup_bytes, wal_bytes)| crate::domain::eta::Work {
+                    backup_bytes,
+                    wal_bytes,
+                }),
+            changes: mine,
+        });
+    }
+    Ok(runs)
+}
+
+/// Finished drills, newest first: of one cluster, or of every cluster.
+pub(super) async fn drills(
+    store: &SqlStore,
+    cluster_id: Option<ClusterId>,
+    limit: i64,
+) -> StoreResult<Vec<DrillRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS}, \
+           (SELECT MAX(e.created_at) FROM events e \
+            WHERE e.job_id = j.id AND e.action = 'job_start') AS started_at \
+         FROM restore_jobs j \
+         WHERE j.kind = 'drill' AND ($1 IS NULL OR j.source_cluster_id = $1) \
+         ORDER BY j.created_at DESC LIMIT $2"
+    ))
+    .bind(cluster_id)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(DrillRecord {
+            job: job_row(row)?,
+            started_at: row.try_get("started_at")?,
+        });
+    }
+    Ok(out)
 }
 
 pub(super) async fn job_started_at(

@@ -281,6 +281,10 @@ impl Store for SqlStore {
         fleet::zones(self).await
     }
 
+    async fn drill_settings(&self, cluster_id: ClusterId) -> StoreResult<DrillSettings> {
+        fleet::drill_settings(self, cluster_id).await
+    }
+
     async fn online_zones(&self, region: &str) -> StoreResult<ZoneSet> {
         fleet::online_zones(self, region).await
     }
@@ -363,12 +367,28 @@ impl Store for SqlStore {
         jobs::job(self, id).await
     }
 
-    async fn restore_durations(
+    async fn past_runs(
         &self,
         cluster_id: ClusterId,
         limit: i64,
-    ) -> StoreResult<Vec<Duration>> {
-        jobs::restore_durations(self, cluster_id, limit).await
+    ) -> StoreResult<Vec<PastRunRecord>> {
+        jobs::past_runs(self, cluster_id, limit).await
+    }
+
+    async fn drills(
+        &self,
+        cluster_id: Option<ClusterId>,
+        limit: i64,
+    ) -> StoreResult<Vec<DrillRecord>> {
+        jobs::drills(self, cluster_id, limit).await
+    }
+
+    async fn drill_to_preempt(
+        &self,
+        place: &Placement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RestoreJob>> {
+        jobs::drill_to_preempt(self, place, now).await
     }
 
     async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>> {
@@ -386,10 +406,11 @@ impl Store for SqlStore {
     async fn claim_job(
         &self,
         worker: &str,
+        place: &Placement,
         now: DateTime<Utc>,
         lease: Duration,
     ) -> StoreResult<Option<RestoreJob>> {
-        self.wrote(jobs::claim_job(self, worker, now, lease).await)
+        self.wrote(jobs::claim_job(self, worker, place, now, lease).await)
     }
 
     async fn renew_lease(
@@ -525,6 +546,10 @@ impl SandboxStore for SqlStore {
 
     async fn take_fault(&self, step: &str) -> StoreResult<Option<SandboxFault>> {
         sandbox::sandbox_take_fault(self, step).await
+    }
+
+    async fn damaged_copies(&self, snapshot_id: &str) -> StoreResult<ZoneSet> {
+        sandbox::damaged_copies(self, snapshot_id).await
     }
 
     async fn add_transaction(

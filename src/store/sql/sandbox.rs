@@ -278,3 +278,16 @@ pub(super) async fn sandbox_transactions(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+pub(super) async fn damaged_copies(store: &SqlStore, snapshot_id: &str) -> StoreResult<ZoneSet> {
+    let zones: Vec<String> =
+        sqlx::query_scalar("SELECT zone FROM sandbox_damaged_copies WHERE snapshot_id = $1")
+            .bind(snapshot_id)
+            .fetch_all(&store.pool)
+            .await?;
+    let mut set = ZoneSet::NONE;
+    for zone in zones {
+        set = set.with(decode(zone)?);
+    }
+    Ok(set)
+}

@@ -376,7 +376,11 @@ pub struct TicketPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobOut {
     pub id: JobId,
-    pub ticket_id: TicketId,
+    /// `restore` (a customer's, on a ticket) or `drill` (a restore test).
+    pub kind: String,
+    /// The ticket of a customer's restore; null for a drill.
+    #[schema(required = true)]
+    pub ticket_id: Option<TicketId>,
     #[schema(value_type = words::JobState)]
     pub state: String,
     /// What the restore is doing, in words.
@@ -485,7 +489,8 @@ pub struct EtaOut {
     pub seconds: i64,
     /// What it comes from: "from 4 restores of this cluster, median 41 s".
     pub basis: String,
-    /// Still running past three times the estimate.
+    /// Still running past three times the estimate, or the current step
+    /// past three times its own.
     pub overrun: bool,
 }
 
@@ -495,9 +500,10 @@ pub fn job_out(job: RestoreJob, staff: bool, eta: Option<crate::desk::eta::Eta>)
             done_by: e.done_by,
             seconds: e.estimate.duration.num_seconds(),
             basis: e.estimate.basis(),
-            overrun: e.overrun,
+            overrun: e.overrun || e.step_overrun,
         }),
         id: job.id,
+        kind: job.kind.as_str().into(),
         ticket_id: job.ticket_id,
         state: job.state.as_str().into(),
         step: job.state.label().into(),

@@ -146,7 +146,7 @@ pub async fn queue(
         .jobs(true, 500)
         .await?
         .into_iter()
-        .map(|j| (j.ticket_id, j))
+        .filter_map(|j| Some((j.ticket_id?, j)))
         .collect();
     let rows = tickets
         .into_iter()
