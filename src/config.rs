@@ -212,7 +212,8 @@ pub struct Settings {
     pub max_restores: i64,
 
     /// Every cluster's backups are restored as a test this often (an admin
-    /// may set another interval per cluster).
+    /// may set another interval per cluster); 0 schedules none (admins can
+    /// still start one).
     #[arg(
         long,
         env = "DRILL_INTERVAL_HOURS",
@@ -398,9 +399,11 @@ impl Settings {
         }
     }
 
-    /// The drill interval of a cluster: its own, or the desk's.
-    pub fn drill_interval(&self, own_hours: Option<i64>) -> Duration {
-        Duration::hours(own_hours.unwrap_or(self.drill_interval_hours).max(1))
+    /// The drill interval of a cluster: its own, or the desk's; none when
+    /// neither schedules drills.
+    pub fn drill_interval(&self, own_hours: Option<i64>) -> Option<Duration> {
+        let hours = own_hours.unwrap_or(self.drill_interval_hours);
+        (hours > 0).then(|| Duration::hours(hours))
     }
 
     /// The real fleet's setup, for the pgbackrest backend.
@@ -489,8 +492,8 @@ impl Settings {
         if self.max_restores < 1 {
             return Err("MAX_RESTORES must be at least 1".into());
         }
-        if self.drill_interval_hours < 1 {
-            return Err("DRILL_INTERVAL_HOURS must be at least 1".into());
+        if self.drill_interval_hours < 0 {
+            return Err("DRILL_INTERVAL_HOURS must be 0 (no scheduled drills) or more".into());
         }
         let host_ok = !self.restore_host.is_empty()
             && self.restore_host.len() <= 63

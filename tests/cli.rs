@@ -26,6 +26,7 @@ fn desk(database_url: &str, dir: &std::path::Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
         .env("MAIL_DIR", dir.join("mail"))
+        .env("DRILL_INTERVAL_HOURS", "0")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     command

@@ -64,6 +64,7 @@ async fn desk(env: &[(&str, &str)]) -> Running {
             format!("sqlite://{}", dir.path().join("desk.db").display()),
         )
         .env("MAIL_DIR", dir.path().join("mail"))
+        .env("DRILL_INTERVAL_HOURS", "0")
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

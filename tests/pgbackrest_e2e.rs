@@ -376,6 +376,7 @@ impl WorkerProcess {
             .env("WORKERS", "1")
             .env("LEASE_SECONDS", "2")
             .env("SCHEDULER_SECONDS", "3600")
+            .env("DRILL_INTERVAL_HOURS", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

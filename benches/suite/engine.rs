@@ -164,6 +164,9 @@ fn worker(bench_db: &BenchDb, mail: &tempfile::TempDir) -> Command {
         .env("SANDBOX_STEP_MS", "0")
         .env("WORKERS", "2")
         .env("SCHEDULER_SECONDS", "3600")
+        .env("DRILL_INTERVAL_HOURS", "0")
+        // The figure is the engine's own cost, not a host's limit.
+        .env("MAX_RESTORES", "64")
         .env("MAIL_DIR", mail.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null());

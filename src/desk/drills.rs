@@ -283,7 +283,9 @@ pub async fn schedule(app: &App) -> Result<usize, DeskError> {
     for cluster in app.store.clusters(Scope::Everything, false).await? {
         let drills = all.remove(&cluster.id).unwrap_or_default();
         let settings = app.store.drill_settings(cluster.id).await?;
-        let interval = app.settings.drill_interval(settings.interval_hours);
+        let Some(interval) = app.settings.drill_interval(settings.interval_hours) else {
+            continue;
+        };
         let last = drills.results.first().map(|r| r.started_at);
         if !drill::due(last, interval, app.now()) {
             continue;
@@ -372,9 +374,14 @@ pub async fn set_settings(
         admin.actor(),
         EventAction::DrillSettings,
         format!(
-            "{}: every {} hours; canary {}",
+            "{}: {}; canary {}",
             cluster.name,
-            app.settings.drill_interval(interval_hours).num_hours(),
+            app.settings
+                .drill_interval(interval_hours)
+                .map_or("no scheduled tests".to_string(), |d| format!(
+                    "every {} hours",
+                    d.num_hours()
+                )),
             settings
                 .canary
                 .as_ref()

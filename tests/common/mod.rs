@@ -300,6 +300,8 @@ pub fn settings(db: &TestDb, args: &[&str]) -> restore_desk::config::Settings {
         ("--database-url", db.url.clone()),
         ("--sandbox-step-ms", "0".to_string()),
         ("--retry-base-ms", "1000".to_string()),
+        // Scheduled drills only where a test asks for them.
+        ("--drill-interval-hours", "0".to_string()),
         ("--mail-dir", mail_dir),
     ];
     let mut all = vec!["restore-desk".to_string()];
