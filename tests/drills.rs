@@ -51,7 +51,12 @@ async fn job(app: &App, id: JobId) -> RestoreJob {
 
 async fn set_zone(app: &App, zone: Zone, online: bool) {
     let ada = user(app, "ada@admin.example").await;
-    let audit = NewEvent::admin(ada.actor(), EventAction::ZoneOnline, zone.as_str(), app.now());
+    let audit = NewEvent::admin(
+        ada.actor(),
+        EventAction::ZoneOnline,
+        zone.as_str(),
+        app.now(),
+    );
     assert!(
         app.store
             .set_zone_online("westeurope", zone, online, audit)
@@ -118,7 +123,10 @@ async fn scheduled_drills_take_turns_and_leave_nothing_behind(db: TestDb) {
         assert!(names.contains(&"amcheck"), "{names:?}");
         assert!(report.passed());
         assert_eq!(drill.host.as_deref(), Some("local"));
-        assert!(drill.work.is_some(), "its work was measured before it began");
+        assert!(
+            drill.work.is_some(),
+            "its work was measured before it began"
+        );
     }
     // Nothing of the drills is left as a cluster.
     let clusters_after = app.store.clusters(Scope::Everything, true).await.unwrap();
@@ -145,7 +153,11 @@ async fn scheduled_drills_take_turns_and_leave_nothing_behind(db: TestDb) {
     assert_eq!(second.len(), 4);
     for drill in &second {
         assert_eq!(drill.state, JobState::Succeeded);
-        assert_eq!(drill.drill_zone, Some(Zone::Az1), "never drilled comes first");
+        assert_eq!(
+            drill.drill_zone,
+            Some(Zone::Az1),
+            "never drilled comes first"
+        );
     }
     let orders = drills::of_cluster(&app, cluster_id(&app, "orders-prod").await)
         .await
@@ -203,7 +215,10 @@ async fn a_damaged_copy_fails_its_zone_s_drill_and_puts_the_cluster_at_risk(db: 
     assert_eq!(risk[0].failed_check.as_deref(), Some("snapshot restore"));
     assert!(risk[0].reason.as_deref().unwrap().contains("az2"));
     let words = results.risk_words().unwrap();
-    assert!(words.contains("az2") && words.contains("snapshot restore"), "{words}");
+    assert!(
+        words.contains("az2") && words.contains("snapshot restore"),
+        "{words}"
+    );
 
     // Staff hear of it once, with the check and the zone.
     let mail: Vec<_> = app
@@ -280,7 +295,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + within;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "waited in vain: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited in vain: {what}"
+        );
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
 }
@@ -314,10 +332,14 @@ async fn a_customer_s_restore_takes_the_place_of_a_drill_at_once(db: TestDb) {
     let mut tasks = engine::spawn(app.clone(), shutdown.clone());
 
     let drill = drills::start_now(&app, &ada, orders).await.unwrap();
-    until(StdDuration::from_secs(20), "the drill copies its snapshot", || {
-        let app = app.clone();
-        async move { job(&app, drill).await.state >= JobState::RestoringSnapshot }
-    })
+    until(
+        StdDuration::from_secs(20),
+        "the drill copies its snapshot",
+        || {
+            let app = app.clone();
+            async move { job(&app, drill).await.state >= JobState::RestoringSnapshot }
+        },
+    )
     .await;
 
     let target = app.now() - Duration::hours(3);
@@ -327,10 +349,14 @@ async fn a_customer_s_restore_takes_the_place_of_a_drill_at_once(db: TestDb) {
         let app = app.clone();
         async move { app.store.job_for_ticket(ticket).await.unwrap().unwrap() }
     };
-    until(StdDuration::from_secs(10), "the customer's restore starts", || {
-        let restore = restore();
-        async move { restore.await.state >= JobState::Provisioning }
-    })
+    until(
+        StdDuration::from_secs(10),
+        "the customer's restore starts",
+        || {
+            let restore = restore();
+            async move { restore.await.state >= JobState::Provisioning }
+        },
+    )
     .await;
     let started_after = approved_at.elapsed();
     // At once: within a couple of the workers' half-second polls, not after
@@ -355,15 +381,23 @@ async fn a_customer_s_restore_takes_the_place_of_a_drill_at_once(db: TestDb) {
         .count();
     assert_eq!(running, 1);
 
-    until(StdDuration::from_secs(60), "the customer's restore completes", || {
-        let restore = restore();
-        async move { restore.await.state == JobState::Succeeded }
-    })
+    until(
+        StdDuration::from_secs(60),
+        "the customer's restore completes",
+        || {
+            let restore = restore();
+            async move { restore.await.state == JobState::Succeeded }
+        },
+    )
     .await;
-    until(StdDuration::from_secs(60), "the drill runs again and passes", || {
-        let app = app.clone();
-        async move { job(&app, drill).await.state == JobState::Succeeded }
-    })
+    until(
+        StdDuration::from_secs(60),
+        "the drill runs again and passes",
+        || {
+            let app = app.clone();
+            async move { job(&app, drill).await.state == JobState::Succeeded }
+        },
+    )
     .await;
     let passed = job(&app, drill).await;
     assert_eq!(passed.run, 2, "started over from nothing");
@@ -393,7 +427,10 @@ async fn a_restore_waits_for_disk_room_with_its_reason(db: TestDb) {
     }
     let waiting = app.store.job_for_ticket(ticket).await.unwrap().unwrap();
     assert_eq!(waiting.state, JobState::Queued, "never started half-way");
-    assert_eq!(waiting.last_error_code.as_deref(), Some("insufficient_disk"));
+    assert_eq!(
+        waiting.last_error_code.as_deref(),
+        Some("insufficient_disk")
+    );
     let reason = waiting.last_error.clone().unwrap();
     assert!(reason.starts_with("local has 1.0 GB free"), "{reason}");
     assert!(reason.contains("starts as soon as"), "{reason}");

@@ -677,3 +677,341 @@ async fn just_before_a_drop_restores_every_row_committed_before_it() {
     assert!(!exists);
     source.close().await.unwrap();
 }
+
+/// An admin of the world's desk.
+async fn admin(world: &World) -> User {
+    let ada = common::user("ada@admin.example", Role::Admin, None);
+    world.app.store.create_user(&ada, None).await.unwrap();
+    ada
+}
+
+/// Runs the engine in this process until the job rests.
+async fn run_job_to_rest(world: &World, id: restore_desk::domain::ids::JobId) -> RestoreJob {
+    let started = Instant::now();
+    loop {
+        engine::drain(&world.app).await.unwrap();
+        let job = world.app.store.job(id).await.unwrap().unwrap();
+        if job.state.is_terminal() {
+            return job;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(180),
+            "the job did not finish: {job:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+}
+
+/// A commit on the source, a second after its backups; a moment just
+/// before it, which the log reaches once that commit is archived.
+async fn after_a_commit(world: &World) -> DateTime<Utc> {
+    tokio::time::sleep(StdDuration::from_millis(1200)).await;
+    let mut conn = fleet::connect(&world.source.connection).await;
+    let before = restore_desk::domain::micros(Utc::now());
+    sqlx::query("CREATE TABLE IF NOT EXISTS ticks (at timestamptz DEFAULT now())")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    before
+}
+
+/// Polls until the log of every zone reaches `moment`.
+async fn every_zone_reaches(world: &World, moment: DateTime<Utc>) {
+    let started = Instant::now();
+    loop {
+        let catalog = world.app.backend.catalog(&world.source).await.unwrap();
+        if Zone::ALL.into_iter().all(|z| {
+            catalog
+                .log_in(z)
+                .last()
+                .is_some_and(|(_, end)| *end >= moment)
+        }) {
+            return;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(90),
+            "the zones' log never reached {moment}: {catalog:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(500)).await;
+    }
+}
+
+/// Deletes one file of every backup zone `zone` holds of the world's
+/// source, as a disk losing it would.
+fn damage_backups(world: &World, zone: Zone) -> usize {
+    let backups = world
+        .fleet
+        .repo_dir(zone)
+        .join("backup")
+        .join(world.source.id.to_string());
+    let mut damaged = 0;
+    for backup in fleet::entries(&backups) {
+        let base = backup.join("pg_data").join("base");
+        let Some(db) = fleet::entries(&base).into_iter().next() else {
+            continue;
+        };
+        let victim = fleet::entries(&db)
+            .into_iter()
+            .filter(|f| f.is_file())
+            .max_by_key(|f| f.metadata().unwrap().len())
+            .unwrap();
+        std::fs::remove_file(&victim).unwrap();
+        damaged += 1;
+    }
+    damaged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drills_restore_from_each_zone_and_find_a_damaged_copy() {
+    use restore_desk::desk::drills;
+    let world = World::new(TestDb::postgres().await, "56260-56279", 0).await;
+    fleet::rows_around_t1(&world.source.connection).await;
+    // Each zone's backup was taken in turn: the log must pass the last one
+    // before every zone can be restored from.
+    every_zone_reaches(&world, after_a_commit(&world).await).await;
+    let ada = admin(&world).await;
+    let app = &world.app;
+    // True at any moment of the window (a drill picks one at random).
+    drills::set_settings(
+        app,
+        &ada,
+        world.source.id,
+        None,
+        Some("SELECT count(*) > 0 FROM pg_namespace WHERE nspname = 'public'"),
+    )
+    .await
+    .unwrap();
+    assert!(damage_backups(&world, Zone::Az2) > 0);
+    let clusters_before = app.store.clusters(Scope::Everything, true).await.unwrap();
+
+    let mut ended = Vec::new();
+    for _ in 0..3 {
+        let id = drills::start_now(app, &ada, world.source.id).await.unwrap();
+        ended.push(run_job_to_rest(&world, id).await);
+    }
+    let zones: Vec<Option<Zone>> = ended.iter().map(|j| j.drill_zone).collect();
+    assert_eq!(
+        zones,
+        vec![Some(Zone::Az1), Some(Zone::Az2), Some(Zone::Az3)]
+    );
+    for passed in [&ended[0], &ended[2]] {
+        assert_eq!(passed.state, JobState::Succeeded, "{:?}", passed.last_error);
+        let report = passed.verification_report.as_ref().unwrap();
+        let check = |name: &str| report.checks.iter().find(|c| c.name == name).unwrap();
+        assert!(check("amcheck").passed, "{report:#?}");
+        assert!(check("canary").passed, "{report:#?}");
+        assert!(check("point in time").passed, "{report:#?}");
+    }
+    let failed = &ended[1];
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.last_error_code.as_deref(), Some("backup_damaged"));
+    assert_eq!(failed.failed_step, Some(JobState::RestoringSnapshot));
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("in az2 is damaged")
+    );
+
+    // Nothing left on the host: no folder, no server, no cluster record.
+    assert!(world.restores().is_empty(), "{:?}", world.restores());
+    assert!(fleet::processes_in(&world.fleet_dir().join("restores")).is_empty());
+    assert_eq!(
+        app.store.clusters(Scope::Everything, true).await.unwrap(),
+        clusters_before
+    );
+    let results = drills::of_cluster(app, world.source.id).await.unwrap();
+    let risk = results.at_risk();
+    assert_eq!(risk.len(), 1);
+    assert_eq!(risk[0].zone, Zone::Az2);
+    assert_eq!(risk[0].failed_check.as_deref(), Some("snapshot restore"));
+    let mail: Vec<_> = app
+        .store
+        .outbox(&OutboxQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "drill_failed")
+        .collect();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].recipient, "sam@support.example");
+    assert!(mail[0].text_body.contains("az2"));
+
+    // A canary that errors fails the drill with the database's own words.
+    drills::set_settings(
+        app,
+        &ada,
+        world.source.id,
+        None,
+        Some("SELECT count(*) > 0 FROM no_such_table"),
+    )
+    .await
+    .unwrap();
+    let id = drills::start_now(app, &ada, world.source.id).await.unwrap();
+    let canary = run_job_to_rest(&world, id).await;
+    assert_eq!(canary.drill_zone, Some(Zone::Az1), "az1's turn again");
+    assert_eq!(canary.state, JobState::Failed);
+    assert_eq!(canary.failed_step, Some(JobState::Verifying));
+    let report = canary.verification_report.as_ref().unwrap();
+    let check = report.checks.iter().find(|c| c.name == "canary").unwrap();
+    assert!(!check.passed);
+    assert!(
+        check
+            .detail
+            .contains("relation \"no_such_table\" does not exist"),
+        "{}",
+        check.detail
+    );
+    let results = drills::of_cluster(app, world.source.id).await.unwrap();
+    let risk: Vec<(Zone, String)> = results
+        .at_risk()
+        .iter()
+        .map(|r| (r.zone, r.failed_check.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        risk,
+        vec![
+            (Zone::Az1, "canary".to_string()),
+            (Zone::Az2, "snapshot restore".to_string())
+        ]
+    );
+    assert!(world.restores().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_progress_rises_and_a_second_restore_s_estimate_holds() {
+    let world = World::new(TestDb::sqlite().await, "56280-56299", 0).await;
+    // Well over 100 MB of log to replay past the backup.
+    let mut conn = fleet::connect(&world.source.connection).await;
+    sqlx::query("CREATE TABLE big (id bigint, pad text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // In many commits: the replay point moves from commit to commit.
+    for batch in 0..32 {
+        sqlx::query(
+            "INSERT INTO big SELECT g, repeat(md5(g::text), 32) \
+             FROM generate_series($1, $1 + 4999) g",
+        )
+        .bind(batch * 5_000_i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let t1 = restore_desk::domain::micros(Utc::now());
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    sqlx::query("INSERT INTO big VALUES (-1, 'after')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    world.wait_restorable(t1).await;
+
+    let ticket = world.approved(t1, "big-restore").await;
+    let job_id = world.job(&ticket).await.id;
+    let app = world.app.clone();
+    let engine_run = tokio::spawn(async move {
+        loop {
+            engine::drain(&app).await.unwrap();
+            let job = app.store.job(job_id).await.unwrap().unwrap();
+            if job.state.is_terminal() {
+                return job;
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+    });
+    // What a customer's page would read while it runs.
+    let mut seen: Vec<(i64, Option<DateTime<Utc>>, JobState)> = Vec::new();
+    while !engine_run.is_finished() {
+        let job = world.app.store.job(job_id).await.unwrap().unwrap();
+        seen.push((job.progress, job.replayed_to, job.state));
+        tokio::time::sleep(StdDuration::from_millis(40)).await;
+    }
+    let first = engine_run.await.unwrap();
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.last_error);
+    let work = first.work.expect("the work was measured before it began");
+    assert!(
+        work.wal_bytes >= 100 * 1024 * 1024,
+        "{} bytes of log",
+        work.wal_bytes
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[1].0 >= pair[0].0, "the bar went back: {pair:?}");
+    }
+    let replayed: Vec<DateTime<Utc>> = seen
+        .iter()
+        .filter(|(_, _, state)| *state == JobState::ReplayingLog)
+        .filter_map(|(_, at, _)| *at)
+        .collect();
+    for pair in replayed.windows(2) {
+        assert!(pair[1] >= pair[0], "the replay point went back: {pair:?}");
+    }
+    let mut distinct = replayed.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 2 && distinct.iter().all(|t| *t <= t1),
+        "the replay point rose towards the target: {distinct:?}"
+    );
+
+    // The second restore of the cluster is estimated from the first.
+    let again = world.approved(t1, "big-restore-again").await;
+    let second = world.run_to_rest(&again).await;
+    assert_eq!(second.state, JobState::Succeeded, "{:?}", second.last_error);
+    let runs = world
+        .app
+        .store
+        .past_runs(world.source.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2);
+    let took = |changes: &[(JobState, JobState, DateTime<Utc>)]| {
+        restore_desk::domain::eta::step_durations(changes)
+            .into_iter()
+            .map(|(_, d)| d)
+            .fold(chrono::Duration::zero(), |a, b| a + b)
+    };
+    let second_took = took(&runs[0].changes);
+    // What the desk estimated as the second began: from the first alone,
+    // scaled to the second's work.
+    let before = restore_desk::domain::eta::estimate(
+        &[restore_desk::domain::eta::PastRun {
+            drill: false,
+            steps: restore_desk::domain::eta::step_durations(&runs[1].changes),
+            work: runs[1].work,
+        }],
+        second.work,
+    )
+    .unwrap();
+    let ratio = before.duration.num_milliseconds() as f64 / second_took.num_milliseconds() as f64;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "estimated {:?}, took {:?}",
+        before.duration,
+        second_took
+    );
+    // And the customer was told so when it started.
+    let started = world
+        .app
+        .store
+        .outbox(&OutboxQuery {
+            ticket_id: Some(again.id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind == "restore_started" && m.recipient == world.alice.email)
+        .unwrap();
+    assert!(
+        started.text_body.contains("from 1 restore of this cluster"),
+        "{}",
+        started.text_body
+    );
+}

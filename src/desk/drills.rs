@@ -376,12 +376,10 @@ pub async fn set_settings(
         format!(
             "{}: {}; canary {}",
             cluster.name,
-            app.settings
-                .drill_interval(interval_hours)
-                .map_or("no scheduled tests".to_string(), |d| format!(
-                    "every {} hours",
-                    d.num_hours()
-                )),
+            app.settings.drill_interval(interval_hours).map_or(
+                "no scheduled tests".to_string(),
+                |d| format!("every {} hours", d.num_hours())
+            ),
             settings
                 .canary
                 .as_ref()

@@ -75,6 +75,31 @@ pub fn restore_failure(code: Option<i32>, zone: Zone, reason: &str, stderr: &str
     }
 }
 
+/// Whether a restore from a repository that reads fine failed on the
+/// backup's own files: one missing (`[055]`), or one that does not check,
+/// decompress or decrypt (pgBackRest's checksum, format and crypto
+/// errors). Such a copy is damaged: reading it again cannot help.
+pub fn damaged_backup(code: Option<i32>, stderr: &str) -> bool {
+    const SIGNS: [&str; 5] = [
+        "missing file",
+        "ChecksumError",
+        "FormatError",
+        "CryptoError",
+        "checksum",
+    ];
+    code.is_some() && (code == Some(55) || SIGNS.iter().any(|s| stderr.contains(s)))
+}
+
+/// The error of a restore from a damaged copy: the snapshot and zone named.
+pub fn damaged(snapshot: &str, zone: Zone, reason: &str) -> StepError {
+    StepError::fatal(
+        "backup_damaged",
+        format!(
+            "snapshot {snapshot} in {zone} is damaged: a file of it is missing or fails its check ({reason})"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +133,26 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_or_mangled_file_is_a_damaged_backup() {
+        assert!(damaged_backup(
+            Some(55),
+            "ERROR: [055]: unable to open missing file '/f/zones/az2/backup/s/x/pg_data/base/1/1259.zst' for read"
+        ));
+        assert!(damaged_backup(
+            Some(39),
+            "ERROR: [039]: ChecksumError: expected 1 got 2"
+        ));
+        assert!(!damaged_backup(Some(41), "ERROR: [041]: Permission denied"));
+        assert!(
+            !damaged_backup(None, "missing file"),
+            "a killed restore is no finding"
+        );
+        let e = damaged("20261125-130830F", Zone::Az2, "[055]");
+        assert_eq!(code_of(&e), ("backup_damaged", false));
+        assert!(e.to_string().contains("in az2 is damaged"));
     }
 
     #[test]

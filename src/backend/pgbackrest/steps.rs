@@ -260,6 +260,20 @@ impl Backend for PgBackRestBackend {
             other => other.map_err(RunError::into_step)?,
         };
         if !finished.success() {
+            // A zone whose repository reads fine but whose backup's files do
+            // not is no outage to wait out: that copy is damaged.
+            if exit::damaged_backup(finished.code(), &finished.stderr)
+                && self
+                    .info(job.source.id)
+                    .await
+                    .is_ok_and(|info| info.readable_zones().contains(plan.zone))
+            {
+                return Err(exit::damaged(
+                    &plan.snapshot_id,
+                    plan.zone,
+                    &finished.reason(),
+                ));
+            }
             return Err(exit::restore_failure(
                 finished.code(),
                 plan.zone,
@@ -321,7 +335,7 @@ impl Backend for PgBackRestBackend {
         let watch = async {
             let mut conn: Option<sqlx::PgConnection> = None;
             loop {
-                tokio::time::sleep(StdDuration::from_millis(500)).await;
+                tokio::time::sleep(StdDuration::from_millis(250)).await;
                 if conn.is_none() {
                     conn = server.connect().await.ok();
                 }
