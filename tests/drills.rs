@@ -287,6 +287,42 @@ async fn approved(
     ticket.id
 }
 
+async fn a_customer_s_restore_steps_past_a_damaged_copy(db: TestDb) {
+    let clock = ManualClock::new(t0());
+    let app = demo_app(&db, clock.clone(), &[]).await;
+    set_zone(&app, Zone::Az1, true).await;
+    let orders = cluster_id(&app, "orders-prod").await;
+    // az1, the first zone a plan tries, holds only damaged copies.
+    for snapshot in app.sandbox.snapshots(orders).await.unwrap() {
+        if snapshot.zones.contains(Zone::Az1) {
+            let write = AdminWrite::DamageSnapshot {
+                snapshot_id: snapshot.id,
+                zone: Zone::Az1,
+            };
+            app.store
+                .commit(&Commit::admin(write, None, clock.now()))
+                .await
+                .unwrap();
+        }
+    }
+    let alice = user(&app, "alice@contoso.example").await;
+    let sam = user(&app, "sam@support.example").await;
+    let target = clock.now() - Duration::hours(5);
+    let ticket = approved(&app, &alice, &sam, orders, target, "orders-past-damage").await;
+    drain_all(&app, &clock).await;
+    let restore = app.store.job_for_ticket(ticket).await.unwrap().unwrap();
+    assert_eq!(restore.state, JobState::Succeeded, "{restore:?}");
+    assert_ne!(restore.zone, Some(Zone::Az1), "restored from a good copy");
+    let events = app.store.ticket_events(ticket).await.unwrap();
+    let failed: Vec<&str> = events
+        .iter()
+        .filter(|e| e.action == EventAction::JobStepFailed)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("in az1 is damaged"), "{failed:?}");
+}
+
 /// Polls `check` every 20 ms until it holds, for at most `within`.
 async fn until<F, Fut>(within: StdDuration, what: &str, mut check: F)
 where
@@ -455,5 +491,6 @@ crate::both_databases!(
     scheduled_drills_take_turns_and_leave_nothing_behind,
     a_damaged_copy_fails_its_zone_s_drill_and_puts_the_cluster_at_risk,
     a_restore_waits_for_disk_room_with_its_reason,
+    a_customer_s_restore_steps_past_a_damaged_copy,
     a_customer_s_restore_takes_the_place_of_a_drill_at_once,
 );

@@ -325,7 +325,7 @@ impl Backend for SandboxBackend {
             return Err(StepError::fatal(
                 "backup_damaged",
                 format!(
-                    "snapshot {} in {} is damaged: a file of it failed its checksum while it was \
+                    "snapshot {} in {} is damaged: a file of it failed its check while it was \
                      restored (simulated)",
                     plan.snapshot_id, plan.zone
                 ),

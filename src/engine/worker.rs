@@ -29,6 +29,9 @@ use crate::store::{
     RestoreJob, Scope, StoreError, Ticket, Unique,
 };
 
+/// The code of a restore from a backup copy that is damaged.
+const DAMAGED: &str = "backup_damaged";
+
 /// The latest progress a running step reported, for the next heartbeat.
 #[derive(Default)]
 struct ProgressCell(Mutex<Latest>);
@@ -547,10 +550,11 @@ impl Worker {
                     }),
             },
             JobState::RestoringSnapshot => match self.plan_restore(job, source).await {
-                Ok(plan) => backend
+                Ok(plan) => match backend
                     .restore_snapshot(context, &plan, progress, cancel)
                     .await
-                    .map(|()| StepDone {
+                {
+                    Ok(()) => Ok(StepDone {
                         outputs: JobOutputs {
                             snapshot: Some(plan),
                             step_detail: Some(String::new()),
@@ -559,6 +563,22 @@ impl Worker {
                         cluster: None,
                         connection: None,
                     }),
+                    // A customer's restore tries another zone's copy (the
+                    // plan it failed with is kept, to be left out); a drill
+                    // reports the damage, which is what it is for.
+                    Err(StepError::Fatal { code, message })
+                        if code == DAMAGED && !job.is_drill() =>
+                    {
+                        return StepEnd::Failed(
+                            StepError::retryable(&code, message),
+                            JobOutputs {
+                                snapshot: Some(plan),
+                                ..JobOutputs::default()
+                            },
+                        );
+                    }
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
             },
             JobState::ReplayingLog => {
@@ -695,6 +715,13 @@ impl Worker {
         // A drill tests one zone's copy: only that zone may serve it.
         if let Some(zone) = job.drill_zone {
             view.online = view.online.intersect(ZoneSet::of(&[zone]));
+        }
+        // The copy the last attempt found damaged is not tried again.
+        if job.last_error_code.as_deref() == Some(DAMAGED)
+            && let Some(zone) = job.zone
+            && job.drill_zone.is_none()
+        {
+            view.online = view.online.without(zone);
         }
         let ctx = view.context(source, self.app.policy(), self.app.now());
         check_target(job.target_time, &ctx).map_err(|error| match error.code {
