@@ -401,13 +401,13 @@ pub struct JobOut {
     #[schema(required = true, value_type = Option<words::Zone>)]
     pub zone: Option<String>,
     pub new_cluster_id: ClusterId,
-    /// While the log is replayed: the commit time reached so far, against
-    /// `target_time`; it never goes back.
-    #[schema(required = true)]
     /// When the restore should be done, from this cluster's past
     /// restores; null once it rests, or before the cluster has any.
     #[schema(required = true)]
     pub eta: Option<EtaOut>,
+    /// While the log is replayed: the commit time reached so far, against
+    /// `target_time`; it never goes back.
+    #[schema(required = true)]
     pub replayed_to: Option<DateTime<Utc>>,
     /// The exact point in time the new cluster holds, once verified.
     #[schema(required = true)]
