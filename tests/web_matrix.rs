@@ -193,6 +193,8 @@ async fn role_route_matrix(postgres: bool) {
         (format!("/tickets/{a}/progress"), [303, 200, 404, 200, 200]),
         ("/staff/tickets".into(), [303, 403, 403, 200, 200]),
         (format!("/staff/tickets/{a}"), [303, 403, 403, 200, 200]),
+        // Restore tests: staff and admins.
+        ("/staff/drills".into(), [303, 403, 403, 200, 200]),
         ("/admin/users".into(), [303, 403, 403, 403, 200]),
         ("/admin/clusters".into(), [303, 403, 403, 403, 200]),
         ("/admin/zones".into(), [303, 403, 403, 403, 200]),
@@ -358,6 +360,18 @@ async fn role_route_matrix(postgres: bool) {
             vec![],
             [303, 403, 403, 403, 0],
         ),
+        // Starting a restore test and setting how a cluster is tested:
+        // admins only.
+        (
+            format!("/staff/drills/{ca}/start"),
+            vec![],
+            [303, 403, 403, 403, 0],
+        ),
+        (
+            format!("/admin/clusters/{ca}/drill-settings"),
+            vec![("interval_hours", "1"), ("canary", "SELECT true")],
+            [303, 403, 403, 403, 0],
+        ),
         (
             format!("/tickets/{a}/target"),
             vec![
@@ -410,6 +424,7 @@ async fn role_route_matrix(postgres: bool) {
         "az1 is still offline after refused calls"
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    untested(&t, ca).await;
 
     // ------------------------------------------------------------ API
     let mut apis = Vec::new();
