@@ -1,7 +1,7 @@
 //! axe-core, injected into the pages in a real headless Chromium, finds no
 //! violations on the desk's main pages: signing in, a customer's clusters,
-//! cluster, request form and ticket, the staff queue and ticket, the admin
-//! pages and the password page — at desktop and phone size.
+//! cluster, request form and ticket, the staff queue, ticket and restore
+//! tests, the admin pages and the password page — at desktop and phone size.
 
 #[path = "common/chrome.rs"]
 mod chrome;
@@ -73,6 +73,14 @@ async fn the_main_pages_have_no_accessibility_violations() {
     )
     .await;
 
+    // A restore test that passed, for the drills page to show.
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    let (status, body) = ada
+        .post(&format!("/api/v1/clusters/{orders}/drills"), json!({}))
+        .await;
+    assert!(status.is_success(), "{body}");
+    restore_desk::engine::drain(&t.app).await.unwrap();
+
     let driver = start_driver().await;
     let client = browser(&driver).await;
     let mut found = Vec::new();
@@ -109,6 +117,7 @@ async fn the_main_pages_have_no_accessibility_violations() {
         "/staff/tickets".to_string(),
         "/staff/tickets?response=breached&q=orders".to_string(),
         format!("/staff/tickets/{ticket}"),
+        "/staff/drills".to_string(),
     ];
     found.extend(violations_on(&client, &t.base, &axe, &staff).await);
     sign_out(&client).await;
@@ -117,6 +126,7 @@ async fn the_main_pages_have_no_accessibility_violations() {
     let admin = [
         "/admin/zones".to_string(),
         "/admin/clusters".to_string(),
+        "/staff/drills".to_string(),
         "/admin/users".to_string(),
         "/admin".to_string(),
         "/admin/outbox".to_string(),

@@ -11,7 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use common::web::{Api, TestApp, json_of, spawn_app};
-use restore_desk::store::Scope;
+use restore_desk::domain::catalog::Zone;
+use restore_desk::store::{AdminWrite, Commit, Scope};
 
 /// Sends `method path` with a body and alice's token; returns the status,
 /// the headers and the body read as JSON (a string when it is not JSON).
@@ -289,8 +290,9 @@ async fn the_document_is_valid_openapi(postgres: bool) {
     }
 }
 
-/// Tickets in several states, a finished restore and its new cluster, so
-/// the fuzzer meets real things and not only unknown ids.
+/// Tickets in several states, a finished restore and its new cluster, and
+/// restore tests that passed, failed and wait, so the fuzzer meets real
+/// things and not only unknown ids.
 async fn some_work(t: &TestApp) {
     let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
     let sam = Api::signed_in(&t.base, "sam@support.example").await;
@@ -321,6 +323,40 @@ async fn some_work(t: &TestApp) {
         }
     }
     restore_desk::engine::drain(&t.app).await.unwrap();
+
+    // Restore tests: one passed, one failed on a damaged copy (which
+    // emails staff), one waiting.
+    let ada = Api::signed_in(&t.base, "ada@admin.example").await;
+    let start = format!("/api/v1/clusters/{orders}/drills");
+    let (status, body) = ada.post(&start, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    t.clock.advance(chrono::Duration::hours(1));
+    let cluster = restore_desk::store::ClusterId::from(orders);
+    for snapshot in t.app.sandbox.snapshots(cluster).await.unwrap() {
+        if snapshot.zones.contains(Zone::Az3) {
+            let write = AdminWrite::DamageSnapshot {
+                snapshot_id: snapshot.id,
+                zone: Zone::Az3,
+            };
+            let commit = Commit::admin(write, None, t.app.now());
+            t.app.store.commit(&commit).await.unwrap();
+        }
+    }
+    let (status, body) = ada.post(&start, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    t.clock.advance(chrono::Duration::hours(1));
+    let (status, body) = ada.post(&start, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, drills) = ada.get("/api/v1/drills").await;
+    let passed: Vec<&Value> = drills
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["passed"])
+        .collect();
+    assert_eq!(passed, [&Value::Null, &json!(false), &json!(true)]);
 }
 
 /// Schemathesis against the served document, as a customer and as an admin:

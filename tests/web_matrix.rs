@@ -121,6 +121,17 @@ async fn unchanged(t: &TestApp, before: &Ticket, what: &str) {
     assert_eq!(&now, before, "{what} changed the ticket");
 }
 
+/// No restore test was started and the cluster's test settings are the
+/// desk's: what refused callers asked for did not happen.
+async fn untested(t: &TestApp, cluster: &str) {
+    assert!(t.app.store.drills(None, 10).await.unwrap().is_empty());
+    let id = uuid::Uuid::parse_str(cluster).unwrap().into();
+    assert_eq!(
+        t.app.store.drill_settings(id).await.unwrap(),
+        Default::default()
+    );
+}
+
 fn refused(status: u16) -> bool {
     matches!(status, 303 | 401 | 403 | 404)
 }
@@ -182,6 +193,8 @@ async fn role_route_matrix(postgres: bool) {
         (format!("/tickets/{a}/progress"), [303, 200, 404, 200, 200]),
         ("/staff/tickets".into(), [303, 403, 403, 200, 200]),
         (format!("/staff/tickets/{a}"), [303, 403, 403, 200, 200]),
+        // Restore tests: staff and admins.
+        ("/staff/drills".into(), [303, 403, 403, 200, 200]),
         ("/admin/users".into(), [303, 403, 403, 403, 200]),
         ("/admin/clusters".into(), [303, 403, 403, 403, 200]),
         ("/admin/zones".into(), [303, 403, 403, 403, 200]),
@@ -347,6 +360,18 @@ async fn role_route_matrix(postgres: bool) {
             vec![],
             [303, 403, 403, 403, 0],
         ),
+        // Starting a restore test and setting how a cluster is tested:
+        // admins only.
+        (
+            format!("/staff/drills/{ca}/start"),
+            vec![],
+            [303, 403, 403, 403, 0],
+        ),
+        (
+            format!("/admin/clusters/{ca}/drill-settings"),
+            vec![("interval_hours", "1"), ("canary", "SELECT true")],
+            [303, 403, 403, 403, 0],
+        ),
         (
             format!("/tickets/{a}/target"),
             vec![
@@ -399,6 +424,7 @@ async fn role_route_matrix(postgres: bool) {
         "az1 is still offline after refused calls"
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    untested(&t, ca).await;
 
     // ------------------------------------------------------------ API
     let mut apis = Vec::new();
@@ -446,6 +472,15 @@ async fn role_route_matrix(postgres: bool) {
         ("/api/v1/endpoints".into(), [401, 200, 200, 403, 200]),
         ("/api/v1/ratings".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/handovers".into(), [401, 403, 403, 200, 200]),
+        ("/api/v1/drills".into(), [401, 403, 403, 200, 200]),
+        (
+            format!("/api/v1/drills?cluster_id={ca}"),
+            [401, 403, 403, 200, 200],
+        ),
+        (
+            format!("/api/v1/clusters/{ca}/drill-settings"),
+            [401, 403, 403, 403, 200],
+        ),
         (format!("/api/v1/endpoints/{ea}"), [401, 200, 404, 403, 404]),
         // No verdict on a ticket in triage; bob cannot see it at all.
         (
@@ -647,6 +682,18 @@ async fn role_route_matrix(postgres: bool) {
             json!({}),
             [401, 403, 403, 403, 0],
         ),
+        (
+            Method::POST,
+            format!("/api/v1/clusters/{ca}/drills"),
+            json!({}),
+            [401, 403, 403, 403, 0],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/clusters/{ca}/drill-settings"),
+            json!({"interval_hours": 1, "canary": "SELECT true"}),
+            [401, 403, 403, 403, 0],
+        ),
     ];
     for (method, path, body, expect) in &api_writes {
         for (i, api) in apis.iter().enumerate() {
@@ -684,6 +731,7 @@ async fn role_route_matrix(postgres: bool) {
             .is_none()
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    untested(&t, ca).await;
     assert_eq!(
         t.app
             .store
@@ -724,6 +772,10 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("get", "/api/v1/clusters/{id}"),
         ("delete", "/api/v1/clusters/{id}"),
         ("get", "/api/v1/clusters/{id}/transactions"),
+        ("post", "/api/v1/clusters/{id}/drills"),
+        ("get", "/api/v1/clusters/{id}/drill-settings"),
+        ("put", "/api/v1/clusters/{id}/drill-settings"),
+        ("get", "/api/v1/drills"),
         ("get", "/api/v1/tickets"),
         ("post", "/api/v1/tickets"),
         ("post", "/api/v1/tickets/check"),

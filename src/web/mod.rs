@@ -147,7 +147,9 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 }
 
 fn page_routes() -> Router<WebState> {
-    use pages::{account, admin, common, customer, endpoints, staff, transactions, verdict};
+    use pages::{
+        account, admin, common, customer, drills, endpoints, staff, transactions, verdict,
+    };
     Router::new()
         .route("/", get(account::home))
         .route("/login", get(account::login_page).post(account::login))
@@ -185,12 +187,18 @@ fn page_routes() -> Router<WebState> {
         .route("/staff/tickets/{id}", get(staff::ticket))
         .route("/staff/tickets/{id}/target", post(staff::change_target))
         .route("/staff/tickets/{id}/{action}", post(staff::act))
+        .route("/staff/drills", get(drills::page))
+        .route("/staff/drills/{id}/start", post(drills::start))
         // Admins.
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
         .route("/admin/clusters", get(admin::clusters))
         .route("/admin/clusters/{id}/delete", post(admin::delete_cluster))
+        .route(
+            "/admin/clusters/{id}/drill-settings",
+            post(drills::save_settings),
+        )
         .route("/admin/zones", get(admin::zones))
         .route(
             "/admin/zones/{region}/{zone}/{state}",

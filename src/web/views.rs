@@ -155,6 +155,19 @@ pub fn precise_in(t: DateTime<Utc>, zone: Tz) -> String {
     PRECISE.format(&t.with_timezone(&zone))
 }
 
+/// `3 days ago`, `5 hours ago`, `1 minute ago`, `just now`: how long ago
+/// `then` was, in its largest unit.
+pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = (now - then).num_minutes();
+    let (n, unit) = match minutes {
+        m if m < 1 => return "just now".into(),
+        m if m < 60 => (m, "minute"),
+        m if m < 1440 => (m / 60, "hour"),
+        m => (m / 1440, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 /// `az1 is back`, `az1 and az2 are back`: when offline zones return.
 pub fn zones_back(zones: &[&str]) -> String {
     let verb = if zones.len() == 1 { "is" } else { "are" };
@@ -197,5 +210,19 @@ mod tests {
         assert!(times.until(t + Duration::hours(3)).urgent);
         assert_eq!(times.until(t + Duration::hours(3)).text, "3 hours left");
         assert!(times.until(t - Duration::hours(1)).overdue);
+    }
+
+    #[test]
+    fn how_long_ago_reads_in_its_largest_unit() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(ago(t, t + Duration::seconds(30)), "just now");
+        assert_eq!(ago(t, t + Duration::minutes(1)), "1 minute ago");
+        assert_eq!(ago(t, t + Duration::minutes(59)), "59 minutes ago");
+        assert_eq!(ago(t, t + Duration::hours(5)), "5 hours ago");
+        assert_eq!(
+            ago(t, t + Duration::days(3) + Duration::hours(2)),
+            "3 days ago"
+        );
+        assert_eq!(ago(t, t - Duration::hours(1)), "just now");
     }
 }

@@ -37,6 +37,10 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::cluster,
         routes::delete_cluster,
         routes::cluster_transactions,
+        routes::drills,
+        routes::start_drill,
+        routes::drill_settings,
+        routes::set_drill_settings,
         routes::file_ticket,
         routes::check_ticket,
         routes::tickets,
@@ -105,6 +109,9 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         (name = "session", description = "Signing in and out"),
         (name = "clusters", description = "Clusters and their restorable windows"),
         (name = "tickets", description = "Restore requests and the work on them"),
+        (name = "drills", description = "Restore tests: each cluster's backups restored on a \
+            schedule from each zone in turn into a copy no customer sees, verified, then \
+            removed. A zone whose latest test failed puts the cluster's restores at risk."),
         (name = "fleet", description = "Zones and injected faults"),
         (name = "admin", description = "People, outbox and audit log"),
         (name = "endpoints", description = "Webhooks and team chats notices are posted to. \

@@ -115,6 +115,12 @@ pub fn router() -> Router<WebState> {
             "/api/v1/clusters/{id}/transactions",
             get(cluster_transactions),
         )
+        .route("/api/v1/clusters/{id}/drills", post(start_drill))
+        .route(
+            "/api/v1/clusters/{id}/drill-settings",
+            get(drill_settings).put(set_drill_settings),
+        )
+        .route("/api/v1/drills", get(drills))
         .route("/api/v1/tickets", get(tickets).post(file_ticket))
         .route("/api/v1/tickets/check", post(check_ticket))
         .route("/api/v1/tickets/{id}", get(ticket))

@@ -12,15 +12,19 @@ use uuid::Uuid;
 use crate::domain::ids::{ClusterId, EndpointId, JobId, SubscriptionId, TicketId, UserId};
 
 use crate::app::App;
+use crate::desk::drills::{ClusterDrills, result_of};
 use crate::desk::read::cluster_backups;
 use crate::desk::scope_for;
 use crate::domain::catalog::Window;
 use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
+use crate::domain::drill::DrillResult;
+use crate::domain::restore_job::JobKind;
 use crate::domain::ticket::Visibility;
 use crate::domain::validation::ValidationReport;
 use crate::domain::verification::VerificationReport;
 use crate::store::{
-    Endpoint, Event, Message, OutboxMessage, RestoreJob, SandboxFault, Ticket, User, ZoneStatus,
+    DrillRecord, DrillSettings, Endpoint, Event, Message, OutboxMessage, RestoreJob, SandboxFault,
+    Ticket, User, ZoneStatus,
 };
 use crate::web::error::{AppResult, FieldError};
 
@@ -71,11 +75,69 @@ pub struct ClusterOut {
     /// The ticket and moment a restored cluster came from; null for others.
     #[schema(required = true)]
     pub restored_from: Option<RestoredFrom>,
+    /// The newest finished restore test (the cluster's backups restored
+    /// from one zone into a copy, verified, then removed); null before the
+    /// first.
+    #[schema(required = true)]
+    pub last_restore_test: Option<RestoreTestOut>,
+    /// Staff only, left out for customers: the zones whose latest restore
+    /// test failed, each with the check that failed and why; empty when
+    /// every zone's latest passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_at_risk: Option<Vec<RiskOut>>,
+}
+
+/// A cluster's last restore test, as anyone who may see the cluster reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestoreTestOut {
+    pub passed: bool,
+    pub finished_at: DateTime<Utc>,
+    /// From a worker taking the test up to its end.
+    pub duration_seconds: i64,
+    /// The zone whose backup copy was restored.
+    #[schema(value_type = words::Zone)]
+    pub zone: &'static str,
+}
+
+/// A zone whose latest restore test failed: restores from it are at risk.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskOut {
+    #[schema(value_type = words::Zone)]
+    pub zone: &'static str,
+    /// The check that failed, in words: `snapshot restore`, `log replay`,
+    /// `verification` (or the names of the verification's failed checks),
+    /// `teardown`, …
+    pub failed_check: String,
+    /// What it said.
+    pub reason: String,
+}
+
+fn restore_test_out(result: &DrillResult) -> RestoreTestOut {
+    RestoreTestOut {
+        passed: result.passed,
+        finished_at: result.finished_at,
+        duration_seconds: result.duration().num_seconds().max(0),
+        zone: result.zone.as_str(),
+    }
+}
+
+fn risk_out(result: &DrillResult) -> RiskOut {
+    RiskOut {
+        zone: result.zone.as_str(),
+        failed_check: result.failed_check.clone().unwrap_or_default(),
+        reason: result.reason.clone().unwrap_or_default(),
+    }
 }
 
 /// A cluster as `viewer` may see it: connection details go to its own
-/// customers only.
-pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResult<ClusterOut> {
+/// customers only, what its restore tests found to everyone, why its
+/// restores are at risk to staff.
+pub async fn cluster_out(
+    app: &App,
+    viewer: &User,
+    cluster: Cluster,
+    drills: &ClusterDrills,
+) -> AppResult<ClusterOut> {
     let backups = cluster_backups(app, &cluster).await?;
     let window = backups.window;
     Ok(ClusterOut {
@@ -93,6 +155,11 @@ pub async fn cluster_out(app: &App, viewer: &User, cluster: Cluster) -> AppResul
         connection: (viewer.subscription_id == Some(cluster.subscription_id))
             .then_some(cluster.connection),
         restored_from: cluster.restored_from,
+        last_restore_test: drills.last().map(restore_test_out),
+        restore_at_risk: viewer
+            .role
+            .works_tickets()
+            .then(|| drills.at_risk().into_iter().map(risk_out).collect()),
     })
 }
 
@@ -401,13 +468,13 @@ pub struct JobOut {
     #[schema(required = true, value_type = Option<words::Zone>)]
     pub zone: Option<String>,
     pub new_cluster_id: ClusterId,
-    /// While the log is replayed: the commit time reached so far, against
-    /// `target_time`; it never goes back.
-    #[schema(required = true)]
     /// When the restore should be done, from this cluster's past
     /// restores; null once it rests, or before the cluster has any.
     #[schema(required = true)]
     pub eta: Option<EtaOut>,
+    /// While the log is replayed: the commit time reached so far, against
+    /// `target_time`; it never goes back.
+    #[schema(required = true)]
     pub replayed_to: Option<DateTime<Utc>>,
     /// The exact point in time the new cluster holds, once verified.
     #[schema(required = true)]
@@ -479,6 +546,138 @@ fn verification_out(report: &VerificationReport) -> VerificationOut {
             })
             .collect(),
     }
+}
+
+/// A restore test (a drill): a cluster's backups restored from one zone
+/// into a copy no customer sees, verified, then removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrillOut {
+    pub id: JobId,
+    pub cluster_id: ClusterId,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The zone whose backup copy it restores.
+    #[schema(required = true, value_type = Option<words::Zone>)]
+    pub zone: Option<&'static str>,
+    /// The restore host running it; null until a worker takes it up.
+    #[schema(required = true)]
+    pub host: Option<String>,
+    #[schema(value_type = words::JobState)]
+    pub state: String,
+    /// What it is doing, or how it ended, in words.
+    pub step: String,
+    /// 0–100.
+    pub progress: i64,
+    /// The moment restored to: one inside that zone's restorable window.
+    pub target_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// When a worker took it up; null while it waits.
+    #[schema(required = true)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it passed, failed or was cancelled.
+    #[schema(required = true)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// From `started_at` to `finished_at`; null until both are known.
+    #[schema(required = true)]
+    pub duration_seconds: Option<i64>,
+    /// True when it passed, false when it failed; null while it waits or
+    /// runs, and when it was cancelled (which says nothing of the backups).
+    #[schema(required = true)]
+    pub passed: Option<bool>,
+    /// For a failed test: the check that failed, in words.
+    #[schema(required = true)]
+    pub failed_check: Option<String>,
+    /// For a failed test: what the check said.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    /// What verifying the copy checked, once it was verified; empty before.
+    pub checks: Vec<VerificationCheck>,
+}
+
+/// A drill as the API shows it; `cluster` is its cluster's name.
+pub fn drill_out(record: &DrillRecord, cluster: String) -> DrillOut {
+    let job = &record.job;
+    let result = result_of(record);
+    let duration_seconds = match (&result, record.started_at, job.finished_at) {
+        (Some(result), _, _) => Some(result.duration().num_seconds().max(0)),
+        (None, Some(started), Some(finished)) => Some((finished - started).num_seconds().max(0)),
+        _ => None,
+    };
+    DrillOut {
+        id: job.id,
+        cluster_id: job.source_cluster_id,
+        cluster,
+        zone: job.drill_zone.or(job.zone).map(|z| z.as_str()),
+        host: job.host.clone(),
+        state: job.state.as_str().into(),
+        step: job.state.label_for(JobKind::Drill).into(),
+        progress: job.progress.clamp(0, 100),
+        target_time: job.target_time,
+        created_at: job.created_at,
+        started_at: record.started_at,
+        finished_at: job.finished_at,
+        duration_seconds,
+        passed: result.as_ref().map(|r| r.passed),
+        failed_check: result.as_ref().and_then(|r| r.failed_check.clone()),
+        reason: result.and_then(|r| r.reason),
+        checks: job
+            .verification_report
+            .as_ref()
+            .map(|report| {
+                report
+                    .checks
+                    .iter()
+                    .map(|c| VerificationCheck {
+                        name: c.name.clone(),
+                        passed: c.passed,
+                        detail: c.detail.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// How a cluster is tested.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrillSettingsOut {
+    /// The cluster's own interval between tests; null: the desk's.
+    #[schema(required = true)]
+    pub interval_hours: Option<i64>,
+    /// A read-only SELECT each test's copy must answer true; null: none.
+    #[schema(required = true)]
+    pub canary: Option<String>,
+    /// The interval that applies: the cluster's own, else the desk's
+    /// `DRILL_INTERVAL_HOURS`; null when neither schedules tests.
+    #[schema(required = true)]
+    pub interval_hours_in_effect: Option<i64>,
+}
+
+pub fn drill_settings_out(app: &App, settings: DrillSettings) -> DrillSettingsOut {
+    DrillSettingsOut {
+        interval_hours_in_effect: app
+            .settings
+            .drill_interval(settings.interval_hours)
+            .map(|d| d.num_hours()),
+        interval_hours: settings.interval_hours,
+        canary: settings.canary.map(|c| c.as_str().to_string()),
+    }
+}
+
+/// How a cluster is to be tested; both fields replace what was set, and
+/// one left out counts as null.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DrillSettingsIn {
+    /// Hours between tests, 1 to 8784 (a year); null: the desk's interval.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 8784)]
+    pub interval_hours: Option<i64>,
+    /// One read-only SELECT (`WITH … SELECT` too) that each test's copy
+    /// must answer true, e.g. `SELECT count(*) > 0 FROM orders`; null or
+    /// empty: none.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub canary: Option<String>,
 }
 
 /// A restore's expected end.

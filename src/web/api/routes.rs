@@ -18,10 +18,12 @@ use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
 use crate::desk::{self, FilingRequest, scope_for};
 use crate::domain::catalog::Zone;
-use crate::domain::ids::TicketId;
+use crate::domain::ids::{ClusterId, TicketId};
 use crate::domain::sla::Severity;
 use crate::domain::validation::TargetInput;
-use crate::store::{AssigneeFilter, OutboxQuery, OutboxStatus, TicketOrder, TicketQuery};
+use crate::store::{
+    AssigneeFilter, DrillRecord, OutboxQuery, OutboxStatus, Scope, TicketOrder, TicketQuery,
+};
 use crate::web::auth::{ApiUser, ClientAddr, bearer, check_password, issue_token, token_hash};
 use crate::web::commands::staff_command;
 use crate::web::error::{AppError, AppResult, ErrorBody, ErrorCode};
@@ -102,7 +104,8 @@ pub async fn me(ApiUser(user): ApiUser) -> Json<UserOut> {
 // ---------------------------------------------------------------- clusters
 
 /// Clusters the caller may see (customers: their subscription's), each with
-/// its restorable window now.
+/// its restorable window now and its last restore test (for staff, also
+/// why its restores are at risk).
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", security(("bearer" = [])),
     params(ClustersQuery),
     responses(
@@ -114,13 +117,15 @@ pub async fn clusters(
     ApiUser(user): ApiUser,
     ValidQuery(q): ValidQuery<ClustersQuery>,
 ) -> AppResult<Json<Vec<ClusterOut>>> {
+    let mut drills = desk::drills::all(&app).await?;
     let mut out = Vec::new();
     for cluster in app
         .store
         .clusters(scope_for(&user), q.include_deleted.unwrap_or(true))
         .await?
     {
-        out.push(cluster_out(&app, &user, cluster).await?);
+        let tested = drills.remove(&cluster.id).unwrap_or_default();
+        out.push(cluster_out(&app, &user, cluster, &tested).await?);
     }
     Ok(Json(out))
 }
@@ -148,7 +153,8 @@ pub async fn cluster(
         .cluster(parse_id(&id)?, scope_for(&user))
         .await?
         .ok_or_else(AppError::not_found)?;
-    Ok(Json(cluster_out(&app, &user, cluster).await?))
+    let drills = desk::drills::of_cluster(&app, cluster.id).await?;
+    Ok(Json(cluster_out(&app, &user, cluster, &drills).await?))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -229,6 +235,148 @@ pub async fn delete_cluster(
     let admin = api.admin()?;
     admin_ops::delete_cluster(&app, admin, parse_id(&id)?, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- restore tests
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DrillsQuery {
+    /// Only this cluster's tests.
+    pub cluster_id: Option<ClusterId>,
+    /// How many, 1–500 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// Staff: restore tests (drills), newest first: what each restored, from
+/// which zone, on which host, how long it took and whether it passed, with
+/// the failed check and why, and the verification's checks.
+#[utoipa::path(get, path = "/api/v1/drills", tag = "drills", security(("bearer" = [])),
+    params(DrillsQuery),
+    responses(
+        (status = 200, description = "Restore tests, newest first", body = Vec<DrillOut>),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No cluster has that `cluster_id` (`not_found`)", body = ErrorBody),
+    ))]
+pub async fn drills(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidQuery(q): ValidQuery<DrillsQuery>,
+) -> AppResult<Json<Vec<DrillOut>>> {
+    api.staff()?;
+    let names: std::collections::HashMap<ClusterId, String> = app
+        .store
+        .clusters(Scope::Everything, true)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    if let Some(id) = q.cluster_id
+        && !names.contains_key(&id)
+    {
+        return Err(AppError::not_found());
+    }
+    let records = app
+        .store
+        .drills(q.cluster_id, q.limit.unwrap_or(100).clamp(1, 500))
+        .await?;
+    Ok(Json(
+        records
+            .iter()
+            .map(|r| {
+                let name = names.get(&r.job.source_cluster_id).cloned();
+                drill_out(r, name.unwrap_or_default())
+            })
+            .collect(),
+    ))
+}
+
+/// Admins: tests a cluster's backups now, from the zone whose turn it is,
+/// to a random moment of that zone's window. The test copy is no cluster
+/// of the customer's and is removed once verified.
+#[utoipa::path(post, path = "/api/v1/clusters/{id}/drills", tag = "drills", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 201, description = "Queued: the restore test", body = DrillOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "No test can start now (`invalid_input`, `field` is \
+            `cluster`): one is running or waiting, the cluster is deleted or still being \
+            built, or no online zone holds a backup of it", body = ErrorBody),
+    ))]
+pub async fn start_drill(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Response> {
+    let admin = api.admin()?;
+    let job_id = desk::drills::start_now(&app, admin, parse_id(&id)?).await?;
+    let job = app
+        .store
+        .job(job_id)
+        .await?
+        .ok_or_else(AppError::internal)?;
+    let name = app
+        .cluster_name(job.source_cluster_id)
+        .await?
+        .unwrap_or_default();
+    let record = DrillRecord {
+        job,
+        started_at: None,
+    };
+    Ok((StatusCode::CREATED, Json(drill_out(&record, name))).into_response())
+}
+
+/// Admins: how a cluster is tested: its own interval (null: the desk's)
+/// and its canary query.
+#[utoipa::path(get, path = "/api/v1/clusters/{id}/drill-settings", tag = "drills", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The cluster's id")),
+    responses(
+        (status = 200, description = "The cluster's test settings", body = DrillSettingsOut),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn drill_settings(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidPath(id): ValidPath<String>,
+) -> AppResult<Json<DrillSettingsOut>> {
+    api.admin()?;
+    let cluster = app
+        .store
+        .cluster(parse_id(&id)?, Scope::Everything)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let settings = app.store.drill_settings(cluster.id).await?;
+    Ok(Json(drill_settings_out(&app, settings)))
+}
+
+/// Admins: sets how a cluster is tested. Both fields replace what was set;
+/// a refusal stores nothing. Kept in the audit trail.
+#[utoipa::path(put, path = "/api/v1/clusters/{id}/drill-settings", tag = "drills", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The cluster's id")),
+    request_body = DrillSettingsIn,
+    responses(
+        (status = 200, description = "Stored: the cluster's test settings", body = DrillSettingsOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "The interval is not 1 to 8784 hours (`field` is \
+            `interval_hours`), or the canary is not one read-only SELECT (`field` is \
+            `canary`); `invalid_input`, nothing is stored", body = ErrorBody),
+    ))]
+pub async fn set_drill_settings(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<DrillSettingsIn>,
+) -> AppResult<Json<DrillSettingsOut>> {
+    let admin = api.admin()?;
+    let settings = desk::drills::set_settings(
+        &app,
+        admin,
+        parse_id(&id)?,
+        body.interval_hours,
+        body.canary.as_deref(),
+    )
+    .await?;
+    Ok(Json(drill_settings_out(&app, settings)))
 }
 
 // ---------------------------------------------------------------- tickets

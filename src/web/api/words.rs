@@ -140,7 +140,7 @@ words!(
         .map(DomainNoticeKind::as_str)
         .into_iter()
         .chain(DomainEventType::ALL.map(DomainEventType::as_str))
-        .chain(["endpoint_disabled"])
+        .chain(["endpoint_disabled", "drill_failed"])
         .collect::<Vec<_>>()
 );
 

@@ -213,6 +213,10 @@ pub struct ClusterRow {
     pub deleted: Option<Stamp>,
     pub window: Option<(Stamp, Stamp)>,
     pub restored_from: Option<TicketId>,
+    /// Why its restores are at risk: a zone's latest restore test failed.
+    pub risk: Option<String>,
+    /// "passed 25 Nov 2026, 13:00 CET": its last restore test.
+    pub last_test: Option<String>,
 }
 
 #[derive(Template)]
@@ -232,8 +236,10 @@ async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppRes
         .into_iter()
         .map(|s| (s.id, s.slug))
         .collect();
+    let mut drills = crate::desk::drills::all(app).await?;
     let mut rows = Vec::new();
     for c in app.store.clusters(Scope::Everything, true).await? {
+        let tested = drills.remove(&c.id).unwrap_or_default();
         let window = match cluster_backups(app, &c).await {
             Ok(backups) => backups.window,
             Err(e) => {
@@ -264,6 +270,11 @@ async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppRes
             deleted: times.maybe(c.deleted_at),
             window: window.map(|w| (times.stamp(w.earliest), times.stamp(w.latest))),
             restored_from: c.restored_from.as_ref().map(|r| r.ticket_id),
+            risk: tested.risk_words(),
+            last_test: tested.last().map(|r| {
+                let outcome = if r.passed { "passed" } else { "failed" };
+                format!("{outcome} {}", times.stamp(r.finished_at).local)
+            }),
             name: c.name,
         });
     }

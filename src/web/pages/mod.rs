@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod common;
 pub mod customer;
+pub mod drills;
 pub mod endpoints;
 pub mod staff;
 pub mod transactions;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::ids::{TicketId, UserId};
+use crate::domain::ids::{ClusterId, TicketId, UserId};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -65,6 +65,16 @@ struct QueuePage {
     zone: &'static str,
     /// Completed restores whose customer has not said the data is right.
     unconfirmed: Vec<Unconfirmed>,
+    /// Why a cluster's restores are at risk, for the clusters whose latest
+    /// restore test from some zone failed.
+    at_risk: HashMap<ClusterId, String>,
+}
+
+impl QueuePage {
+    /// Why the cluster's restores are at risk, if they are.
+    fn risk(&self, cluster: &ClusterId) -> Option<&str> {
+        self.at_risk.get(cluster).map(String::as_str)
+    }
 }
 
 pub struct Unconfirmed {
@@ -333,7 +343,13 @@ pub async fn queue(
             completed: times.stamp(t.updated_at),
         })
         .collect();
+    let at_risk = desk::drills::all(&app)
+        .await?
+        .into_iter()
+        .filter_map(|(id, drills)| Some((id, drills.risk_words()?)))
+        .collect();
     let page = QueuePage {
+        at_risk,
         unconfirmed,
         chrome: chrome(&viewer.session, Some(&viewer.user), "Queue", "queue").await?,
         rows,

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::super::common::{
-    ClusterCard, TicketRow, cluster_card, fileable, parse_id, ticket_row, times_for,
+    ClusterCard, LastTestView, TicketRow, cluster_card, fileable, last_test_view, parse_id,
+    ticket_row, times_for,
 };
 use super::super::{Chrome, chrome, render};
 use crate::app::App;
@@ -26,7 +27,8 @@ use crate::web::{ValidPath, ValidQuery};
 #[template(path = "customer/clusters.html")]
 struct ClustersPage {
     chrome: Chrome,
-    cards: Vec<ClusterCard>,
+    /// Each cluster with its last restore test.
+    cards: Vec<(ClusterCard, Option<LastTestView>)>,
     zone: &'static str,
 }
 
@@ -40,7 +42,10 @@ pub async fn clusters(
         if cluster.deleted_at.is_some() && !fileable(&app, &cluster) {
             continue;
         }
-        cards.push(cluster_card(&app, cluster, &times, None).await?);
+        // A subscription has a few clusters: each reads its own tests.
+        let drills = crate::desk::drills::of_cluster(&app, cluster.id).await?;
+        let last = last_test_view(drills.last(), &times);
+        cards.push((cluster_card(&app, cluster, &times, None).await?, last));
     }
     let page = ClustersPage {
         chrome: chrome(&viewer.session, Some(&viewer.user), "Clusters", "clusters").await?,
@@ -63,6 +68,8 @@ struct ClusterPage {
     card: ClusterCard,
     fileable: bool,
     restored_from: Option<(TicketId, Stamp)>,
+    /// Its last restore test; none before the first.
+    last_test: Option<LastTestView>,
     tickets: Vec<TicketRow>,
     zone: &'static str,
 }
@@ -107,7 +114,10 @@ pub async fn cluster(
         .restored_from
         .as_ref()
         .map(|r| (r.ticket_id, times.stamp(r.point_in_time)));
+    let drills = crate::desk::drills::of_cluster(&app, cluster.id).await?;
+    let last_test = last_test_view(drills.last(), &times);
     let page = ClusterPage {
+        last_test,
         chrome: chrome(
             &viewer.session,
             Some(&viewer.user),
