@@ -211,6 +211,11 @@ pub struct Settings {
     #[arg(long, env = "MAX_RESTORES", default_value_t = 2, global = true)]
     pub max_restores: i64,
 
+    /// How long a restored copy paused for the customer's inspection waits
+    /// for their decision before it is handed over as it is.
+    #[arg(long, env = "INSPECT_HOURS", default_value_t = 24, global = true)]
+    pub inspect_hours: i64,
+
     /// Every cluster's backups are restored as a test this often (an admin
     /// may set another interval per cluster); 0 schedules none (admins can
     /// still start one).
@@ -388,6 +393,7 @@ impl Settings {
             base_delay: Duration::milliseconds(self.retry_base_ms.max(0)),
             max_delay: Duration::minutes(5).max(Duration::milliseconds(self.retry_base_ms)),
             wait: RetryPolicy::default().wait,
+            decision_window: Duration::hours(self.inspect_hours.max(1)),
         }
     }
 
@@ -552,6 +558,7 @@ impl fmt::Debug for Settings {
             .field("restore_host", &self.restore_host)
             .field("max_restores", &self.max_restores)
             .field("drill_interval_hours", &self.drill_interval_hours)
+            .field("inspect_hours", &self.inspect_hours)
             .field("sandbox_host_disk_gib", &self.sandbox_host_disk_gib)
             .field("lease_seconds", &self.lease_seconds)
             .field("max_attempts", &self.max_attempts)

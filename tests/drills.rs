@@ -275,14 +275,21 @@ async fn approved(
         new_cluster_name: name.into(),
         severity: Severity::A,
         description: "restore please".into(),
+        inspect: false,
     };
     let ticket = file_ticket(app, alice, &request).await.unwrap();
     act(app, sam, ticket.id, TicketCommand::Claim, None)
         .await
         .unwrap();
-    let ticket = act(app, sam, ticket.id, TicketCommand::Approve, None)
-        .await
-        .unwrap();
+    let ticket = act(
+        app,
+        sam,
+        ticket.id,
+        TicketCommand::Approve { inspect: false },
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(ticket.state, TicketState::Approved);
     ticket.id
 }

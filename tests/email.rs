@@ -84,6 +84,7 @@ impl Setup {
             new_cluster_name: name.into(),
             severity: Severity::B,
             description: "The nightly job truncated orders".into(),
+            inspect: false,
         };
         file_ticket(&self.app, &self.alice, &request).await.unwrap()
     }
@@ -150,7 +151,8 @@ async fn each_lifecycle_event_emails_the_right_people(db: TestDb) {
         },
     )
     .await;
-    s.staff(&restored, TicketCommand::Approve).await;
+    s.staff(&restored, TicketCommand::Approve { inspect: false })
+        .await;
     engine::drain(&s.app).await.unwrap();
 
     // Rejected.
@@ -198,7 +200,8 @@ async fn each_lifecycle_event_emails_the_right_people(db: TestDb) {
         .unwrap();
     let failed = s.file(target() - Duration::hours(3), "failed-one").await;
     s.staff(&failed, TicketCommand::Claim).await;
-    s.staff(&failed, TicketCommand::Approve).await;
+    s.staff(&failed, TicketCommand::Approve { inspect: false })
+        .await;
     engine::drain(&s.app).await.unwrap();
 
     // Near its deadline.
@@ -381,7 +384,8 @@ async fn an_outage_loses_nothing_and_doubles_nothing(db: TestDb) {
     let s = setup(&db, &smtp).await;
     let first = s.file(target(), "during-outage").await;
     s.staff(&first, TicketCommand::Claim).await;
-    s.staff(&first, TicketCommand::Approve).await;
+    s.staff(&first, TicketCommand::Approve { inspect: false })
+        .await;
     engine::drain(&s.app).await.unwrap();
     s.file(target() - Duration::hours(1), "also-during-outage")
         .await;
@@ -527,13 +531,32 @@ async fn a_rolled_back_change_writes_no_email(db: TestDb) {
     s.staff(&ticket, TicketCommand::Claim).await;
     let before = s.outbox().await.len();
     // A form loaded at version 1 is stale now: refused, nothing written.
-    let stale = act(&s.app, &s.sam, ticket.id, TicketCommand::Approve, Some(1)).await;
+    let stale = act(
+        &s.app,
+        &s.sam,
+        ticket.id,
+        TicketCommand::Approve { inspect: false },
+        Some(1),
+    )
+    .await;
     assert!(matches!(stale, Err(DeskError::Stale)), "{stale:?}");
     assert_eq!(s.outbox().await.len(), before);
     // Two approvals at once: one commits, with exactly one "approved" email.
     let (a, b) = tokio::join!(
-        act(&s.app, &s.sam, ticket.id, TicketCommand::Approve, Some(2)),
-        act(&s.app, &s.sam, ticket.id, TicketCommand::Approve, Some(2)),
+        act(
+            &s.app,
+            &s.sam,
+            ticket.id,
+            TicketCommand::Approve { inspect: false },
+            Some(2)
+        ),
+        act(
+            &s.app,
+            &s.sam,
+            ticket.id,
+            TicketCommand::Approve { inspect: false },
+            Some(2)
+        ),
     );
     assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1);
     let approved = s
@@ -578,6 +601,7 @@ async fn the_file_transport_writes_one_file_per_message() {
         new_cluster_name: "to-files".into(),
         severity: Severity::C,
         description: String::new(),
+        inspect: false,
     };
     file_ticket(&app, &alice, &request).await.unwrap();
     assert_eq!(relay.drain().await.unwrap(), 2);

@@ -80,6 +80,7 @@ impl Desk {
             new_cluster_name: name.into(),
             severity: Severity::A,
             description: "restore please".into(),
+            inspect: false,
         };
         let ticket = file_ticket(&self.app, &self.alice, &request).await.unwrap();
         act(&self.app, &self.sam, ticket.id, TicketCommand::Claim, None)
@@ -89,7 +90,7 @@ impl Desk {
             &self.app,
             &self.sam,
             ticket.id,
-            TicketCommand::Approve,
+            TicketCommand::Approve { inspect: false },
             None,
         )
         .await
@@ -553,6 +554,7 @@ async fn deadlines_warn_staff_once(db: TestDb) {
         new_cluster_name: name.into(),
         severity: Severity::C,
         description: String::new(),
+        inspect: false,
     };
     let orders = desk.cluster_id("orders-prod").await;
     let mut near = request(t0() - Duration::days(34) - Duration::hours(2), "near");

@@ -114,14 +114,21 @@ async fn approve(app: &App, name: &str) -> uuid::Uuid {
         new_cluster_name: name.into(),
         severity: Severity::A,
         description: String::new(),
+        inspect: false,
     };
     let ticket = file_ticket(app, &alice, &request).await.unwrap();
     act(app, &sam, ticket.id, TicketCommand::Claim, None)
         .await
         .unwrap();
-    act(app, &sam, ticket.id, TicketCommand::Approve, None)
-        .await
-        .unwrap();
+    act(
+        app,
+        &sam,
+        ticket.id,
+        TicketCommand::Approve { inspect: false },
+        None,
+    )
+    .await
+    .unwrap();
     ticket.id.uuid()
 }
 

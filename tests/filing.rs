@@ -43,6 +43,7 @@ fn request(
         new_cluster_name: name.into(),
         severity: Severity::A,
         description: "Someone ran DELETE without WHERE".into(),
+        inspect: false,
     }
 }
 

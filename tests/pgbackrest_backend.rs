@@ -149,6 +149,7 @@ fn job(source: &Cluster, target: DateTime<Utc>, plan: &RestorePlan) -> JobContex
         kind: restore_desk::domain::restore_job::JobKind::Restore,
         ticket_id: Some(TicketId::new()),
         canary: None,
+        inspect: false,
         source: source.clone(),
         target,
         new_cluster_id: ClusterId::new(),
@@ -312,7 +313,7 @@ async fn a_restore_brings_back_exactly_the_rows_committed_before_the_target() {
     );
 
     let observed = fleet.backend.inspect(&job, &none).await.unwrap();
-    let report = verify(t1, None, &source.config, &observed, Utc::now());
+    let report = verify(t1, None, &source.config, &observed, false, Utc::now());
     assert!(report.passed(), "{report:#?}");
 
     let handed_over = fleet.backend.finalize(&job, &none).await.unwrap();
@@ -399,7 +400,7 @@ async fn zone_outages_and_targets_past_the_archive() {
         .unwrap();
     fleet.set_zone_readable(plan.zone, true);
     let observed = fleet.backend.inspect(&job1, &none).await.unwrap();
-    assert!(verify(t1, None, &source.config, &observed, Utc::now()).passed());
+    assert!(verify(t1, None, &source.config, &observed, false, Utc::now()).passed());
     assert_eq!(fleet::item_ids(&connection).await, vec![1, 2, 3]);
     fleet.backend.teardown(&job1).await.unwrap();
 

@@ -74,6 +74,7 @@ fn new_ticket(seed: &Seed, number: i64, state: TicketState, name: &str) -> NewTi
         validation_report: report(target),
         deadline: target + Duration::days(35),
         first_response_due: t0() + Duration::hours(4),
+        inspect: false,
     }
 }
 

@@ -529,6 +529,26 @@ async fn role_route_matrix(postgres: bool) {
     assert!(!bob_clusters.to_string().contains("orders-prod"));
 
     let api_writes: Vec<(Method, String, Value, Expect)> = vec![
+        // No copy waits for a decision: the customer is told so, staff may
+        // never decide for them.
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{a}/accept"),
+            json!({}),
+            [401, 409, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{a}/move-forward"),
+            json!({"target_time": "2026-11-24T11:00:00Z"}),
+            [401, 409, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{a}/go-back"),
+            json!({"target_time": "2026-11-24T09:00:00Z"}),
+            [401, 409, 404, 403, 403],
+        ),
         // A ticket in triage: nobody may move its target yet.
         (
             Method::POST,
@@ -782,6 +802,8 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("get", "/api/v1/tickets/{id}"),
         ("post", "/api/v1/tickets/{id}/{action}"),
         ("post", "/api/v1/tickets/{id}/target"),
+        ("post", "/api/v1/tickets/{id}/move-forward"),
+        ("post", "/api/v1/tickets/{id}/go-back"),
         ("get", "/api/v1/tickets/{id}/events"),
         ("get", "/api/v1/tickets/{id}/messages"),
         ("get", "/api/v1/jobs/{id}"),

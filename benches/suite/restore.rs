@@ -299,6 +299,7 @@ impl Bench {
             new_cluster_name: format!("bench-copy-{run}"),
             severity: Severity::A,
             description: "benchmark restore".into(),
+            inspect: false,
         };
         let ticket = file_ticket(app, &self.alice, &request)
             .await
@@ -309,9 +310,15 @@ impl Bench {
 
         let approved_at = Utc::now();
         let started = Instant::now();
-        act(app, &self.sam, ticket.id, TicketCommand::Approve, None)
-            .await
-            .expect("approve");
+        act(
+            app,
+            &self.sam,
+            ticket.id,
+            TicketCommand::Approve { inspect: false },
+            None,
+        )
+        .await
+        .expect("approve");
         let job = loop {
             restore_desk::engine::drain(app).await.expect("engine");
             let job = app.store.job_for_ticket(ticket.id).await.unwrap().unwrap();

@@ -44,6 +44,9 @@ pub struct JobContext {
     pub plan: Option<RestorePlan>,
     /// A drill's canary query, run read-only on its copy.
     pub canary: Option<crate::domain::drill::CanaryQuery>,
+    /// Stop paused and read-only at the target, for the customer to inspect,
+    /// instead of promoting; the hand-over promotes.
+    pub inspect: bool,
 }
 
 /// How a step ended short of success.

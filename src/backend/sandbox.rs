@@ -342,8 +342,12 @@ impl Backend for SandboxBackend {
     ) -> Result<crate::domain::eta::Work, FleetError> {
         let replayed = (target - plan.snapshot_finished_at).num_seconds().max(0);
         Ok(crate::domain::eta::Work {
-            backup_bytes: cluster.config.storage_gib.max(1) * BACKUP_BYTES_PER_STORAGE_GIB,
-            wal_bytes: replayed * LOG_BYTES_PER_SECOND,
+            backup_bytes: cluster
+                .config
+                .storage_gib
+                .max(1)
+                .saturating_mul(BACKUP_BYTES_PER_STORAGE_GIB),
+            wal_bytes: replayed.saturating_mul(LOG_BYTES_PER_SECOND),
         })
     }
 
@@ -414,7 +418,9 @@ impl Backend for SandboxBackend {
         .await?;
         Ok(ObservedCluster {
             accepting_connections: true,
-            in_recovery: false,
+            // A copy kept for the customer to inspect stands paused in
+            // recovery until it is accepted.
+            in_recovery: job.inspect,
             last_replayed_commit: Some(Self::last_commit_before(job.target)),
             config: job.source.config.clone(),
         })
@@ -516,7 +522,11 @@ impl Backend for SandboxBackend {
         let Some(tick) = sandbox_log::tick_of(xid) else {
             return Ok(None);
         };
-        let Some(at) = DateTime::from_timestamp(tick * COMMIT_INTERVAL_SECS, 0) else {
+        // An id past any simulated commit names none (and must not overflow).
+        let Some(at) = tick
+            .checked_mul(COMMIT_INTERVAL_SECS)
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        else {
             return Ok(None);
         };
         let read = self.transactions(cluster, at, at).await?;

@@ -86,6 +86,9 @@ pub fn job_change(
 pub fn job_facts(app: &App, job: &RestoreJob) -> JobFacts {
     JobFacts {
         kind: job.kind,
+        // Read from the job's ticket by its callers when it matters; the
+        // worker, which decides the step after verifying, sets it.
+        inspect: false,
         attempt: u32::try_from(job.attempt).unwrap_or(1),
         now: app.now(),
         policy: app.settings.retry_policy(),
@@ -98,6 +101,7 @@ fn job_write(
     app: &App,
     situation: &Situation<'_>,
     request: JobRequest,
+    target: DateTime<Utc>,
     actor: &Actor,
     commit: &mut Commit,
 ) -> Result<JobWrite, DeskError> {
@@ -116,10 +120,14 @@ fn job_write(
         }
         JobRequest::Cancel => JobCommand::Cancel,
         JobRequest::Retry => JobCommand::Retry,
+        JobRequest::Accept => JobCommand::Accept,
+        // The ticket's new target, which the same change writes.
+        JobRequest::MoveForward => JobCommand::MoveForward { target },
+        JobRequest::GoBack => JobCommand::GoBack { target },
     };
     let job = situation.job.ok_or(DeskError::Stale)?;
-    // A customer's cancel reaches the job through the ticket, which already
-    // authorised it; the job sees the system acting on their behalf.
+    // A customer's cancel or decision reaches the job through the ticket,
+    // which already authorised it; the job sees the system acting for them.
     let job_actor = if actor.role == Role::Customer {
         Actor::SYSTEM
     } else {
@@ -153,7 +161,7 @@ fn event_detail(command: &TicketCommand, issuer: &Issuer<'_>, ticket: &Ticket) -
         TicketCommand::RequestInfo { .. } => "asked the customer for information".into(),
         TicketCommand::Reply { .. } => "public reply".into(),
         TicketCommand::Note { .. } => "internal note".into(),
-        TicketCommand::Approve => "target re-checked against the backup window".into(),
+        TicketCommand::Approve { .. } => "target re-checked against the backup window".into(),
         TicketCommand::Reject { reason }
         | TicketCommand::CancelRestore { reason }
         | TicketCommand::Cancel { reason } => reason.trim().to_string(),
@@ -206,6 +214,7 @@ pub async fn plan(
         target_check: checked.target,
         job: situation.job.map(|j| j.state),
         deadline_warned: ticket.deadline_warned_at.is_some(),
+        target: ticket.target_time,
     };
     let transition = ticket::transition(ticket.state, command, &issuer.actor, &facts)
         .map_err(DeskError::Refused)?;
@@ -232,7 +241,15 @@ pub async fn plan(
         });
     }
     if let Some(request) = decision.job {
-        commit.job = Some(job_write(app, situation, request, &issuer.actor, commit)?);
+        let target = decision.after.target_time;
+        commit.job = Some(job_write(
+            app,
+            situation,
+            request,
+            target,
+            &issuer.actor,
+            commit,
+        )?);
     }
     commit.events.push(NewEvent {
         ticket_id: Some(ticket.id),
@@ -293,12 +310,18 @@ pub async fn act(
     // Approval re-checks the target: the window has slid since filing. A
     // new target is checked like a new request's.
     let to_check = match &command {
-        TicketCommand::Approve
+        TicketCommand::Approve { .. }
             if user.role.works_tickets() && ticket.state == TicketState::InReview =>
         {
             Some((ticket.target_time, ticket.time_zone.as_str()))
         }
         TicketCommand::ChangeTarget {
+            target, time_zone, ..
+        }
+        | TicketCommand::MoveForward {
+            target, time_zone, ..
+        }
+        | TicketCommand::GoBack {
             target, time_zone, ..
         } => Some((*target, time_zone.as_str())),
         _ => None,
@@ -367,7 +390,28 @@ pub async fn change_target(
     reason: &str,
     expected_version: Option<i64>,
 ) -> Result<Ticket, DeskError> {
-    let target = match transaction {
+    let target = read_target(app, user, ticket_id, target, transaction).await?;
+    let command = TicketCommand::ChangeTarget {
+        target: target.utc,
+        time_zone: target.time_zone.name().to_string(),
+        transaction,
+        reason: reason.to_string(),
+    };
+    act(app, user, ticket_id, command, expected_version).await
+}
+
+/// A new target as a person gave it: a moment read in its zone, or the
+/// moment a transaction of the archived log stands for (refused when the
+/// log holds no such transaction). Nothing is checked against the window
+/// yet: the command's own check does that.
+async fn read_target(
+    app: &App,
+    user: &User,
+    ticket_id: TicketId,
+    target: &crate::domain::validation::TargetInput,
+    transaction: Option<crate::domain::transactions::TransactionTarget>,
+) -> Result<crate::domain::validation::TargetTime, DeskError> {
+    match transaction {
         None => crate::domain::validation::parse_target(target),
         Some(chosen) => {
             let ticket = app
@@ -384,12 +428,44 @@ pub async fn change_target(
             super::filing::moment_of_transaction(app, &cluster, chosen, zone).await?
         }
     }
-    .map_err(|error| DeskError::Invalid(vec![error]))?;
-    let command = TicketCommand::ChangeTarget {
-        target: target.utc,
-        time_zone: target.time_zone.name().to_string(),
-        transaction,
-        reason: reason.to_string(),
+    .map_err(|error| DeskError::Invalid(vec![error]))
+}
+
+/// Where a paused copy goes next, as the customer asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirect {
+    /// The same copy replays on to a later moment.
+    Forward,
+    /// A new restore reaches an earlier moment.
+    Back,
+}
+
+/// The customer moves a paused copy forward or back. The new target is
+/// read and checked like a new request's; a refusal (a moment not after,
+/// or not before, the copy's own; one outside the window or only in an
+/// offline zone; an unknown transaction) changes nothing.
+pub async fn redirect(
+    app: &App,
+    user: &User,
+    ticket_id: TicketId,
+    way: Redirect,
+    target: &crate::domain::validation::TargetInput,
+    transaction: Option<crate::domain::transactions::TransactionTarget>,
+    expected_version: Option<i64>,
+) -> Result<Ticket, DeskError> {
+    let target = read_target(app, user, ticket_id, target, transaction).await?;
+    let (target, time_zone) = (target.utc, target.time_zone.name().to_string());
+    let command = match way {
+        Redirect::Forward => TicketCommand::MoveForward {
+            target,
+            time_zone,
+            transaction,
+        },
+        Redirect::Back => TicketCommand::GoBack {
+            target,
+            time_zone,
+            transaction,
+        },
     };
     act(app, user, ticket_id, command, expected_version).await
 }

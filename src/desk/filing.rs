@@ -37,6 +37,9 @@ pub struct FilingRequest {
     pub new_cluster_name: String,
     pub severity: Severity,
     pub description: String,
+    /// Stop the restored copy paused and read-only at the target for the
+    /// customer to inspect before it is handed over.
+    pub inspect: bool,
 }
 
 /// A request that passed every rule of SPEC §4.
@@ -216,6 +219,7 @@ pub async fn file_ticket(
         target_check: TargetCheck::NotChecked,
         job: None,
         deadline_warned: false,
+        target: checked.target.utc,
     };
     let validated = ticket::transition(
         TicketState::Submitted,
@@ -238,6 +242,7 @@ pub async fn file_ticket(
         new_cluster_name: checked.name.to_string(),
         severity: request.severity,
         description: request.description.trim().to_string(),
+        inspect: request.inspect,
         state: validated.to,
         validation_report: checked.report.clone(),
         deadline: checked.deadline,

@@ -20,7 +20,7 @@ use crate::domain::ticket::Refusal;
 use crate::domain::validation::ValidationError;
 use crate::store::{Scope, StoreError, User};
 
-pub use commands::{act, change_target, validate_now};
+pub use commands::{Redirect, act, change_target, redirect, validate_now};
 pub use filing::{CheckedRequest, FilingRequest, check_request, file_ticket};
 
 #[derive(Debug, thiserror::Error)]

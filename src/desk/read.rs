@@ -85,6 +85,9 @@ pub struct TicketHead {
     pub cluster_name: String,
     pub requester: Option<User>,
     pub assignee: Option<User>,
+    /// While the restored copy waits, paused, for the customer's decision:
+    /// where to look at it, read-only.
+    pub paused_copy: Option<crate::domain::cluster::Connection>,
 }
 
 /// Everything a ticket's pages show of it: its head, its cluster and the new
@@ -183,13 +186,35 @@ async fn read_ticket_head(app: &App, id: TicketId) -> Result<Option<TicketHead>,
         Some(id) => store.user(id).await?,
         None => None,
     };
+    let paused_copy = paused_copy(app, &ticket, job.as_ref()).await?;
     Ok(Some(TicketHead {
         ticket,
         job,
         cluster_name,
         requester,
         assignee,
+        paused_copy,
     }))
+}
+
+/// Where the paused copy of a ticket waiting for its customer's decision
+/// answers, read-only.
+pub async fn paused_copy(
+    app: &App,
+    ticket: &Ticket,
+    job: Option<&RestoreJob>,
+) -> Result<Option<crate::domain::cluster::Connection>, StoreError> {
+    if ticket.state != TicketState::AwaitingDecision {
+        return Ok(None);
+    }
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    Ok(app
+        .store
+        .cluster(job.new_cluster_id, Scope::Everything)
+        .await?
+        .map(|c| c.connection))
 }
 
 /// A ticket with all its pages show, if it is inside `scope`.

@@ -20,8 +20,11 @@ pub const MARGIN_BYTES: i64 = 256 * 1024 * 1024;
 /// What a restore needs free on its host: the backup laid down, the log
 /// fetched to replay it, and a margin.
 pub fn space_needed(work: Work) -> i64 {
-    let written = work.backup_bytes.max(0) + work.wal_bytes.max(0);
-    written + (written / 10).max(MARGIN_BYTES)
+    let written = work
+        .backup_bytes
+        .max(0)
+        .saturating_add(work.wal_bytes.max(0));
+    written.saturating_add((written / 10).max(MARGIN_BYTES))
 }
 
 /// "local has 1.4 GB free; this restore needs 2.1 GB (1.8 GB of backup,

@@ -40,6 +40,12 @@ string_enum! {
         JobProgress = "job.progress",
         JobSucceeded = "job.succeeded",
         JobFailed = "job.failed",
+        /// The restored copy waits, paused and read-only, for the customer's
+        /// decision.
+        JobPaused = "job.paused",
+        /// The customer accepted a paused copy, moved it forward or went
+        /// back (or no decision came in time).
+        TicketDecision = "ticket.decision",
         /// Sent only by "send a test event", whatever the endpoint asked for.
         EndpointTest = "endpoint.test",
     }
@@ -62,6 +68,8 @@ impl EventType {
             NoticeKind::RestoreStarted => EventType::JobStarted,
             NoticeKind::RestoreCompleted => EventType::JobSucceeded,
             NoticeKind::RestoreFailed => EventType::JobFailed,
+            NoticeKind::ReadyToInspect => EventType::JobPaused,
+            NoticeKind::InspectionDecided => EventType::TicketDecision,
         })
     }
 

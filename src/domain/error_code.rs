@@ -21,6 +21,8 @@ string_enum! {
         ClusterNameTaken = "cluster_name_taken",
         ClusterNotFound = "cluster_not_found",
         UnknownTransaction = "unknown_transaction",
+        TargetNotLater = "target_not_later",
+        TargetNotEarlier = "target_not_earlier",
         /// A field, query parameter or body the desk cannot read (422).
         InvalidInput = "invalid_input",
         PayloadTooLarge = "payload_too_large",
@@ -71,7 +73,7 @@ impl Refusal {
             Refusal::NotAssignee => ErrorCode::NotAssignee,
             Refusal::AlreadyAssigned => ErrorCode::AlreadyAssigned,
             Refusal::BadText { .. } => ErrorCode::InvalidInput,
-            Refusal::Invalid(error) => error.code.into(),
+            Refusal::Invalid(error) | Refusal::WrongDirection(error) => error.code.into(),
             Refusal::TargetNotChecked => ErrorCode::TargetNotChecked,
             Refusal::TooLateToCancel => ErrorCode::TooLateToCancel,
             Refusal::AlreadyWarned => ErrorCode::AlreadyWarned,

@@ -30,6 +30,12 @@ string_enum! {
         /// The customer's verdict on a hand-over: the data is right, and
         /// how they rate the help.
         Verdict = "verdict",
+        /// The restored copy waits, paused, for the customer's decision.
+        JobPaused = "job_paused",
+        Accept = "accept",
+        MoveForward = "move_forward",
+        GoBack = "go_back",
+        DecisionTimeout = "decision_timeout",
         // Its restore job's.
         JobStart = "job_start",
         JobStepSucceeded = "job_step_succeeded",
@@ -41,6 +47,9 @@ string_enum! {
         JobWait = "job_wait",
         /// A drill gave its host to a customer's restore.
         JobPreempt = "job_preempt",
+        JobAccept = "job_accept",
+        JobMoveForward = "job_move_forward",
+        JobGoBack = "job_go_back",
         // Restore drills.
         DrillStart = "drill_start",
         DrillSettings = "drill_settings",
@@ -70,7 +79,7 @@ impl EventAction {
             TicketCommand::RequestInfo { .. } => EventAction::RequestInfo,
             TicketCommand::Reply { .. } => EventAction::Reply,
             TicketCommand::Note { .. } => EventAction::Note,
-            TicketCommand::Approve => EventAction::Approve,
+            TicketCommand::Approve { .. } => EventAction::Approve,
             TicketCommand::Reject { .. } => EventAction::Reject,
             TicketCommand::Cancel { .. } => EventAction::Cancel,
             TicketCommand::CancelRestore { .. } => EventAction::CancelRestore,
@@ -82,12 +91,17 @@ impl EventAction {
             TicketCommand::Reopen { .. } => EventAction::Reopen,
             TicketCommand::Resolve => EventAction::Resolve,
             TicketCommand::ChangeTarget { .. } => EventAction::ChangeTarget,
+            TicketCommand::JobPaused { .. } => EventAction::JobPaused,
+            TicketCommand::Accept => EventAction::Accept,
+            TicketCommand::MoveForward { .. } => EventAction::MoveForward,
+            TicketCommand::GoBack { .. } => EventAction::GoBack,
+            TicketCommand::DecisionTimeout => EventAction::DecisionTimeout,
         }
     }
 
     /// Every event a restore job command records: a job's own state
     /// changes, as opposed to its ticket's.
-    pub const OF_JOBS: [EventAction; 8] = [
+    pub const OF_JOBS: [EventAction; 11] = [
         EventAction::JobStart,
         EventAction::JobStepSucceeded,
         EventAction::JobStepFailed,
@@ -96,6 +110,9 @@ impl EventAction {
         EventAction::JobRetry,
         EventAction::JobWait,
         EventAction::JobPreempt,
+        EventAction::JobAccept,
+        EventAction::JobMoveForward,
+        EventAction::JobGoBack,
     ];
 
     /// The event of a restore job command.
@@ -109,6 +126,9 @@ impl EventAction {
             JobCommand::Retry => EventAction::JobRetry,
             JobCommand::Wait(_) => EventAction::JobWait,
             JobCommand::Preempt => EventAction::JobPreempt,
+            JobCommand::Accept => EventAction::JobAccept,
+            JobCommand::MoveForward { .. } => EventAction::JobMoveForward,
+            JobCommand::GoBack { .. } => EventAction::JobGoBack,
         }
     }
 
@@ -135,6 +155,11 @@ impl EventAction {
             A::Resolve => "Closed again by support",
             A::ChangeTarget => "Target changed",
             A::Verdict => "The customer confirmed the restored data",
+            A::JobPaused => "Restored copy paused at the target for inspection",
+            A::Accept => "The customer accepted the restored copy",
+            A::MoveForward => "The customer moved the restored copy forward",
+            A::GoBack => "The customer went back to an earlier moment",
+            A::DecisionTimeout => "No decision in time: handed over as it is",
             A::JobStart => "Restore job picked up",
             A::JobStepSucceeded => "Restore step finished",
             A::JobStepFailed => "Restore step failed",
@@ -143,6 +168,9 @@ impl EventAction {
             A::JobRetry => "Restore job started again",
             A::JobWait => "Waiting for a restore host",
             A::JobPreempt => "Restore test gave way to a customer's restore",
+            A::JobAccept => "Paused copy promoted for hand-over",
+            A::JobMoveForward => "Paused copy replaying on",
+            A::JobGoBack => "Paused copy removed for an earlier restore",
             A::DrillStart => "Restore test scheduled",
             A::DrillSettings => "Restore test settings changed",
             A::UserCreate => "User created",
@@ -176,6 +204,10 @@ impl EventAction {
                 | A::Reopen
                 | A::Verdict
                 | A::ChangeTarget
+                | A::Accept
+                | A::MoveForward
+                | A::GoBack
+                | A::DecisionTimeout
         )
     }
 
@@ -194,6 +226,9 @@ impl EventAction {
                 | A::JobCompensationDone
                 | A::JobWait
                 | A::JobPreempt
+                | A::JobAccept
+                | A::JobMoveForward
+                | A::JobGoBack
                 | A::DrillStart
                 | A::DrillSettings
                 | A::UserCreate
@@ -241,6 +276,13 @@ mod tests {
             JobCommand::Retry,
             JobCommand::Wait(failure),
             JobCommand::Preempt,
+            JobCommand::Accept,
+            JobCommand::MoveForward {
+                target: chrono::Utc::now(),
+            },
+            JobCommand::GoBack {
+                target: chrono::Utc::now(),
+            },
         ] {
             assert!(EventAction::OF_JOBS.contains(&EventAction::of_job(&command)));
         }

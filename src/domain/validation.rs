@@ -32,6 +32,10 @@ string_enum! {
         ClusterNotFound = "cluster_not_found",
         /// The archived log holds no committed transaction of that id.
         UnknownTransaction = "unknown_transaction",
+        /// Moving a paused copy forward to a moment not after its own.
+        TargetNotLater = "target_not_later",
+        /// Going back to a moment not before the paused copy's.
+        TargetNotEarlier = "target_not_earlier",
     }
 }
 

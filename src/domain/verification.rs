@@ -146,11 +146,14 @@ fn stopped_at(
     }
 }
 
+/// `paused`: the copy is to stay paused and read-only at the target for the
+/// customer to inspect; otherwise it must have been promoted.
 pub fn verify(
     target: DateTime<Utc>,
     transaction: Option<TransactionTarget>,
     source: &ClusterConfig,
     observed: &ObservedCluster,
+    paused: bool,
     now: DateTime<Utc>,
 ) -> VerificationReport {
     let config = compare(source, &observed.config);
@@ -191,14 +194,26 @@ pub fn verify(
                 "the new cluster does not answer".into()
             },
         },
-        Check {
-            name: "out of recovery".into(),
-            passed: !observed.in_recovery,
-            detail: if observed.in_recovery {
-                "the new cluster is still replaying the log".into()
-            } else {
-                "the new cluster was promoted and accepts writes".into()
-            },
+        if paused {
+            Check {
+                name: "paused at the target".into(),
+                passed: observed.in_recovery,
+                detail: if observed.in_recovery {
+                    "paused and read-only at the target, for the customer to inspect".into()
+                } else {
+                    "the copy was promoted: it no longer stands still at the target".into()
+                },
+            }
+        } else {
+            Check {
+                name: "out of recovery".into(),
+                passed: !observed.in_recovery,
+                detail: if observed.in_recovery {
+                    "the new cluster is still replaying the log".into()
+                } else {
+                    "the new cluster was promoted and accepts writes".into()
+                },
+            }
         },
         point,
         Check {
@@ -245,9 +260,9 @@ mod tests {
             last_replayed_commit: Some(target - Duration::seconds(1)),
             config: config(),
         };
-        assert!(verify(target, None, &config(), &observed, target).passed());
+        assert!(verify(target, None, &config(), &observed, false, target).passed());
         observed.last_replayed_commit = Some(target + Duration::seconds(1));
-        assert!(!verify(target, None, &config(), &observed, target).passed());
+        assert!(!verify(target, None, &config(), &observed, false, target).passed());
     }
 
     #[test]
@@ -259,11 +274,11 @@ mod tests {
             last_replayed_commit: None,
             config: config(),
         };
-        let report = verify(target, None, &config(), &observed, target);
+        let report = verify(target, None, &config(), &observed, false, target);
         assert_eq!(report.failures().len(), 1);
         observed.in_recovery = false;
         observed.config.vcores = 2;
-        let report = verify(target, None, &config(), &observed, target);
+        let report = verify(target, None, &config(), &observed, false, target);
         assert_eq!(report.failures()[0].name, "configuration");
     }
 }

@@ -79,6 +79,61 @@ pub async fn warn_deadlines(app: &App) -> Result<usize, EngineError> {
     Ok(warned)
 }
 
+/// Hands over, as they are, the paused copies whose customer did not decide
+/// in time (`INSPECT_HOURS`). Returns how many.
+pub async fn hand_over_undecided(app: &App) -> Result<usize, EngineError> {
+    let now = app.now();
+    let mut handed = 0;
+    for ticket in app.store.undecided_tickets(now, 100).await? {
+        let Some(cluster) = app
+            .store
+            .cluster(ticket.cluster_id, Scope::Everything)
+            .await?
+        else {
+            continue;
+        };
+        let job = app.store.job_for_ticket(ticket.id).await?;
+        let mut commit = Commit::at(now);
+        let issuer = Issuer {
+            actor: Actor::SYSTEM,
+            name: None,
+            user: None,
+            guard_version: true,
+            cause: format!("ticket:{}:v{}:decision_timeout", ticket.id, ticket.version),
+        };
+        let situation = Situation {
+            ticket: &ticket,
+            cluster: &cluster,
+            job: job.as_ref(),
+        };
+        match plan(
+            app,
+            &situation,
+            &TicketCommand::DecisionTimeout,
+            &issuer,
+            Checked::none(),
+            &Outcome::default(),
+            &mut commit,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(DeskError::Refused(_) | DeskError::JobRefused(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+        match app.commit(commit).await {
+            Ok(_) => {
+                handed += 1;
+                tracing::info!(ticket = %ticket.reference(), "no decision in time: handing the paused copy over");
+            }
+            // The customer decided meanwhile.
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(handed)
+}
+
 /// Flags jobs whose step made no progress for longer than the backend's
 /// bound for it, and clears the flag when progress resumes. Returns the
 /// number of jobs newly flagged.
@@ -158,6 +213,7 @@ pub async fn run_once(app: &App) -> Result<(), EngineError> {
         Err(error) => tracing::warn!(%error, "scheduling restore tests"),
     }
     warn_deadlines(app).await?;
+    hand_over_undecided(app).await?;
     watch_stalls(app).await?;
     watch_estimates(app).await?;
     Ok(())

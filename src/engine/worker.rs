@@ -22,6 +22,7 @@ use crate::domain::catalog::ZoneSet;
 use crate::domain::cluster::{Cluster, ClusterStatus, Connection, RestoredFrom};
 use crate::domain::event::EventAction;
 use crate::domain::restore_job::{self, JobCommand, JobEffect, JobState, StepFailure};
+use crate::domain::ticket::TicketCommand;
 use crate::domain::validation::{ValidationCode, check_target};
 use crate::domain::verification::{Check, verify};
 use crate::store::{
@@ -113,6 +114,11 @@ struct Loaded {
 }
 
 impl Loaded {
+    /// Whether the copy stops paused for the customer to inspect.
+    fn inspect(&self) -> bool {
+        self.ticket.as_ref().is_some_and(|t| t.inspect)
+    }
+
     /// The name the new cluster goes by: the customer's choice, or a
     /// drill's own, which no cluster record ever takes.
     fn new_cluster_name(&self, job: &RestoreJob) -> String {
@@ -306,6 +312,7 @@ impl Worker {
             new_cluster_name: loaded.new_cluster_name(job),
             plan: job.plan(),
             canary: loaded.canary.clone(),
+            inspect: loaded.inspect(),
         };
         let cancel = CancellationToken::new();
         let stop = CancellationToken::new();
@@ -601,6 +608,7 @@ impl Worker {
                         context.transaction,
                         &source.config,
                         &observed,
+                        context.inspect,
                         self.app.now(),
                     );
                     // A drill looks deeper once the copy is verified.
@@ -673,17 +681,19 @@ impl Worker {
                         cluster: Some(ClusterWrite::MarkReady {
                             id: job.new_cluster_id,
                             connection: connection.clone(),
+                            restored_point: job.target_time,
                         }),
                         connection: Some(connection),
                     })
             }
-            JobState::Failing | JobState::Cancelling | JobState::Preempted => {
-                backend.teardown(context).await.map(|()| StepDone {
-                    outputs: JobOutputs::default(),
-                    cluster: (!job.is_drill()).then_some(ClusterWrite::Remove(job.new_cluster_id)),
-                    connection: None,
-                })
-            }
+            JobState::Failing
+            | JobState::Cancelling
+            | JobState::Preempted
+            | JobState::Rewinding => backend.teardown(context).await.map(|()| StepDone {
+                outputs: JobOutputs::default(),
+                cluster: (!job.is_drill()).then_some(ClusterWrite::Remove(job.new_cluster_id)),
+                connection: None,
+            }),
             other => Err(StepError::fatal(
                 "not_a_step",
                 format!("a job in state {other} has no step to run"),
@@ -748,9 +758,12 @@ impl Worker {
         let app = &self.app;
         let source = &loaded.source;
         let now = app.now();
-        let transition =
-            restore_job::transition(job.state, &command, &Actor::SYSTEM, &job_facts(app, job))
-                .map_err(|r| EngineError::Inconsistent(format!("job {}: {r}", job.id)))?;
+        let facts = restore_job::JobFacts {
+            inspect: loaded.inspect(),
+            ..job_facts(app, job)
+        };
+        let transition = restore_job::transition(job.state, &command, &Actor::SYSTEM, &facts)
+            .map_err(|r| EngineError::Inconsistent(format!("job {}: {r}", job.id)))?;
         let fence: Fence = job.fence(now);
         let (change, follow_ups) =
             job_change(app, job, &transition, JobGuard::Lease(fence), done.outputs);
@@ -793,9 +806,18 @@ impl Worker {
             } else {
                 None
             };
+            // A paused copy's email says where to look at it, read-only.
+            let paused_at = if transition.to == JobState::Paused {
+                app.store
+                    .cluster(job.new_cluster_id, Scope::Everything)
+                    .await?
+                    .map(|c| c.connection)
+            } else {
+                None
+            };
             let outcome = Outcome {
                 eta,
-                connection: done.connection.as_ref(),
+                connection: done.connection.as_ref().or(paused_at.as_ref()),
                 restored_point: Some(job.target_time),
                 new_cluster_id: (transition.to == JobState::Succeeded)
                     .then_some(job.new_cluster_id),
@@ -806,7 +828,17 @@ impl Worker {
                     name: None,
                     user: None,
                     guard_version: false,
-                    cause: format!("job:{}:run{}:{}", job.id, job.run, follow_up.name()),
+                    // A copy pauses once per target it is moved to.
+                    cause: match follow_up {
+                        TicketCommand::JobPaused { .. } => format!(
+                            "job:{}:run{}:{}:{}",
+                            job.id,
+                            job.run,
+                            follow_up.name(),
+                            job.target_time.timestamp_micros()
+                        ),
+                        _ => format!("job:{}:run{}:{}", job.id, job.run, follow_up.name()),
+                    },
                 };
                 let situation = Situation {
                     ticket: &ticket,

@@ -131,6 +131,13 @@ impl Notice<'_> {
         }
     }
 
+    /// Until when the customer may decide about a paused copy.
+    pub fn decision_due(&self) -> Option<String> {
+        self.ticket
+            .decision_due
+            .map(|due| in_zone_and_utc(due, self.time_zone))
+    }
+
     pub fn deadline(&self) -> String {
         in_zone_and_utc(self.ticket.deadline, self.time_zone)
     }
@@ -185,6 +192,24 @@ impl Notice<'_> {
             NoticeKind::TargetChanged => {
                 format!("[{r}] The target is now {}", self.target())
             }
+            NoticeKind::ReadyToInspect => {
+                format!("[{r}] Your restored copy is ready to inspect")
+            }
+            NoticeKind::InspectionDecided => {
+                format!("[{r}] The restored copy: {}", self.decision_words())
+            }
+        }
+    }
+}
+
+impl Notice<'_> {
+    /// What was decided about a paused copy, from the message it posted.
+    pub fn decision_words(&self) -> &'static str {
+        match self.text {
+            Some(t) if t.contains("moved forward") => "moving forward",
+            Some(t) if t.contains("went back") => "going back",
+            Some(t) if t.contains("No decision") => "handed over without a decision",
+            _ => "accepted",
         }
     }
 }
@@ -284,6 +309,18 @@ email_template!(
     "email/target_changed.html"
 );
 email_template!(
+    ReadyText,
+    ReadyHtml,
+    "email/ready_to_inspect.txt",
+    "email/ready_to_inspect.html"
+);
+email_template!(
+    DecidedText,
+    DecidedHtml,
+    "email/inspection_decided.txt",
+    "email/inspection_decided.html"
+);
+email_template!(
     DeadlineText,
     DeadlineHtml,
     "email/deadline_near.txt",
@@ -321,6 +358,8 @@ pub fn compose(n: &Notice<'_>) -> Result<Email, askama::Error> {
             TargetChangedText { n }.render()?,
             TargetChangedHtml { n }.render()?,
         ),
+        NoticeKind::ReadyToInspect => (ReadyText { n }.render()?, ReadyHtml { n }.render()?),
+        NoticeKind::InspectionDecided => (DecidedText { n }.render()?, DecidedHtml { n }.render()?),
     };
     Ok(Email {
         subject: n.subject(),

@@ -90,6 +90,8 @@ impl PostContent {
             EventType::JobProgress => "restore moved on",
             EventType::JobSucceeded => "restore completed",
             EventType::JobFailed => "restore failed",
+            EventType::JobPaused => "restored copy paused for the customer's decision",
+            EventType::TicketDecision => "the customer decided about the restored copy",
             EventType::EndpointTest => "test event",
         };
         PostContent {

@@ -389,6 +389,13 @@ pub trait Store: Send + Sync + 'static {
         before: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<Ticket>>;
+    /// Tickets whose paused copy waited for a decision until before
+    /// `due_before`, the longest overdue first.
+    async fn undecided_tickets(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>>;
     /// Applies a change and all of its effects in one transaction.
     async fn commit(&self, commit: &Commit) -> StoreResult<Committed>;
 

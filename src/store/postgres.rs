@@ -26,6 +26,8 @@ mod dialect {
     /// last place free; held until the claim commits.
     pub const HOST_LOCK: Option<&str> =
         Some("SELECT pg_advisory_xact_lock(hashtext('restore-host:' || $1))");
+    /// PostgreSQL changes checks in place.
+    pub const MIGRATE_FOREIGN_KEYS: Option<(&str, &str, &str)> = None;
 }
 
 /// Forwards the notifications of commits in any process to this one.

@@ -272,6 +272,9 @@ pub enum ClusterWrite {
     MarkReady {
         id: ClusterId,
         connection: Connection,
+        /// The moment it holds: a copy moved forward before its hand-over
+        /// holds a later one than it was made for.
+        restored_point: DateTime<Utc>,
     },
     /// Compensation: a half-built cluster disappears.
     Remove(ClusterId),

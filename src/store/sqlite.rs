@@ -25,6 +25,14 @@ mod dialect {
     pub const NOTIFY_MAIL: Option<&str> = None;
     /// `BEGIN IMMEDIATE` already serializes claims for every host.
     pub const HOST_LOCK: Option<&str> = None;
+    /// SQLite changes a table's checks by rebuilding it, which a foreign
+    /// key to it would refuse: migrations run with foreign keys off on
+    /// their connection, and every key is checked before they are back on.
+    pub const MIGRATE_FOREIGN_KEYS: Option<(&str, &str, &str)> = Some((
+        "PRAGMA foreign_keys = OFF",
+        "PRAGMA foreign_key_check",
+        "PRAGMA foreign_keys = ON",
+    ));
 }
 
 /// SQLite has no cross-process notifications.

@@ -3,8 +3,14 @@
 
 use crate::domain::ticket::TicketCommand;
 
-/// The command an action's path names, and the text the engineer typed.
-pub fn staff_command(action: &str, body: &str, reason: &str) -> Option<(TicketCommand, String)> {
+/// The command an action's path names, and the text the engineer typed;
+/// `inspect`: an approval asks the customer to inspect the copy first.
+pub fn staff_command(
+    action: &str,
+    body: &str,
+    reason: &str,
+    inspect: bool,
+) -> Option<(TicketCommand, String)> {
     let body = body.to_string();
     let reason = reason.to_string();
     Some(match action {
@@ -15,7 +21,7 @@ pub fn staff_command(action: &str, body: &str, reason: &str) -> Option<(TicketCo
             },
             body,
         ),
-        "approve" => (TicketCommand::Approve, String::new()),
+        "approve" => (TicketCommand::Approve { inspect }, String::new()),
         "reject" => (
             TicketCommand::Reject {
                 reason: reason.clone(),

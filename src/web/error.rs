@@ -207,7 +207,7 @@ impl From<DeskError> for AppError {
             DeskError::Refused(Refusal::BadText { field, message }) => {
                 AppError::invalid(field, message)
             }
-            DeskError::Refused(Refusal::Invalid(e)) => {
+            DeskError::Refused(Refusal::Invalid(e) | Refusal::WrongDirection(e)) => {
                 let mut error = AppError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     e.code.into(),

@@ -86,6 +86,7 @@ impl QueuedJobs {
             validation_report: self.report.clone(),
             deadline: self.report.deadline,
             first_response_due: now + Duration::days(1),
+            inspect: false,
         }));
         commit.job = Some(JobWrite::Create(NewJob {
             kind: restore_desk::domain::restore_job::JobKind::Restore,

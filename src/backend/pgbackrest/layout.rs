@@ -330,6 +330,24 @@ pub fn fleet_conf(home: &ClusterHome, port: u16, archive: Option<(&Path, &str)>)
     text
 }
 
+/// `postgresql.auto.conf` recovering to a new target: the old target's
+/// lines give way to `target` (already quoted settings, one per line);
+/// `restore_command` and the action to take at the target stay.
+pub fn with_recovery_target(auto_conf: &str, target: &[(&str, String)]) -> String {
+    let mut text: String = auto_conf
+        .lines()
+        .filter(|line| {
+            let key = line.split('=').next().unwrap_or("").trim();
+            !(key.starts_with("recovery_target") && key != "recovery_target_action")
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (key, value) in target {
+        text.push_str(&format!("{key} = {}\n", pg_quote(value)));
+    }
+    text
+}
+
 /// `postgresql.auto.conf` without the recovery settings pgBackRest wrote,
 /// for a cluster that lives on after its restore.
 pub fn without_recovery_settings(auto_conf: &str) -> String {
@@ -360,6 +378,26 @@ mod tests {
         assert!(!cleaned.contains("restore_command"));
         assert!(cleaned.contains("archive_mode = 'off'"));
         assert!(cleaned.contains("work_mem"));
+    }
+
+    #[test]
+    fn a_new_recovery_target_replaces_the_old_one() {
+        let auto = "restore_command = 'pgbackrest archive-get %f \"%p\"'\n\
+                    recovery_target_time = '2026-11-25 13:12:07.084470+00:00'\n\
+                    recovery_target_action = 'pause'\n";
+        let moved = with_recovery_target(
+            auto,
+            &[
+                ("recovery_target_xid", "1234".to_string()),
+                ("recovery_target_inclusive", "false".to_string()),
+            ],
+        );
+        assert!(!moved.contains("recovery_target_time"));
+        assert!(moved.contains("recovery_target_action = 'pause'"));
+        assert!(moved.contains("restore_command"));
+        assert!(
+            moved.ends_with("recovery_target_xid = '1234'\nrecovery_target_inclusive = 'false'\n")
+        );
     }
 
     #[test]

@@ -118,6 +118,10 @@ struct RestoreState {
     promoted: bool,
     #[serde(default)]
     last_replayed_commit: Option<DateTime<Utc>>,
+    /// Set while the copy stands paused for inspection: the target it
+    /// paused at, as recovery was told it.
+    #[serde(default)]
+    paused_at: Option<String>,
 }
 
 pub struct PgBackRestBackend {

@@ -2,6 +2,31 @@
 
 use super::*;
 
+/// The recovery target a job's copy stops at, as `postgresql.auto.conf`
+/// settings: a transaction (just before it: not inclusive) or a moment.
+pub(super) fn recovery_settings(job: &JobContext) -> Vec<(&'static str, String)> {
+    match job.transaction {
+        Some(transaction) => vec![
+            ("recovery_target_xid", transaction.xid.to_string()),
+            (
+                "recovery_target_inclusive",
+                (transaction.position != crate::domain::transactions::TxPosition::Before)
+                    .to_string(),
+            ),
+        ],
+        None => vec![("recovery_target_time", target_text(job.target))],
+    }
+}
+
+/// The target in words a paused copy remembers it stopped at.
+pub(super) fn recovery_target_of(job: &JobContext) -> String {
+    recovery_settings(job)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs a drill's canary on the copy: read-only, bounded, one true value.
 /// A query that errors fails the check with the database's own message.
 pub(super) async fn canary_check(

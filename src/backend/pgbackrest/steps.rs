@@ -1,6 +1,6 @@
 //! The restore steps and the catalog, as the engine asks for them.
 
-use super::restores::canary_check;
+use super::restores::{canary_check, recovery_settings, recovery_target_of};
 use super::*;
 use crate::domain::transactions::{
     LogRead, LoggedTransaction, RelationFile, RelationName, TxPosition,
@@ -98,6 +98,7 @@ impl Backend for PgBackRestBackend {
                 port,
                 promoted: false,
                 last_replayed_commit: None,
+                paused_at: None,
             },
         )?;
         progress.report(1.0, "port and data directory reserved");
@@ -153,9 +154,10 @@ impl Backend for PgBackRestBackend {
             .map_err(io_step("creating the socket directory"))?;
         make_dir(&home.restore_spool(), &self.user, 0o700)
             .map_err(io_step("creating the spool directory"))?;
-        if state.promoted {
+        if state.promoted || state.paused_at.is_some() {
             state.promoted = false;
             state.last_replayed_commit = None;
+            state.paused_at = None;
             self.write_state(&home, &state)?;
         }
 
@@ -182,8 +184,14 @@ impl Backend for PgBackRestBackend {
                     .arg(format!("--target={}", target_text(job.target)));
             }
         }
+        // A copy to inspect stops paused, read-only, at the target; the
+        // hand-over promotes it.
         command
-            .arg("--target-action=promote")
+            .arg(if job.inspect {
+                "--target-action=pause"
+            } else {
+                "--target-action=promote"
+            })
             .arg("--archive-mode=off")
             .arg(format!("--pg1-path={}", home.data().display()))
             .arg("--log-level-console=detail")
@@ -305,6 +313,10 @@ impl Backend for PgBackRestBackend {
         if state.promoted {
             return Ok(state.last_replayed_commit);
         }
+        let target_words = recovery_target_of(job);
+        if job.inspect && state.paused_at.as_deref() == Some(target_words.as_str()) {
+            return Ok(state.last_replayed_commit);
+        }
         if !home.data().join("global/pg_control").is_file() {
             return Err(StepError::fatal(
                 "snapshot_missing",
@@ -312,6 +324,23 @@ impl Backend for PgBackRestBackend {
             ));
         }
         let server = self.server(&home, state.port);
+        // Paused at an earlier target, the same copy replays on to the new
+        // one: recovery reads its target at start, so it restarts with it.
+        if state.paused_at.is_some() {
+            progress.report(0.02, "moving the paused copy on to the new target");
+            let auto = home.data().join("postgresql.auto.conf");
+            let text = std::fs::read_to_string(&auto)
+                .map_err(io_step("reading the restored configuration"))?;
+            let moved = layout::with_recovery_target(&text, &recovery_settings(job));
+            write_file(&auto, &moved, &self.user, 0o600)
+                .map_err(io_step("writing the restored configuration"))?;
+            server
+                .stop(true)
+                .await
+                .map_err(|e| server_step("stopping the paused copy", e))?;
+            state.paused_at = None;
+            self.write_state(&home, &state)?;
+        }
         let mut wal_zone = job.plan.as_ref().map(|p| p.zone);
         if server.pid().is_none() {
             wal_zone = Some(self.choose_wal_zone(job, &home.data()).await?);
@@ -358,12 +387,20 @@ impl Backend for PgBackRestBackend {
                 }
             }
         };
-        let wait = server.wait_for(self.config.replay_timeout, cancel, async |conn| {
-            let (in_recovery, replayed): (bool, Option<DateTime<Utc>>) =
-                sqlx::query_as("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()")
-                    .fetch_one(&mut *conn)
-                    .await?;
-            Ok((!in_recovery).then_some(replayed))
+        let inspect = job.inspect;
+        let wait = server.wait_for(self.config.replay_timeout, cancel, async move |conn| {
+            // Done once promoted, or, for a copy to inspect, once it stands
+            // paused at the target.
+            let (in_recovery, paused, replayed): (bool, bool, Option<DateTime<Utc>>) =
+                sqlx::query_as(
+                    "SELECT pg_is_in_recovery(), \
+                            pg_is_in_recovery() AND pg_get_wal_replay_pause_state() = 'paused', \
+                            pg_last_xact_replay_timestamp()",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+            let done = if inspect { paused } else { !in_recovery };
+            Ok(done.then_some(replayed))
         });
         let outcome = tokio::select! {
             outcome = wait => outcome,
@@ -413,10 +450,16 @@ impl Backend for PgBackRestBackend {
             let log = std::fs::read_to_string(home.server_log()).ok()?;
             server::last_completed_transaction(&log)
         });
-        state.promoted = true;
         state.last_replayed_commit = replayed;
-        self.write_state(&home, &state)?;
-        progress.report(1.0, "promoted");
+        if job.inspect {
+            state.paused_at = Some(target_words);
+            self.write_state(&home, &state)?;
+            progress.report(1.0, "paused at the target, read-only");
+        } else {
+            state.promoted = true;
+            self.write_state(&home, &state)?;
+            progress.report(1.0, "promoted");
+        }
         Ok(replayed)
     }
 
@@ -576,7 +619,34 @@ impl Backend for PgBackRestBackend {
         job: &JobContext,
         cancel: &CancellationToken,
     ) -> Result<Connection, StepError> {
-        let (home, state) = self.provisioned(job)?;
+        let (home, mut state) = self.provisioned(job)?;
+        if !state.promoted && state.paused_at.is_some() {
+            // The customer accepted the paused copy: it leaves recovery here.
+            let server = self.server(&home, state.port);
+            if server.pid().is_none() {
+                server
+                    .start()
+                    .map_err(|e| server_step("starting the paused copy", e))?;
+            }
+            server
+                .wait_for(StdDuration::from_secs(120), cancel, async |conn| {
+                    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if in_recovery {
+                        sqlx::query("SELECT pg_promote(true, 60)")
+                            .execute(&mut *conn)
+                            .await?;
+                        return Ok(None);
+                    }
+                    Ok(Some(()))
+                })
+                .await
+                .map_err(|e| server_step("promoting the paused copy", e))?;
+            state.promoted = true;
+            state.paused_at = None;
+            self.write_state(&home, &state)?;
+        }
         if !state.promoted {
             return Err(StepError::fatal(
                 "not_promoted",

@@ -6,6 +6,9 @@
 //!   │         cancel (before finalizing): → cancelling → cancelled
 //!   └─ wait (no room on the host yet) → queued
 //! drills only: preempt (a customer's restore needs the host) → preempted → queued
+//! inspect before hand-over: verifying → paused ─accept→ finalizing
+//!                                       paused ─move forward→ replaying_log (the same copy)
+//!                                       paused ─go back→ rewinding → queued (a new copy)
 //! ```
 //!
 //! `failing`, `cancelling` and `preempted` are the compensation: a worker
@@ -46,12 +49,18 @@ string_enum! {
         ReplayingLog = "replaying_log",
         Verifying = "verifying",
         Finalizing = "finalizing",
+        /// The copy stopped, paused and read-only, at the target: it waits
+        /// for the customer's decision.
+        Paused = "paused",
         Succeeded = "succeeded",
         Failing = "failing",
         Cancelling = "cancelling",
         /// A drill giving way to a customer's restore: its copy is removed,
         /// then it waits for room again.
         Preempted = "preempted",
+        /// Going back to an earlier moment: the paused copy is removed
+        /// before a new restore.
+        Rewinding = "rewinding",
         Failed = "failed",
         Cancelled = "cancelled",
     }
@@ -76,10 +85,12 @@ impl JobState {
             JobState::ReplayingLog => "Replaying the log to the target time",
             JobState::Verifying => "Verifying the new cluster",
             JobState::Finalizing => "Handing over the new cluster",
+            JobState::Paused => "Paused at the target: waiting for the customer's decision",
             JobState::Succeeded => "Restore complete",
             JobState::Failing => "Failed: removing the half-built cluster",
             JobState::Cancelling => "Cancelled: removing the half-built cluster",
             JobState::Preempted => "Giving way to a customer's restore",
+            JobState::Rewinding => "Going back: removing the paused copy",
             JobState::Failed => "Restore failed",
             JobState::Cancelled => "Restore cancelled",
         }
@@ -112,7 +123,7 @@ impl JobState {
     pub fn is_compensating(self) -> bool {
         matches!(
             self,
-            JobState::Failing | JobState::Cancelling | JobState::Preempted
+            JobState::Failing | JobState::Cancelling | JobState::Preempted | JobState::Rewinding
         )
     }
 
@@ -125,8 +136,10 @@ impl JobState {
                 | JobState::RestoringSnapshot
                 | JobState::ReplayingLog
                 | JobState::Verifying
+                | JobState::Paused
                 | JobState::Failing
                 | JobState::Preempted
+                | JobState::Rewinding
         )
     }
 
@@ -152,10 +165,12 @@ impl JobState {
             JobState::ReplayingLog => (60, 85),
             JobState::Verifying => (85, 95),
             JobState::Finalizing => (95, 100),
+            JobState::Paused => (95, 95),
             JobState::Succeeded => (100, 100),
             JobState::Failing
             | JobState::Cancelling
             | JobState::Preempted
+            | JobState::Rewinding
             | JobState::Failed
             | JobState::Cancelled => (0, 0),
         }
@@ -194,6 +209,16 @@ pub enum JobCommand {
     Wait(StepFailure),
     /// A drill gives its host to a customer's restore.
     Preempt,
+    /// The customer takes the paused copy: it is promoted and handed over.
+    Accept,
+    /// The paused copy replays on to a later moment.
+    MoveForward {
+        target: DateTime<Utc>,
+    },
+    /// The paused copy goes; a new restore reaches an earlier moment.
+    GoBack {
+        target: DateTime<Utc>,
+    },
 }
 
 impl JobCommand {
@@ -207,6 +232,9 @@ impl JobCommand {
             JobCommand::Retry => "retry",
             JobCommand::Wait(_) => "wait",
             JobCommand::Preempt => "preempt",
+            JobCommand::Accept => "accept",
+            JobCommand::MoveForward { .. } => "move_forward",
+            JobCommand::GoBack { .. } => "go_back",
         }
     }
 }
@@ -221,6 +249,8 @@ pub struct RetryPolicy {
     /// How long a job that cannot start on any host yet waits before it
     /// is checked again. Waiting costs no attempt.
     pub wait: Duration,
+    /// How long a paused copy waits for the customer's decision.
+    pub decision_window: Duration,
 }
 
 impl RetryPolicy {
@@ -239,6 +269,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::seconds(2),
             max_delay: Duration::minutes(5),
             wait: Duration::seconds(15),
+            decision_window: Duration::hours(24),
         }
     }
 }
@@ -246,6 +277,8 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFacts {
     pub kind: JobKind,
+    /// The copy stops paused at the target for the customer to inspect.
+    pub inspect: bool,
     /// The attempt of the current step now ending, starting at 1.
     pub attempt: u32,
     pub now: DateTime<Utc>,
@@ -274,6 +307,10 @@ pub enum JobEffect {
     DrillEnded {
         passed: bool,
     },
+    /// The job restores to this moment from now on.
+    Retarget(DateTime<Utc>),
+    /// Nobody holds the job while it waits for a person.
+    Rest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +380,17 @@ pub fn transition(
                     effects.extend(ticket(TicketCommand::JobSucceeded));
                     go(S::Succeeded, effects)
                 }
+                // Inspected before hand-over: the copy waits, paused.
+                Some(S::Finalizing) if facts.inspect => go(
+                    S::Paused,
+                    vec![
+                        JobEffect::BeginStep,
+                        JobEffect::Rest,
+                        JobEffect::Ticket(TicketCommand::JobPaused {
+                            decide_by: facts.now + facts.policy.decision_window,
+                        }),
+                    ],
+                ),
                 Some(next) => go(next, vec![JobEffect::BeginStep]),
                 None => wrong_state,
             }
@@ -393,6 +441,15 @@ pub fn transition(
                     go(S::Failed, effects)
                 }
                 S::Cancelling => go(S::Cancelled, vec![]),
+                // A new restore to the earlier moment, from nothing.
+                S::Rewinding => go(
+                    S::Queued,
+                    vec![
+                        JobEffect::NewRun,
+                        JobEffect::BeginStep,
+                        JobEffect::LeaveHost,
+                    ],
+                ),
                 // The drill starts over, from nothing, when there is room.
                 S::Preempted => go(
                     S::Queued,
@@ -439,6 +496,35 @@ pub fn transition(
                 _ => wrong_state,
             }
         }
+        // The customer's decisions reach the job through their ticket,
+        // which authorised them: the job sees the system acting for them.
+        JobCommand::Accept => {
+            allow(system)?;
+            match state {
+                S::Paused => go(S::Finalizing, vec![JobEffect::BeginStep]),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::MoveForward { target } => {
+            allow(system)?;
+            match state {
+                S::Paused => go(
+                    S::ReplayingLog,
+                    vec![JobEffect::BeginStep, JobEffect::Retarget(*target)],
+                ),
+                _ => wrong_state,
+            }
+        }
+        JobCommand::GoBack { target } => {
+            allow(system)?;
+            match state {
+                S::Paused => go(
+                    S::Rewinding,
+                    vec![JobEffect::BeginStep, JobEffect::Retarget(*target)],
+                ),
+                _ => wrong_state,
+            }
+        }
     }
 }
 
@@ -458,6 +544,7 @@ mod tests {
     fn facts(attempt: u32) -> JobFacts {
         JobFacts {
             kind: JobKind::Restore,
+            inspect: false,
             attempt,
             now: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             policy: RetryPolicy::default(),
@@ -488,6 +575,13 @@ mod tests {
                 retryable: true,
             }),
             "preempt" => JobCommand::Preempt,
+            "accept" => JobCommand::Accept,
+            "move_forward" => JobCommand::MoveForward {
+                target: facts(1).now,
+            },
+            "go_back" => JobCommand::GoBack {
+                target: facts(1).now,
+            },
             other => panic!("no command {other}"),
         }
     }
@@ -510,10 +604,12 @@ mod tests {
     start                replaying_log       forbidden  forbidden    forbidden    wrong_state
     start                verifying           forbidden  forbidden    forbidden    wrong_state
     start                finalizing          forbidden  forbidden    forbidden    wrong_state
+    start                paused              forbidden  forbidden    forbidden    wrong_state
     start                succeeded           forbidden  forbidden    forbidden    wrong_state
     start                failing             forbidden  forbidden    forbidden    wrong_state
     start                cancelling          forbidden  forbidden    forbidden    wrong_state
     start                preempted           forbidden  forbidden    forbidden    wrong_state
+    start                rewinding           forbidden  forbidden    forbidden    wrong_state
     start                failed              forbidden  forbidden    forbidden    wrong_state
     start                cancelled           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       queued              forbidden  forbidden    forbidden    wrong_state
@@ -522,10 +618,12 @@ mod tests {
     step_succeeded       replaying_log       forbidden  forbidden    forbidden    verifying
     step_succeeded       verifying           forbidden  forbidden    forbidden    finalizing
     step_succeeded       finalizing          forbidden  forbidden    forbidden    succeeded
+    step_succeeded       paused              forbidden  forbidden    forbidden    wrong_state
     step_succeeded       succeeded           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failing             forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelling          forbidden  forbidden    forbidden    wrong_state
     step_succeeded       preempted           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       rewinding           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failed              forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelled           forbidden  forbidden    forbidden    wrong_state
     transient_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -534,10 +632,12 @@ mod tests {
     transient_failure    replaying_log       forbidden  forbidden    forbidden    replaying_log
     transient_failure    verifying           forbidden  forbidden    forbidden    verifying
     transient_failure    finalizing          forbidden  forbidden    forbidden    finalizing
+    transient_failure    paused              forbidden  forbidden    forbidden    wrong_state
     transient_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     transient_failure    failing             forbidden  forbidden    forbidden    failing
     transient_failure    cancelling          forbidden  forbidden    forbidden    cancelling
     transient_failure    preempted           forbidden  forbidden    forbidden    preempted
+    transient_failure    rewinding           forbidden  forbidden    forbidden    rewinding
     transient_failure    failed              forbidden  forbidden    forbidden    wrong_state
     transient_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -546,10 +646,12 @@ mod tests {
     permanent_failure    replaying_log       forbidden  forbidden    forbidden    failing
     permanent_failure    verifying           forbidden  forbidden    forbidden    failing
     permanent_failure    finalizing          forbidden  forbidden    forbidden    failing
+    permanent_failure    paused              forbidden  forbidden    forbidden    wrong_state
     permanent_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    failing             forbidden  forbidden    forbidden    failing
     permanent_failure    cancelling          forbidden  forbidden    forbidden    cancelling
     permanent_failure    preempted           forbidden  forbidden    forbidden    preempted
+    permanent_failure    rewinding           forbidden  forbidden    forbidden    rewinding
     permanent_failure    failed              forbidden  forbidden    forbidden    wrong_state
     permanent_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     cancel               queued              forbidden  cancelled    cancelled    cancelled
@@ -558,10 +660,12 @@ mod tests {
     cancel               replaying_log       forbidden  cancelling   cancelling   cancelling
     cancel               verifying           forbidden  cancelling   cancelling   cancelling
     cancel               finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               paused              forbidden  cancelling   cancelling   cancelling
     cancel               succeeded           forbidden  wrong_state  wrong_state  wrong_state
     cancel               failing             forbidden  cancelling   cancelling   cancelling
     cancel               cancelling          forbidden  wrong_state  wrong_state  wrong_state
     cancel               preempted           forbidden  cancelling   cancelling   cancelling
+    cancel               rewinding           forbidden  cancelling   cancelling   cancelling
     cancel               failed              forbidden  wrong_state  wrong_state  wrong_state
     cancel               cancelled           forbidden  wrong_state  wrong_state  wrong_state
     compensation_done    queued              forbidden  forbidden    forbidden    wrong_state
@@ -570,10 +674,12 @@ mod tests {
     compensation_done    replaying_log       forbidden  forbidden    forbidden    wrong_state
     compensation_done    verifying           forbidden  forbidden    forbidden    wrong_state
     compensation_done    finalizing          forbidden  forbidden    forbidden    wrong_state
+    compensation_done    paused              forbidden  forbidden    forbidden    wrong_state
     compensation_done    succeeded           forbidden  forbidden    forbidden    wrong_state
     compensation_done    failing             forbidden  forbidden    forbidden    failed
     compensation_done    cancelling          forbidden  forbidden    forbidden    cancelled
     compensation_done    preempted           forbidden  forbidden    forbidden    queued
+    compensation_done    rewinding           forbidden  forbidden    forbidden    queued
     compensation_done    failed              forbidden  forbidden    forbidden    wrong_state
     compensation_done    cancelled           forbidden  forbidden    forbidden    wrong_state
     retry                queued              forbidden  wrong_state  wrong_state  wrong_state
@@ -582,10 +688,12 @@ mod tests {
     retry                replaying_log       forbidden  wrong_state  wrong_state  wrong_state
     retry                verifying           forbidden  wrong_state  wrong_state  wrong_state
     retry                finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    retry                paused              forbidden  wrong_state  wrong_state  wrong_state
     retry                succeeded           forbidden  wrong_state  wrong_state  wrong_state
     retry                failing             forbidden  wrong_state  wrong_state  wrong_state
     retry                cancelling          forbidden  wrong_state  wrong_state  wrong_state
     retry                preempted           forbidden  wrong_state  wrong_state  wrong_state
+    retry                rewinding           forbidden  wrong_state  wrong_state  wrong_state
     retry                failed              forbidden  queued       queued       queued
     retry                cancelled           forbidden  wrong_state  wrong_state  wrong_state
     wait                 queued              forbidden  forbidden    forbidden    queued
@@ -594,10 +702,12 @@ mod tests {
     wait                 replaying_log       forbidden  forbidden    forbidden    wrong_state
     wait                 verifying           forbidden  forbidden    forbidden    wrong_state
     wait                 finalizing          forbidden  forbidden    forbidden    wrong_state
+    wait                 paused              forbidden  forbidden    forbidden    wrong_state
     wait                 succeeded           forbidden  forbidden    forbidden    wrong_state
     wait                 failing             forbidden  forbidden    forbidden    wrong_state
     wait                 cancelling          forbidden  forbidden    forbidden    wrong_state
     wait                 preempted           forbidden  forbidden    forbidden    wrong_state
+    wait                 rewinding           forbidden  forbidden    forbidden    wrong_state
     wait                 failed              forbidden  forbidden    forbidden    wrong_state
     wait                 cancelled           forbidden  forbidden    forbidden    wrong_state
     preempt              queued              forbidden  forbidden    forbidden    wrong_state
@@ -606,12 +716,56 @@ mod tests {
     preempt              replaying_log       forbidden  forbidden    forbidden    wrong_state
     preempt              verifying           forbidden  forbidden    forbidden    wrong_state
     preempt              finalizing          forbidden  forbidden    forbidden    wrong_state
+    preempt              paused              forbidden  forbidden    forbidden    wrong_state
     preempt              succeeded           forbidden  forbidden    forbidden    wrong_state
     preempt              failing             forbidden  forbidden    forbidden    wrong_state
     preempt              cancelling          forbidden  forbidden    forbidden    wrong_state
     preempt              preempted           forbidden  forbidden    forbidden    wrong_state
+    preempt              rewinding           forbidden  forbidden    forbidden    wrong_state
     preempt              failed              forbidden  forbidden    forbidden    wrong_state
     preempt              cancelled           forbidden  forbidden    forbidden    wrong_state
+    accept               queued              forbidden  forbidden    forbidden    wrong_state
+    accept               provisioning        forbidden  forbidden    forbidden    wrong_state
+    accept               restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    accept               replaying_log       forbidden  forbidden    forbidden    wrong_state
+    accept               verifying           forbidden  forbidden    forbidden    wrong_state
+    accept               finalizing          forbidden  forbidden    forbidden    wrong_state
+    accept               paused              forbidden  forbidden    forbidden    finalizing
+    accept               succeeded           forbidden  forbidden    forbidden    wrong_state
+    accept               failing             forbidden  forbidden    forbidden    wrong_state
+    accept               cancelling          forbidden  forbidden    forbidden    wrong_state
+    accept               preempted           forbidden  forbidden    forbidden    wrong_state
+    accept               rewinding           forbidden  forbidden    forbidden    wrong_state
+    accept               failed              forbidden  forbidden    forbidden    wrong_state
+    accept               cancelled           forbidden  forbidden    forbidden    wrong_state
+    move_forward         queued              forbidden  forbidden    forbidden    wrong_state
+    move_forward         provisioning        forbidden  forbidden    forbidden    wrong_state
+    move_forward         restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    move_forward         replaying_log       forbidden  forbidden    forbidden    wrong_state
+    move_forward         verifying           forbidden  forbidden    forbidden    wrong_state
+    move_forward         finalizing          forbidden  forbidden    forbidden    wrong_state
+    move_forward         paused              forbidden  forbidden    forbidden    replaying_log
+    move_forward         succeeded           forbidden  forbidden    forbidden    wrong_state
+    move_forward         failing             forbidden  forbidden    forbidden    wrong_state
+    move_forward         cancelling          forbidden  forbidden    forbidden    wrong_state
+    move_forward         preempted           forbidden  forbidden    forbidden    wrong_state
+    move_forward         rewinding           forbidden  forbidden    forbidden    wrong_state
+    move_forward         failed              forbidden  forbidden    forbidden    wrong_state
+    move_forward         cancelled           forbidden  forbidden    forbidden    wrong_state
+    go_back              queued              forbidden  forbidden    forbidden    wrong_state
+    go_back              provisioning        forbidden  forbidden    forbidden    wrong_state
+    go_back              restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    go_back              replaying_log       forbidden  forbidden    forbidden    wrong_state
+    go_back              verifying           forbidden  forbidden    forbidden    wrong_state
+    go_back              finalizing          forbidden  forbidden    forbidden    wrong_state
+    go_back              paused              forbidden  forbidden    forbidden    rewinding
+    go_back              succeeded           forbidden  forbidden    forbidden    wrong_state
+    go_back              failing             forbidden  forbidden    forbidden    wrong_state
+    go_back              cancelling          forbidden  forbidden    forbidden    wrong_state
+    go_back              preempted           forbidden  forbidden    forbidden    wrong_state
+    go_back              rewinding           forbidden  forbidden    forbidden    wrong_state
+    go_back              failed              forbidden  forbidden    forbidden    wrong_state
+    go_back              cancelled           forbidden  forbidden    forbidden    wrong_state
     ";
 
     /// The same for a drill: no retry of a failed one (a new drill tests
@@ -624,10 +778,12 @@ mod tests {
     start                replaying_log       forbidden  forbidden    forbidden    wrong_state
     start                verifying           forbidden  forbidden    forbidden    wrong_state
     start                finalizing          forbidden  forbidden    forbidden    wrong_state
+    start                paused              forbidden  forbidden    forbidden    wrong_state
     start                succeeded           forbidden  forbidden    forbidden    wrong_state
     start                failing             forbidden  forbidden    forbidden    wrong_state
     start                cancelling          forbidden  forbidden    forbidden    wrong_state
     start                preempted           forbidden  forbidden    forbidden    wrong_state
+    start                rewinding           forbidden  forbidden    forbidden    wrong_state
     start                failed              forbidden  forbidden    forbidden    wrong_state
     start                cancelled           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       queued              forbidden  forbidden    forbidden    wrong_state
@@ -636,10 +792,12 @@ mod tests {
     step_succeeded       replaying_log       forbidden  forbidden    forbidden    verifying
     step_succeeded       verifying           forbidden  forbidden    forbidden    finalizing
     step_succeeded       finalizing          forbidden  forbidden    forbidden    succeeded
+    step_succeeded       paused              forbidden  forbidden    forbidden    wrong_state
     step_succeeded       succeeded           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failing             forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelling          forbidden  forbidden    forbidden    wrong_state
     step_succeeded       preempted           forbidden  forbidden    forbidden    wrong_state
+    step_succeeded       rewinding           forbidden  forbidden    forbidden    wrong_state
     step_succeeded       failed              forbidden  forbidden    forbidden    wrong_state
     step_succeeded       cancelled           forbidden  forbidden    forbidden    wrong_state
     transient_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -648,10 +806,12 @@ mod tests {
     transient_failure    replaying_log       forbidden  forbidden    forbidden    replaying_log
     transient_failure    verifying           forbidden  forbidden    forbidden    verifying
     transient_failure    finalizing          forbidden  forbidden    forbidden    finalizing
+    transient_failure    paused              forbidden  forbidden    forbidden    wrong_state
     transient_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     transient_failure    failing             forbidden  forbidden    forbidden    failing
     transient_failure    cancelling          forbidden  forbidden    forbidden    cancelling
     transient_failure    preempted           forbidden  forbidden    forbidden    preempted
+    transient_failure    rewinding           forbidden  forbidden    forbidden    rewinding
     transient_failure    failed              forbidden  forbidden    forbidden    wrong_state
     transient_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    queued              forbidden  forbidden    forbidden    wrong_state
@@ -660,10 +820,12 @@ mod tests {
     permanent_failure    replaying_log       forbidden  forbidden    forbidden    failing
     permanent_failure    verifying           forbidden  forbidden    forbidden    failing
     permanent_failure    finalizing          forbidden  forbidden    forbidden    failing
+    permanent_failure    paused              forbidden  forbidden    forbidden    wrong_state
     permanent_failure    succeeded           forbidden  forbidden    forbidden    wrong_state
     permanent_failure    failing             forbidden  forbidden    forbidden    failing
     permanent_failure    cancelling          forbidden  forbidden    forbidden    cancelling
     permanent_failure    preempted           forbidden  forbidden    forbidden    preempted
+    permanent_failure    rewinding           forbidden  forbidden    forbidden    rewinding
     permanent_failure    failed              forbidden  forbidden    forbidden    wrong_state
     permanent_failure    cancelled           forbidden  forbidden    forbidden    wrong_state
     cancel               queued              forbidden  cancelled    cancelled    cancelled
@@ -672,10 +834,12 @@ mod tests {
     cancel               replaying_log       forbidden  cancelling   cancelling   cancelling
     cancel               verifying           forbidden  cancelling   cancelling   cancelling
     cancel               finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    cancel               paused              forbidden  cancelling   cancelling   cancelling
     cancel               succeeded           forbidden  wrong_state  wrong_state  wrong_state
     cancel               failing             forbidden  cancelling   cancelling   cancelling
     cancel               cancelling          forbidden  wrong_state  wrong_state  wrong_state
     cancel               preempted           forbidden  cancelling   cancelling   cancelling
+    cancel               rewinding           forbidden  cancelling   cancelling   cancelling
     cancel               failed              forbidden  wrong_state  wrong_state  wrong_state
     cancel               cancelled           forbidden  wrong_state  wrong_state  wrong_state
     compensation_done    queued              forbidden  forbidden    forbidden    wrong_state
@@ -684,10 +848,12 @@ mod tests {
     compensation_done    replaying_log       forbidden  forbidden    forbidden    wrong_state
     compensation_done    verifying           forbidden  forbidden    forbidden    wrong_state
     compensation_done    finalizing          forbidden  forbidden    forbidden    wrong_state
+    compensation_done    paused              forbidden  forbidden    forbidden    wrong_state
     compensation_done    succeeded           forbidden  forbidden    forbidden    wrong_state
     compensation_done    failing             forbidden  forbidden    forbidden    failed
     compensation_done    cancelling          forbidden  forbidden    forbidden    cancelled
     compensation_done    preempted           forbidden  forbidden    forbidden    queued
+    compensation_done    rewinding           forbidden  forbidden    forbidden    queued
     compensation_done    failed              forbidden  forbidden    forbidden    wrong_state
     compensation_done    cancelled           forbidden  forbidden    forbidden    wrong_state
     retry                queued              forbidden  wrong_state  wrong_state  wrong_state
@@ -696,10 +862,12 @@ mod tests {
     retry                replaying_log       forbidden  wrong_state  wrong_state  wrong_state
     retry                verifying           forbidden  wrong_state  wrong_state  wrong_state
     retry                finalizing          forbidden  wrong_state  wrong_state  wrong_state
+    retry                paused              forbidden  wrong_state  wrong_state  wrong_state
     retry                succeeded           forbidden  wrong_state  wrong_state  wrong_state
     retry                failing             forbidden  wrong_state  wrong_state  wrong_state
     retry                cancelling          forbidden  wrong_state  wrong_state  wrong_state
     retry                preempted           forbidden  wrong_state  wrong_state  wrong_state
+    retry                rewinding           forbidden  wrong_state  wrong_state  wrong_state
     retry                failed              forbidden  wrong_state  wrong_state  wrong_state
     retry                cancelled           forbidden  wrong_state  wrong_state  wrong_state
     wait                 queued              forbidden  forbidden    forbidden    queued
@@ -708,10 +876,12 @@ mod tests {
     wait                 replaying_log       forbidden  forbidden    forbidden    wrong_state
     wait                 verifying           forbidden  forbidden    forbidden    wrong_state
     wait                 finalizing          forbidden  forbidden    forbidden    wrong_state
+    wait                 paused              forbidden  forbidden    forbidden    wrong_state
     wait                 succeeded           forbidden  forbidden    forbidden    wrong_state
     wait                 failing             forbidden  forbidden    forbidden    wrong_state
     wait                 cancelling          forbidden  forbidden    forbidden    wrong_state
     wait                 preempted           forbidden  forbidden    forbidden    wrong_state
+    wait                 rewinding           forbidden  forbidden    forbidden    wrong_state
     wait                 failed              forbidden  forbidden    forbidden    wrong_state
     wait                 cancelled           forbidden  forbidden    forbidden    wrong_state
     preempt              queued              forbidden  forbidden    forbidden    wrong_state
@@ -720,12 +890,56 @@ mod tests {
     preempt              replaying_log       forbidden  forbidden    forbidden    preempted
     preempt              verifying           forbidden  forbidden    forbidden    preempted
     preempt              finalizing          forbidden  forbidden    forbidden    wrong_state
+    preempt              paused              forbidden  forbidden    forbidden    wrong_state
     preempt              succeeded           forbidden  forbidden    forbidden    wrong_state
     preempt              failing             forbidden  forbidden    forbidden    wrong_state
     preempt              cancelling          forbidden  forbidden    forbidden    wrong_state
     preempt              preempted           forbidden  forbidden    forbidden    wrong_state
+    preempt              rewinding           forbidden  forbidden    forbidden    wrong_state
     preempt              failed              forbidden  forbidden    forbidden    wrong_state
     preempt              cancelled           forbidden  forbidden    forbidden    wrong_state
+    accept               queued              forbidden  forbidden    forbidden    wrong_state
+    accept               provisioning        forbidden  forbidden    forbidden    wrong_state
+    accept               restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    accept               replaying_log       forbidden  forbidden    forbidden    wrong_state
+    accept               verifying           forbidden  forbidden    forbidden    wrong_state
+    accept               finalizing          forbidden  forbidden    forbidden    wrong_state
+    accept               paused              forbidden  forbidden    forbidden    finalizing
+    accept               succeeded           forbidden  forbidden    forbidden    wrong_state
+    accept               failing             forbidden  forbidden    forbidden    wrong_state
+    accept               cancelling          forbidden  forbidden    forbidden    wrong_state
+    accept               preempted           forbidden  forbidden    forbidden    wrong_state
+    accept               rewinding           forbidden  forbidden    forbidden    wrong_state
+    accept               failed              forbidden  forbidden    forbidden    wrong_state
+    accept               cancelled           forbidden  forbidden    forbidden    wrong_state
+    move_forward         queued              forbidden  forbidden    forbidden    wrong_state
+    move_forward         provisioning        forbidden  forbidden    forbidden    wrong_state
+    move_forward         restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    move_forward         replaying_log       forbidden  forbidden    forbidden    wrong_state
+    move_forward         verifying           forbidden  forbidden    forbidden    wrong_state
+    move_forward         finalizing          forbidden  forbidden    forbidden    wrong_state
+    move_forward         paused              forbidden  forbidden    forbidden    replaying_log
+    move_forward         succeeded           forbidden  forbidden    forbidden    wrong_state
+    move_forward         failing             forbidden  forbidden    forbidden    wrong_state
+    move_forward         cancelling          forbidden  forbidden    forbidden    wrong_state
+    move_forward         preempted           forbidden  forbidden    forbidden    wrong_state
+    move_forward         rewinding           forbidden  forbidden    forbidden    wrong_state
+    move_forward         failed              forbidden  forbidden    forbidden    wrong_state
+    move_forward         cancelled           forbidden  forbidden    forbidden    wrong_state
+    go_back              queued              forbidden  forbidden    forbidden    wrong_state
+    go_back              provisioning        forbidden  forbidden    forbidden    wrong_state
+    go_back              restoring_snapshot  forbidden  forbidden    forbidden    wrong_state
+    go_back              replaying_log       forbidden  forbidden    forbidden    wrong_state
+    go_back              verifying           forbidden  forbidden    forbidden    wrong_state
+    go_back              finalizing          forbidden  forbidden    forbidden    wrong_state
+    go_back              paused              forbidden  forbidden    forbidden    rewinding
+    go_back              succeeded           forbidden  forbidden    forbidden    wrong_state
+    go_back              failing             forbidden  forbidden    forbidden    wrong_state
+    go_back              cancelling          forbidden  forbidden    forbidden    wrong_state
+    go_back              preempted           forbidden  forbidden    forbidden    wrong_state
+    go_back              rewinding           forbidden  forbidden    forbidden    wrong_state
+    go_back              failed              forbidden  forbidden    forbidden    wrong_state
+    go_back              cancelled           forbidden  forbidden    forbidden    wrong_state
     ";
 
     #[test]
@@ -753,7 +967,7 @@ mod tests {
                 }
             }
             assert!(failures.is_empty(), "{}", failures.join("\n"));
-            assert_eq!(seen.len(), 9 * JobState::ALL.len() * Role::ALL.len());
+            assert_eq!(seen.len(), 12 * JobState::ALL.len() * Role::ALL.len());
         }
     }
 
@@ -828,6 +1042,59 @@ mod tests {
             attempt: 1
         }));
         assert!(waited.contains(&JobEffect::LeaveHost));
+    }
+
+    #[test]
+    fn an_inspected_restore_pauses_after_verifying_and_waits_for_its_customer() {
+        let inspected = JobFacts {
+            inspect: true,
+            ..facts(1)
+        };
+        let t = transition(
+            JobState::Verifying,
+            &JobCommand::StepSucceeded,
+            &Actor::SYSTEM,
+            &inspected,
+        )
+        .unwrap();
+        assert_eq!(t.to, JobState::Paused);
+        assert!(t.effects.contains(&JobEffect::Rest), "nobody holds it");
+        assert!(
+            t.effects
+                .contains(&JobEffect::Ticket(TicketCommand::JobPaused {
+                    decide_by: inspected.now + RetryPolicy::default().decision_window
+                }))
+        );
+        // Without inspection the copy is handed over straight away.
+        let t = transition(
+            JobState::Verifying,
+            &JobCommand::StepSucceeded,
+            &Actor::SYSTEM,
+            &facts(1),
+        )
+        .unwrap();
+        assert_eq!(t.to, JobState::Finalizing);
+        // Moving on or back takes the new moment along.
+        let later = facts(1).now + Duration::hours(1);
+        let t = transition(
+            JobState::Paused,
+            &JobCommand::MoveForward { target: later },
+            &Actor::SYSTEM,
+            &inspected,
+        )
+        .unwrap();
+        assert_eq!(t.to, JobState::ReplayingLog);
+        assert!(t.effects.contains(&JobEffect::Retarget(later)));
+        // A paused copy runs no step, so it cannot fail one.
+        assert!(
+            transition(
+                JobState::Paused,
+                &command("transient_failure"),
+                &Actor::SYSTEM,
+                &inspected
+            )
+            .is_err()
+        );
     }
 
     #[test]

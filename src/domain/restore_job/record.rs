@@ -139,6 +139,8 @@ pub struct JobPatch {
     pub leave_host: bool,
     pub work: Option<Option<Work>>,
     pub failed_step: Option<Option<JobState>>,
+    /// A new moment to restore to (the customer moved forward or back).
+    pub target_time: Option<DateTime<Utc>>,
 }
 
 impl JobPatch {
@@ -163,6 +165,7 @@ impl JobPatch {
             leave_host: false,
             work: None,
             failed_step: None,
+            target_time: None,
         }
     }
 
@@ -224,6 +227,9 @@ impl JobPatch {
         }
         if let Some(step) = self.failed_step {
             after.failed_step = step;
+        }
+        if let Some(target) = self.target_time {
+            after.target_time = target;
         }
         after
     }
@@ -300,6 +306,9 @@ pub fn apply(
             }
             // Told by the worker beside the change; nothing of the job's.
             JobEffect::DrillEnded { .. } => {}
+            JobEffect::Retarget(target) => patch.target_time = Some(*target),
+            // Waiting for a person: nobody holds the job meanwhile.
+            JobEffect::Rest => patch.release_lease = true,
         }
     }
     // A run that fails for good remembers where.
@@ -473,6 +482,9 @@ mod tests {
                 None => "failed_in=cleared".into(),
             });
         }
+        if let Some(t) = patch.target_time {
+            out.push(format!("target={}", when(t)));
+        }
         out.join(" ")
     }
 
@@ -493,6 +505,19 @@ mod tests {
             "retry" => (JobCommand::Retry, staff),
             "wait" => (JobCommand::Wait(failure(true)), Actor::SYSTEM),
             "preempt" => (JobCommand::Preempt, Actor::SYSTEM),
+            "accept" => (JobCommand::Accept, Actor::SYSTEM),
+            "move_forward" => (
+                JobCommand::MoveForward {
+                    target: now() + chrono::Duration::hours(1),
+                },
+                Actor::SYSTEM,
+            ),
+            "go_back" => (
+                JobCommand::GoBack {
+                    target: now() - chrono::Duration::hours(5),
+                },
+                Actor::SYSTEM,
+            ),
             other => panic!("no command {other}"),
         }
     }
@@ -534,12 +559,21 @@ mod tests {
     compensation_done  preempted           to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
     retry              failed              to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished left_host work=cleared failed_in=cleared
     wait               queued              to=queued attempt=2 run_after=now+15s error=boom released left_host
+    transient_failure  rewinding           to=rewinding attempt=3 run_after=now+4s error=boom released
+    permanent_failure  rewinding           to=rewinding attempt=3 run_after=now+4s error=boom released
+    cancel             paused              to=cancelling attempt=1 run_after=now detail="" step_clock
+    cancel             rewinding           to=cancelling attempt=1 run_after=now detail="" step_clock
+    compensation_done  rewinding           to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=cleared reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    accept             paused              to=finalizing attempt=1 run_after=now progress=95 detail="" step_clock
+    move_forward       paused              to=replaying_log attempt=1 run_after=now progress=60 detail="" step_clock target=now+3600s
+    go_back            paused              to=rewinding attempt=1 run_after=now detail="" step_clock target=now+-18000s
     "#;
 
     #[test]
     fn every_allowed_transition_writes_exactly_these_fields() {
         let facts = JobFacts {
             kind: JobKind::Restore,
+            inspect: false,
             attempt: 2,
             now: now(),
             policy: RetryPolicy::default(),
@@ -568,6 +602,9 @@ mod tests {
             "retry",
             "wait",
             "preempt",
+            "accept",
+            "move_forward",
+            "go_back",
         ] {
             for state in JobState::ALL {
                 let (cmd, actor) = command(name);
@@ -609,6 +646,7 @@ mod tests {
             &Actor::SYSTEM,
             &JobFacts {
                 kind: JobKind::Restore,
+                inspect: false,
                 attempt: 1,
                 now: now(),
                 policy: RetryPolicy::default(),

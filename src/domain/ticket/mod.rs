@@ -8,6 +8,8 @@
 //!                                   awaiting_customer          in_review ─reject→ rejected
 //! cancelled: by the customer before restoring; by staff while the restore can still stop
 //! completed ─reopen (the customer: "the data is not right")→ in_review ─resolve→ completed
+//! restoring ─job paused (inspect before hand-over)→ awaiting_decision
+//!   awaiting_decision ─accept | move forward | go back | no decision in time→ restoring
 //! ```
 //!
 //! `transition` decides; the caller applies the effects in one transaction
@@ -20,7 +22,7 @@ use super::ids::UserId;
 use super::actor::{Actor, Role};
 use super::restore_job::JobState;
 use super::transactions::TransactionTarget;
-use super::validation::ValidationError;
+use super::validation::{ValidationCode, ValidationError};
 
 mod record;
 pub use record::{
@@ -37,6 +39,9 @@ string_enum! {
         AwaitingCustomer = "awaiting_customer",
         Approved = "approved",
         Restoring = "restoring",
+        /// The restored copy waits, paused and read-only at the target,
+        /// for the customer to accept it, move it forward or go back.
+        AwaitingDecision = "awaiting_decision",
         Completed = "completed",
         Failed = "failed",
         Rejected = "rejected",
@@ -54,6 +59,7 @@ impl TicketState {
             TicketState::AwaitingCustomer => "Waiting for the customer",
             TicketState::Approved => "Approved",
             TicketState::Restoring => "Restoring",
+            TicketState::AwaitingDecision => "Waiting for the customer's decision",
             TicketState::Completed => "Completed",
             TicketState::Failed => "Restore failed",
             TicketState::Rejected => "Rejected",
@@ -88,6 +94,7 @@ impl TicketState {
             self,
             TicketState::Approved
                 | TicketState::Restoring
+                | TicketState::AwaitingDecision
                 | TicketState::Completed
                 | TicketState::Failed
                 | TicketState::Cancelled
@@ -123,7 +130,11 @@ pub enum TicketCommand {
     Note {
         body: String,
     },
-    Approve,
+    /// `inspect`: the engineer asks that the customer inspect the copy
+    /// before it is handed over (they may have asked so already).
+    Approve {
+        inspect: bool,
+    },
     Reject {
         reason: String,
     },
@@ -160,6 +171,29 @@ pub enum TicketCommand {
         transaction: Option<TransactionTarget>,
         reason: String,
     },
+    /// The restored copy stopped, paused and read-only, at the target: the
+    /// customer decides by `decide_by`.
+    JobPaused {
+        decide_by: DateTime<Utc>,
+    },
+    /// The customer takes the paused copy as it is: it is promoted and
+    /// handed over.
+    Accept,
+    /// The customer wants a later moment: the same copy replays on to it.
+    MoveForward {
+        target: DateTime<Utc>,
+        time_zone: String,
+        transaction: Option<TransactionTarget>,
+    },
+    /// The customer wants an earlier moment: the paused copy goes and a new
+    /// restore reaches it.
+    GoBack {
+        target: DateTime<Utc>,
+        time_zone: String,
+        transaction: Option<TransactionTarget>,
+    },
+    /// Nobody decided by the deadline: the copy is handed over as it is.
+    DecisionTimeout,
 }
 
 impl TicketCommand {
@@ -171,7 +205,7 @@ impl TicketCommand {
             TicketCommand::RequestInfo { .. } => "request_info",
             TicketCommand::Reply { .. } => "reply",
             TicketCommand::Note { .. } => "note",
-            TicketCommand::Approve => "approve",
+            TicketCommand::Approve { .. } => "approve",
             TicketCommand::Reject { .. } => "reject",
             TicketCommand::Cancel { .. } => "cancel",
             TicketCommand::CancelRestore { .. } => "cancel_restore",
@@ -183,6 +217,11 @@ impl TicketCommand {
             TicketCommand::Reopen { .. } => "reopen",
             TicketCommand::Resolve => "resolve",
             TicketCommand::ChangeTarget { .. } => "change_target",
+            TicketCommand::JobPaused { .. } => "job_paused",
+            TicketCommand::Accept => "accept",
+            TicketCommand::MoveForward { .. } => "move_forward",
+            TicketCommand::GoBack { .. } => "go_back",
+            TicketCommand::DecisionTimeout => "decision_timeout",
         }
     }
 }
@@ -202,6 +241,9 @@ pub struct TicketFacts {
     pub target_check: TargetCheck,
     pub job: Option<JobState>,
     pub deadline_warned: bool,
+    /// The moment the ticket restores to now: a move forward must go past
+    /// it, a step back before it.
+    pub target: DateTime<Utc>,
 }
 
 string_enum! {
@@ -242,6 +284,11 @@ string_enum! {
         Reopened = "reopened",
         /// The target moved before approval.
         TargetChanged = "target_changed",
+        /// The restored copy waits, read-only, for the customer's decision.
+        ReadyToInspect = "ready_to_inspect",
+        /// What was decided about a paused copy: accepted, moved forward,
+        /// gone back, or handed over for want of a decision.
+        InspectionDecided = "inspection_decided",
     }
 }
 
@@ -258,6 +305,12 @@ pub enum JobRequest {
     Create,
     Cancel,
     Retry,
+    /// Promote the paused copy and hand it over.
+    Accept,
+    /// Replay the paused copy on to the ticket's new, later target.
+    MoveForward,
+    /// Remove the paused copy and restore again to the new, earlier target.
+    GoBack,
 }
 
 /// Effects as data, applied by the caller in the state change's transaction.
@@ -281,6 +334,11 @@ pub enum TicketEffect {
     },
     Notify(Notice),
     Job(JobRequest),
+    /// The restored copy is to be inspected before it is handed over.
+    RequireInspection,
+    /// Until when the customer may decide about a paused copy; none once
+    /// they did.
+    DecideBy(Option<DateTime<Utc>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +373,10 @@ pub enum Refusal {
     AlreadyWarned,
     #[error("this ticket's restore was done already: a new restore needs a new request")]
     AlreadyRestored,
+    /// A move forward to a moment not after the current target, or a step
+    /// back to one not before it.
+    #[error("{0}")]
+    WrongDirection(ValidationError),
 }
 
 /// Longest message or note, in characters.
@@ -400,7 +462,12 @@ pub fn transition(
             let me = actor.user_id.ok_or(Refusal::Forbidden)?;
             match state {
                 S::Triage => go(S::InReview, vec![TicketEffect::Assign(me)]),
-                S::InReview | S::AwaitingCustomer | S::Approved | S::Restoring | S::Failed => {
+                S::InReview
+                | S::AwaitingCustomer
+                | S::Approved
+                | S::Restoring
+                | S::AwaitingDecision
+                | S::Failed => {
                     if is_assignee {
                         Err(Refusal::AlreadyAssigned)
                     } else {
@@ -476,7 +543,7 @@ pub fn transition(
                 }],
             )
         }
-        TicketCommand::Approve => {
+        TicketCommand::Approve { inspect } => {
             allow(staff)?;
             if state != S::InReview {
                 return wrong_state;
@@ -491,14 +558,16 @@ pub fn transition(
                 TargetCheck::Failed(error) => return Err(Refusal::Invalid(error.clone())),
                 TargetCheck::NotChecked => return Err(Refusal::TargetNotChecked),
             }
-            go(
-                S::Approved,
-                vec![
-                    TicketEffect::Job(JobRequest::Create),
-                    TicketEffect::RecordFirstResponse,
-                    notify(NoticeKind::Approved, Audience::Requester),
-                ],
-            )
+            let mut effects = Vec::new();
+            if *inspect {
+                effects.push(TicketEffect::RequireInspection);
+            }
+            effects.extend([
+                TicketEffect::Job(JobRequest::Create),
+                TicketEffect::RecordFirstResponse,
+                notify(NoticeKind::Approved, Audience::Requester),
+            ]);
+            go(S::Approved, effects)
         }
         TicketCommand::Reject { reason } => {
             allow(staff)?;
@@ -542,7 +611,7 @@ pub fn transition(
         }
         TicketCommand::CancelRestore { reason } => {
             allow(staff)?;
-            if !matches!(state, S::Approved | S::Restoring) {
+            if !matches!(state, S::Approved | S::Restoring | S::AwaitingDecision) {
                 return wrong_state;
             }
             let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
@@ -695,6 +764,127 @@ pub fn transition(
                 go(state, effects)
             }
         }
+        TicketCommand::JobPaused { decide_by } => {
+            allow(system)?;
+            match state {
+                S::Restoring => go(
+                    S::AwaitingDecision,
+                    vec![
+                        TicketEffect::DecideBy(Some(*decide_by)),
+                        notify(NoticeKind::ReadyToInspect, Audience::Requester),
+                    ],
+                ),
+                _ => wrong_state,
+            }
+        }
+        TicketCommand::Accept => {
+            allow(role == Role::Customer)?;
+            if state != S::AwaitingDecision {
+                return wrong_state;
+            }
+            go(
+                S::Restoring,
+                vec![
+                    TicketEffect::DecideBy(None),
+                    TicketEffect::Job(JobRequest::Accept),
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body: "The customer accepted the restored copy: it is being handed over."
+                            .into(),
+                    },
+                    notify(NoticeKind::InspectionDecided, Audience::Assignee),
+                ],
+            )
+        }
+        TicketCommand::MoveForward {
+            target,
+            time_zone,
+            transaction,
+        }
+        | TicketCommand::GoBack {
+            target,
+            time_zone,
+            transaction,
+        } => {
+            allow(role == Role::Customer)?;
+            if state != S::AwaitingDecision {
+                return wrong_state;
+            }
+            let forward = matches!(command, TicketCommand::MoveForward { .. });
+            // The same copy only replays on; an earlier moment needs a new one.
+            if forward && *target <= facts.target {
+                return Err(Refusal::WrongDirection(ValidationError::new(
+                    ValidationCode::TargetNotLater,
+                    "target_time",
+                    "Moving forward needs a moment after the one the copy holds now; \
+                     for an earlier one, go back instead",
+                )));
+            }
+            if !forward && *target >= facts.target {
+                return Err(Refusal::WrongDirection(ValidationError::new(
+                    ValidationCode::TargetNotEarlier,
+                    "target_time",
+                    "Going back needs a moment before the one the copy holds now; \
+                     for a later one, move forward instead",
+                )));
+            }
+            match &facts.target_check {
+                TargetCheck::Passed => {}
+                TargetCheck::Failed(error) => return Err(Refusal::Invalid(error.clone())),
+                TargetCheck::NotChecked => return Err(Refusal::TargetNotChecked),
+            }
+            let (request, words) = if forward {
+                (
+                    JobRequest::MoveForward,
+                    "The customer moved forward: the same copy replays on to the new target.",
+                )
+            } else {
+                (
+                    JobRequest::GoBack,
+                    "The customer went back: the paused copy is removed and a new restore \
+                     reaches the earlier target.",
+                )
+            };
+            go(
+                S::Restoring,
+                vec![
+                    TicketEffect::DecideBy(None),
+                    TicketEffect::SetTarget {
+                        target: *target,
+                        time_zone: time_zone.clone(),
+                        transaction: *transaction,
+                    },
+                    TicketEffect::Job(request),
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body: words.into(),
+                    },
+                    notify(NoticeKind::InspectionDecided, Audience::Requester),
+                    notify(NoticeKind::InspectionDecided, Audience::Assignee),
+                ],
+            )
+        }
+        TicketCommand::DecisionTimeout => {
+            allow(system)?;
+            if state != S::AwaitingDecision {
+                return wrong_state;
+            }
+            go(
+                S::Restoring,
+                vec![
+                    TicketEffect::DecideBy(None),
+                    TicketEffect::Job(JobRequest::Accept),
+                    TicketEffect::PostMessage {
+                        visibility: Visibility::Public,
+                        body: "No decision came in time: the restored copy is handed over as \
+                               it is (it can be deleted if it is not wanted)."
+                            .into(),
+                    },
+                    notify(NoticeKind::InspectionDecided, Audience::Requester),
+                    notify(NoticeKind::InspectionDecided, Audience::Assignee),
+                ],
+            )
+        }
     }
 }
 
@@ -728,10 +918,18 @@ mod tests {
                 S::Restoring => Some(JobState::ReplayingLog),
                 S::Failed => Some(JobState::Failed),
                 S::Completed => Some(JobState::Succeeded),
+                S::AwaitingDecision => Some(JobState::Paused),
                 _ => None,
             },
             deadline_warned: false,
+            target: current_target(),
         }
+    }
+
+    /// The moment a table row's ticket restores to.
+    fn current_target() -> DateTime<Utc> {
+        use chrono::TimeZone;
+        chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
     }
 
     fn command(name: &str) -> TicketCommand {
@@ -742,7 +940,7 @@ mod tests {
             "request_info" => TicketCommand::RequestInfo { message: text },
             "reply" => TicketCommand::Reply { body: text },
             "note" => TicketCommand::Note { body: text },
-            "approve" => TicketCommand::Approve,
+            "approve" => TicketCommand::Approve { inspect: false },
             "reject" => TicketCommand::Reject { reason: text },
             "cancel" => TicketCommand::Cancel { reason: text },
             "cancel_restore" => TicketCommand::CancelRestore { reason: text },
@@ -759,6 +957,21 @@ mod tests {
                 transaction: None,
                 reason: text,
             },
+            "job_paused" => TicketCommand::JobPaused {
+                decide_by: current_target() + chrono::Duration::hours(24),
+            },
+            "accept" => TicketCommand::Accept,
+            "move_forward" => TicketCommand::MoveForward {
+                target: current_target() + chrono::Duration::hours(1),
+                time_zone: "UTC".into(),
+                transaction: None,
+            },
+            "go_back" => TicketCommand::GoBack {
+                target: current_target() - chrono::Duration::hours(1),
+                time_zone: "UTC".into(),
+                transaction: None,
+            },
+            "decision_timeout" => TicketCommand::DecisionTimeout,
             other => panic!("no command {other}"),
         }
     }
@@ -786,6 +999,7 @@ mod tests {
     auto_validate    awaiting_customer  forbidden    forbidden         forbidden         wrong_state
     auto_validate    approved           forbidden    forbidden         forbidden         wrong_state
     auto_validate    restoring          forbidden    forbidden         forbidden         wrong_state
+    auto_validate    awaiting_decision  forbidden    forbidden         forbidden         wrong_state
     auto_validate    completed          forbidden    forbidden         forbidden         wrong_state
     auto_validate    failed             forbidden    forbidden         forbidden         wrong_state
     auto_validate    rejected           forbidden    forbidden         forbidden         wrong_state
@@ -796,6 +1010,7 @@ mod tests {
     claim            awaiting_customer  forbidden    already_assigned  awaiting_customer forbidden
     claim            approved           forbidden    already_assigned  approved          forbidden
     claim            restoring          forbidden    already_assigned  restoring         forbidden
+    claim            awaiting_decision  forbidden    already_assigned  awaiting_decision forbidden
     claim            completed          forbidden    wrong_state       wrong_state       forbidden
     claim            failed             forbidden    already_assigned  failed            forbidden
     claim            rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -806,6 +1021,7 @@ mod tests {
     request_info     awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
     request_info     approved           forbidden    wrong_state       wrong_state       forbidden
     request_info     restoring          forbidden    wrong_state       wrong_state       forbidden
+    request_info     awaiting_decision  forbidden    wrong_state       wrong_state       forbidden
     request_info     completed          forbidden    wrong_state       wrong_state       forbidden
     request_info     failed             forbidden    wrong_state       wrong_state       forbidden
     request_info     rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -816,6 +1032,7 @@ mod tests {
     reply            awaiting_customer  in_review    awaiting_customer awaiting_customer forbidden
     reply            approved           approved     approved          approved          forbidden
     reply            restoring          restoring    restoring         restoring         forbidden
+    reply            awaiting_decision  awaiting_decision awaiting_decision awaiting_decision forbidden
     reply            completed          wrong_state  wrong_state       wrong_state       forbidden
     reply            failed             failed       failed            failed            forbidden
     reply            rejected           wrong_state  wrong_state       wrong_state       forbidden
@@ -826,6 +1043,7 @@ mod tests {
     note             awaiting_customer  forbidden    awaiting_customer awaiting_customer forbidden
     note             approved           forbidden    approved          approved          forbidden
     note             restoring          forbidden    restoring         restoring         forbidden
+    note             awaiting_decision  forbidden    awaiting_decision awaiting_decision forbidden
     note             completed          forbidden    completed         completed         forbidden
     note             failed             forbidden    failed            failed            forbidden
     note             rejected           forbidden    rejected          rejected          forbidden
@@ -836,6 +1054,7 @@ mod tests {
     approve          awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
     approve          approved           forbidden    wrong_state       wrong_state       forbidden
     approve          restoring          forbidden    wrong_state       wrong_state       forbidden
+    approve          awaiting_decision  forbidden    wrong_state       wrong_state       forbidden
     approve          completed          forbidden    wrong_state       wrong_state       forbidden
     approve          failed             forbidden    wrong_state       wrong_state       forbidden
     approve          rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -846,6 +1065,7 @@ mod tests {
     reject           awaiting_customer  forbidden    rejected          not_assignee      forbidden
     reject           approved           forbidden    wrong_state       wrong_state       forbidden
     reject           restoring          forbidden    wrong_state       wrong_state       forbidden
+    reject           awaiting_decision  forbidden    wrong_state       wrong_state       forbidden
     reject           completed          forbidden    wrong_state       wrong_state       forbidden
     reject           failed             forbidden    wrong_state       wrong_state       forbidden
     reject           rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -856,6 +1076,7 @@ mod tests {
     cancel           awaiting_customer  cancelled    forbidden         forbidden         forbidden
     cancel           approved           cancelled    forbidden         forbidden         forbidden
     cancel           restoring          wrong_state  forbidden         forbidden         forbidden
+    cancel           awaiting_decision  wrong_state  forbidden         forbidden         forbidden
     cancel           completed          wrong_state  forbidden         forbidden         forbidden
     cancel           failed             wrong_state  forbidden         forbidden         forbidden
     cancel           rejected           wrong_state  forbidden         forbidden         forbidden
@@ -866,6 +1087,7 @@ mod tests {
     cancel_restore   awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
     cancel_restore   approved           forbidden    cancelled         cancelled         forbidden
     cancel_restore   restoring          forbidden    cancelled         cancelled         forbidden
+    cancel_restore   awaiting_decision  forbidden    cancelled         cancelled         forbidden
     cancel_restore   completed          forbidden    wrong_state       wrong_state       forbidden
     cancel_restore   failed             forbidden    wrong_state       wrong_state       forbidden
     cancel_restore   rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -876,6 +1098,7 @@ mod tests {
     retry            awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
     retry            approved           forbidden    wrong_state       wrong_state       forbidden
     retry            restoring          forbidden    wrong_state       wrong_state       forbidden
+    retry            awaiting_decision  forbidden    wrong_state       wrong_state       forbidden
     retry            completed          forbidden    wrong_state       wrong_state       forbidden
     retry            failed             forbidden    restoring         restoring         forbidden
     retry            rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -886,6 +1109,7 @@ mod tests {
     job_started      awaiting_customer  forbidden    forbidden         forbidden         wrong_state
     job_started      approved           forbidden    forbidden         forbidden         restoring
     job_started      restoring          forbidden    forbidden         forbidden         restoring
+    job_started      awaiting_decision  forbidden    forbidden         forbidden         wrong_state
     job_started      completed          forbidden    forbidden         forbidden         wrong_state
     job_started      failed             forbidden    forbidden         forbidden         wrong_state
     job_started      rejected           forbidden    forbidden         forbidden         wrong_state
@@ -896,6 +1120,7 @@ mod tests {
     job_succeeded    awaiting_customer  forbidden    forbidden         forbidden         wrong_state
     job_succeeded    approved           forbidden    forbidden         forbidden         wrong_state
     job_succeeded    restoring          forbidden    forbidden         forbidden         completed
+    job_succeeded    awaiting_decision  forbidden    forbidden         forbidden         wrong_state
     job_succeeded    completed          forbidden    forbidden         forbidden         wrong_state
     job_succeeded    failed             forbidden    forbidden         forbidden         wrong_state
     job_succeeded    rejected           forbidden    forbidden         forbidden         wrong_state
@@ -906,6 +1131,7 @@ mod tests {
     job_failed       awaiting_customer  forbidden    forbidden         forbidden         wrong_state
     job_failed       approved           forbidden    forbidden         forbidden         wrong_state
     job_failed       restoring          forbidden    forbidden         forbidden         failed
+    job_failed       awaiting_decision  forbidden    forbidden         forbidden         wrong_state
     job_failed       completed          forbidden    forbidden         forbidden         wrong_state
     job_failed       failed             forbidden    forbidden         forbidden         wrong_state
     job_failed       rejected           forbidden    forbidden         forbidden         wrong_state
@@ -916,6 +1142,7 @@ mod tests {
     warn_deadline    awaiting_customer  forbidden    forbidden         forbidden         awaiting_customer
     warn_deadline    approved           forbidden    forbidden         forbidden         approved
     warn_deadline    restoring          forbidden    forbidden         forbidden         wrong_state
+    warn_deadline    awaiting_decision  forbidden    forbidden         forbidden         wrong_state
     warn_deadline    completed          forbidden    forbidden         forbidden         wrong_state
     warn_deadline    failed             forbidden    forbidden         forbidden         failed
     warn_deadline    rejected           forbidden    forbidden         forbidden         wrong_state
@@ -926,6 +1153,7 @@ mod tests {
     reopen           awaiting_customer  wrong_state  forbidden         forbidden         forbidden
     reopen           approved           wrong_state  forbidden         forbidden         forbidden
     reopen           restoring          wrong_state  forbidden         forbidden         forbidden
+    reopen           awaiting_decision  wrong_state  forbidden         forbidden         forbidden
     reopen           completed          in_review    forbidden         forbidden         forbidden
     reopen           failed             wrong_state  forbidden         forbidden         forbidden
     reopen           rejected           wrong_state  forbidden         forbidden         forbidden
@@ -936,6 +1164,7 @@ mod tests {
     resolve          awaiting_customer  forbidden    wrong_state       wrong_state       forbidden
     resolve          approved           forbidden    wrong_state       wrong_state       forbidden
     resolve          restoring          forbidden    wrong_state       wrong_state       forbidden
+    resolve          awaiting_decision  forbidden    wrong_state       wrong_state       forbidden
     resolve          completed          forbidden    wrong_state       wrong_state       forbidden
     resolve          failed             forbidden    wrong_state       wrong_state       forbidden
     resolve          rejected           forbidden    wrong_state       wrong_state       forbidden
@@ -946,11 +1175,116 @@ mod tests {
     change_target    awaiting_customer  in_review    awaiting_customer not_assignee      forbidden
     change_target    approved           wrong_state  wrong_state       wrong_state       forbidden
     change_target    restoring          wrong_state  wrong_state       wrong_state       forbidden
+    change_target    awaiting_decision  wrong_state  wrong_state       wrong_state       forbidden
     change_target    completed          wrong_state  wrong_state       wrong_state       forbidden
     change_target    failed             wrong_state  wrong_state       wrong_state       forbidden
     change_target    rejected           wrong_state  wrong_state       wrong_state       forbidden
     change_target    cancelled          wrong_state  wrong_state       wrong_state       forbidden
+    job_paused       submitted          forbidden    forbidden         forbidden         wrong_state
+    job_paused       triage             forbidden    forbidden         forbidden         wrong_state
+    job_paused       in_review          forbidden    forbidden         forbidden         wrong_state
+    job_paused       awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    job_paused       approved           forbidden    forbidden         forbidden         wrong_state
+    job_paused       restoring          forbidden    forbidden         forbidden         awaiting_decision
+    job_paused       awaiting_decision  forbidden    forbidden         forbidden         wrong_state
+    job_paused       completed          forbidden    forbidden         forbidden         wrong_state
+    job_paused       failed             forbidden    forbidden         forbidden         wrong_state
+    job_paused       rejected           forbidden    forbidden         forbidden         wrong_state
+    job_paused       cancelled          forbidden    forbidden         forbidden         wrong_state
+    accept           submitted          wrong_state  forbidden         forbidden         forbidden
+    accept           triage             wrong_state  forbidden         forbidden         forbidden
+    accept           in_review          wrong_state  forbidden         forbidden         forbidden
+    accept           awaiting_customer  wrong_state  forbidden         forbidden         forbidden
+    accept           approved           wrong_state  forbidden         forbidden         forbidden
+    accept           restoring          wrong_state  forbidden         forbidden         forbidden
+    accept           awaiting_decision  restoring    forbidden         forbidden         forbidden
+    accept           completed          wrong_state  forbidden         forbidden         forbidden
+    accept           failed             wrong_state  forbidden         forbidden         forbidden
+    accept           rejected           wrong_state  forbidden         forbidden         forbidden
+    accept           cancelled          wrong_state  forbidden         forbidden         forbidden
+    move_forward     submitted          wrong_state  forbidden         forbidden         forbidden
+    move_forward     triage             wrong_state  forbidden         forbidden         forbidden
+    move_forward     in_review          wrong_state  forbidden         forbidden         forbidden
+    move_forward     awaiting_customer  wrong_state  forbidden         forbidden         forbidden
+    move_forward     approved           wrong_state  forbidden         forbidden         forbidden
+    move_forward     restoring          wrong_state  forbidden         forbidden         forbidden
+    move_forward     awaiting_decision  restoring    forbidden         forbidden         forbidden
+    move_forward     completed          wrong_state  forbidden         forbidden         forbidden
+    move_forward     failed             wrong_state  forbidden         forbidden         forbidden
+    move_forward     rejected           wrong_state  forbidden         forbidden         forbidden
+    move_forward     cancelled          wrong_state  forbidden         forbidden         forbidden
+    go_back          submitted          wrong_state  forbidden         forbidden         forbidden
+    go_back          triage             wrong_state  forbidden         forbidden         forbidden
+    go_back          in_review          wrong_state  forbidden         forbidden         forbidden
+    go_back          awaiting_customer  wrong_state  forbidden         forbidden         forbidden
+    go_back          approved           wrong_state  forbidden         forbidden         forbidden
+    go_back          restoring          wrong_state  forbidden         forbidden         forbidden
+    go_back          awaiting_decision  restoring    forbidden         forbidden         forbidden
+    go_back          completed          wrong_state  forbidden         forbidden         forbidden
+    go_back          failed             wrong_state  forbidden         forbidden         forbidden
+    go_back          rejected           wrong_state  forbidden         forbidden         forbidden
+    go_back          cancelled          wrong_state  forbidden         forbidden         forbidden
+    decision_timeout submitted          forbidden    forbidden         forbidden         wrong_state
+    decision_timeout triage             forbidden    forbidden         forbidden         wrong_state
+    decision_timeout in_review          forbidden    forbidden         forbidden         wrong_state
+    decision_timeout awaiting_customer  forbidden    forbidden         forbidden         wrong_state
+    decision_timeout approved           forbidden    forbidden         forbidden         wrong_state
+    decision_timeout restoring          forbidden    forbidden         forbidden         wrong_state
+    decision_timeout awaiting_decision  forbidden    forbidden         forbidden         restoring
+    decision_timeout completed          forbidden    forbidden         forbidden         wrong_state
+    decision_timeout failed             forbidden    forbidden         forbidden         wrong_state
+    decision_timeout rejected           forbidden    forbidden         forbidden         wrong_state
+    decision_timeout cancelled          forbidden    forbidden         forbidden         wrong_state
     ";
+
+    #[test]
+    fn a_paused_copy_moves_forward_only_to_later_moments_and_back_only_to_earlier() {
+        let facts = facts(TicketState::AwaitingDecision);
+        let customer = actor(Role::Customer);
+        let at = |hours: i64| current_target() + chrono::Duration::hours(hours);
+        let forward = |target| TicketCommand::MoveForward {
+            target,
+            time_zone: "UTC".into(),
+            transaction: None,
+        };
+        let back = |target| TicketCommand::GoBack {
+            target,
+            time_zone: "UTC".into(),
+            transaction: None,
+        };
+        let code = |r: Result<Transition, Refusal>| match r {
+            Err(Refusal::WrongDirection(e)) => e.code.as_str().to_string(),
+            other => format!("{other:?}"),
+        };
+        let state = TicketState::AwaitingDecision;
+        assert_eq!(
+            code(transition(state, &forward(at(-1)), &customer, &facts)),
+            "target_not_later"
+        );
+        assert_eq!(
+            code(transition(state, &forward(at(0)), &customer, &facts)),
+            "target_not_later"
+        );
+        assert_eq!(
+            code(transition(state, &back(at(1)), &customer, &facts)),
+            "target_not_earlier"
+        );
+        assert_eq!(
+            code(transition(state, &back(at(0)), &customer, &facts)),
+            "target_not_earlier"
+        );
+        // The right direction still needs the new moment to pass its check.
+        let unchecked = TicketFacts {
+            target_check: TargetCheck::NotChecked,
+            ..facts.clone()
+        };
+        assert_eq!(
+            transition(state, &forward(at(1)), &customer, &unchecked),
+            Err(Refusal::TargetNotChecked)
+        );
+        assert!(transition(state, &forward(at(1)), &customer, &facts).is_ok());
+        assert!(transition(state, &back(at(-1)), &customer, &facts).is_ok());
+    }
 
     #[test]
     fn every_state_command_and_role() {
@@ -977,7 +1311,7 @@ mod tests {
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // The table is exhaustive: 17 commands × 10 states × 4 roles.
-        assert_eq!(seen.len(), 17 * TicketState::ALL.len() * Role::ALL.len());
+        assert_eq!(seen.len(), 22 * TicketState::ALL.len() * Role::ALL.len());
     }
 
     /// Reopened (the job succeeded, the ticket back in review): its
@@ -1032,7 +1366,7 @@ mod tests {
         }
         let again = transition(
             TicketState::InReview,
-            &TicketCommand::Approve,
+            &TicketCommand::Approve { inspect: false },
             &actor(Role::Staff),
             &reopened,
         );
@@ -1043,7 +1377,7 @@ mod tests {
     fn approve_emits_one_job_and_tells_the_customer() {
         let t = transition(
             TicketState::InReview,
-            &TicketCommand::Approve,
+            &TicketCommand::Approve { inspect: false },
             &actor(Role::Staff),
             &facts(TicketState::InReview),
         )
@@ -1068,7 +1402,7 @@ mod tests {
         f.target_check = TargetCheck::Failed(error.clone());
         let r = transition(
             TicketState::InReview,
-            &TicketCommand::Approve,
+            &TicketCommand::Approve { inspect: false },
             &actor(Role::Staff),
             &f,
         );
@@ -1076,7 +1410,7 @@ mod tests {
         f.target_check = TargetCheck::NotChecked;
         let r = transition(
             TicketState::InReview,
-            &TicketCommand::Approve,
+            &TicketCommand::Approve { inspect: false },
             &actor(Role::Staff),
             &f,
         );

@@ -38,6 +38,11 @@ pub struct Ticket {
     pub new_cluster_id: Option<ClusterId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The restored copy stops paused and read-only at the target for the
+    /// customer to inspect before it is handed over.
+    pub inspect: bool,
+    /// While a paused copy waits: until when the customer may decide.
+    pub decision_due: Option<DateTime<Utc>>,
 }
 
 /// `RD-000123`: the number people quote.
@@ -82,6 +87,8 @@ pub struct NewTicket {
     pub validation_report: ValidationReport,
     pub deadline: DateTime<Utc>,
     pub first_response_due: DateTime<Utc>,
+    /// The customer asked to inspect the restored copy before hand-over.
+    pub inspect: bool,
 }
 
 impl NewTicket {
@@ -113,6 +120,8 @@ impl NewTicket {
             new_cluster_id: None,
             created_at: at,
             updated_at: at,
+            inspect: self.inspect,
+            decision_due: None,
         }
     }
 }
@@ -140,6 +149,10 @@ pub struct TicketChange {
     pub new_cluster_id: Option<ClusterId>,
     /// A corrected target, with the deadline that follows from it.
     pub retarget: Option<Retarget>,
+    /// The copy is to be inspected before hand-over (set, never unset).
+    pub require_inspection: bool,
+    /// A new decision deadline, or none once decided.
+    pub decide_by: Option<Option<DateTime<Utc>>>,
 }
 
 /// The moment a ticket restores to, moved before approval.
@@ -164,6 +177,8 @@ impl TicketChange {
             validation_report: None,
             new_cluster_id: None,
             retarget: None,
+            require_inspection: false,
+            decide_by: None,
         }
     }
 }
@@ -200,6 +215,12 @@ impl TicketChange {
             after.deadline = moved.deadline;
             // The new deadline gets its own warning.
             after.deadline_warned_at = None;
+        }
+        if self.require_inspection {
+            after.inspect = true;
+        }
+        if let Some(due) = self.decide_by {
+            after.decision_due = due;
         }
         after
     }
@@ -295,6 +316,8 @@ pub fn apply(
             }
             TicketEffect::Notify(notice) => decision.notices.push(notice),
             TicketEffect::Job(request) => decision.job = Some(request),
+            TicketEffect::RequireInspection => decision.change.require_inspection = true,
+            TicketEffect::DecideBy(due) => decision.change.decide_by = Some(due),
         }
     }
     decision.after = decision.change.applied_to(ticket, at);
@@ -348,6 +371,7 @@ mod tests {
             validation_report: report(),
             deadline: t + chrono::Duration::days(35),
             first_response_due: t + chrono::Duration::hours(4),
+            inspect: false,
         }
         .as_ticket(t)
         .with_assignee((!matches!(state, S::Submitted | S::Triage)).then_some(STAFF))
@@ -370,9 +394,11 @@ mod tests {
                 S::Restoring => Some(JobState::ReplayingLog),
                 S::Failed => Some(JobState::Failed),
                 S::Completed => Some(JobState::Succeeded),
+                S::AwaitingDecision => Some(JobState::Paused),
                 _ => None,
             },
             deadline_warned: false,
+            target: ticket.target_time,
         }
     }
 
@@ -401,7 +427,12 @@ mod tests {
             ),
             ("reply_staff", TicketCommand::Reply { body: text() }, staff),
             ("note", TicketCommand::Note { body: text() }, staff),
-            ("approve", TicketCommand::Approve, staff),
+            ("approve", TicketCommand::Approve { inspect: false }, staff),
+            (
+                "approve_inspect",
+                TicketCommand::Approve { inspect: true },
+                staff,
+            ),
             ("reject", TicketCommand::Reject { reason: text() }, staff),
             (
                 "cancel",
@@ -450,6 +481,33 @@ mod tests {
                 customer,
             ),
             ("resolve", TicketCommand::Resolve, staff),
+            (
+                "job_paused",
+                TicketCommand::JobPaused {
+                    decide_by: now() + chrono::Duration::hours(24),
+                },
+                system,
+            ),
+            ("accept", TicketCommand::Accept, customer),
+            (
+                "move_forward",
+                TicketCommand::MoveForward {
+                    target: now(),
+                    time_zone: "UTC".into(),
+                    transaction: None,
+                },
+                customer,
+            ),
+            (
+                "go_back",
+                TicketCommand::GoBack {
+                    target: now() - chrono::Duration::hours(6),
+                    time_zone: "UTC".into(),
+                    transaction: None,
+                },
+                customer,
+            ),
+            ("decision_timeout", TicketCommand::DecisionTimeout, system),
         ]
     }
 
@@ -479,6 +537,19 @@ mod tests {
         }
         if c.retarget.is_some() {
             out.push("retarget".into());
+        }
+        if c.require_inspection {
+            out.push("inspect".into());
+        }
+        if let Some(due) = c.decide_by {
+            out.push(
+                if due.is_some() {
+                    "decide_by=set"
+                } else {
+                    "decide_by=cleared"
+                }
+                .into(),
+            );
         }
         for (visibility, _) in &decision.messages {
             out.push(format!("msg={}", visibility.as_str()));
@@ -557,6 +628,17 @@ mod tests {
     warn_deadline   approved           to=approved warned mail=deadline_near>Assignee
     warn_deadline   failed             to=failed warned mail=deadline_near>Assignee
     reopen          completed          to=in_review v msg=public mail=reopened>Assignee quotes
+    claim           awaiting_decision  to=awaiting_decision v assign=3
+    reply_customer  awaiting_decision  to=awaiting_decision v msg=public mail=customer_replied>Assignee quotes
+    reply_staff     awaiting_decision  to=awaiting_decision v first_response msg=public mail=staff_replied>Requester quotes
+    note            awaiting_decision  to=awaiting_decision v msg=internal
+    approve_inspect in_review          to=approved v first_response inspect mail=approved>Requester job=Create
+    cancel_restore  awaiting_decision  to=cancelled v msg=public mail=cancelled>Requester quotes job=Cancel
+    job_paused      restoring          to=awaiting_decision decide_by=set mail=ready_to_inspect>Requester
+    accept          awaiting_decision  to=restoring v decide_by=cleared msg=public mail=inspection_decided>Assignee quotes job=Accept
+    move_forward    awaiting_decision  to=restoring v retarget decide_by=cleared msg=public mail=inspection_decided>Requester mail=inspection_decided>Assignee quotes job=MoveForward
+    go_back         awaiting_decision  to=restoring v retarget decide_by=cleared msg=public mail=inspection_decided>Requester mail=inspection_decided>Assignee quotes job=GoBack
+    decision_timeout awaiting_decision  to=restoring decide_by=cleared msg=public mail=inspection_decided>Requester mail=inspection_decided>Assignee quotes job=Accept
     ";
 
     #[test]

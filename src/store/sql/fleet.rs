@@ -79,16 +79,21 @@ pub(super) async fn insert_cluster_row(tx: &mut Tx, c: &Cluster) -> StoreResult<
 pub(super) async fn write_cluster(tx: &mut Tx, write: &ClusterWrite) -> StoreResult<()> {
     match write {
         ClusterWrite::Insert(cluster) => insert_cluster_row(tx, cluster).await,
-        ClusterWrite::MarkReady { id, connection } => {
+        ClusterWrite::MarkReady {
+            id,
+            connection,
+            restored_point,
+        } => {
             sqlx::query(
                 "UPDATE clusters SET status = 'ready', host = $1, port = $2, database_name = $3, \
-                 db_user = $4 WHERE id = $5",
+                 db_user = $4, restored_point = $6 WHERE id = $5",
             )
             .bind(&connection.host)
             .bind(connection.port)
             .bind(&connection.database)
             .bind(&connection.user)
             .bind(id)
+            .bind(restored_point)
             .execute(&mut **tx)
             .await?;
             Ok(())

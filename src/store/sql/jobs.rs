@@ -8,9 +8,10 @@ pub(super) const JOB_COLUMNS: &str = "id, kind, ticket_id, source_cluster_id, ta
     stalled_since, reached_point, verification_report, created_at, updated_at, finished_at, \
     replayed_to, host, drill_zone, backup_bytes, wal_bytes, failed_step";
 
-/// States in which a job holds a place on its restore host. A job removing
-/// its copy (failing, cancelling, giving way) no longer counts: a drill that
-/// gives way frees its place at once.
+/// States in which a job holds a place on its restore host, a paused copy
+/// included. A job removing its copy (failing, cancelling, giving way,
+/// going back) no longer counts: a drill that gives way frees its place at
+/// once.
 const OCCUPYING: &str =
     "('queued', 'provisioning', 'restoring_snapshot', 'replaying_log', 'verifying', 'finalizing')";
 
@@ -160,6 +161,9 @@ pub(super) async fn change_job(tx: &mut Tx, c: &JobChange) -> StoreResult<()> {
         sql.push(", failed_step = ")
             .push_bind(step.map(|s| s.as_str()));
     }
+    if let Some(target) = p.target_time {
+        sql.push(", target_time = ").push_bind(target);
+    }
     sql.push(" WHERE id = ")
         .push_bind(c.job_id)
         .push(" AND state = ")
@@ -252,7 +256,7 @@ pub(super) async fn claim_job(
            lease_expires_at = $3, updated_at = $2, host = $4 \
          WHERE id = ( \
            SELECT j.id FROM restore_jobs j \
-           WHERE j.state NOT IN ('succeeded', 'failed', 'cancelled') AND j.run_after <= $2 \
+           WHERE j.state NOT IN ('succeeded', 'failed', 'cancelled', 'paused') AND j.run_after <= $2 \
              AND (j.lease_owner IS NULL OR j.lease_expires_at <= $2) \
              AND (j.host = $4 \
                   OR (j.host IS NULL AND j.state <> 'queued') \
@@ -352,7 +356,7 @@ pub(super) async fn next_job_due(store: &SqlStore) -> StoreResult<Option<DateTim
     let due: Option<DateTime<Utc>> = sqlx::query_scalar(
         "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > run_after \
                          THEN lease_expires_at ELSE run_after END) \
-         FROM restore_jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled')",
+         FROM restore_jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled', 'paused')",
     )
     .fetch_one(&store.pool)
     .await?;

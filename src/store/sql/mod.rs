@@ -167,10 +167,45 @@ impl Store for SqlStore {
 
     async fn migrate(&self) -> Result<(), OpenError> {
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        MIGRATOR
-            .run(&self.pool)
+        let failed = |reason: String| OpenError::Migration {
+            url: redact_url(&self.url),
+            reason,
+        };
+        let Some((off, check, on)) = dialect::MIGRATE_FOREIGN_KEYS else {
+            return MIGRATOR
+                .run(&self.pool)
+                .await
+                .map_err(|e| migration_error(&self.url, e, known));
+        };
+        let mut conn = self
+            .pool
+            .acquire()
             .await
-            .map_err(|e| migration_error(&self.url, e, known))
+            .map_err(|e| failed(e.to_string()))?;
+        sqlx::query(off)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let ran = MIGRATOR
+            .run_direct(&mut *conn)
+            .await
+            .map_err(|e| migration_error(&self.url, e, known));
+        let broken = sqlx::query(check).fetch_all(&mut *conn).await;
+        // Back on whatever happened: the connection returns to the pool.
+        let back_on = sqlx::query(on).execute(&mut *conn).await;
+        ran?;
+        match broken {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(rows) => {
+                return Err(failed(format!(
+                    "{} rows break a foreign key after migrating",
+                    rows.len()
+                )));
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        }
+        back_on.map_err(|e| failed(e.to_string()))?;
+        Ok(())
     }
 
     async fn wake_ups(&self) -> StoreResult<Option<WakeUps>> {
@@ -356,6 +391,14 @@ impl Store for SqlStore {
         limit: i64,
     ) -> StoreResult<Vec<Ticket>> {
         tickets::tickets_nearing_deadline(self, before, limit).await
+    }
+
+    async fn undecided_tickets(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Ticket>> {
+        tickets::undecided_tickets(self, due_before, limit).await
     }
 
     async fn commit(&self, c: &Commit) -> StoreResult<Committed> {

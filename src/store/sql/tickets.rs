@@ -6,7 +6,7 @@ pub(super) const TICKET_COLUMNS: &str = "id, number, subscription_id, requester_
     resource_group, target_time, time_zone, new_cluster_name, severity, description, state, \
     version, assignee_id, validation_report, rejection_reason, deadline, first_response_due, \
     first_response_at, deadline_warned_at, new_cluster_id, created_at, updated_at, target_xid, \
-    target_position";
+    target_position, inspect, decision_due";
 
 /// The transaction a ticket targets, from its two columns.
 fn transaction_of(r: &DbRow) -> Result<Option<TransactionTarget>, sqlx::Error> {
@@ -49,6 +49,8 @@ pub(super) fn ticket_row(r: &DbRow) -> Result<Ticket, sqlx::Error> {
         new_cluster_id: r.try_get("new_cluster_id")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        inspect: r.try_get("inspect")?,
+        decision_due: r.try_get("decision_due")?,
     })
 }
 
@@ -125,9 +127,9 @@ pub(super) async fn insert_ticket(
         "INSERT INTO tickets (id, number, subscription_id, requester_id, cluster_id, \
          resource_group, target_time, time_zone, new_cluster_name, severity, description, \
          state, version, validation_report, deadline, first_response_due, created_at, \
-         updated_at, target_xid, target_position) \
+         updated_at, target_xid, target_position, inspect) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $16, \
-         $17, $18)",
+         $17, $18, $19)",
     )
     .bind(t.id)
     .bind(number)
@@ -150,6 +152,7 @@ pub(super) async fn insert_ticket(
             .map(|x| i64::try_from(x.xid).unwrap_or(i64::MAX)),
     )
     .bind(t.transaction.map(|x| x.position.as_str()))
+    .bind(t.inspect)
     .execute(&mut **tx)
     .await?;
     Ok(number)
@@ -182,7 +185,9 @@ pub(super) async fn change_ticket(
            time_zone = COALESCE($14, time_zone), \
            deadline = COALESCE($15, deadline), \
            target_xid = CASE WHEN $12 THEN $16 ELSE target_xid END, \
-           target_position = CASE WHEN $12 THEN $17 ELSE target_position END \
+           target_position = CASE WHEN $12 THEN $17 ELSE target_position END, \
+           inspect = inspect OR $18, \
+           decision_due = CASE WHEN $19 THEN $20 ELSE decision_due END \
          WHERE id = $9 AND state = $10 AND ($11 IS NULL OR version = $11)",
     )
     .bind(c.to.as_str())
@@ -212,6 +217,9 @@ pub(super) async fn change_ticket(
             .and_then(|r| r.transaction)
             .map(|x| x.position.as_str()),
     )
+    .bind(c.require_inspection)
+    .bind(c.decide_by.is_some())
+    .bind(c.decide_by.flatten())
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 1 {
@@ -528,6 +536,23 @@ pub(super) async fn tickets_nearing_deadline(
          ORDER BY deadline LIMIT $2"
     ))
     .bind(before)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows.iter().map(ticket_row).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn undecided_tickets(
+    store: &SqlStore,
+    due_before: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<Ticket>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets \
+         WHERE state = 'awaiting_decision' AND decision_due <= $1 \
+         ORDER BY decision_due LIMIT $2"
+    ))
+    .bind(due_before)
     .bind(limit)
     .fetch_all(&store.pool)
     .await?;

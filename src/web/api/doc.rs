@@ -47,6 +47,8 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::ticket,
         routes::ticket_action,
         routes::change_target,
+        routes::move_forward,
+        routes::go_back,
         routes::ticket_events,
         routes::ticket_messages,
         routes::job,

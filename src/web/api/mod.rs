@@ -131,6 +131,8 @@ pub fn router() -> Router<WebState> {
             get(ticket_verdict).post(give_verdict),
         )
         .route("/api/v1/tickets/{id}/target", post(change_target))
+        .route("/api/v1/tickets/{id}/move-forward", post(move_forward))
+        .route("/api/v1/tickets/{id}/go-back", post(go_back))
         .route("/api/v1/tickets/{id}/{action}", post(ticket_action))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/zones", get(zones))

@@ -241,6 +241,24 @@ pub struct TicketOut {
     /// Staff only: the latest check of the target against the backup window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationOut>,
+    /// The restored copy stops paused and read-only at the target for the
+    /// customer to inspect before it is handed over.
+    pub inspect: bool,
+    /// While the copy waits for the customer's decision (state
+    /// `awaiting_decision`): where to look at it and until when to decide;
+    /// null otherwise.
+    #[schema(required = true)]
+    pub inspection: Option<InspectionOut>,
+}
+
+/// A paused copy waiting for its customer's decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InspectionOut {
+    /// Where the copy answers; it takes reads only until accepted.
+    pub connection: Connection,
+    pub read_only: bool,
+    /// Past this moment the copy is handed over as it is.
+    pub decide_by: DateTime<Utc>,
 }
 
 /// A check of a ticket's target against the cluster's backups.
@@ -359,6 +377,7 @@ pub async fn ticket_out(
     } else {
         None
     };
+    let paused = crate::desk::read::paused_copy(app, &ticket, job.as_ref()).await?;
     Ok(ticket_out_of(
         viewer,
         ticket,
@@ -366,6 +385,7 @@ pub async fn ticket_out(
         cluster_name,
         assignee.as_ref(),
         requester.as_ref(),
+        paused,
     ))
 }
 
@@ -378,6 +398,7 @@ pub fn ticket_head_out(viewer: &User, head: &crate::desk::read::TicketHead) -> T
         head.cluster_name.clone(),
         head.assignee.as_ref(),
         head.requester.as_ref(),
+        head.paused_copy.clone(),
     )
 }
 
@@ -388,8 +409,16 @@ fn ticket_out_of(
     cluster_name: String,
     assignee: Option<&User>,
     requester: Option<&User>,
+    paused_copy: Option<Connection>,
 ) -> TicketOut {
     let staff = viewer.role.works_tickets();
+    let inspection = paused_copy
+        .zip(ticket.decision_due)
+        .map(|(connection, decide_by)| InspectionOut {
+            connection,
+            read_only: true,
+            decide_by,
+        });
     let assignee = assignee.map(|u| Person {
         id: u.id,
         name: u.display_name.clone(),
@@ -428,6 +457,8 @@ fn ticket_out_of(
         updated_at: ticket.updated_at,
         requester,
         validation: staff.then(|| validation_out(&ticket.validation_report)),
+        inspect: ticket.inspect,
+        inspection,
     }
 }
 
@@ -1159,6 +1190,31 @@ pub struct FileTicketIn {
     pub severity: String,
     #[serde(default)]
     pub description: String,
+    /// Stop the restored copy paused and read-only at the target, to be
+    /// inspected before it is handed over: accept it, move it forward or go
+    /// back (`/tickets/{id}/accept`, `/move-forward`, `/go-back`).
+    #[serde(default)]
+    pub inspect: bool,
+}
+
+/// Where a paused copy goes next: `target_time` (RFC 3339 with an offset),
+/// `local_time` plus `time_zone` (and `utc_offset` when the local time
+/// happens twice), or a `transaction`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RedirectIn {
+    #[serde(default)]
+    pub transaction: Option<TransactionIn>,
+    #[serde(default)]
+    pub target_time: Option<String>,
+    #[serde(default)]
+    pub local_time: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// The ticket version the caller decided on; a newer one answers 409.
+    #[serde(default)]
+    pub version: Option<i64>,
 }
 
 /// A new target for a ticket, as when filing: `target_time` (RFC 3339 with
@@ -1238,6 +1294,10 @@ pub struct ActionIn {
     /// reject, cancel-restore: why (required); cancel: why, if the customer says.
     #[serde(default)]
     pub reason: Option<String>,
+    /// approve: the restored copy stops paused and read-only at the target
+    /// for the customer to inspect before it is handed over.
+    #[serde(default)]
+    pub inspect: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

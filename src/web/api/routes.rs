@@ -481,6 +481,7 @@ fn filing_request(body: FileTicketIn) -> AppResult<FilingRequest> {
         new_cluster_name: body.new_cluster_name,
         severity,
         description: body.description,
+        inspect: body.inspect,
     })
 }
 
@@ -667,9 +668,10 @@ pub async fn ticket(
     Ok(Json(ticket_head_out(&user, &head)))
 }
 
-/// A command on a ticket: `claim`, `approve`, `reject` (reason),
+/// A command on a ticket: `claim`, `approve` (inspect), `reject` (reason),
 /// `request-info` (body), `reply` (body), `note` (body, staff, internal),
-/// `cancel` (customers), `retry`, `cancel-restore` (reason, staff).
+/// `cancel` (customers), `accept` (customers: take the paused copy as it
+/// is), `retry`, `cancel-restore` (reason, staff).
 /// Customers calling a staff command get 403 and nothing changes.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/{action}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The ticket's id"),
@@ -706,8 +708,10 @@ pub async fn ticket_action(
         "cancel" => crate::domain::ticket::TicketCommand::Cancel {
             reason: reason.clone(),
         },
+        // The customer takes the paused copy as it is.
+        "accept" => crate::domain::ticket::TicketCommand::Accept,
         other => {
-            staff_command(other, &text, &reason)
+            staff_command(other, &text, &reason, body.inspect.unwrap_or(false))
                 .ok_or_else(|| {
                     AppError::new(
                         StatusCode::NOT_FOUND,
@@ -768,6 +772,80 @@ pub async fn change_target(
         body.version,
     )
     .await?;
+    Ok(Json(
+        ticket_out(&app, &user, &mut Names::default(), ticket).await?,
+    ))
+}
+
+/// The customer moves a paused copy forward to a later moment or
+/// transaction: the same copy replays on to it and pauses again, with no
+/// new base restore. Checked like a new request's target, and it must be
+/// after the moment the copy holds; a refusal changes nothing.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/move-forward", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    request_body = RedirectIn,
+    responses(
+        (status = 200, description = "Moving on: the ticket as it is now", body = TicketOut),
+        (status = 403, description = "Only the customer decides about a paused copy (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's to see (`not_found`)", body = ErrorBody),
+        (status = 409, description = "No copy waits for a decision (`wrong_state`), or the \
+            ticket changed since `version` (`conflict`)", body = ErrorBody),
+        (status = 422, description = "The moment is not after the copy's (`target_not_later`), \
+            cannot be read, or a rule of SPEC §4 refuses it (`unknown_transaction`, \
+            `no_backup_in_online_zone`, …); nothing changes", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
+    ))]
+pub async fn move_forward(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<RedirectIn>,
+) -> AppResult<Json<TicketOut>> {
+    redirected(app, user, id, desk::Redirect::Forward, body).await
+}
+
+/// The customer goes back to an earlier moment or transaction: the paused
+/// copy is removed and a new restore reaches it (then pauses in turn). It
+/// must be before the moment the copy holds; a refusal changes nothing.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/go-back", tag = "tickets", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The ticket's id")),
+    request_body = RedirectIn,
+    responses(
+        (status = 200, description = "Going back: the ticket as it is now", body = TicketOut),
+        (status = 403, description = "Only the customer decides about a paused copy (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such ticket, or not the caller's to see (`not_found`)", body = ErrorBody),
+        (status = 409, description = "No copy waits for a decision (`wrong_state`), or the \
+            ticket changed since `version` (`conflict`)", body = ErrorBody),
+        (status = 422, description = "The moment is not before the copy's \
+            (`target_not_earlier`), cannot be read, or a rule of SPEC §4 refuses it; nothing \
+            changes", body = ErrorBody),
+        (status = 503, response = FleetUnavailable),
+    ))]
+pub async fn go_back(
+    State(app): State<App>,
+    ApiUser(user): ApiUser,
+    ValidPath(id): ValidPath<String>,
+    ApiJson(body): ApiJson<RedirectIn>,
+) -> AppResult<Json<TicketOut>> {
+    redirected(app, user, id, desk::Redirect::Back, body).await
+}
+
+async fn redirected(
+    app: App,
+    user: crate::store::User,
+    id: String,
+    way: desk::Redirect,
+    body: RedirectIn,
+) -> AppResult<Json<TicketOut>> {
+    let id = parse_id(&id)?;
+    let (target, transaction) = target_or_transaction(
+        body.transaction.as_ref(),
+        body.local_time,
+        body.target_time,
+        body.time_zone,
+        body.utc_offset,
+    )?;
+    let ticket = desk::redirect(&app, &user, id, way, &target, transaction, body.version).await?;
     Ok(Json(
         ticket_out(&app, &user, &mut Names::default(), ticket).await?,
     ))

@@ -172,6 +172,7 @@ words!(
         "reply",
         "note",
         "cancel",
+        "accept",
         "retry",
         "resolve",
         "cancel-restore",
@@ -215,7 +216,8 @@ mod tests {
         for action in actions.enum_values.unwrap() {
             let action = action.as_str().unwrap();
             assert!(
-                action == "cancel" || staff_command(action, "", "").is_some(),
+                matches!(action, "cancel" | "accept")
+                    || staff_command(action, "", "", false).is_some(),
                 "{action}"
             );
         }

@@ -140,6 +140,7 @@ pub fn state_class(state: TicketState) -> &'static str {
         TicketState::InReview | TicketState::Approved => "active",
         TicketState::AwaitingCustomer => "waiting",
         TicketState::Restoring => "active",
+        TicketState::AwaitingDecision => "waiting",
         TicketState::Completed => "done",
         TicketState::Failed | TicketState::Rejected => "bad",
         TicketState::Cancelled => "muted",
@@ -543,6 +544,7 @@ pub fn may_change_target(ticket: &Ticket, job: Option<&RestoreJob>, user: &User)
         target_check: TargetCheck::Passed,
         job: job.map(|j| j.state),
         deadline_warned: ticket.deadline_warned_at.is_some(),
+        target: ticket.target_time,
     };
     let command = TicketCommand::ChangeTarget {
         target: ticket.target_time,

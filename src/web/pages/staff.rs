@@ -403,6 +403,7 @@ fn allowed(ticket: &Ticket, job: Option<&RestoreJob>, user: &User) -> Allowed {
         target_check: TargetCheck::Passed,
         job: job.map(|j| j.state),
         deadline_warned: ticket.deadline_warned_at.is_some(),
+        target: ticket.target_time,
     };
     let can = |command: TicketCommand| {
         ticket::transition(ticket.state, &command, &user.actor(), &facts).is_ok()
@@ -411,7 +412,7 @@ fn allowed(ticket: &Ticket, job: Option<&RestoreJob>, user: &User) -> Allowed {
     Allowed {
         claim: can(TicketCommand::Claim),
         request_info: can(TicketCommand::RequestInfo { message: text() }),
-        approve: can(TicketCommand::Approve),
+        approve: can(TicketCommand::Approve { inspect: false }),
         reject: can(TicketCommand::Reject { reason: text() }),
         retry: can(TicketCommand::Retry),
         resolve: can(TicketCommand::Resolve),
@@ -606,6 +607,9 @@ pub struct StaffActionForm {
     /// `yes` when the engineer ticked the box a destructive act asks for.
     #[serde(default)]
     pub confirm: String,
+    /// approve: `yes` when the customer is to inspect the copy first.
+    #[serde(default)]
+    pub inspect: String,
 }
 
 fn done_message(action: &str, ticket: &Ticket) -> String {
@@ -679,8 +683,8 @@ pub async fn act(
     ValidForm(form): ValidForm<StaffActionForm>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let (command, typed) =
-        staff_command(&action, &form.body, &form.reason).ok_or_else(AppError::not_found)?;
+    let (command, typed) = staff_command(&action, &form.body, &form.reason, form.inspect == "yes")
+        .ok_or_else(AppError::not_found)?;
     // Rejecting and stopping a restore cannot be undone: when the act is
     // open to this engineer, it needs its box ticked. Refusals of other
     // kinds (not theirs, wrong state) still come from the desk.

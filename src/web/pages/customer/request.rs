@@ -113,6 +113,9 @@ pub struct RequestForm {
     pub transaction: String,
     #[serde(default)]
     pub position: String,
+    /// `yes`: stop the restored copy paused for inspection first.
+    #[serde(default)]
+    pub inspect: String,
 }
 
 impl RequestForm {
@@ -146,6 +149,7 @@ impl RequestForm {
             // An unknown severity is refused by `assess` before anything is filed.
             severity: self.severity().unwrap_or(Severity::C),
             description: self.description.clone(),
+            inspect: self.inspect == "yes",
         }
     }
 }

@@ -1,7 +1,8 @@
 -- Restore drills: a job is a customer's restore (with its ticket) or a
 -- drill (none), run on a restore host; jobs keep the work they do (the
 -- backup's bytes and the log's) for the estimates, and the step a failure
--- ended in.
+-- ended in. A restored copy may wait paused for the customer's decision
+-- (paused), or be removed to go back to an earlier moment (rewinding).
 ALTER TABLE restore_jobs
     ADD COLUMN kind TEXT NOT NULL DEFAULT 'restore' CHECK (kind IN ('restore', 'drill')),
     ALTER COLUMN ticket_id DROP NOT NULL,
@@ -17,7 +18,7 @@ ALTER TABLE restore_jobs
     ADD CONSTRAINT restore_jobs_kind_ticket CHECK ((kind = 'restore') = (ticket_id IS NOT NULL)),
     DROP CONSTRAINT restore_jobs_state_check;
 ALTER TABLE restore_jobs
-    ADD CONSTRAINT restore_jobs_state_check CHECK (state IN ('queued', 'provisioning', 'restoring_snapshot', 'replaying_log', 'verifying', 'finalizing', 'succeeded', 'failing', 'cancelling', 'preempted', 'failed', 'cancelled'));
+    ADD CONSTRAINT restore_jobs_state_check CHECK (state IN ('queued', 'provisioning', 'restoring_snapshot', 'replaying_log', 'verifying', 'finalizing', 'succeeded', 'failing', 'cancelling', 'preempted', 'paused', 'rewinding', 'failed', 'cancelled'));
 -- A cluster's runs, newest first: its drills, its estimates.
 CREATE INDEX restore_jobs_cluster ON restore_jobs (source_cluster_id, created_at);
 
@@ -38,3 +39,13 @@ CREATE TABLE sandbox_damaged_copies (
     zone        TEXT NOT NULL CHECK (zone IN ('az1', 'az2', 'az3')),
     PRIMARY KEY (snapshot_id, zone)
 );
+
+-- Inspect before hand-over: a ticket may ask for its restored copy to stop
+-- paused and read-only at the target; it then waits for the customer's
+-- decision (awaiting_decision) until decision_due.
+ALTER TABLE tickets
+    ADD COLUMN inspect BOOLEAN NOT NULL DEFAULT FALSE,
+    ADD COLUMN decision_due TIMESTAMPTZ,
+    DROP CONSTRAINT tickets_state_check;
+ALTER TABLE tickets
+    ADD CONSTRAINT tickets_state_check CHECK (state IN ('submitted', 'triage', 'in_review', 'awaiting_customer', 'approved', 'restoring', 'awaiting_decision', 'completed', 'failed', 'rejected', 'cancelled'));
