@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::web::{Api, TestApp, spawn_app};
+use common::web::{Api, Browser, TestApp, spawn_app};
 use restore_desk::domain::restore_job::JobState;
 use restore_desk::engine::{self, duties};
 use restore_desk::store::{OutboxQuery, Scope};
@@ -460,7 +460,135 @@ async fn a_copy_nobody_decides_about_is_handed_over_as_it_is(postgres: bool) {
     );
 }
 
+/// The same through the pages: the request form's box, the engineer's
+/// approval, the customer's decision panel with its refusals in place.
+async fn the_pages_offer_the_decision_and_keep_refusals_beside_the_form(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let orders = t.cluster_id("orders-prod").await.to_string();
+    let mut alice = Browser::new(&t.base);
+    alice.sign_in("alice@contoso.example").await;
+    let form = alice
+        .page(&format!("/requests/new?problem=restore&cluster={orders}"))
+        .await;
+    assert!(form.contains("Let me look at the restored copy before it is handed over"));
+    let filed = alice
+        .post(
+            "/requests",
+            &[
+                ("cluster_id", &orders),
+                ("date", "2026-11-24"),
+                ("time", "11:00"),
+                ("time_zone", "Europe/Amsterdam"),
+                ("new_cluster_name", "orders-page"),
+                ("severity", "B"),
+                ("description", "look first"),
+                ("inspect", "yes"),
+                ("intent", "file"),
+            ],
+        )
+        .await;
+    let page = alice.follow(filed).await;
+    let id = t
+        .app
+        .store
+        .tickets(&restore_desk::store::TicketQuery {
+            scope: Scope::Everything,
+            states: vec![],
+            severity: None,
+            assignee: restore_desk::store::AssigneeFilter::Anyone,
+            response_due_before: None,
+            search: None,
+            order: restore_desk::store::TicketOrder::Newest { before: None },
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(id.inspect, "the box was ticked: {page}");
+    let id = id.id.to_string();
+    // The engineer sees the customer asked already.
+    let mut sam = Browser::new(&t.base);
+    sam.sign_in("sam@support.example").await;
+    sam.page(&format!("/staff/tickets/{id}")).await;
+    let response = sam.post(&format!("/staff/tickets/{id}/claim"), &[]).await;
+    let staff_page = sam.follow(response).await;
+    assert!(staff_page.contains("(they asked to)"), "{staff_page}");
+    let response = sam.post(&format!("/staff/tickets/{id}/approve"), &[]).await;
+    sam.follow(response).await;
+    drain(&t).await;
+
+    let page = alice.page(&format!("/tickets/{id}")).await;
+    assert!(
+        page.contains("Your restored copy is ready to inspect"),
+        "{page}"
+    );
+    assert!(page.contains("orders-page."), "the read-only connection");
+    assert!(page.contains("Move forward to this moment"));
+    let version = common::web::version_in(&page).unwrap().to_string();
+    // An earlier moment to move forward to: refused beside the form.
+    let refused = alice
+        .post(
+            &format!("/tickets/{id}/move-forward"),
+            &[
+                ("version", &version),
+                ("date", "2026-11-24"),
+                ("time", "09:00:00"),
+                ("time_zone", "Europe/Amsterdam"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("Moving forward needs a moment after"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"09:00:00\""), "what was typed stays");
+    assert_eq!(
+        ticket(&Api::signed_in(&t.base, "alice@contoso.example").await, &id).await["state"],
+        "awaiting_decision"
+    );
+
+    // Back an hour: a new restore, paused again, then accepted.
+    let went = alice
+        .post(
+            &format!("/tickets/{id}/go-back"),
+            &[
+                ("version", &version),
+                ("date", "2026-11-24"),
+                ("time", "10:00:00"),
+                ("time_zone", "Europe/Amsterdam"),
+            ],
+        )
+        .await;
+    let page = alice.follow(went).await;
+    assert!(page.contains("Going back"), "{page}");
+    drain(&t).await;
+    let page = alice.page(&format!("/tickets/{id}")).await;
+    assert!(
+        page.contains("Your restored copy is ready to inspect"),
+        "{page}"
+    );
+    let version = common::web::version_in(&page).unwrap().to_string();
+    let accepted = alice
+        .post(&format!("/tickets/{id}/accept"), &[("version", &version)])
+        .await;
+    let page = alice.follow(accepted).await;
+    assert!(page.contains("Accepted"), "{page}");
+    drain(&t).await;
+    let page = alice.page(&format!("/tickets/{id}")).await;
+    assert!(page.contains("Your new cluster is ready"), "{page}");
+    let stored = job(&t, &id).await;
+    assert_eq!((stored.state, stored.run), (JobState::Succeeded, 2));
+    assert_eq!(stored.target_time, at("2026-11-24T09:00:00Z"));
+}
+
 mod sqlite {
+    #[tokio::test]
+    async fn the_pages_offer_the_decision_and_keep_refusals_beside_the_form() {
+        super::the_pages_offer_the_decision_and_keep_refusals_beside_the_form(false).await
+    }
     #[tokio::test]
     async fn paused_moves_forward_on_the_same_copy_then_is_accepted() {
         super::paused_moves_forward_on_the_same_copy_then_is_accepted(false).await
@@ -480,6 +608,10 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test]
+    async fn the_pages_offer_the_decision_and_keep_refusals_beside_the_form() {
+        super::the_pages_offer_the_decision_and_keep_refusals_beside_the_form(true).await
+    }
     #[tokio::test]
     async fn paused_moves_forward_on_the_same_copy_then_is_accepted() {
         super::paused_moves_forward_on_the_same_copy_then_is_accepted(true).await

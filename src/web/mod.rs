@@ -173,6 +173,9 @@ fn page_routes() -> Router<WebState> {
         .route("/tickets/{id}/reply", post(customer::reply))
         .route("/tickets/{id}/cancel", post(customer::cancel))
         .route("/tickets/{id}/target", post(customer::change_target))
+        .route("/tickets/{id}/accept", post(customer::accept))
+        .route("/tickets/{id}/move-forward", post(customer::move_forward))
+        .route("/tickets/{id}/go-back", post(customer::go_back))
         .route("/tickets/{id}/verdict", post(customer::verdict))
         .route(
             "/verdict/{id}/{token}",

@@ -610,6 +610,7 @@ impl TargetForm {
 
 /// The target form on a page: what it starts from, or what was typed and
 /// why it was refused.
+#[derive(Clone)]
 pub struct TargetFormView {
     pub action: String,
     pub cluster_id: String,
@@ -623,6 +624,9 @@ pub struct TargetFormView {
     pub reason: String,
     pub errors: Vec<String>,
     pub zones: &'static [&'static str],
+    /// A paused copy's customer moves it forward or back: `action` is the
+    /// ticket's address, each button adds its way.
+    pub decide: bool,
 }
 
 impl TargetFormView {
@@ -648,6 +652,15 @@ impl TargetFormView {
             reason: String::new(),
             errors: Vec::new(),
             zones: super::customer::request::ZONES.as_slice(),
+            decide: false,
+        }
+    }
+
+    /// The paused copy's form: forward or back from the copy's moment.
+    pub fn for_decision(ticket: &Ticket) -> TargetFormView {
+        TargetFormView {
+            decide: true,
+            ..TargetFormView::for_ticket(ticket, format!("/tickets/{}", ticket.id))
         }
     }
 

@@ -119,6 +119,17 @@ struct TicketPage {
     verification: Option<crate::domain::verification::VerificationReport>,
     /// Where a follow-up request starts: the same cluster, linked.
     follow_up: Option<String>,
+    /// A paused copy waiting for this customer's decision.
+    decision: Option<DecisionView>,
+}
+
+/// What the customer decides about: the paused copy, where it answers,
+/// until when, and the form to move it forward or back.
+pub struct DecisionView {
+    pub connection: crate::domain::cluster::Connection,
+    pub decide_by: crate::web::views::Stamp,
+    pub reached: Option<crate::web::views::Stamp>,
+    pub form: common::TargetFormView,
 }
 
 /// What the customer reads when a request stopped or closed: what happened
@@ -250,7 +261,22 @@ async fn ticket_page(
     let retarget = common::may_change_target(&ticket, job.as_ref(), &viewer.user).then(|| {
         common::TargetFormView::for_ticket(&ticket, format!("/tickets/{}/target", ticket.id))
     });
+    let decision = record
+        .head
+        .paused_copy
+        .clone()
+        .zip(ticket.decision_due)
+        .map(|(connection, due)| DecisionView {
+            connection,
+            decide_by: times.stamp(due),
+            reached: job
+                .as_ref()
+                .and_then(|j| j.reached_point)
+                .map(|t| times.precise(t)),
+            form: common::TargetFormView::for_decision(&ticket),
+        });
     Ok(TicketPage {
+        decision,
         retarget,
         ending,
         verification,
@@ -415,6 +441,101 @@ pub async fn change_target(
                     ticket_page(&app, &viewer, id, FormErrors::default(), String::new()).await?;
                 match page.retarget.take() {
                     Some(view) => page.retarget = Some(view.refused(&form, &errors)),
+                    None => page.errors = errors,
+                }
+                render(StatusCode::OK, &page)
+            })
+            .await
+        }
+    }
+}
+
+/// The customer takes the paused copy as it is.
+pub async fn accept(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<ActionForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    match desk::act(&app, &viewer.user, id, TicketCommand::Accept, form.version).await {
+        Ok(ticket) => {
+            flash(
+                &viewer.session,
+                "Accepted: the copy is being handed over as your new cluster. You will be emailed when it is ready.",
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| async move {
+                let page = ticket_page(&app, &viewer, id, errors, String::new()).await?;
+                render(StatusCode::OK, &page)
+            })
+            .await
+        }
+    }
+}
+
+/// The customer moves the paused copy forward to a later moment.
+pub async fn move_forward(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<common::TargetForm>,
+) -> AppResult<Response> {
+    redirect_copy(app, viewer, id, desk::Redirect::Forward, form).await
+}
+
+/// The customer goes back to an earlier moment: a new restore.
+pub async fn go_back(
+    State(app): State<App>,
+    CustomerUser(viewer): CustomerUser,
+    ValidPath(id): ValidPath<String>,
+    ValidForm(form): ValidForm<common::TargetForm>,
+) -> AppResult<Response> {
+    redirect_copy(app, viewer, id, desk::Redirect::Back, form).await
+}
+
+async fn redirect_copy(
+    app: App,
+    viewer: crate::web::auth::Viewer,
+    id: String,
+    way: desk::Redirect,
+    form: common::TargetForm,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    match desk::redirect(
+        &app,
+        &viewer.user,
+        id,
+        way,
+        &form.input(),
+        form.transaction(),
+        form.version,
+    )
+    .await
+    {
+        Ok(ticket) => {
+            let said = match way {
+                desk::Redirect::Forward => {
+                    "Moving forward: the same copy replays on to your new moment and pauses there again. You will be emailed."
+                }
+                desk::Redirect::Back => {
+                    "Going back: this copy is removed and a new restore reaches your earlier moment. You will be emailed."
+                }
+            };
+            flash(&viewer.session, said).await?;
+            Ok(Redirect::to(&format!("/tickets/{}", ticket.id)).into_response())
+        }
+        Err(error) => {
+            refused(error.into(), |errors| async move {
+                // Beside the form while the copy still waits; at the top
+                // when it moved on meanwhile.
+                let mut page =
+                    ticket_page(&app, &viewer, id, FormErrors::default(), String::new()).await?;
+                match page.decision.as_mut() {
+                    Some(decision) => decision.form = decision.form.clone().refused(&form, &errors),
                     None => page.errors = errors,
                 }
                 render(StatusCode::OK, &page)
