@@ -835,7 +835,43 @@ async fn stopping_while_a_send_hangs_takes_no_longer_than_the_grace(db: TestDb) 
     tarpit.stop().await;
 }
 
+/// A claim that runs out while this process is still sending under it (a
+/// clock that jumps, a send outlasting its budget): the relay takes the
+/// message up again, yet sends it once, and records the first send.
+async fn a_claim_running_out_mid_send_does_not_send_twice(db: TestDb) {
+    let smtp = TestSmtp::started();
+    // Each send takes a while: the claims run out under it.
+    smtp.set_mode(Mode::Slow(1500));
+    let s = setup(&db, &smtp).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay = run_relay(&s, &shutdown);
+    s.file(target(), "mid-send").await;
+    // Both emails are on their way (handed to the relay at the commit):
+    // the server is taking its time over them.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(smtp.received().is_empty(), "still being sent");
+    // Every claim of the moment runs out; the relay polls again at once.
+    s.clock.advance(Duration::minutes(10));
+    s.app.mail_ready.notify_one();
+    until_outbox(
+        &s,
+        std::time::Duration::from_secs(20),
+        "every email sent",
+        |o| o.len() == 2 && o.iter().all(|m| m.status == OutboxStatus::Sent),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut ids: Vec<String> = smtp.received().iter().map(|r| r.message_id()).collect();
+    ids.sort();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!((total, ids.len()), (2, 2), "each exactly once");
+    shutdown.cancel();
+    relay.await.unwrap();
+}
+
 crate::both_databases!(
+    a_claim_running_out_mid_send_does_not_send_twice,
     each_lifecycle_event_emails_the_right_people,
     an_outage_loses_nothing_and_doubles_nothing,
     a_crash_after_the_server_accepted_resends_with_the_same_id,

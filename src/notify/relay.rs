@@ -126,6 +126,11 @@ pub struct Relay {
     /// database failed right after): recorded, never sent again, when the
     /// database is back.
     unsettled: Mutex<HashMap<Uuid, Delivery>>,
+    /// Messages this relay is sending now, each with the newer claim it took
+    /// of it meanwhile, if its claim ran out under the send: the send under
+    /// way records its outcome under that claim rather than a second send
+    /// starting.
+    sending: Mutex<HashMap<Uuid, Option<OutboxMessage>>>,
 }
 
 impl Relay {
@@ -156,6 +161,7 @@ impl Relay {
             policy,
             reply_to,
             unsettled: Mutex::new(HashMap::new()),
+            sending: Mutex::new(HashMap::new()),
         })
     }
 
@@ -334,6 +340,30 @@ impl Relay {
         }
     }
 
+    /// Marks `message` as being sent here; false when it already is (under
+    /// an older claim), in which case this newer claim is kept for that send
+    /// to record its outcome under.
+    fn begin_sending(&self, message: &OutboxMessage) -> bool {
+        let Ok(mut sending) = self.sending.lock() else {
+            return true;
+        };
+        match sending.get_mut(&message.id) {
+            Some(newer) => {
+                *newer = Some(message.clone());
+                false
+            }
+            None => {
+                sending.insert(message.id, None);
+                true
+            }
+        }
+    }
+
+    /// The send of `id` is over: the newer claim taken meanwhile, if any.
+    fn end_sending(&self, id: Uuid) -> Option<OutboxMessage> {
+        self.sending.lock().ok()?.remove(&id).flatten()
+    }
+
     /// The outcome of a send this process made and has not recorded yet.
     fn unsettled_outcome(&self, id: Uuid) -> Option<Delivery> {
         self.unsettled.lock().ok()?.get(&id).cloned()
@@ -358,8 +388,22 @@ impl Relay {
         if !self.may_attempt(message) {
             return Ok(false);
         }
+        // Taken up again while this relay still sends it: one send only.
+        if !self.begin_sending(message) {
+            return Ok(false);
+        }
         let outcome = self.deliver(message).await;
-        let settled = self.settle(message, &outcome).await?;
+        let mut settled = self.settle(message, &outcome).await;
+        // The claim ran out under the send and this relay took it again:
+        // the outcome is recorded under the newer claim.
+        if let (Ok(false), Some(newer)) = (&settled, self.end_sending(message.id)) {
+            settled = self.settle(&newer, &outcome).await;
+        }
+        let settled = settled?;
+        if !settled {
+            // Whoever claims it next here records this outcome, not a resend.
+            self.remember_unsettled(message.id, &outcome);
+        }
         if let Delivery::Failed { error, .. } = &outcome
             && settled
             && message.endpoint_id.is_some()
