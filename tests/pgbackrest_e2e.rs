@@ -1015,3 +1015,249 @@ async fn replay_progress_rises_and_a_second_restore_s_estimate_holds() {
         started.text_body
     );
 }
+
+/// Files `target` asking to inspect the copy first; staff claim and
+/// approve it. All through the API.
+async fn approved_for_inspection(world: &World, target: DateTime<Utc>, name: &str) -> Ticket {
+    let (status, ticket) = world
+        .customer
+        .post(
+            "/api/v1/tickets",
+            json!({
+                "cluster_id": world.source.id,
+                "target_time": target.to_rfc3339(),
+                "new_cluster_name": name,
+                "severity": "A",
+                "description": "look before it is handed over",
+                "inspect": true,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let id = ticket["id"].as_str().unwrap().to_string();
+    for action in ["claim", "approve"] {
+        let (status, body) = world
+            .staff
+            .post(&format!("/api/v1/tickets/{id}/{action}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    world.ticket_by_id(&id).await
+}
+
+impl World {
+    async fn ticket_by_id(&self, id: &str) -> Ticket {
+        self.app
+            .store
+            .ticket(id.parse().unwrap(), Scope::Everything)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Runs the engine until the job's copy stands paused for the customer.
+    async fn run_to_pause(&self, ticket: &Ticket) -> RestoreJob {
+        let started = Instant::now();
+        loop {
+            engine::drain(&self.app).await.unwrap();
+            let job = self.job(ticket).await;
+            if job.state == JobState::Paused {
+                return job;
+            }
+            assert!(
+                !job.state.is_terminal(),
+                "the job ended instead of pausing: {job:?}"
+            );
+            assert!(
+                started.elapsed() < StdDuration::from_secs(120),
+                "the job did not pause: {job:?}"
+            );
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+    }
+
+    /// The paused (or handed-over) copy's record.
+    async fn copy_of(&self, job: &RestoreJob) -> Cluster {
+        self.app
+            .store
+            .cluster(job.new_cluster_id, Scope::Everything)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// How many times pgBackRest restored a backup of the source.
+    fn base_restores(&self) -> usize {
+        fleet::entries(&self.fleet_dir().join("log"))
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with("-restore.log"))
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .matches("restore command begin")
+                    .count()
+            })
+            .sum()
+    }
+}
+
+/// Whether a write is refused on `connection`, and the database's words.
+async fn write_refused(connection: &restore_desk::domain::cluster::Connection) -> Option<String> {
+    let mut conn = fleet::connect(connection).await;
+    let outcome = sqlx::query("INSERT INTO items VALUES (100, 'after the restore')")
+        .execute(&mut conn)
+        .await;
+    conn.close().await.unwrap();
+    outcome.err().map(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_copy_is_read_only_moves_forward_in_place_and_is_accepted() {
+    let world = World::new(TestDb::sqlite().await, "56300-56319", 0).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
+    // Rows 7–9 after T2.
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let t2 = restore_desk::domain::micros(Utc::now());
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let mut conn = fleet::connect(&world.source.connection).await;
+    sqlx::query("INSERT INTO items SELECT g, 'later' FROM generate_series(7, 9) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    world.wait_restorable(t2).await;
+    let before_restores = world.base_restores();
+
+    // Paused at T1: the T1 rows, and no write.
+    let ticket = approved_for_inspection(&world, t1, "orders-inspected").await;
+    let paused = world.run_to_pause(&ticket).await;
+    let copy = world.copy_of(&paused).await;
+    assert_eq!(fleet::item_ids(&copy.connection).await, vec![1, 2, 3]);
+    let refused = write_refused(&copy.connection)
+        .await
+        .expect("a paused copy is read-only");
+    assert!(refused.contains("read-only"), "{refused}");
+    assert_eq!(
+        world.ticket(&ticket).await.state,
+        TicketState::AwaitingDecision
+    );
+    let (_, seen) = world
+        .customer
+        .get(&format!("/api/v1/tickets/{}", ticket.id))
+        .await;
+    assert_eq!(
+        seen["inspection"]["connection"]["port"],
+        json!(copy.connection.port)
+    );
+
+    // Forward to T2 on the same copy: no second base restore.
+    let (status, moved) = world
+        .customer
+        .post(
+            &format!("/api/v1/tickets/{}/move-forward", ticket.id),
+            json!({"target_time": t2.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    let again = world.run_to_pause(&ticket).await;
+    assert_eq!(again.run, 1);
+    assert_eq!(again.new_cluster_id, paused.new_cluster_id);
+    assert_eq!(
+        fleet::item_ids(&copy.connection).await,
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert!(write_refused(&copy.connection).await.is_some());
+    assert_eq!(
+        world.base_restores() - before_restores,
+        1,
+        "one base restore, not two"
+    );
+
+    // Accepted: promoted, handed over, open for writes.
+    let (status, accepted) = world
+        .customer
+        .post(&format!("/api/v1/tickets/{}/accept", ticket.id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let done = world.run_to_rest(&ticket).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.last_error);
+    assert_eq!(world.ticket(&ticket).await.state, TicketState::Completed);
+    let handed = world.copy_of(&done).await;
+    assert_eq!(handed.status, ClusterStatus::Ready);
+    assert_eq!(handed.restored_from.unwrap().point_in_time, t2);
+    assert_eq!(
+        fleet::item_ids(&handed.connection).await,
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        write_refused(&handed.connection).await,
+        None,
+        "it takes writes"
+    );
+    assert_eq!(
+        fleet::item_ids(&world.source.connection).await,
+        (1..=9).collect::<Vec<i64>>(),
+        "the source is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_back_removes_the_paused_copy_and_restores_the_earlier_moment() {
+    let world = World::new(TestDb::postgres().await, "56320-56339", 0).await;
+    let t1 = fleet::rows_around_t1(&world.source.connection).await;
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let t2 = restore_desk::domain::micros(Utc::now());
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let mut conn = fleet::connect(&world.source.connection).await;
+    sqlx::query("INSERT INTO items SELECT g, 'later' FROM generate_series(7, 9) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    world.wait_restorable(t2).await;
+
+    let ticket = approved_for_inspection(&world, t2, "orders-back").await;
+    let first = world.run_to_pause(&ticket).await;
+    let first_dir = world.fleet.restore_dir(first.id, first.run);
+    assert!(first_dir.exists());
+    let copy = world.copy_of(&first).await;
+    assert_eq!(
+        fleet::item_ids(&copy.connection).await,
+        vec![1, 2, 3, 4, 5, 6]
+    );
+
+    let (status, back) = world
+        .customer
+        .post(
+            &format!("/api/v1/tickets/{}/go-back", ticket.id),
+            json!({"target_time": t1.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    let second = world.run_to_pause(&ticket).await;
+    assert_eq!(second.run, 2, "a new restore");
+    assert!(!first_dir.exists(), "the paused copy is removed");
+    assert!(fleet::processes_in(&first_dir).is_empty());
+    assert!(
+        world
+            .app
+            .store
+            .cluster(first.new_cluster_id, Scope::Everything)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let earlier = world.copy_of(&second).await;
+    assert_eq!(fleet::item_ids(&earlier.connection).await, vec![1, 2, 3]);
+
+    let (status, _) = world
+        .customer
+        .post(&format!("/api/v1/tickets/{}/accept", ticket.id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = world.run_to_rest(&ticket).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.last_error);
+    let handed = world.copy_of(&done).await;
+    assert_eq!(fleet::item_ids(&handed.connection).await, vec![1, 2, 3]);
+    assert_eq!(write_refused(&handed.connection).await, None);
+}
