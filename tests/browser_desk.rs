@@ -767,3 +767,129 @@ async fn a_customer_corrects_the_target_to_a_transaction_on_the_ticket_page() {
     );
     client.close().await.unwrap();
 }
+
+/// A customer who asked to look first guessed a moment after the orders
+/// table was dropped. On the paused copy's ticket page they read where to
+/// look, then pick "Just before" the DROP from what happened around their
+/// moment and go back to it; the new copy pauses there and they accept it.
+#[tokio::test]
+async fn a_paused_copy_goes_back_to_just_before_the_drop_picked_beside_the_form() {
+    let t = spawn_app(false, &[]).await;
+    let alice = Api::signed_in(&t.base, "alice@contoso.example").await;
+    let orders = t.cluster_id("orders-prod").await;
+    let incident = common::t0() - restore_desk::demo::ORDERS_DROPPED_BEFORE;
+    let guessed = incident + chrono::Duration::minutes(5);
+    let (status, ticket) = alice
+        .post(
+            "/api/v1/tickets",
+            json!({"cluster_id": orders, "target_time": guessed.to_rfc3339(),
+                   "time_zone": "UTC", "new_cluster_name": "orders-looked",
+                   "severity": "A", "description": "orders vanished", "inspect": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let id = ticket["id"].as_str().unwrap().to_string();
+    t.staff_acts(&id, &[("claim", json!({})), ("approve", json!({}))])
+        .await;
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    assert_eq!(state_of(&t, &id).await, TicketState::AwaitingDecision);
+
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let shots = Shots::new();
+    sign_in(&client, &t, "alice@contoso.example").await;
+    client
+        .goto(&format!("{}/tickets/{id}", t.base))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the paused copy's panel",
+        "const d = document.querySelector('.decision');
+         return !!d && d.innerText.includes('read-only') && d.innerText.includes('orders-looked.');",
+    )
+    .await;
+    shots.take(&client, "ticket-paused-copy").await;
+    // They remember it was a little earlier: the panel follows the moment.
+    eval(
+        &client,
+        "document.querySelector('#target-form').closest('details').open = true;",
+        vec![],
+    )
+    .await;
+    set_input(
+        &client,
+        "target-time",
+        &incident.format("%H:%M:%S").to_string(),
+    )
+    .await;
+    until(
+        &client,
+        "the DROP beside the form",
+        "const d = document.querySelector('#target-form .tx-destructive');
+         return !!d && d.innerText.includes('DROP public.orders');",
+    )
+    .await;
+    shots
+        .take(&client, "ticket-paused-copy-what-happened")
+        .await;
+    click(&client, "#target-form .tx-destructive .tx-before").await;
+    until(
+        &client,
+        "just before the DROP's transaction chosen",
+        "return document.querySelector('#target-form [name=position]').value === 'before'
+           && !document.querySelector('#target-form [data-transaction-choice]').hidden",
+    )
+    .await;
+    click(&client, "#target-form button[formaction$='/go-back']").await;
+    until(
+        &client,
+        "the ticket going back",
+        "const f = document.querySelector('.flash');
+         return !!f && f.innerText.includes('Going back: this copy is removed');",
+    )
+    .await;
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    let stored = t
+        .app
+        .store
+        .ticket(id.parse().unwrap(), Scope::Everything)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, TicketState::AwaitingDecision);
+    let chosen = stored
+        .transaction
+        .unwrap_or_else(|| panic!("a transaction target: {stored:?}"));
+    assert_eq!(chosen.position.as_str(), "before");
+    assert!(stored.target_time < incident + chrono::Duration::seconds(7));
+    client.refresh().await.unwrap();
+    until(
+        &client,
+        "the new copy paused just before the drop",
+        "const d = document.querySelector('.decision');
+         return !!d && document.body.innerText.includes('just before transaction');",
+    )
+    .await;
+    click(&client, "form[action$='/accept'] button[type=submit]").await;
+    until(
+        &client,
+        "accepted",
+        "const f = document.querySelector('.flash');
+         return !!f && f.innerText.includes('Accepted: the copy is being handed over');",
+    )
+    .await;
+    restore_desk::engine::drain(&t.app).await.unwrap();
+    assert_eq!(state_of(&t, &id).await, TicketState::Completed);
+    client.refresh().await.unwrap();
+    until(
+        &client,
+        "the new cluster handed over",
+        "return document.body.innerText.includes('Your new cluster is ready')",
+    )
+    .await;
+    shots
+        .take(&client, "ticket-accepted-after-going-back")
+        .await;
+    client.close().await.unwrap();
+}

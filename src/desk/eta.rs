@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::DeskError;
 use crate::app::App;
 use crate::domain::eta::{self, Estimate, PastRun};
-use crate::domain::restore_job::JobKind;
+use crate::domain::restore_job::{JobKind, JobState};
 use crate::store::RestoreJob;
 
 /// A restore's expected end and what it rests on.
@@ -44,7 +44,8 @@ pub async fn estimate(
 /// `None` once the job rests, or while the cluster has no finished run to
 /// learn from ("no estimate yet").
 pub async fn of_job(app: &App, job: &RestoreJob) -> Result<Option<Eta>, DeskError> {
-    if job.state.is_terminal() || job.state.is_compensating() {
+    // A paused copy waits for its customer: no estimate says when they decide.
+    if job.state.is_terminal() || job.state.is_compensating() || job.state == JobState::Paused {
         return Ok(None);
     }
     let Some(estimate) = estimate(app, job.source_cluster_id, job.work).await? else {

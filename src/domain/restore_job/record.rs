@@ -285,7 +285,12 @@ pub fn apply(
                 patch.run_after = Some(at);
                 patch.step_clock = Some(at);
                 patch.step_detail = Some(String::new());
-                if to.is_build_step() || to == JobState::Succeeded || to == JobState::Queued {
+                if to.is_build_step()
+                    || matches!(
+                        to,
+                        JobState::Succeeded | JobState::Queued | JobState::Paused
+                    )
+                {
                     patch.progress = Some(i64::from(to.progress_span().0));
                 }
             }

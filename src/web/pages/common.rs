@@ -449,9 +449,11 @@ pub async fn progress(
 /// A job's view with its expected end, in `times`' zone.
 pub async fn job_view_with_eta(app: &App, job: &RestoreJob, times: &Times) -> AppResult<JobView> {
     let mut view = job_view(job, times);
-    if !job.state.is_terminal() && !job.state.is_compensating() {
+    // A paused copy waits for a person, not for the fleet.
+    let waiting_for_a_person = job.state == crate::domain::restore_job::JobState::Paused;
+    if !job.state.is_terminal() && !job.state.is_compensating() && !waiting_for_a_person {
         view.eta = Some(match crate::desk::eta::of_job(app, job).await? {
-            Some(eta) if eta.overrun => format!(
+            Some(eta) if eta.overrun || eta.step_overrun => format!(
                 "Running past three times its estimate: it should have been done by {} ({})",
                 times.precise(eta.done_by).local,
                 eta.estimate.basis()
