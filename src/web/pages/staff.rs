@@ -453,6 +453,8 @@ struct StaffTicketPage {
     other_open: Vec<super::common::OpenRequest>,
     /// Moving the target, while the ticket is this engineer's to decide.
     retarget: Option<super::common::TargetFormView>,
+    /// While the customer inspects a paused copy: until when they decide.
+    decide_by: Option<Stamp>,
 }
 
 impl StaffTicketPage {
@@ -544,7 +546,12 @@ async fn staff_ticket_page(
     let retarget = common::may_change_target(&ticket, job.as_ref(), &viewer.user).then(|| {
         common::TargetFormView::for_ticket(&ticket, format!("/staff/tickets/{}/target", ticket.id))
     });
+    let decide_by = ticket
+        .decision_due
+        .filter(|_| ticket.state == crate::domain::ticket::TicketState::AwaitingDecision)
+        .map(|due| times.stamp(due));
     Ok(StaffTicketPage {
+        decide_by,
         retarget,
         verdict,
         other_open,
