@@ -7,7 +7,7 @@
 //!
 //! It needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG_URL), `wrk` and
 //! `taskset` for the HTTP figures, and pgBackRest with PostgreSQL 15 for the
-//! restore figure, whose servers run as the `postgres` OS user (so the suite
+//! restore and transactions figures, whose servers run as the `postgres` OS user (so the suite
 //! runs as root, like the real-restore tests). `bash benches/run` installs
 //! what is missing and runs it.
 
@@ -25,6 +25,8 @@ mod restore;
 mod seeded;
 #[path = "suite/support.rs"]
 mod support;
+#[path = "suite/transactions.rs"]
+mod transactions;
 #[path = "suite/web.rs"]
 mod web;
 
@@ -67,6 +69,9 @@ fn main() {
         }
         if wanted("restore") {
             figures.extend(restore::run().await);
+        }
+        if wanted("transactions") {
+            figures.extend(transactions::run().await);
         }
     });
     print_table(&figures);

@@ -26,6 +26,22 @@ fn segment_name(timeline: &str, number: u64) -> String {
 }
 
 impl PgBackRestBackend {
+    /// The archived segments of a cluster decoded so far (and kept), in
+    /// order: what its reads of the log cost, for measuring them.
+    pub fn decoded_segments(&self, cluster_id: ClusterId) -> Vec<String> {
+        let stanza = layout::stanza(cluster_id);
+        let mut segments: Vec<String> = self
+            .digests
+            .lock()
+            .expect("cache lock")
+            .keys()
+            .filter(|(s, _)| *s == stanza)
+            .map(|(_, segment)| segment.clone())
+            .collect();
+        segments.sort();
+        segments
+    }
+
     /// One archived segment of `zone`, decoded (cached: archived segments
     /// never change).
     async fn segment_digest(
