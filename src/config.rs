@@ -211,6 +211,11 @@ pub struct Settings {
     #[arg(long, env = "MAX_RESTORES", default_value_t = 2, global = true)]
     pub max_restores: i64,
 
+    /// A restore host whose workers have not been heard from for this long
+    /// is lost: another host starts its restores over.
+    #[arg(long, env = "HOST_LOST_SECONDS", default_value_t = 90, global = true)]
+    pub host_lost_seconds: i64,
+
     /// How long a restored copy paused for the customer's inspection waits
     /// for their decision before it is handed over as it is.
     #[arg(long, env = "INSPECT_HOURS", default_value_t = 24, global = true)]
@@ -402,6 +407,7 @@ impl Settings {
         crate::store::Placement {
             host: self.restore_host.clone(),
             max_restores: self.max_restores.max(1),
+            free_bytes: None,
         }
     }
 
@@ -424,6 +430,7 @@ impl Settings {
             backup_interval: Duration::hours(self.backup_interval_hours.max(1)),
             ports: self.fleet_ports.clone(),
             replay_timeout: std::time::Duration::from_secs(600),
+            host: self.restore_host.clone(),
         }
     }
 
@@ -498,6 +505,12 @@ impl Settings {
         if self.max_restores < 1 {
             return Err("MAX_RESTORES must be at least 1".into());
         }
+        if !(5..=86_400).contains(&self.host_lost_seconds) {
+            return Err(format!(
+                "HOST_LOST_SECONDS must be between 5 and 86400, not {}",
+                self.host_lost_seconds
+            ));
+        }
         if self.drill_interval_hours < 0 {
             return Err("DRILL_INTERVAL_HOURS must be 0 (no scheduled drills) or more".into());
         }
@@ -557,6 +570,7 @@ impl fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("restore_host", &self.restore_host)
             .field("max_restores", &self.max_restores)
+            .field("host_lost_seconds", &self.host_lost_seconds)
             .field("drill_interval_hours", &self.drill_interval_hours)
             .field("inspect_hours", &self.inspect_hours)
             .field("sandbox_host_disk_gib", &self.sandbox_host_disk_gib)

@@ -62,6 +62,7 @@ impl TestFleet {
             backup_interval: Duration::hours(24),
             ports,
             replay_timeout: StdDuration::from_secs(120),
+            host: "local".into(),
         };
         let backend = Arc::new(
             PgBackRestBackend::open(config, store.clone())

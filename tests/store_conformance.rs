@@ -41,6 +41,9 @@ crate::both_databases!(
     a_duty_has_one_holder_at_a_time,
     commits_with_new_work_notify_other_processes,
     the_pool_handle_is_the_stores_own_database,
+    fleet_hosts_round_trip_with_one_host_per_zone,
+    a_silent_host_s_unheld_jobs_are_found_and_its_kept_runs_listed,
+    a_host_with_too_little_room_leaves_a_job_to_another,
 );
 
 fn report(target: chrono::DateTime<chrono::Utc>) -> ValidationReport {
@@ -531,6 +534,7 @@ fn local() -> Placement {
     Placement {
         host: "local".into(),
         max_restores: 2,
+        free_bytes: None,
     }
 }
 
@@ -1334,4 +1338,228 @@ async fn relation_names_and_placed_transactions_round_trip(db: TestDb) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn zone_host(name: &str, zone: Zone) -> restore_desk::domain::host::FleetHost {
+    restore_desk::domain::host::FleetHost {
+        name: name.into(),
+        role: restore_desk::domain::host::HostRole::Zone,
+        address: format!("{name}.fleet.test"),
+        zone: Some(zone),
+        data_root: Some("/var/lib/rd".into()),
+        max_restores: None,
+        tls_port: 8432,
+    }
+}
+
+async fn fleet_hosts_round_trip_with_one_host_per_zone(db: TestDb) {
+    let store = db.store().await;
+    let az1 = zone_host("az1", Zone::Az1);
+    store.put_fleet_host(&az1, t0()).await.unwrap();
+    let restore = restore_desk::domain::host::FleetHost {
+        name: "r1".into(),
+        role: restore_desk::domain::host::HostRole::Restore,
+        address: "r1.fleet.test".into(),
+        zone: None,
+        data_root: Some("/srv/restores".into()),
+        max_restores: Some(3),
+        tls_port: 9432,
+    };
+    store.put_fleet_host(&restore, t0()).await.unwrap();
+    assert_eq!(
+        store.fleet_hosts().await.unwrap(),
+        vec![restore.clone(), az1.clone()]
+    );
+
+    // A second host for az1 is refused and changes nothing.
+    let twin = zone_host("az1b", Zone::Az1);
+    assert!(matches!(
+        store.put_fleet_host(&twin, t0()).await,
+        Err(StoreError::Duplicate(Unique::ZoneHost))
+    ));
+    assert_eq!(store.fleet_hosts().await.unwrap().len(), 2);
+
+    // Put again by name: replaced.
+    let moved = restore_desk::domain::host::FleetHost {
+        address: "r1.other.test".into(),
+        ..restore.clone()
+    };
+    store.put_fleet_host(&moved, t0()).await.unwrap();
+    assert!(store.fleet_hosts().await.unwrap().contains(&moved));
+    assert!(store.remove_fleet_host("r1").await.unwrap());
+    assert!(!store.remove_fleet_host("r1").await.unwrap());
+    assert_eq!(store.fleet_hosts().await.unwrap(), vec![az1]);
+}
+
+async fn placed_job(store: &DynStore, seed: &Seed, number: i64, host: &str) -> RestoreJob {
+    let ticket = create(
+        store,
+        new_ticket(
+            seed,
+            number,
+            TicketState::Approved,
+            &format!("copy-{number}"),
+        ),
+    )
+    .await;
+    let job_id: JobId = Uuid::new_v4().into();
+    let mut commit = Commit::at(t0());
+    commit.job = Some(JobWrite::Create(NewJob {
+        kind: restore_desk::domain::restore_job::JobKind::Restore,
+        drill_zone: None,
+        id: job_id,
+        ticket_id: Some(ticket.id),
+        source_cluster_id: seed.orders.id,
+        target_time: ticket.target_time,
+        new_cluster_id: ClusterId::new(),
+    }));
+    store.commit(&commit).await.unwrap();
+    let place = Placement {
+        host: host.into(),
+        max_restores: 5,
+        free_bytes: None,
+    };
+    let claimed = store
+        .claim_job("w", &place, t0(), Duration::seconds(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, job_id);
+    claimed
+}
+
+fn beat(host: &str, at: chrono::DateTime<chrono::Utc>) -> HostHeartbeat {
+    HostHeartbeat {
+        host: host.into(),
+        worker: format!("{host}/0"),
+        seen_at: at,
+        free_bytes: Some(1 << 30),
+        max_restores: 2,
+    }
+}
+
+async fn a_silent_host_s_unheld_jobs_are_found_and_its_kept_runs_listed(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let on_r1 = placed_job(&store, &seed, 1, "r1").await;
+    let on_r2 = placed_job(&store, &seed, 2, "r2").await;
+    store.host_heartbeat(&beat("r1", t0())).await.unwrap();
+    store.host_heartbeat(&beat("r2", t0())).await.unwrap();
+    assert_eq!(store.host_heartbeats().await.unwrap().len(), 2);
+
+    let later = t0() + Duration::seconds(120);
+    let lost_before = later - Duration::seconds(90);
+    // Both leases have run out; r2 keeps beating, r1 fell silent.
+    store.host_heartbeat(&beat("r2", later)).await.unwrap();
+    let lost = store
+        .jobs_on_lost_hosts(later, lost_before, "r9")
+        .await
+        .unwrap();
+    assert_eq!(
+        lost.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![on_r1.id]
+    );
+    // The caller's own host is never lost to itself.
+    assert!(
+        store
+            .jobs_on_lost_hosts(later, lost_before, "r1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Held under a live lease: not taken from under its worker.
+    assert!(
+        store
+            .jobs_on_lost_hosts(
+                t0() + Duration::seconds(10),
+                t0() + Duration::seconds(5),
+                "r9"
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A host never heard from at all is not taken for lost.
+    let on_r3 = placed_job(&store, &seed, 3, "r3").await;
+    assert!(
+        !store
+            .jobs_on_lost_hosts(later, lost_before, "r9")
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == on_r3.id)
+    );
+    assert_eq!(
+        store.runs_on_host("r2").await.unwrap(),
+        vec![(on_r2.id, on_r2.run)]
+    );
+    assert!(store.runs_on_host("r7").await.unwrap().is_empty());
+}
+
+async fn a_host_with_too_little_room_leaves_a_job_to_another(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let job = placed_job(&store, &seed, 1, "small").await;
+    // It waits, knowing it needs 3 GiB.
+    let waited = {
+        let (change, _) = restore_desk::domain::restore_job::apply(
+            &job,
+            &restore_desk::domain::restore_job::transition(
+                job.state,
+                &restore_desk::domain::restore_job::JobCommand::Wait(
+                    restore_desk::domain::restore_job::StepFailure {
+                        code: "insufficient_disk".into(),
+                        message: "no room".into(),
+                        retryable: true,
+                    },
+                ),
+                &Actor::SYSTEM,
+                &restore_desk::domain::restore_job::JobFacts {
+                    kind: job.kind,
+                    inspect: false,
+                    attempt: job.attempt as u32,
+                    now: t0(),
+                    policy: Default::default(),
+                    last_error: None,
+                },
+            )
+            .unwrap(),
+            JobGuard::Lease(job.fence(t0())),
+            JobOutputs {
+                work: Some(restore_desk::domain::eta::Work {
+                    backup_bytes: 3 << 30,
+                    wal_bytes: 0,
+                }),
+                ..JobOutputs::default()
+            },
+            restore_desk::domain::restore_job::ApplyContext {
+                at: t0(),
+                fresh_cluster_id: ClusterId::new(),
+            },
+        );
+        change
+    };
+    let mut commit = Commit::at(t0());
+    commit.job = Some(JobWrite::Change(Box::new(waited)));
+    store.commit(&commit).await.unwrap();
+    let due = t0() + Duration::minutes(1);
+    let with_room = |free: i64, host: &str| Placement {
+        host: host.into(),
+        max_restores: 2,
+        free_bytes: Some(free),
+    };
+    let lease = Duration::seconds(30);
+    assert!(
+        store
+            .claim_job("w1", &with_room(1 << 30, "small"), due, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = store
+        .claim_job("w2", &with_room(8 << 30, "large"), due, lease)
+        .await
+        .unwrap()
+        .expect("the host with room takes it");
+    assert_eq!((taken.id, taken.host.as_deref()), (job.id, Some("large")));
 }

@@ -275,6 +275,18 @@ pub trait Backend: Send + Sync {
     /// Removes whatever a run built. Harmless when nothing was built.
     async fn teardown(&self, job: &JobContext) -> Result<(), StepError>;
 
+    /// Removes from `host` what restores left there that it no longer
+    /// holds: every run not in `keep` (the host's unfinished runs and the
+    /// clusters it handed over). Returns how many were removed.
+    async fn remove_leftovers(
+        &self,
+        host: &str,
+        keep: &[(JobId, i64)],
+    ) -> Result<usize, FleetError> {
+        let _ = (host, keep);
+        Ok(0)
+    }
+
     /// How long `step` may go without progress before the watchdog flags it.
     fn step_bound(&self, step: JobState) -> std::time::Duration {
         let _ = step;

@@ -40,6 +40,31 @@ pub fn disk_refusal(host: &str, needed: i64, free: i64, work: Work) -> String {
     )
 }
 
+/// Why a job waits: no restore host is running to take it.
+pub const NO_RESTORE_HOST: &str = "no_restore_host";
+
+/// "No restore host is running …": the wait when every host is gone.
+pub fn no_host_refusal() -> String {
+    "No restore host is running at the moment: the restore starts as soon as one is back."
+        .to_string()
+}
+
+/// The wait when hosts run but none has room, naming each with its room.
+pub fn no_room_anywhere(hosts: &[(String, i64)], needed: i64, work: Work) -> String {
+    let rooms = hosts
+        .iter()
+        .map(|(name, free)| format!("{name} has {} free", size_words(*free)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "No restore host has room: {rooms}; this restore needs {} ({} of backup, {} of log and \
+         a margin). It starts as soon as a restore host has room.",
+        size_words(needed),
+        size_words(work.backup_bytes),
+        size_words(work.wal_bytes),
+    )
+}
+
 /// Refuses a run that would still be going when its target leaves the
 /// window: `expected` is the whole run's estimate, `closes` the moment the
 /// target falls out of retention.
@@ -66,6 +91,20 @@ mod tests {
     use chrono::TimeZone;
 
     const MB: i64 = 1024 * 1024;
+
+    #[test]
+    fn a_wait_for_room_names_every_host_and_its_room() {
+        let work = Work {
+            backup_bytes: 3 * 1024 * MB,
+            wal_bytes: 100 * MB,
+        };
+        let text = no_room_anywhere(
+            &[("r1".into(), 512 * MB), ("r2".into(), 1024 * MB)],
+            space_needed(work),
+            work,
+        );
+        assert!(text.starts_with("No restore host has room: r1 has 512.0 MB free, r2 has 1.0 GB free; this restore needs 3.4 GB (3.0 GB of backup, 100.0 MB of log"), "{text}");
+    }
 
     #[test]
     fn a_restore_needs_its_backup_its_log_and_a_margin() {

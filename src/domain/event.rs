@@ -50,6 +50,8 @@ string_enum! {
         JobAccept = "job_accept",
         JobMoveForward = "job_move_forward",
         JobGoBack = "job_go_back",
+        /// The job's restore host was lost: another takes it over.
+        JobRehost = "job_rehost",
         // Restore drills.
         DrillStart = "drill_start",
         DrillSettings = "drill_settings",
@@ -101,7 +103,7 @@ impl EventAction {
 
     /// Every event a restore job command records: a job's own state
     /// changes, as opposed to its ticket's.
-    pub const OF_JOBS: [EventAction; 11] = [
+    pub const OF_JOBS: [EventAction; 12] = [
         EventAction::JobStart,
         EventAction::JobStepSucceeded,
         EventAction::JobStepFailed,
@@ -113,6 +115,7 @@ impl EventAction {
         EventAction::JobAccept,
         EventAction::JobMoveForward,
         EventAction::JobGoBack,
+        EventAction::JobRehost,
     ];
 
     /// The event of a restore job command.
@@ -129,6 +132,7 @@ impl EventAction {
             JobCommand::Accept => EventAction::JobAccept,
             JobCommand::MoveForward { .. } => EventAction::JobMoveForward,
             JobCommand::GoBack { .. } => EventAction::JobGoBack,
+            JobCommand::Rehost { .. } => EventAction::JobRehost,
         }
     }
 
@@ -171,6 +175,7 @@ impl EventAction {
             A::JobAccept => "Paused copy promoted for hand-over",
             A::JobMoveForward => "Paused copy replaying on",
             A::JobGoBack => "Paused copy removed for an earlier restore",
+            A::JobRehost => "Restore host lost: taken over by another",
             A::DrillStart => "Restore test scheduled",
             A::DrillSettings => "Restore test settings changed",
             A::UserCreate => "User created",
@@ -229,6 +234,7 @@ impl EventAction {
                 | A::JobAccept
                 | A::JobMoveForward
                 | A::JobGoBack
+                | A::JobRehost
                 | A::DrillStart
                 | A::DrillSettings
                 | A::UserCreate
@@ -283,6 +289,7 @@ mod tests {
             JobCommand::GoBack {
                 target: chrono::Utc::now(),
             },
+            JobCommand::Rehost { host: "r1".into() },
         ] {
             assert!(EventAction::OF_JOBS.contains(&EventAction::of_job(&command)));
         }

@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod error_code;
 pub mod eta;
 pub mod event;
+pub mod host;
 pub mod ids;
 pub mod restore_job;
 pub mod sla;

@@ -212,6 +212,8 @@ pub async fn run_once(app: &App) -> Result<(), EngineError> {
         Err(crate::desk::DeskError::Store(error)) => return Err(error.into()),
         Err(error) => tracing::warn!(%error, "scheduling restore tests"),
     }
+    super::hosts::take_over_lost_hosts(app).await?;
+    super::hosts::explain_unplaced(app).await?;
     warn_deadlines(app).await?;
     hand_over_undecided(app).await?;
     watch_stalls(app).await?;
@@ -254,6 +256,8 @@ pub async fn run(app: App, owner: String, shutdown: CancellationToken) {
                 last_round = Some(tokio::time::Instant::now());
                 run_once(&app).await
             } else {
+                super::hosts::take_over_lost_hosts(&app).await?;
+                super::hosts::explain_unplaced(&app).await?;
                 watch_stalls(&app).await.map(|_| ())
             }
         }

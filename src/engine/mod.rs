@@ -6,6 +6,7 @@
 //! with leases, every write is fenced, and duties run where their lease is.
 
 pub mod duties;
+pub mod hosts;
 pub mod worker;
 
 use std::time::Duration as StdDuration;
@@ -56,6 +57,11 @@ pub async fn drain(app: &App) -> Result<usize, EngineError> {
 /// One worker's loop: claim, drive, repeat; idle until woken or polled.
 async fn work(worker: Worker, app: App, shutdown: CancellationToken) {
     let poll = StdDuration::from_millis(500);
+    // Heard from before it places any job: a host with jobs and no beat
+    // could never be found lost.
+    if let Err(error) = hosts::beat(&app, worker.id()).await {
+        tracing::warn!(%error, "saying this host is alive");
+    }
     while !shutdown.is_cancelled() {
         match worker.run_next(&shutdown).await {
             Ok(true) => continue,
@@ -97,6 +103,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> JoinSet<()> {
         }
         Err(error) => tracing::error!(%error, "email relay not started"),
     }
+    tasks.spawn(hosts::run(app.clone(), name.clone(), shutdown.clone()));
     tasks.spawn(relay_wake_ups(app.clone(), shutdown.clone()));
     tasks.spawn(duties::run(app, name, shutdown));
     tasks

@@ -158,7 +158,8 @@ impl Worker {
     pub async fn run_next(&self, shutdown: &CancellationToken) -> Result<bool, EngineError> {
         let now = self.app.now();
         let lease = self.app.settings.lease();
-        let place = self.app.settings.placement();
+        let mut place = self.app.settings.placement();
+        place.free_bytes = self.app.backend.free_space().await.ok();
         let mut claimed = self
             .app
             .store
@@ -293,9 +294,18 @@ impl Worker {
                     };
                     self.commit(job, loaded, JobCommand::Start, done).await
                 }
-                Err(failure) => {
+                Err((failure, work)) => {
                     tracing::info!(code = %failure.code, "waiting for room: {}", failure.message);
-                    self.commit(job, loaded, JobCommand::Wait(failure), StepDone::empty())
+                    // What it needs stays with the job: a host with less
+                    // room free leaves it for another.
+                    let done = StepDone {
+                        outputs: JobOutputs {
+                            work,
+                            ..JobOutputs::default()
+                        },
+                        ..StepDone::empty()
+                    };
+                    self.commit(job, loaded, JobCommand::Wait(failure), done)
                         .await
                 }
             };
@@ -420,7 +430,8 @@ impl Worker {
         &self,
         job: &RestoreJob,
         source: &Cluster,
-    ) -> Result<Option<crate::domain::eta::Work>, StepFailure> {
+    ) -> Result<Option<crate::domain::eta::Work>, (StepFailure, Option<crate::domain::eta::Work>)>
+    {
         let backend = &*self.app.backend;
         // Without a plan (the catalog unreadable, the target out of reach)
         // there is nothing to measure: the restore step itself says why.
@@ -444,11 +455,14 @@ impl Worker {
         let needed = crate::domain::capacity::space_needed(work);
         if needed > free {
             let host = &self.app.settings.restore_host;
-            return Err(StepFailure {
-                code: crate::domain::capacity::INSUFFICIENT_DISK.into(),
-                message: crate::domain::capacity::disk_refusal(host, needed, free, work),
-                retryable: true,
-            });
+            return Err((
+                StepFailure {
+                    code: crate::domain::capacity::INSUFFICIENT_DISK.into(),
+                    message: crate::domain::capacity::disk_refusal(host, needed, free, work),
+                    retryable: true,
+                },
+                Some(work),
+            ));
         }
         Ok(Some(work))
     }

@@ -60,6 +60,10 @@ pub enum Unique {
     OutboxDedupeKey,
     /// A ticket has its verdict already.
     Verdict,
+    /// Another host serves this zone already.
+    ZoneHost,
+    /// Another cluster has this pgBackRest stanza already.
+    Stanza,
     Other,
 }
 
@@ -72,6 +76,8 @@ impl std::fmt::Display for Unique {
             Unique::JobForTicket => "a restore job for this ticket",
             Unique::OutboxDedupeKey => "this email",
             Unique::Verdict => "a verdict on this ticket",
+            Unique::ZoneHost => "a host for this zone",
+            Unique::Stanza => "a cluster with this pgBackRest stanza",
             Unique::Other => "this record",
         })
     }
@@ -119,6 +125,10 @@ impl From<sqlx::Error> for StoreError {
             Unique::OutboxDedupeKey
         } else if text.contains("verdicts") {
             Unique::Verdict
+        } else if text.contains("fleet_hosts_zone") || text.contains("fleet_hosts.zone") {
+            Unique::ZoneHost
+        } else if text.contains("stanza") {
+            Unique::Stanza
         } else {
             Unique::Other
         };
@@ -420,6 +430,30 @@ pub trait Store: Send + Sync + 'static {
         place: &Placement,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RestoreJob>>;
+    /// Jobs on a host last heard from before `lost_before` (never
+    /// `alive`) that nobody holds at `now`: another host takes them over.
+    async fn jobs_on_lost_hosts(
+        &self,
+        now: DateTime<Utc>,
+        lost_before: DateTime<Utc>,
+        alive: &str,
+    ) -> StoreResult<Vec<RestoreJob>>;
+    /// The `(job, run)`s whose files `host` keeps.
+    async fn runs_on_host(&self, host: &str) -> StoreResult<Vec<(JobId, i64)>>;
+
+    // The fleet's hosts.
+    async fn fleet_hosts(&self) -> StoreResult<Vec<crate::domain::host::FleetHost>>;
+    /// Adds a host or replaces the one of its name.
+    async fn put_fleet_host(
+        &self,
+        host: &crate::domain::host::FleetHost,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes a host; false when there was none.
+    async fn remove_fleet_host(&self, name: &str) -> StoreResult<bool>;
+    /// Records that a host's worker is alive, and its room.
+    async fn host_heartbeat(&self, beat: &HostHeartbeat) -> StoreResult<()>;
+    async fn host_heartbeats(&self) -> StoreResult<Vec<HostHeartbeat>>;
     /// When a worker took up the job's latest run.
     async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>>;
     /// Takes the lease of one due job nobody holds (or whose lease expired),

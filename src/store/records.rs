@@ -220,6 +220,20 @@ pub struct DrillSettings {
 pub struct Placement {
     pub host: String,
     pub max_restores: i64,
+    /// Bytes free for restores on the host: a queued job known to need
+    /// more is left for another host.
+    pub free_bytes: Option<i64>,
+}
+
+/// What a host's worker last said of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostHeartbeat {
+    pub host: String,
+    pub worker: String,
+    pub seen_at: DateTime<Utc>,
+    /// Bytes free for restores there, when the host could tell.
+    pub free_bytes: Option<i64>,
+    pub max_restores: i64,
 }
 
 /// A finished run of a cluster as estimates read it: its kind, its work,

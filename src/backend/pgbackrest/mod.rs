@@ -78,6 +78,9 @@ pub struct FleetConfig {
     pub ports: RangeInclusive<u16>,
     /// How long a server may take to replay the log up to the target.
     pub replay_timeout: StdDuration,
+    /// The restore host this process's restores run on: several hosts may
+    /// share one fleet folder, each minding its own restores.
+    pub host: String,
 }
 
 impl fmt::Debug for FleetConfig {
@@ -92,6 +95,7 @@ impl fmt::Debug for FleetConfig {
             .field("backup_interval", &self.backup_interval)
             .field("ports", &self.ports)
             .field("replay_timeout", &self.replay_timeout)
+            .field("host", &self.host)
             .finish()
     }
 }
@@ -122,6 +126,10 @@ struct RestoreState {
     /// paused at, as recovery was told it.
     #[serde(default)]
     paused_at: Option<String>,
+    /// The restore host that made it; `None` in folders older than hosts,
+    /// which are never taken for leftovers.
+    #[serde(default)]
+    host: Option<String>,
 }
 
 pub struct PgBackRestBackend {

@@ -216,6 +216,54 @@ impl PgBackRestBackend {
         self.release_ports(owner);
     }
 
+    /// Removes every restore folder `host` made that is not one of `keep`:
+    /// runs another host took over, runs that ended elsewhere. A folder of
+    /// another host, or older than hosts, or registered as a cluster, stays.
+    pub(super) async fn remove_restores_not_held(
+        &self,
+        host: &str,
+        keep: &[(JobId, i64)],
+    ) -> Result<usize, FleetError> {
+        let entries = match std::fs::read_dir(self.layout.restores()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => {
+                return Err(FleetError::Unreachable(format!(
+                    "reading {}: {e}",
+                    self.layout.restores().display()
+                )));
+            }
+        };
+        let registered: Vec<PathBuf> = std::fs::read_dir(self.layout.clusters())
+            .map(|links| {
+                links
+                    .flatten()
+                    .filter_map(|l| std::fs::read_link(l.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let home = ClusterHome(entry.path());
+            let Some(state) = Self::read_state(&home) else {
+                continue;
+            };
+            if state.host.as_deref() != Some(host)
+                || keep.contains(&(state.job_id, state.run))
+                || registered.iter().any(|target| target == home.dir())
+            {
+                continue;
+            }
+            tracing::info!(job = %state.job_id, run = state.run, dir = %home.dir().display(), "removing a restore this host no longer holds");
+            let owner = format!("restore {}-{}", state.job_id, state.run);
+            self.remove_restore(&home, &owner, None).await;
+            if !home.dir().exists() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Points the restored server's `restore_command` at a readable zone,
     /// preferring the planned one: the WAL is the same in every zone, so
     /// replay goes on from another when the planned zone went away.

@@ -99,6 +99,7 @@ impl Backend for PgBackRestBackend {
                 promoted: false,
                 last_replayed_commit: None,
                 paused_at: None,
+                host: Some(self.config.host.clone()),
             },
         )?;
         progress.report(1.0, "port and data directory reserved");
@@ -698,6 +699,14 @@ impl Backend for PgBackRestBackend {
             ));
         }
         Ok(())
+    }
+
+    async fn remove_leftovers(
+        &self,
+        host: &str,
+        keep: &[(JobId, i64)],
+    ) -> Result<usize, FleetError> {
+        self.remove_restores_not_held(host, keep).await
     }
 
     async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {

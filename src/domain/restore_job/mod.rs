@@ -219,6 +219,12 @@ pub enum JobCommand {
     GoBack {
         target: DateTime<Utc>,
     },
+    /// The job's restore host stopped answering (its workers' leases ran
+    /// out long ago): another host starts the run over, or finishes
+    /// removing what it built.
+    Rehost {
+        host: String,
+    },
 }
 
 impl JobCommand {
@@ -235,6 +241,7 @@ impl JobCommand {
             JobCommand::Accept => "accept",
             JobCommand::MoveForward { .. } => "move_forward",
             JobCommand::GoBack { .. } => "go_back",
+            JobCommand::Rehost { .. } => "rehost",
         }
     }
 }
@@ -525,6 +532,32 @@ pub fn transition(
                 _ => wrong_state,
             }
         }
+        JobCommand::Rehost { host } => {
+            allow(system)?;
+            let lost = StepFailure {
+                code: "host_lost".into(),
+                message: format!(
+                    "the restore host {host} stopped answering: the restore starts over on another host"
+                ),
+                retryable: true,
+            };
+            match state {
+                // What was built there is out of reach: a new run, anywhere.
+                s if s == S::Queued || s.is_build_step() => go(
+                    S::Queued,
+                    vec![
+                        JobEffect::NewRun,
+                        JobEffect::BeginStep,
+                        JobEffect::LeaveHost,
+                        JobEffect::RecordFailure(lost),
+                    ],
+                ),
+                // Another host finishes the removal (of the record; the lost
+                // host removes its files when it is back).
+                s if s.is_compensating() => go(state, vec![JobEffect::LeaveHost]),
+                _ => wrong_state,
+            }
+        }
     }
 }
 
@@ -582,6 +615,7 @@ mod tests {
             "go_back" => JobCommand::GoBack {
                 target: facts(1).now,
             },
+            "rehost" => JobCommand::Rehost { host: "r1".into() },
             other => panic!("no command {other}"),
         }
     }
@@ -766,6 +800,20 @@ mod tests {
     go_back              rewinding           forbidden  forbidden    forbidden    wrong_state
     go_back              failed              forbidden  forbidden    forbidden    wrong_state
     go_back              cancelled           forbidden  forbidden    forbidden    wrong_state
+    rehost               queued              forbidden  forbidden    forbidden    queued
+    rehost               provisioning        forbidden  forbidden    forbidden    queued
+    rehost               restoring_snapshot  forbidden  forbidden    forbidden    queued
+    rehost               replaying_log       forbidden  forbidden    forbidden    queued
+    rehost               verifying           forbidden  forbidden    forbidden    queued
+    rehost               finalizing          forbidden  forbidden    forbidden    queued
+    rehost               paused              forbidden  forbidden    forbidden    wrong_state
+    rehost               succeeded           forbidden  forbidden    forbidden    wrong_state
+    rehost               failing             forbidden  forbidden    forbidden    failing
+    rehost               cancelling          forbidden  forbidden    forbidden    cancelling
+    rehost               preempted           forbidden  forbidden    forbidden    preempted
+    rehost               rewinding           forbidden  forbidden    forbidden    rewinding
+    rehost               failed              forbidden  forbidden    forbidden    wrong_state
+    rehost               cancelled           forbidden  forbidden    forbidden    wrong_state
     ";
 
     /// The same for a drill: no retry of a failed one (a new drill tests
@@ -940,6 +988,20 @@ mod tests {
     go_back              rewinding           forbidden  forbidden    forbidden    wrong_state
     go_back              failed              forbidden  forbidden    forbidden    wrong_state
     go_back              cancelled           forbidden  forbidden    forbidden    wrong_state
+    rehost               queued              forbidden  forbidden    forbidden    queued
+    rehost               provisioning        forbidden  forbidden    forbidden    queued
+    rehost               restoring_snapshot  forbidden  forbidden    forbidden    queued
+    rehost               replaying_log       forbidden  forbidden    forbidden    queued
+    rehost               verifying           forbidden  forbidden    forbidden    queued
+    rehost               finalizing          forbidden  forbidden    forbidden    queued
+    rehost               paused              forbidden  forbidden    forbidden    wrong_state
+    rehost               succeeded           forbidden  forbidden    forbidden    wrong_state
+    rehost               failing             forbidden  forbidden    forbidden    failing
+    rehost               cancelling          forbidden  forbidden    forbidden    cancelling
+    rehost               preempted           forbidden  forbidden    forbidden    preempted
+    rehost               rewinding           forbidden  forbidden    forbidden    rewinding
+    rehost               failed              forbidden  forbidden    forbidden    wrong_state
+    rehost               cancelled           forbidden  forbidden    forbidden    wrong_state
     ";
 
     #[test]
@@ -967,7 +1029,7 @@ mod tests {
                 }
             }
             assert!(failures.is_empty(), "{}", failures.join("\n"));
-            assert_eq!(seen.len(), 12 * JobState::ALL.len() * Role::ALL.len());
+            assert_eq!(seen.len(), 13 * JobState::ALL.len() * Role::ALL.len());
         }
     }
 

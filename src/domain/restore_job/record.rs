@@ -523,6 +523,7 @@ mod tests {
                 },
                 Actor::SYSTEM,
             ),
+            "rehost" => (JobCommand::Rehost { host: "r1".into() }, Actor::SYSTEM),
             other => panic!("no command {other}"),
         }
     }
@@ -572,6 +573,16 @@ mod tests {
     accept             paused              to=finalizing attempt=1 run_after=now progress=95 detail="" step_clock
     move_forward       paused              to=replaying_log attempt=1 run_after=now progress=60 detail="" step_clock target=now+3600s
     go_back            paused              to=rewinding attempt=1 run_after=now detail="" step_clock target=now+-18000s
+    rehost             queued              to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             provisioning        to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             restoring_snapshot  to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             replaying_log       to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             verifying           to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             finalizing          to=queued run=2 attempt=1 run_after=now fresh_cluster plan=cleared progress=0 detail="" step_clock error=host_lost reached=cleared report=cleared unfinished released left_host work=cleared failed_in=cleared
+    rehost             failing             to=failing released left_host
+    rehost             cancelling          to=cancelling released left_host
+    rehost             preempted           to=preempted released left_host
+    rehost             rewinding           to=rewinding released left_host
     "#;
 
     #[test]
@@ -610,6 +621,7 @@ mod tests {
             "accept",
             "move_forward",
             "go_back",
+            "rehost",
         ] {
             for state in JobState::ALL {
                 let (cmd, actor) = command(name);

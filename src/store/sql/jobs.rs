@@ -235,7 +235,8 @@ pub(super) async fn jobs(
 
 /// Takes one due job for `place.host`: a job already placed there, else a
 /// queued one while the host has a place left — a customer's restore
-/// before any drill, and a drill only while no customer's restore waits.
+/// before any drill, and a drill only while no customer's restore waits —
+/// and not one already known to need more disk than the host has free.
 pub(super) async fn claim_job(
     store: &SqlStore,
     worker: &str,
@@ -263,7 +264,9 @@ pub(super) async fn claim_job(
                   OR (j.host IS NULL AND j.state = 'queued' \
                       AND (SELECT COUNT(*) FROM restore_jobs o \
                            WHERE o.host = $4 AND o.state IN {OCCUPYING}) < $5 \
-                      AND (j.kind = 'restore' OR NOT {CUSTOMER_WAITING}))) \
+                      AND (j.kind = 'restore' OR NOT {CUSTOMER_WAITING}) \
+                      AND ($6 IS NULL OR j.backup_bytes IS NULL \
+                           OR j.backup_bytes + COALESCE(j.wal_bytes, 0) <= $6))) \
            ORDER BY CASE WHEN j.host IS NOT NULL THEN 0 WHEN j.kind = 'restore' THEN 1 ELSE 2 END, \
                     j.run_after \
            LIMIT 1{}) \
@@ -275,6 +278,7 @@ pub(super) async fn claim_job(
     .bind(now + lease)
     .bind(&place.host)
     .bind(place.max_restores)
+    .bind(place.free_bytes)
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -30,6 +30,7 @@ mod admin;
 mod duties;
 mod endpoints;
 mod fleet;
+mod hosts;
 mod jobs;
 mod outbox;
 mod people;
@@ -432,6 +433,43 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RestoreJob>> {
         jobs::drill_to_preempt(self, place, now).await
+    }
+
+    async fn jobs_on_lost_hosts(
+        &self,
+        now: DateTime<Utc>,
+        lost_before: DateTime<Utc>,
+        alive: &str,
+    ) -> StoreResult<Vec<RestoreJob>> {
+        hosts::jobs_on_lost_hosts(self, now, lost_before, alive).await
+    }
+
+    async fn runs_on_host(&self, host: &str) -> StoreResult<Vec<(JobId, i64)>> {
+        hosts::runs_on_host(self, host).await
+    }
+
+    async fn fleet_hosts(&self) -> StoreResult<Vec<crate::domain::host::FleetHost>> {
+        hosts::fleet_hosts(self).await
+    }
+
+    async fn put_fleet_host(
+        &self,
+        host: &crate::domain::host::FleetHost,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.wrote(hosts::put_fleet_host(self, host, now).await)
+    }
+
+    async fn remove_fleet_host(&self, name: &str) -> StoreResult<bool> {
+        self.wrote(hosts::remove_fleet_host(self, name).await)
+    }
+
+    async fn host_heartbeat(&self, beat: &HostHeartbeat) -> StoreResult<()> {
+        hosts::host_heartbeat(self, beat).await
+    }
+
+    async fn host_heartbeats(&self) -> StoreResult<Vec<HostHeartbeat>> {
+        hosts::host_heartbeats(self).await
     }
 
     async fn job_started_at(&self, job_id: JobId) -> StoreResult<Option<DateTime<Utc>>> {

@@ -255,6 +255,11 @@ pub struct JobView {
     pub snapshot: Option<String>,
     pub zone: Option<&'static str>,
     pub last_error: Option<String>,
+    /// Why a job nobody has taken up yet waits: no host runs, or none
+    /// has room.
+    pub waiting: Option<String>,
+    /// The restore host running it.
+    pub host: Option<String>,
     pub stalled_since: Option<Stamp>,
     pub reached_point: Option<Stamp>,
     pub updated: Stamp,
@@ -290,6 +295,20 @@ pub fn job_view(job: &RestoreJob, times: &Times) -> JobView {
         snapshot: job.snapshot_id.clone(),
         zone: job.zone.map(|z| z.as_str()),
         last_error: job.last_error.clone(),
+        waiting: job
+            .last_error
+            .clone()
+            .filter(|_| job.state == JobState::Queued && job.host.is_none())
+            .filter(|_| {
+                matches!(
+                    job.last_error_code.as_deref(),
+                    Some(
+                        crate::domain::capacity::INSUFFICIENT_DISK
+                            | crate::domain::capacity::NO_RESTORE_HOST
+                    )
+                )
+            }),
+        host: job.host.clone(),
         stalled_since: times.maybe(job.stalled_since),
         reached_point: job.reached_point.map(|t| times.precise(t)),
         updated: times.stamp(job.updated_at),
