@@ -262,6 +262,7 @@ impl DemoCluster {
             created_at: Utc::now(),
             deleted_at: None,
             restored_from: None,
+            location: None,
         }
     }
 }

@@ -40,6 +40,7 @@ ALTER TABLE clusters
     ADD COLUMN socket_directory TEXT,
     ADD COLUMN backrest_config TEXT,
     ADD COLUMN adopted_at TIMESTAMPTZ,
-    -- Set once a deleted cluster's backups were expired from every zone.
+    -- Set once a deleted cluster's grace ended: every zone then removes its
+-- backups.
     ADD COLUMN backups_removed_at TIMESTAMPTZ;
 CREATE UNIQUE INDEX clusters_stanza ON clusters (stanza) WHERE stanza IS NOT NULL;

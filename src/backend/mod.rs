@@ -218,6 +218,14 @@ pub trait Backend: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<Connection, StepError>;
 
+    /// Where the new cluster of a run lives in a fleet across hosts: its
+    /// host, data directory and the stanza it is backed up under once
+    /// handed over. `None` where the fleet keeps no such record.
+    fn location_of(&self, job: &JobContext) -> Option<crate::domain::cluster::FleetLocation> {
+        let _ = job;
+        None
+    }
+
     /// Lays down the chosen snapshot from the chosen zone.
     async fn restore_snapshot(
         &self,

@@ -42,6 +42,23 @@ pub struct RestoredFrom {
     pub point_in_time: DateTime<Utc>,
 }
 
+/// Where a cluster of the fleet across hosts lives: the host it runs on,
+/// its data directory there and its pgBackRest stanza in the zones. A
+/// cluster of the single-machine fleet has none: the fleet folder says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetLocation {
+    pub stanza: String,
+    /// The fleet host's name.
+    pub host: String,
+    pub data_directory: String,
+    /// Where its server's socket is, when not PostgreSQL's default.
+    pub socket_directory: Option<String>,
+    /// Its pgBackRest configuration on its host, as zones name it.
+    pub backrest_config: String,
+    /// Registered from outside the desk, at this moment.
+    pub adopted_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
     pub id: ClusterId,
@@ -55,6 +72,8 @@ pub struct Cluster {
     pub created_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub restored_from: Option<RestoredFrom>,
+    /// Set in the fleet across hosts.
+    pub location: Option<FleetLocation>,
 }
 
 impl Cluster {

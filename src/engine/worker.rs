@@ -565,6 +565,7 @@ impl Worker {
                                     ticket_id: ticket.id,
                                     point_in_time: job.target_time,
                                 }),
+                                location: backend.location_of(context),
                             }))
                         }),
                         connection: None,

@@ -144,6 +144,7 @@ pub fn source_record(
         created_at: Utc::now(),
         deleted_at: None,
         restored_from: None,
+        location: None,
     }
 }
 

@@ -242,6 +242,7 @@ pub fn cluster(subscription: SubscriptionId, name: &str) -> Cluster {
         created_at: t0() - Duration::days(60),
         deleted_at: None,
         restored_from: None,
+        location: None,
     }
 }
 

@@ -4,11 +4,16 @@ use super::*;
 
 pub(super) const CLUSTER_COLUMNS: &str = "id, subscription_id, resource_group, region, name, tier, vcores, \
     storage_gib, node_count, high_availability, server_version, host, port, database_name, \
-    db_user, status, created_at, deleted_at, restored_from_ticket_id, restored_point";
+    db_user, status, created_at, deleted_at, restored_from_ticket_id, restored_point, stanza, \
+    fleet_host, data_directory, socket_directory, backrest_config, adopted_at";
 
 pub(super) fn cluster_row(r: &DbRow) -> Result<Cluster, sqlx::Error> {
     let restored_ticket: Option<TicketId> = r.try_get("restored_from_ticket_id")?;
     let restored_point: Option<DateTime<Utc>> = r.try_get("restored_point")?;
+    let stanza: Option<String> = r.try_get("stanza")?;
+    let fleet_host: Option<String> = r.try_get("fleet_host")?;
+    let data_directory: Option<String> = r.try_get("data_directory")?;
+    let backrest_config: Option<String> = r.try_get("backrest_config")?;
     Ok(Cluster {
         id: r.try_get("id")?,
         subscription_id: r.try_get("subscription_id")?,
@@ -39,6 +44,19 @@ pub(super) fn cluster_row(r: &DbRow) -> Result<Cluster, sqlx::Error> {
             }),
             _ => None,
         },
+        location: match (stanza, fleet_host, data_directory, backrest_config) {
+            (Some(stanza), Some(host), Some(data_directory), Some(backrest_config)) => {
+                Some(FleetLocation {
+                    stanza,
+                    host,
+                    data_directory,
+                    socket_directory: r.try_get("socket_directory")?,
+                    backrest_config,
+                    adopted_at: r.try_get("adopted_at")?,
+                })
+            }
+            _ => None,
+        },
     })
 }
 
@@ -47,9 +65,10 @@ pub(super) async fn insert_cluster_row(tx: &mut Tx, c: &Cluster) -> StoreResult<
         "INSERT INTO clusters (id, subscription_id, resource_group, region, name, tier, vcores, \
          storage_gib, node_count, high_availability, server_version, host, port, \
          database_name, db_user, status, created_at, deleted_at, restored_from_ticket_id, \
-         restored_point) \
+         restored_point, stanza, fleet_host, data_directory, socket_directory, backrest_config, \
+         adopted_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20)",
+         $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
     .bind(c.id)
     .bind(c.subscription_id)
@@ -71,6 +90,16 @@ pub(super) async fn insert_cluster_row(tx: &mut Tx, c: &Cluster) -> StoreResult<
     .bind(c.deleted_at)
     .bind(c.restored_from.as_ref().map(|r| r.ticket_id))
     .bind(c.restored_from.as_ref().map(|r| r.point_in_time))
+    .bind(c.location.as_ref().map(|l| l.stanza.as_str()))
+    .bind(c.location.as_ref().map(|l| l.host.as_str()))
+    .bind(c.location.as_ref().map(|l| l.data_directory.as_str()))
+    .bind(
+        c.location
+            .as_ref()
+            .and_then(|l| l.socket_directory.as_deref()),
+    )
+    .bind(c.location.as_ref().map(|l| l.backrest_config.as_str()))
+    .bind(c.location.as_ref().and_then(|l| l.adopted_at))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Db, KIND, MIGRATOR, dialect, listen};
 use crate::domain::actor::Role;
 use crate::domain::catalog::{Zone, ZoneSet};
-use crate::domain::cluster::{Cluster, ClusterConfig, Connection, RestoredFrom};
+use crate::domain::cluster::{Cluster, ClusterConfig, Connection, FleetLocation, RestoredFrom};
 use crate::domain::restore_job::JobState;
 use crate::domain::ticket::TicketState;
 use crate::domain::transactions::{
