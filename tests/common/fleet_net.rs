@@ -422,8 +422,10 @@ impl Lan {
     }
 
     /// Runs `work` on a thread of its own inside the host's namespace:
-    /// sockets it opens are the host's. Join it before the Lan drops, or
-    /// the thread keeps the namespace (and its links) alive.
+    /// sockets it opens are the host's. Only `ip netns exec` lays the
+    /// Lan's hosts file over `/etc/hosts`, so the thread must use
+    /// addresses, not names. Join it before the Lan drops, or the thread
+    /// keeps the namespace (and its links) alive.
     pub fn spawn_in<T: Send + 'static>(
         &self,
         host: &str,
