@@ -15,6 +15,8 @@ pub mod disk;
 /// Pure types and rules: lifecycles, the backup window, validation.
 pub mod domain;
 pub mod engine;
+/// The fleet across hosts: certificates for the pgBackRest servers of zones and hosts.
+pub mod fleet;
 pub mod metrics;
 pub mod notify;
 pub mod password;
