@@ -56,6 +56,77 @@ pub enum Command {
     /// Manage people who sign in.
     #[command(subcommand)]
     User(UserCommand),
+    /// Register clusters that run outside the desk.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Set up the fleet across hosts.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Register an existing cluster of a source host: the desk reads its
+    /// backups from the zones and never writes to it.
+    Register(Box<RegisterArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct RegisterArgs {
+    #[arg(long)]
+    name: String,
+    /// The subscription's short name.
+    #[arg(long)]
+    subscription: String,
+    #[arg(long)]
+    resource_group: String,
+    #[arg(long)]
+    region: Option<String>,
+    /// The fleet's source host it runs on.
+    #[arg(long = "source-host")]
+    source_host: String,
+    #[arg(long)]
+    port: i64,
+    #[arg(long)]
+    stanza: String,
+    #[arg(long)]
+    data_directory: String,
+    #[arg(long)]
+    socket_directory: Option<String>,
+    /// Its pgBackRest configuration on its host.
+    #[arg(long)]
+    backrest_config: Option<String>,
+    #[arg(long)]
+    database: String,
+    #[arg(long = "db-user")]
+    db_user: String,
+    #[arg(long)]
+    tier: String,
+    #[arg(long)]
+    vcores: i64,
+    #[arg(long)]
+    storage_gib: i64,
+    #[arg(long, default_value_t = 1)]
+    node_count: i64,
+    #[arg(long)]
+    high_availability: bool,
+    #[arg(long)]
+    server_version: String,
+    /// A zone that holds its backups (repeat; all three when left out).
+    #[arg(long = "zone")]
+    zones: Vec<crate::domain::catalog::Zone>,
+}
+
+#[derive(Subcommand)]
+pub enum FleetCommand {
+    /// Issues the fleet's certificates once: a small CA and, for every host
+    /// of the fleet description and for the desk's own processes, a server
+    /// and a client certificate (`DIR/hosts/<name>/`, keys mode 600).
+    /// Running it again issues only what is missing.
+    Certs {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,7 +242,8 @@ async fn start_fleet(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     fleet.start_fleet().await?;
-    fleet.spawn_heartbeat(stop);
+    fleet.spawn_heartbeat(stop.clone());
+    fleet.spawn_host_role(stop);
     tracing::info!(fleet = %fleet.fleet_dir().display(), "pgbackrest fleet up");
     Ok(())
 }
@@ -268,6 +340,71 @@ async fn create_user(app: &App, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cluster register`: the same checks and audit event as the admin page.
+async fn register_cluster(app: &App, args: RegisterArgs) -> anyhow::Result<()> {
+    let registration = desk::clusters::Registration {
+        name: args.name,
+        subscription: args.subscription,
+        resource_group: args.resource_group,
+        region: args.region,
+        host: args.source_host,
+        port: args.port,
+        stanza: args.stanza,
+        data_directory: args.data_directory,
+        socket_directory: args.socket_directory,
+        backrest_config: args.backrest_config,
+        database: args.database,
+        user: args.db_user,
+        tier: args.tier,
+        vcores: args.vcores,
+        storage_gib: args.storage_gib,
+        node_count: args.node_count,
+        high_availability: args.high_availability,
+        server_version: args.server_version,
+        zones: (!args.zones.is_empty()).then_some(args.zones),
+    };
+    let cluster = desk::clusters::register(app, Operator::CommandLine, &registration)
+        .await
+        .map_err(|error| match error {
+            DeskError::BadInput { field, message } => anyhow::anyhow!("{field}: {message}"),
+            other => anyhow::anyhow!(other),
+        })?;
+    println!("registered {} ({})", cluster.name, cluster.id);
+    Ok(())
+}
+
+/// `fleet certs`: certificates for every host of the fleet description and
+/// for the desk's processes, owned by the fleet's OS user.
+async fn issue_certs(app: &App, out: &std::path::Path) -> anyhow::Result<()> {
+    let hosts = app.store.fleet_hosts().await?;
+    anyhow::ensure!(
+        !hosts.is_empty(),
+        "the fleet description lists no hosts: set FLEET_CONFIG or add hosts first"
+    );
+    let mut names: Vec<crate::fleet::pki::CertHost> = hosts
+        .iter()
+        .map(|h| crate::fleet::pki::CertHost {
+            name: h.name.clone(),
+            dns: h.address.clone(),
+        })
+        .collect();
+    names.push(crate::fleet::pki::CertHost {
+        name: crate::backend::pgbackrest::DESK_CLIENT.into(),
+        dns: format!("{}.invalid", crate::backend::pgbackrest::DESK_CLIENT),
+    });
+    let owner = crate::backend::pgbackrest::os_user_ids(&app.settings.pg_os_user)
+        .map_err(anyhow::Error::msg)?;
+    crate::fleet::pki::issue(out, &names, Some(owner))?;
+    for host in &names {
+        println!(
+            "{}: {}",
+            host.name,
+            crate::fleet::pki::host_dir(out, &host.name).display()
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     settings.validate().map_err(anyhow::Error::msg)?;
@@ -288,6 +425,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => {
             let app = build(settings, clock).await?;
             create_user(&app, command).await
+        }
+        Command::Cluster(ClusterCommand::Register(args)) => {
+            let app = build(settings, clock).await?;
+            register_cluster(&app, *args).await
+        }
+        Command::Fleet(FleetCommand::Certs { out }) => {
+            let app = build(settings, clock).await?;
+            issue_certs(&app, &out).await
         }
         Command::Serve { web_only } => {
             let (app, fleet) = build_with_fleet(settings, clock).await?;

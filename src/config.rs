@@ -316,6 +316,12 @@ pub struct Settings {
     #[arg(long, env = "FLEET_DIR", default_value = "fleet", global = true)]
     pub fleet_dir: PathBuf,
 
+    /// This host's certificates in the fleet across hosts: its folder of
+    /// `restore-desk fleet certs` (CA, server and client certificate and
+    /// key). `FLEET_DIR/tls` when unset.
+    #[arg(long, env = "FLEET_TLS_DIR", global = true)]
+    pub fleet_tls_dir: Option<PathBuf>,
+
     /// PostgreSQL server binaries for the pgbackrest backend.
     #[arg(
         long,
@@ -431,6 +437,7 @@ impl Settings {
             ports: self.fleet_ports.clone(),
             replay_timeout: std::time::Duration::from_secs(600),
             host: self.restore_host.clone(),
+            tls_dir: self.fleet_tls_dir.clone(),
         }
     }
 
@@ -571,6 +578,7 @@ impl fmt::Debug for Settings {
             .field("restore_host", &self.restore_host)
             .field("max_restores", &self.max_restores)
             .field("host_lost_seconds", &self.host_lost_seconds)
+            .field("fleet_tls_dir", &self.fleet_tls_dir)
             .field("drill_interval_hours", &self.drill_interval_hours)
             .field("inspect_hours", &self.inspect_hours)
             .field("sandbox_host_disk_gib", &self.sandbox_host_disk_gib)

@@ -63,6 +63,7 @@ impl TestFleet {
             ports,
             replay_timeout: StdDuration::from_secs(120),
             host: "local".into(),
+            tls_dir: None,
         };
         let backend = Arc::new(
             PgBackRestBackend::open(config, store.clone())

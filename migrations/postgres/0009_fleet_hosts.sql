@@ -39,8 +39,5 @@ ALTER TABLE clusters
     ADD COLUMN data_directory TEXT,
     ADD COLUMN socket_directory TEXT,
     ADD COLUMN backrest_config TEXT,
-    ADD COLUMN adopted_at TIMESTAMPTZ,
-    -- Set once a deleted cluster's grace ended: every zone then removes its
--- backups.
-    ADD COLUMN backups_removed_at TIMESTAMPTZ;
+    ADD COLUMN adopted_at TIMESTAMPTZ;
 CREATE UNIQUE INDEX clusters_stanza ON clusters (stanza) WHERE stanza IS NOT NULL;

@@ -39,7 +39,4 @@ ALTER TABLE clusters ADD COLUMN data_directory TEXT;
 ALTER TABLE clusters ADD COLUMN socket_directory TEXT;
 ALTER TABLE clusters ADD COLUMN backrest_config TEXT;
 ALTER TABLE clusters ADD COLUMN adopted_at TEXT;
--- Set once a deleted cluster's grace ended: every zone then removes its
--- backups.
-ALTER TABLE clusters ADD COLUMN backups_removed_at TEXT;
 CREATE UNIQUE INDEX clusters_stanza ON clusters (stanza) WHERE stanza IS NOT NULL;

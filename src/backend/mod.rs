@@ -108,6 +108,20 @@ pub enum FleetError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Why a cluster that exists outside the desk cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdoptionRefusal {
+    /// A zone that should hold its backups knows no such stanza.
+    #[error("{0}")]
+    UnknownStanza(String),
+    /// A zone cannot be reached, or cannot read its backups.
+    #[error("{0}")]
+    Unreadable(String),
+    /// This fleet adopts no clusters.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
 /// Where a long step reports how far it got (0.0–1.0) and what it is doing.
 pub trait Progress: Send + Sync {
     fn report(&self, fraction: f64, detail: &str);
@@ -253,6 +267,27 @@ pub trait Backend: Send + Sync {
         plan: &RestorePlan,
         target: DateTime<Utc>,
     ) -> Result<crate::domain::eta::Work, FleetError>;
+
+    /// Reads the backups of a cluster about to be registered from `zones`:
+    /// its earliest backup's start (`None` while it has none yet), or why
+    /// it cannot be registered. Writes nothing anywhere.
+    async fn adoptable(
+        &self,
+        location: &crate::domain::cluster::FleetLocation,
+        zones: ZoneSet,
+    ) -> Result<Option<DateTime<Utc>>, AdoptionRefusal> {
+        let _ = (location, zones);
+        Err(AdoptionRefusal::Unsupported(
+            "The simulated fleet registers no clusters from outside: run the real fleet              (BACKEND=pgbackrest) across hosts"
+                .into(),
+        ))
+    }
+
+    /// Whether this process runs restores at all: across hosts only a
+    /// restore host does.
+    async fn runs_restores(&self) -> bool {
+        true
+    }
 
     /// Bytes free for restores on this process's restore host.
     async fn free_space(&self) -> Result<i64, FleetError>;

@@ -46,14 +46,14 @@ pub enum Operator<'a> {
 }
 
 impl Operator<'_> {
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         match self {
             Operator::Admin(admin) => admin.actor(),
             Operator::CommandLine => Actor::SYSTEM,
         }
     }
 
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Operator::Admin(admin) => &admin.email,
             Operator::CommandLine => "the command line",

@@ -3,6 +3,7 @@
 //! Handlers and workers call these; they never write state themselves.
 
 pub mod admin;
+pub mod clusters;
 pub mod commands;
 pub mod drills;
 pub mod endpoints;

@@ -63,6 +63,7 @@ string_enum! {
         FaultAdd = "fault_add",
         FaultClear = "fault_clear",
         ClusterDelete = "cluster_delete",
+        ClusterRegister = "cluster_register",
         EndpointCreate = "endpoint_create",
         EndpointRotate = "endpoint_rotate",
         EndpointDisable = "endpoint_disable",
@@ -185,6 +186,7 @@ impl EventAction {
             A::FaultAdd => "Fault armed",
             A::FaultClear => "Faults cleared",
             A::ClusterDelete => "Cluster deleted",
+            A::ClusterRegister => "Existing cluster registered",
             A::EndpointCreate => "Endpoint added",
             A::EndpointRotate => "Endpoint secret rotated",
             A::EndpointDisable => "Endpoint disabled",
@@ -244,6 +246,7 @@ impl EventAction {
                 | A::FaultAdd
                 | A::FaultClear
                 | A::ClusterDelete
+                | A::ClusterRegister
                 | A::EndpointCreate
                 | A::EndpointRotate
                 | A::EndpointDisable

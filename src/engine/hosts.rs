@@ -23,8 +23,12 @@ pub fn beat_period(app: &App) -> StdDuration {
     (lost / 6).clamp(StdDuration::from_secs(1), StdDuration::from_secs(5))
 }
 
-/// Says this host is alive, with its free room and its limit.
+/// Says this host is alive, with its free room and its limit (a process
+/// that runs no restores says nothing).
 pub async fn beat(app: &App, worker: &str) -> Result<(), EngineError> {
+    if !app.backend.runs_restores().await {
+        return Ok(());
+    }
     let place = app.settings.placement();
     let free_bytes = app.backend.free_space().await.ok();
     app.store
@@ -159,14 +163,15 @@ pub async fn explain_unplaced(app: &App) -> Result<usize, EngineError> {
     // This process runs restores on its own host, so that one is alive
     // whatever its last beat says.
     let own = &app.settings.restore_host;
+    let runs_here = app.backend.runs_restores().await;
     let mut alive: Vec<HostHeartbeat> = app
         .store
         .host_heartbeats()
         .await?
         .into_iter()
-        .filter(|h| h.seen_at > lost_before || h.host == *own)
+        .filter(|h| h.seen_at > lost_before || (runs_here && h.host == *own))
         .collect();
-    if !alive.iter().any(|h| h.host == *own) {
+    if runs_here && !alive.iter().any(|h| h.host == *own) {
         alive.push(HostHeartbeat {
             host: own.clone(),
             worker: String::new(),

@@ -63,6 +63,14 @@ async fn work(worker: Worker, app: App, shutdown: CancellationToken) {
         tracing::warn!(%error, "saying this host is alive");
     }
     while !shutdown.is_cancelled() {
+        // Across hosts only a restore host's workers take up restores.
+        if !app.backend.runs_restores().await {
+            tokio::select! {
+                _ = tokio::time::sleep(poll * 10) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            continue;
+        }
         match worker.run_next(&shutdown).await {
             Ok(true) => continue,
             Ok(false) => {

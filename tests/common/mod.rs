@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod fleet_hosts;
 pub mod fleet_net;
 pub mod netns;
 pub mod pg_server;

@@ -12,7 +12,7 @@ impl PgBackRestBackend {
         now: DateTime<Utc>,
         round: &mut BackupRound,
     ) -> Result<(), FleetError> {
-        let before = self.info(cluster.id).await?;
+        let before = self.info(cluster).await?;
         if cluster.deleted_at.is_none() {
             let online = self
                 .store
@@ -37,7 +37,7 @@ impl PgBackRestBackend {
         self.must_succeed(expire, StdDuration::from_secs(600))
             .await
             .map_err(fleet_error("expiring backups"))?;
-        let after = self.info(cluster.id).await?;
+        let after = self.info(cluster).await?;
         let labels = |i: &StanzaInfo| -> Vec<String> {
             i.repos
                 .iter()

@@ -1,19 +1,13 @@
 //! Reading the repositories: `pgbackrest info`, and the newest archived transaction end decoded with `pg_waldump`.
 
+use super::reach::Reach;
 use super::*;
 
 impl PgBackRestBackend {
     /// `pgbackrest info` for one cluster's stanza.
-    pub async fn info(&self, cluster_id: ClusterId) -> Result<StanzaInfo, FleetError> {
-        let home = self.layout.cluster(cluster_id);
-        let stanza = layout::stanza(cluster_id);
-        let mut command = self.backrest(&home.backrest_conf(), &stanza);
-        command.args(["--output=json", "info"]);
-        let done = self
-            .must_succeed(command, StdDuration::from_secs(60))
-            .await
-            .map_err(fleet_error("reading the backup catalog"))?;
-        parse_info(&done.stdout, &stanza).map_err(FleetError::Unreachable)
+    pub async fn info(&self, cluster: &Cluster) -> Result<StanzaInfo, FleetError> {
+        let reach = self.reach_or_fail(cluster).await?;
+        self.read_info(&reach).await
     }
 
     /// `pg_waldump` of one archived segment fetched from `zone` with
@@ -21,22 +15,24 @@ impl PgBackRestBackend {
     /// manager `rmgr` only when given.
     pub(super) async fn dump_segment(
         &self,
-        cluster_id: ClusterId,
+        reach: &Reach,
         zone: Zone,
         segment: &str,
         rmgr: Option<&str>,
     ) -> Result<String, String> {
-        let stanza = layout::stanza(cluster_id);
         let scratch = self.layout.tmp().join(Uuid::new_v4().simple().to_string());
         make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
         let file = scratch.join(segment);
         let outcome = async {
-            let home = self.layout.cluster(cluster_id);
-            let mut get = self.backrest(&home.backrest_conf(), &stanza);
-            get.arg(format!("--repo={}", zone.index() + 1))
-                .arg("archive-get")
-                .arg(segment)
-                .arg(&file);
+            let mut get = self.backrest(&reach.conf, &reach.stanza);
+            get.args(reach.transfer_args(zone));
+            // archive-get is PostgreSQL's command and wants a data
+            // directory; across hosts this host has none for the stanza,
+            // and the scratch folder serves (the file goes to a full path).
+            if reach.networked {
+                get.arg(format!("--pg1-path={}", scratch.display()));
+            }
+            get.arg("archive-get").arg(segment).arg(&file);
             self.must_succeed(get, StdDuration::from_secs(60)).await?;
             let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
             if let Some(rmgr) = rmgr {
@@ -59,17 +55,16 @@ impl PgBackRestBackend {
     /// the segment fetched from `zone` (cached: archived segments never change).
     pub(super) async fn segment_end(
         &self,
-        cluster_id: ClusterId,
+        reach: &Reach,
         zone: Zone,
         segment: &str,
     ) -> Result<Option<DateTime<Utc>>, String> {
-        let stanza = layout::stanza(cluster_id);
-        let key = (stanza.clone(), segment.to_string());
+        let key = (reach.stanza.clone(), segment.to_string());
         if let Some(known) = self.segment_ends.lock().expect("cache lock").get(&key) {
             return Ok(*known);
         }
         let dump = self
-            .dump_segment(cluster_id, zone, segment, Some("Transaction"))
+            .dump_segment(reach, zone, segment, Some("Transaction"))
             .await?;
         let end = last_transaction_end(&dump);
         let mut cache = self.segment_ends.lock().expect("cache lock");
@@ -85,7 +80,7 @@ impl PgBackRestBackend {
     /// when the newest holds none (a switch with no transaction in it).
     pub(super) async fn log_ends(
         &self,
-        cluster_id: ClusterId,
+        reach: &Reach,
         info: &StanzaInfo,
     ) -> BTreeMap<Zone, DateTime<Utc>> {
         const LOOK_BACK: usize = 8;
@@ -101,7 +96,7 @@ impl PgBackRestBackend {
                 let Some(current) = segment.take().filter(|s| *s >= oldest) else {
                     break;
                 };
-                match self.segment_end(cluster_id, zone, &current).await {
+                match self.segment_end(reach, zone, &current).await {
                     Ok(Some(end)) => {
                         ends.insert(zone, end - Duration::microseconds(1));
                         break;

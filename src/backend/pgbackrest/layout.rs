@@ -207,7 +207,7 @@ pub fn stanza(cluster_id: ClusterId) -> String {
 }
 
 /// A repository's passphrase, derived from the base so each zone has its own.
-fn zone_pass(base: &str, zone: Zone) -> String {
+pub(super) fn zone_pass(base: &str, zone: Zone) -> String {
     let digest = Sha256::digest(format!("restore-desk/{zone}/{base}").as_bytes());
     hex::encode(digest)
 }

@@ -20,10 +20,13 @@
 mod backups;
 mod catalog;
 mod exit;
+mod host_role;
 mod info;
 mod layout;
+mod network;
 mod ports;
 mod process;
+mod reach;
 mod restores;
 mod server;
 mod sources;
@@ -49,11 +52,18 @@ use uuid::Uuid;
 
 use super::{Backend, BackupRound, FleetError, JobContext, Progress, StepError};
 use crate::domain::catalog::{Catalog, RestorePlan, Zone, ZoneSet};
-use crate::domain::cluster::{Cluster, ClusterConfig, Connection};
+use crate::domain::cluster::{Cluster, ClusterConfig, Connection, FleetLocation};
 use crate::domain::verification::ObservedCluster;
 use crate::store::{DynStore, Scope};
 
 pub use info::{SeenZone, StanzaInfo, last_transaction_end, parse_info};
+pub use network::DESK_CLIENT;
+
+/// The uid and gid of the fleet's OS user, for files made for it.
+pub fn os_user_ids(name: &str) -> Result<(u32, u32), String> {
+    let user = OsUser::lookup(name)?;
+    Ok((user.uid, user.gid))
+}
 use layout::{ClusterHome, Layout, make_dir, write_file};
 use process::{Finished, OsUser, RunError, run_quiet, run_tracked, stop_leftover};
 use server::{Server, ServerError};
@@ -81,6 +91,9 @@ pub struct FleetConfig {
     /// The restore host this process's restores run on: several hosts may
     /// share one fleet folder, each minding its own restores.
     pub host: String,
+    /// This host's certificates for the fleet across hosts (its folder of
+    /// `restore-desk fleet certs`); `FLEET_DIR/tls` when unset.
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for FleetConfig {
@@ -96,6 +109,7 @@ impl fmt::Debug for FleetConfig {
             .field("ports", &self.ports)
             .field("replay_timeout", &self.replay_timeout)
             .field("host", &self.host)
+            .field("tls_dir", &self.tls_dir)
             .finish()
     }
 }
@@ -144,6 +158,9 @@ pub struct PgBackRestBackend {
     segment_ends: Mutex<SegmentEnds>,
     /// Archived segments decoded in full, by stanza and segment.
     digests: Mutex<HashMap<(String, String), Arc<wal::SegmentDigest>>>,
+    /// The fleet description as last read, and this host's configuration
+    /// as last written.
+    host_state: Mutex<reach::HostConfState>,
 }
 
 impl fmt::Debug for PgBackRestBackend {
@@ -267,6 +284,7 @@ impl PgBackRestBackend {
             store,
             segment_ends: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
+            host_state: Mutex::new(reach::HostConfState::default()),
         })
     }
 

@@ -273,7 +273,7 @@ impl PgBackRestBackend {
         data: &Path,
     ) -> Result<Zone, StepError> {
         let planned = job.plan.as_ref().map(|p| p.zone);
-        let readable = match self.info(job.source.id).await {
+        let readable = match self.info(&job.source).await {
             Ok(info) => info.readable_zones(),
             Err(error) => {
                 return Err(StepError::retryable(

@@ -124,7 +124,7 @@ impl PgBackRestBackend {
                 .await
                 .map_err(fail)?;
         }
-        let info = self.info(cluster.id).await?;
+        let info = self.info(cluster).await?;
         for repo in info
             .repos
             .iter()

@@ -13,12 +13,17 @@ impl Backend for PgBackRestBackend {
     }
 
     async fn catalog(&self, cluster: &Cluster) -> Result<Catalog, FleetError> {
-        if !self.is_source(cluster.id) {
+        let Some(reach) = self.reach(cluster).await? else {
             return Ok(Catalog::default());
+        };
+        let mut info = self.read_info(&reach).await?;
+        let mut ends = self.log_ends(&reach, &info).await;
+        let seen_path = self.last_seen_path(cluster);
+        if let Some(dir) = seen_path.parent()
+            && !dir.is_dir()
+        {
+            let _ = make_dir(dir, &self.user, 0o750);
         }
-        let mut info = self.info(cluster.id).await?;
-        let mut ends = self.log_ends(cluster.id, &info).await;
-        let seen_path = self.layout.cluster(cluster.id).dir().join("last-seen.json");
         let seen: BTreeMap<Zone, SeenZone> = std::fs::read_to_string(&seen_path)
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
@@ -39,10 +44,10 @@ impl Backend for PgBackRestBackend {
             .online_zones(&cluster.region)
             .await
             .map_err(FleetError::Store)?;
-        if !self.is_source(cluster.id) {
+        let Some(reach) = self.reach(cluster).await? else {
             return Ok(ZoneSet::NONE);
-        }
-        Ok(admin.intersect(self.info(cluster.id).await?.readable_zones()))
+        };
+        Ok(admin.intersect(self.read_info(&reach).await?.readable_zones()))
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
@@ -63,7 +68,7 @@ impl Backend for PgBackRestBackend {
         }
         let home = self.layout.restore(job.job_id, job.run);
         if let Some(state) = Self::read_state(&home) {
-            return Ok(Self::connection(job, state.port));
+            return Ok(self.connection_for(job, state.port).await);
         }
         // Earlier runs of this job were compensated; remove what is left.
         let prefix = format!("{}-", job.job_id);
@@ -103,7 +108,7 @@ impl Backend for PgBackRestBackend {
             },
         )?;
         progress.report(1.0, "port and data directory reserved");
-        Ok(Self::connection(job, port))
+        Ok(self.connection_for(job, port).await)
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run, snapshot = %plan.snapshot_id, zone = %plan.zone))]
@@ -115,15 +120,21 @@ impl Backend for PgBackRestBackend {
         cancel: &CancellationToken,
     ) -> Result<(), StepError> {
         let (home, mut state) = self.provisioned(job)?;
-        if !self.is_source(job.source.id) {
-            return Err(StepError::fatal(
-                "source_not_in_fleet",
-                format!(
-                    "cluster {} has no repositories in this fleet",
-                    job.source.name
-                ),
-            ));
-        }
+        let reach = match self.reach(&job.source).await {
+            Ok(Some(reach)) => reach,
+            Ok(None) => {
+                return Err(StepError::fatal(
+                    "source_not_in_fleet",
+                    format!(
+                        "cluster {} has no repositories in this fleet",
+                        job.source.name
+                    ),
+                ));
+            }
+            Err(error) => {
+                return Err(StepError::retryable("fleet_unreachable", error.to_string()));
+            }
+        };
         let online = self
             .store
             .online_zones(&job.source.region)
@@ -162,11 +173,9 @@ impl Backend for PgBackRestBackend {
             self.write_state(&home, &state)?;
         }
 
-        let source_home = self.layout.cluster(job.source.id);
-        let mut command =
-            self.backrest(&source_home.backrest_conf(), &layout::stanza(job.source.id));
+        let mut command = self.backrest(&reach.conf, &reach.stanza);
         command
-            .arg(format!("--repo={}", plan.zone.index() + 1))
+            .args(reach.transfer_args(plan.zone))
             .arg(format!("--set={}", plan.snapshot_id));
         // A transaction target stops exactly there: before its commit
         // (exclusive) or after it.
@@ -273,7 +282,7 @@ impl Backend for PgBackRestBackend {
             // not is no outage to wait out: that copy is damaged.
             if exit::damaged_backup(finished.code(), &finished.stderr)
                 && self
-                    .info(job.source.id)
+                    .read_info(&reach)
                     .await
                     .is_ok_and(|info| info.readable_zones().contains(plan.zone))
             {
@@ -299,6 +308,9 @@ impl Backend for PgBackRestBackend {
             0o600,
         )
         .map_err(io_step("writing the new cluster's fleet.conf"))?;
+        if reach.networked {
+            self.adapt_copy(&home, job, state.port)?;
+        }
         progress.report(1.0, &detail);
         Ok(())
     }
@@ -413,7 +425,7 @@ impl Backend for PgBackRestBackend {
                 let target = target_text(job.target);
                 // A zone lost mid-replay looks like the end of the archive:
                 // PostgreSQL only sees restore_command fail.
-                let lost = match (wal_zone, self.info(job.source.id).await) {
+                let lost = match (wal_zone, self.info(&job.source).await) {
                     (Some(zone), Ok(info)) => {
                         (!info.readable_zones().contains(zone)).then_some(zone)
                     }
@@ -470,13 +482,8 @@ impl Backend for PgBackRestBackend {
         plan: &RestorePlan,
         target: DateTime<Utc>,
     ) -> Result<crate::domain::eta::Work, FleetError> {
-        if !self.is_source(cluster.id) {
-            return Err(FleetError::Unreachable(format!(
-                "{} has no repositories in this fleet",
-                cluster.name
-            )));
-        }
-        let info = self.info(cluster.id).await?;
+        let reach = self.reach_or_fail(cluster).await?;
+        let info = self.read_info(&reach).await?;
         let unknown = || {
             FleetError::Unreachable(format!(
                 "snapshot {} is not in {}",
@@ -492,7 +499,7 @@ impl Backend for PgBackRestBackend {
         // The log to replay: the zone's archive from the backup's first
         // segment on, taken as written evenly up to where the log ends, and
         // cut at the target.
-        let ends = self.log_ends(cluster.id, &info).await;
+        let ends = self.log_ends(&reach, &info).await;
         let wal_bytes = match (&backup.wal_start, &repo.wal, ends.get(&plan.zone)) {
             (Some(first), Some((_, newest)), Some(end)) => {
                 let segments = info::segments_between(first, newest).unwrap_or(1);
@@ -506,6 +513,18 @@ impl Backend for PgBackRestBackend {
             backup_bytes: backup.size.unwrap_or(0),
             wal_bytes,
         })
+    }
+
+    async fn adoptable(
+        &self,
+        location: &FleetLocation,
+        zones: ZoneSet,
+    ) -> Result<Option<DateTime<Utc>>, crate::backend::AdoptionRefusal> {
+        self.check_adoption(location, zones).await
+    }
+
+    async fn runs_restores(&self) -> bool {
+        self.runs_restores_here().await
     }
 
     async fn free_space(&self) -> Result<i64, FleetError> {
@@ -677,13 +696,16 @@ impl Backend for PgBackRestBackend {
             })
             .await
             .map_err(|e| server_step("opening the new cluster", e))?;
+        // Across hosts its log and backups go to the zones from now on.
+        self.archive_into_zones(&home, job, state.port, cancel)
+            .await?;
         // From now on the fleet knows the cluster by its id, like a source.
         let link = self.layout.cluster(job.new_cluster_id);
         if std::fs::symlink_metadata(link.dir()).is_err() {
             std::os::unix::fs::symlink(home.dir(), link.dir())
                 .map_err(io_step("registering the new cluster"))?;
         }
-        Ok(Self::connection(job, state.port))
+        Ok(self.connection_for(job, state.port).await)
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.job_id, run = job.run))]
@@ -699,6 +721,10 @@ impl Backend for PgBackRestBackend {
             ));
         }
         Ok(())
+    }
+
+    fn location_of(&self, job: &JobContext) -> Option<FleetLocation> {
+        self.location_of_run(job)
     }
 
     async fn remove_leftovers(
@@ -717,7 +743,11 @@ impl Backend for PgBackRestBackend {
             .map_err(|e| FleetError::Unreachable(e.to_string()))?;
         let mut round = BackupRound::default();
         // One cluster's trouble does not hold the others' backups back.
-        for cluster in clusters.iter().filter(|c| self.is_source(c.id)) {
+        // Across hosts each zone's host takes its own backups.
+        for cluster in clusters
+            .iter()
+            .filter(|c| c.location.is_none() && self.is_source(c.id))
+        {
             if let Err(error) = self.backup_cluster(cluster, now, &mut round).await {
                 tracing::error!(cluster = %cluster.name, %error, "automatic backups");
             }

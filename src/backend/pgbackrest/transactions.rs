@@ -3,6 +3,7 @@
 //! found by their commit times; and the names of a source's relations by
 //! file, read from its catalog without writing anything.
 
+use super::reach::Reach;
 use super::wal::{self, SegmentDigest};
 use super::*;
 use crate::domain::transactions::{LogRead, LoggedTransaction, RelationFile, RelationName};
@@ -46,15 +47,15 @@ impl PgBackRestBackend {
     /// never change).
     async fn segment_digest(
         &self,
-        cluster_id: ClusterId,
+        reach: &Reach,
         zone: Zone,
         segment: &str,
     ) -> Result<Arc<SegmentDigest>, String> {
-        let key = (layout::stanza(cluster_id), segment.to_string());
+        let key = (reach.stanza.clone(), segment.to_string());
         if let Some(known) = self.digests.lock().expect("cache lock").get(&key) {
             return Ok(known.clone());
         }
-        let dump = self.dump_segment(cluster_id, zone, segment, None).await?;
+        let dump = self.dump_segment(reach, zone, segment, None).await?;
         let digest = Arc::new(wal::digest(&dump));
         let mut cache = self.digests.lock().expect("cache lock");
         if cache.len() >= SEGMENT_CACHE_LIMIT {
@@ -69,7 +70,7 @@ impl PgBackRestBackend {
     /// search of the archive compares with.
     async fn first_key_from<T>(
         &self,
-        cluster_id: ClusterId,
+        reach: &Reach,
         zone: Zone,
         timeline: &str,
         (number, last): (u64, u64),
@@ -77,7 +78,7 @@ impl PgBackRestBackend {
     ) -> Result<Option<T>, String> {
         for n in number..=last.min(number + 8) {
             let digest = self
-                .segment_digest(cluster_id, zone, &segment_name(timeline, n))
+                .segment_digest(reach, zone, &segment_name(timeline, n))
                 .await?;
             if let Some(found) = key(&digest) {
                 return Ok(Some(found));
@@ -92,12 +93,13 @@ impl PgBackRestBackend {
     async fn log_zone(
         &self,
         cluster: &Cluster,
-    ) -> Result<Option<(Zone, String, u64, u64)>, FleetError> {
-        if !self.is_source(cluster.id) {
+    ) -> Result<Option<(Reach, Zone, String, u64, u64)>, FleetError> {
+        let Some(reach) = self.reach(cluster).await? else {
             return Ok(None);
-        }
-        let online = self.online_zones(cluster).await?;
-        let info = self.info(cluster.id).await?;
+        };
+        let info = self.read_info(&reach).await?;
+        let admin = self.store.online_zones(&cluster.region).await?;
+        let online = admin.intersect(info.readable_zones());
         let Some((zone, oldest, newest)) = online
             .iter()
             .filter_map(|zone| {
@@ -109,7 +111,9 @@ impl PgBackRestBackend {
             return Ok(None);
         };
         match (segment_number(&oldest), segment_number(&newest)) {
-            (Some((timeline, first)), Some((_, last))) => Ok(Some((zone, timeline, first, last))),
+            (Some((timeline, first)), Some((_, last))) => {
+                Ok(Some((reach, zone, timeline, first, last)))
+            }
             _ => Err(FleetError::Unreachable(format!(
                 "unexpected WAL segment names {oldest} and {newest}"
             ))),
@@ -125,7 +129,7 @@ impl PgBackRestBackend {
         xid: u64,
     ) -> Result<Option<LoggedTransaction>, FleetError> {
         const AFTER: u64 = 16;
-        let Some((zone, timeline, first, last)) = self.log_zone(cluster).await? else {
+        let Some((reach, zone, timeline, first, last)) = self.log_zone(cluster).await? else {
             return Ok(None);
         };
         let unreadable =
@@ -134,9 +138,7 @@ impl PgBackRestBackend {
         while low < high {
             let middle = low + (high - low) / 2;
             let newest = self
-                .first_key_from(cluster.id, zone, &timeline, (middle, last), |d| {
-                    d.newest_xid()
-                })
+                .first_key_from(&reach, zone, &timeline, (middle, last), |d| d.newest_xid())
                 .await
                 .map_err(unreadable)?;
             match newest {
@@ -148,7 +150,7 @@ impl PgBackRestBackend {
         let mut digests = Vec::new();
         for number in start..=last.min(low + AFTER) {
             let digest = self
-                .segment_digest(cluster.id, zone, &segment_name(&timeline, number))
+                .segment_digest(&reach, zone, &segment_name(&timeline, number))
                 .await
                 .map_err(unreadable)?;
             let ends_here = digest.ends.iter().any(|e| e.xid == xid);
@@ -174,8 +176,8 @@ impl PgBackRestBackend {
             ends: true,
             offline: false,
         };
-        let Some((zone, timeline, first, last)) = self.log_zone(cluster).await? else {
-            return Ok(if self.is_source(cluster.id) {
+        let Some((reach, zone, timeline, first, last)) = self.log_zone(cluster).await? else {
+            return Ok(if self.reach(cluster).await?.is_some() {
                 LogRead::offline(to)
             } else {
                 nothing
@@ -188,7 +190,7 @@ impl PgBackRestBackend {
         while low < high {
             let middle = low + (high - low) / 2;
             match self
-                .first_key_from(cluster.id, zone, &timeline, (middle, last), |d| {
+                .first_key_from(&reach, zone, &timeline, (middle, last), |d| {
                     d.commit_span().map(|(_, latest)| latest)
                 })
                 .await
@@ -218,7 +220,7 @@ impl PgBackRestBackend {
                 break;
             }
             let digest = self
-                .segment_digest(cluster.id, zone, &segment_name(&timeline, number))
+                .segment_digest(&reach, zone, &segment_name(&timeline, number))
                 .await
                 .map_err(unreadable)?;
             let past = digest
@@ -256,7 +258,10 @@ impl PgBackRestBackend {
         &self,
         cluster: &Cluster,
     ) -> Result<Vec<(RelationFile, RelationName)>, FleetError> {
-        if cluster.deleted_at.is_some() || !self.is_source(cluster.id) {
+        // A cluster of another host is read through its zones only: the
+        // desk opens no session on it.
+        if cluster.deleted_at.is_some() || cluster.location.is_some() || !self.is_source(cluster.id)
+        {
             return Ok(Vec::new());
         }
         let home = self.layout.cluster(cluster.id);

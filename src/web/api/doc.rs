@@ -36,6 +36,7 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::clusters,
         routes::cluster,
         routes::delete_cluster,
+        routes::register_cluster,
         routes::cluster_transactions,
         routes::drills,
         routes::start_drill,

@@ -109,7 +109,7 @@ pub fn router() -> Router<WebState> {
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
-        .route("/api/v1/clusters", get(clusters))
+        .route("/api/v1/clusters", get(clusters).post(register_cluster))
         .route("/api/v1/clusters/{id}", get(cluster).delete(delete_cluster))
         .route(
             "/api/v1/clusters/{id}/transactions",

@@ -519,6 +519,9 @@ pub struct JobOut {
     /// Staff only: since when the current step made no progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stalled_since: Option<DateTime<Utc>>,
+    /// Staff only: the restore host running it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When it succeeded, failed or was cancelled.
@@ -750,6 +753,7 @@ pub fn job_out(job: RestoreJob, staff: bool, eta: Option<crate::desk::eta::Eta>)
         verification: job.verification_report.as_ref().map(verification_out),
         last_error: if staff { job.last_error } else { None },
         stalled_since: if staff { job.stalled_since } else { None },
+        host: if staff { job.host.clone() } else { None },
         created_at: job.created_at,
         updated_at: job.updated_at,
         finished_at: job.finished_at,

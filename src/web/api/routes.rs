@@ -219,6 +219,27 @@ pub async fn cluster_transactions(
     Ok(Json(TransactionsOut::from(&page)))
 }
 
+/// Admins: registers a cluster that already runs on a source host of the
+/// fleet across hosts. The desk reads its backups from the zones that hold
+/// its stanza and never writes to it; a refusal stores nothing.
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "admin", security(("bearer" = [])),
+    request_body = desk::clusters::Registration,
+    responses(
+        (status = 201, description = "Registered: the cluster, with the window its backups give", body = ClusterOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "A field is wrong (`field` names it), the host is no source             host of the fleet, the stanza is unknown to the zones or its backups cannot be read             there (`field` is `stanza`), or the name is taken; `invalid_input`, nothing is             stored", body = ErrorBody),
+    ))]
+pub async fn register_cluster(
+    State(app): State<App>,
+    api: ApiUser,
+    ApiJson(body): ApiJson<desk::clusters::Registration>,
+) -> AppResult<(StatusCode, Json<ClusterOut>)> {
+    let admin = api.admin()?;
+    let cluster = desk::clusters::register(&app, admin_ops::Operator::Admin(admin), &body).await?;
+    let out = cluster_out(&app, admin, cluster, &Default::default()).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
 /// Admins: marks a cluster deleted (it stays restorable for 7 days).
 #[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The cluster's id")),
