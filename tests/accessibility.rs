@@ -125,6 +125,7 @@ async fn the_main_pages_have_no_accessibility_violations() {
     sign_in(&client, &t, "ada@admin.example").await;
     let admin = [
         "/admin/zones".to_string(),
+        "/admin/hosts".to_string(),
         "/admin/clusters".to_string(),
         "/staff/drills".to_string(),
         "/admin/users".to_string(),

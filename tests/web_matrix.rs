@@ -198,6 +198,8 @@ async fn role_route_matrix(postgres: bool) {
         ("/admin/users".into(), [303, 403, 403, 403, 200]),
         ("/admin/clusters".into(), [303, 403, 403, 403, 200]),
         ("/admin/zones".into(), [303, 403, 403, 403, 200]),
+        ("/admin/hosts".into(), [303, 403, 403, 403, 200]),
+        ("/admin/hosts?edit=nobody".into(), [303, 403, 403, 403, 404]),
         ("/admin/outbox".into(), [303, 403, 403, 403, 200]),
         ("/admin/audit".into(), [303, 403, 403, 403, 200]),
         ("/account/endpoints".into(), [303, 200, 200, 403, 403]),
@@ -355,6 +357,22 @@ async fn role_route_matrix(postgres: bool) {
             vec![],
             [303, 403, 403, 403, 0],
         ),
+        // The fleet's hosts: admins only.
+        (
+            "/admin/hosts".into(),
+            vec![
+                ("name", "r9"),
+                ("role", "restore"),
+                ("address", "r9.fleet.test"),
+                ("data_root", "/srv"),
+            ],
+            [303, 403, 403, 403, 0],
+        ),
+        (
+            "/admin/hosts/r9/remove".into(),
+            vec![],
+            [303, 403, 403, 403, 0],
+        ),
         (
             format!("/admin/clusters/{ca}/delete"),
             vec![],
@@ -424,6 +442,7 @@ async fn role_route_matrix(postgres: bool) {
         "az1 is still offline after refused calls"
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    assert!(t.app.store.fleet_hosts().await.unwrap().is_empty());
     untested(&t, ca).await;
 
     // ------------------------------------------------------------ API
