@@ -18,6 +18,7 @@ use crate::config::{BackendKind, LogFormat, Settings};
 use crate::desk::DeskError;
 use crate::desk::admin::{NewUser, Operator};
 use crate::domain::actor::Role;
+use crate::domain::host::FleetDescription;
 use crate::store;
 use crate::token_cache::TokenCache;
 use crate::{demo, desk, engine, notify, web};
@@ -183,6 +184,12 @@ pub async fn build_with_fleet(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(App, Option<Arc<PgBackRestBackend>>)> {
+    // Read before anything is opened: a wrong description stops the start
+    // with nothing stored.
+    let description = match &settings.fleet_config {
+        Some(path) => Some((path.clone(), read_fleet_description(path)?)),
+        None => None,
+    };
     let (store, sandbox) =
         store::open_with(&settings.database_url, settings.db_acquire_timeout()).await?;
     store.migrate().await?;
@@ -232,7 +239,48 @@ pub async fn build_with_fleet(
         secret_key: crate::notify::post::SecretKey::new(&secret_key),
         instance: engine::process_name().into(),
     };
+    if let Some((path, description)) = description {
+        import_fleet_description(&app, &path, &description).await?;
+    }
     Ok((app, fleet))
+}
+
+/// Reads and checks the fleet description `FLEET_CONFIG` names; an error
+/// names the file, and the host and field at fault.
+fn read_fleet_description(path: &std::path::Path) -> anyhow::Result<FleetDescription> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "FLEET_CONFIG {}: the fleet description cannot be read",
+            path.display()
+        )
+    })?;
+    FleetDescription::parse(&text)
+        .map_err(|error| anyhow::anyhow!("FLEET_CONFIG {}: {error}", path.display()))
+}
+
+/// Stores the hosts of the fleet description, as the system.
+async fn import_fleet_description(
+    app: &App,
+    path: &std::path::Path,
+    description: &FleetDescription,
+) -> anyhow::Result<()> {
+    let source = path.display().to_string();
+    let imported = desk::hosts::import(app, description, &source)
+        .await
+        .map_err(|error| match error {
+            DeskError::BadInput { message, .. } => {
+                anyhow::anyhow!("FLEET_CONFIG {source}: {message}")
+            }
+            other => anyhow::anyhow!("FLEET_CONFIG {source}: {other}"),
+        })?;
+    tracing::info!(
+        file = %source,
+        hosts = imported.hosts,
+        added = imported.added.len(),
+        replaced = imported.replaced.len(),
+        "fleet description loaded"
+    );
+    Ok(())
 }
 
 /// Brings the real fleet up: its servers started again after a restart,

@@ -207,6 +207,12 @@ pub struct Settings {
     )]
     pub restore_host: String,
 
+    /// A TOML fleet description (`[[host]]` tables) read at start: each host
+    /// in it is added or replaced; hosts not in it are kept. A file that
+    /// does not read, or names a host wrongly, stops the process at start.
+    #[arg(long, env = "FLEET_CONFIG", global = true)]
+    pub fleet_config: Option<PathBuf>,
+
     /// Restores (drills included) one restore host runs at once.
     #[arg(long, env = "MAX_RESTORES", default_value_t = 2, global = true)]
     pub max_restores: i64,
@@ -579,6 +585,7 @@ impl fmt::Debug for Settings {
             .field("max_restores", &self.max_restores)
             .field("host_lost_seconds", &self.host_lost_seconds)
             .field("fleet_tls_dir", &self.fleet_tls_dir)
+            .field("fleet_config", &self.fleet_config)
             .field("drill_interval_hours", &self.drill_interval_hours)
             .field("inspect_hours", &self.inspect_hours)
             .field("sandbox_host_disk_gib", &self.sandbox_host_disk_gib)

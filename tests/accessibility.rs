@@ -80,6 +80,21 @@ async fn the_main_pages_have_no_accessibility_violations() {
         .await;
     assert!(status.is_success(), "{body}");
     restore_desk::engine::drain(&t.app).await.unwrap();
+    // Hosts for the hosts page: a zone host and this desk's own, reporting.
+    let (status, body) = ada
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/hosts/az1",
+            Some(
+                json!({"role": "zone", "address": "az1.fleet.test", "zone": "az1",
+                        "data_root": "/var/lib/rd"}),
+            ),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    restore_desk::engine::hosts::beat(&t.app, "a11y")
+        .await
+        .unwrap();
 
     let driver = start_driver().await;
     let client = browser(&driver).await;
@@ -125,6 +140,7 @@ async fn the_main_pages_have_no_accessibility_violations() {
     sign_in(&client, &t, "ada@admin.example").await;
     let admin = [
         "/admin/zones".to_string(),
+        "/admin/hosts".to_string(),
         "/admin/clusters".to_string(),
         "/staff/drills".to_string(),
         "/admin/users".to_string(),

@@ -42,6 +42,7 @@ crate::both_databases!(
     commits_with_new_work_notify_other_processes,
     the_pool_handle_is_the_stores_own_database,
     fleet_hosts_round_trip_with_one_host_per_zone,
+    a_host_holding_an_unfinished_job_is_not_removed,
     a_silent_host_s_unheld_jobs_are_found_and_its_kept_runs_listed,
     a_host_with_too_little_room_leaves_a_job_to_another,
 );
@@ -1426,6 +1427,31 @@ async fn placed_job(store: &DynStore, seed: &Seed, number: i64, host: &str) -> R
         .unwrap();
     assert_eq!(claimed.id, job_id);
     claimed
+}
+
+/// A host holding a job that is not over stays; another host's jobs do
+/// not hold it.
+async fn a_host_holding_an_unfinished_job_is_not_removed(db: TestDb) {
+    let store = db.store().await;
+    let seed = seed(&store).await;
+    let restore = |name: &str| restore_desk::domain::host::FleetHost {
+        name: name.into(),
+        role: restore_desk::domain::host::HostRole::Restore,
+        address: format!("{name}.fleet.test"),
+        zone: None,
+        data_root: Some("/srv/restores".into()),
+        max_restores: Some(2),
+        tls_port: 8432,
+    };
+    store.put_fleet_host(&restore("r1"), t0()).await.unwrap();
+    store.put_fleet_host(&restore("r2"), t0()).await.unwrap();
+    placed_job(&store, &seed, 1, "r1").await;
+    assert!(matches!(
+        store.remove_fleet_host("r1").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.remove_fleet_host("r2").await.unwrap());
+    assert_eq!(store.fleet_hosts().await.unwrap(), vec![restore("r1")]);
 }
 
 fn beat(host: &str, at: chrono::DateTime<chrono::Utc>) -> HostHeartbeat {

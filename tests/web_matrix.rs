@@ -198,6 +198,8 @@ async fn role_route_matrix(postgres: bool) {
         ("/admin/users".into(), [303, 403, 403, 403, 200]),
         ("/admin/clusters".into(), [303, 403, 403, 403, 200]),
         ("/admin/zones".into(), [303, 403, 403, 403, 200]),
+        ("/admin/hosts".into(), [303, 403, 403, 403, 200]),
+        ("/admin/hosts?edit=nobody".into(), [303, 403, 403, 403, 404]),
         ("/admin/outbox".into(), [303, 403, 403, 403, 200]),
         ("/admin/audit".into(), [303, 403, 403, 403, 200]),
         ("/account/endpoints".into(), [303, 200, 200, 403, 403]),
@@ -355,6 +357,22 @@ async fn role_route_matrix(postgres: bool) {
             vec![],
             [303, 403, 403, 403, 0],
         ),
+        // The fleet's hosts: admins only.
+        (
+            "/admin/hosts".into(),
+            vec![
+                ("name", "r9"),
+                ("role", "restore"),
+                ("address", "r9.fleet.test"),
+                ("data_root", "/srv"),
+            ],
+            [303, 403, 403, 403, 0],
+        ),
+        (
+            "/admin/hosts/r9/remove".into(),
+            vec![],
+            [303, 403, 403, 403, 0],
+        ),
         (
             format!("/admin/clusters/{ca}/delete"),
             vec![],
@@ -424,6 +442,7 @@ async fn role_route_matrix(postgres: bool) {
         "az1 is still offline after refused calls"
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    assert!(t.app.store.fleet_hosts().await.unwrap().is_empty());
     untested(&t, ca).await;
 
     // ------------------------------------------------------------ API
@@ -465,6 +484,8 @@ async fn role_route_matrix(postgres: bool) {
         ),
         (format!("/api/v1/jobs/{job}"), [401, 200, 404, 200, 200]),
         ("/api/v1/zones".into(), [401, 200, 200, 200, 200]),
+        // The fleet's hosts: staff and admins.
+        ("/api/v1/hosts".into(), [401, 403, 403, 200, 200]),
         ("/api/v1/users".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/faults".into(), [401, 403, 403, 403, 200]),
         ("/api/v1/outbox".into(), [401, 403, 403, 403, 200]),
@@ -714,6 +735,19 @@ async fn role_route_matrix(postgres: bool) {
             json!({"interval_hours": 1, "canary": "SELECT true"}),
             [401, 403, 403, 403, 0],
         ),
+        // Putting and removing the fleet's hosts: admins only.
+        (
+            Method::PUT,
+            "/api/v1/hosts/r9".into(),
+            json!({"role": "restore", "address": "r9.fleet.test", "data_root": "/srv"}),
+            [401, 403, 403, 403, 0],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/hosts/r9".into(),
+            json!({}),
+            [401, 403, 403, 403, 404],
+        ),
     ];
     for (method, path, body, expect) in &api_writes {
         for (i, api) in apis.iter().enumerate() {
@@ -751,6 +785,7 @@ async fn role_route_matrix(postgres: bool) {
             .is_none()
     );
     assert!(t.app.sandbox.faults().await.unwrap().is_empty());
+    assert!(t.app.store.fleet_hosts().await.unwrap().is_empty());
     untested(&t, ca).await;
     assert_eq!(
         t.app
@@ -809,6 +844,9 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("get", "/api/v1/jobs/{id}"),
         ("get", "/api/v1/zones"),
         ("post", "/api/v1/zones/{zone}/{state}"),
+        ("get", "/api/v1/hosts"),
+        ("put", "/api/v1/hosts/{name}"),
+        ("delete", "/api/v1/hosts/{name}"),
         ("get", "/api/v1/users"),
         ("post", "/api/v1/users"),
         ("patch", "/api/v1/users/{id}"),

@@ -9,6 +9,7 @@ pub mod drills;
 pub mod endpoints;
 pub mod eta;
 pub mod filing;
+pub mod hosts;
 pub mod notices;
 pub mod read;
 pub mod transactions;

@@ -70,6 +70,10 @@ string_enum! {
         EndpointEnable = "endpoint_enable",
         EndpointDelete = "endpoint_delete",
         EndpointTest = "endpoint_test",
+        /// A host of the fleet added or replaced (a page, the API, or
+        /// `FLEET_CONFIG` at start).
+        HostPut = "host_put",
+        HostRemove = "host_remove",
     }
 }
 
@@ -193,6 +197,8 @@ impl EventAction {
             A::EndpointEnable => "Endpoint enabled",
             A::EndpointDelete => "Endpoint removed",
             A::EndpointTest => "Test event sent",
+            A::HostPut => "Fleet host added or replaced",
+            A::HostRemove => "Fleet host removed",
         }
     }
 
@@ -253,6 +259,8 @@ impl EventAction {
                 | A::EndpointEnable
                 | A::EndpointDelete
                 | A::EndpointTest
+                | A::HostPut
+                | A::HostRemove
         )
     }
 }
@@ -306,7 +314,14 @@ mod tests {
             .filter(|a| !a.customer_may_see())
             .map(EventAction::as_str)
             .collect();
-        for private in ["note", "warn_deadline", "job_step_failed", "user_update"] {
+        for private in [
+            "note",
+            "warn_deadline",
+            "job_step_failed",
+            "user_update",
+            "host_put",
+            "host_remove",
+        ] {
             assert!(hidden.contains(&private), "{private} shown to customers");
         }
         assert!(EventAction::Reply.customer_may_see());

@@ -24,6 +24,7 @@ pub const DEFAULT_TLS_PORT: u16 = 8432;
 
 /// A host of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FleetHost {
     /// Short and unique: `az1`, `r2`. Workers name their host with it.
     pub name: String,
@@ -90,9 +91,14 @@ fn valid_dns_name(address: &str) -> bool {
             .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// A path pgBackRest and PostgreSQL read unquoted: absolute, plain characters.
+/// The longest data root a host may have.
+pub const MAX_PATH: usize = 1024;
+
+/// A path pgBackRest and PostgreSQL read unquoted: absolute, plain
+/// characters, not too long.
 pub fn valid_path(path: &str) -> bool {
     path.starts_with('/')
+        && path.len() <= MAX_PATH
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
@@ -129,7 +135,10 @@ impl FleetHost {
         {
             found.push(problem(
                 "data_root",
-                "The data root is an absolute path of letters, digits and / . _ - +",
+                format!(
+                    "The data root is an absolute path of at most {MAX_PATH} letters, digits \
+                     and / . _ - +"
+                ),
             ));
         }
         if matches!(self.role, HostRole::Zone | HostRole::Restore) && self.data_root.is_none() {
@@ -199,11 +208,67 @@ pub struct FleetDescription {
     pub hosts: Vec<FleetHost>,
 }
 
+/// The field of a `[[host]]` table a deserialisation error is about: the
+/// one it names, else the first whose value is not of its kind.
+fn field_at_fault(entry: &toml::Value, message: &str) -> String {
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(end) = rest.find('`')
+        {
+            return rest[..end].to_string();
+        }
+    }
+    let fits = |key: &str, value: &toml::Value| -> bool {
+        let value = value.clone();
+        match key {
+            "role" => value.try_into::<HostRole>().is_ok(),
+            "zone" => value.try_into::<Zone>().is_ok(),
+            "tls_port" => value.try_into::<u16>().is_ok(),
+            "max_restores" => value.try_into::<i64>().is_ok(),
+            _ => value.try_into::<String>().is_ok(),
+        }
+    };
+    entry
+        .as_table()
+        .and_then(|table| table.iter().find(|(key, value)| !fits(key, value)))
+        .map_or_else(|| "host".to_string(), |(key, _)| key.clone())
+}
+
 impl FleetDescription {
-    /// Reads a description, refusing one with any problem, each named.
+    /// Reads a description, refusing one with any problem, each named by
+    /// host and field, on one line.
     pub fn parse(text: &str) -> Result<FleetDescription, String> {
-        let description: FleetDescription = toml::from_str(text)
-            .map_err(|e| format!("the fleet description does not read: {e}"))?;
+        let unreadable = |why: String| format!("the fleet description does not read: {why}");
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map_or(1, |before| before.matches('\n').count() + 1);
+            unreadable(format!("line {line}: {}", e.message().replace('\n', " ")))
+        })?;
+        if let Some(key) = table.keys().find(|k| *k != "host") {
+            return Err(unreadable(format!(
+                "unknown key {key:?}: a fleet description holds [[host]] tables only"
+            )));
+        }
+        let entries: &[toml::Value] = match table.get("host") {
+            None => &[],
+            Some(toml::Value::Array(entries)) => entries,
+            Some(_) => return Err(unreadable("`host` must be [[host]] tables".into())),
+        };
+        let mut hosts = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let host: FleetHost = entry.clone().try_into().map_err(|e: toml::de::Error| {
+                let which = match entry.get("name").and_then(toml::Value::as_str) {
+                    Some(name) => format!("host {name:?}"),
+                    None => format!("host number {}", i + 1),
+                };
+                let message = e.message().replace('\n', " ");
+                format!("{which}, {}: {message}", field_at_fault(entry, &message))
+            })?;
+            hosts.push(host);
+        }
+        let description = FleetDescription { hosts };
         let problems = fleet_problems(&description.hosts);
         if !problems.is_empty() {
             return Err(problems
@@ -318,6 +383,32 @@ mod tests {
 
         let typo = "[[hosts]]\nname = \"a\"\n";
         assert!(FleetDescription::parse(typo).is_err());
+    }
+
+    #[test]
+    fn what_does_not_read_is_named_by_host_and_field_on_one_line() {
+        let error = |text: &str| FleetDescription::parse(text).unwrap_err();
+        let role = error("[[host]]\nname = \"a\"\nrole = \"printer\"\naddress = \"a.b\"\n");
+        assert!(
+            role.starts_with("host \"a\", role: unknown host role"),
+            "{role}"
+        );
+        let port = error(
+            "[[host]]\nname = \"a\"\nrole = \"source\"\naddress = \"a.b\"\ntls_port = 70000\n",
+        );
+        assert!(port.starts_with("host \"a\", tls_port: "), "{port}");
+        let missing = error("[[host]]\nname = \"a\"\nrole = \"source\"\n");
+        assert!(missing.starts_with("host \"a\", address: "), "{missing}");
+        let typo =
+            error("[[host]]\nname = \"a\"\nrole = \"source\"\naddress = \"a.b\"\ntls_prot = 1\n");
+        assert!(typo.starts_with("host \"a\", tls_prot: "), "{typo}");
+        let nameless = error("[[host]]\nrole = \"source\"\naddress = \"a.b\"\n");
+        assert!(nameless.starts_with("host number 1, name: "), "{nameless}");
+        let syntax = error("[[host]]\nname = \"a\"\nrole = source\n");
+        assert!(syntax.contains("line 3"), "{syntax}");
+        for e in [role, port, missing, typo, nameless, syntax] {
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -448,9 +448,25 @@ pub trait Store: Send + Sync + 'static {
         &self,
         host: &crate::domain::host::FleetHost,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Removes a host; false when there was none.
-    async fn remove_fleet_host(&self, name: &str) -> StoreResult<bool>;
+    ) -> StoreResult<()> {
+        let write = AdminWrite::PutFleetHost(host.clone());
+        self.commit(&Commit::admin(write, None, now))
+            .await
+            .map(drop)
+    }
+    /// Removes a host; false when there was none. Refused with `Conflict`
+    /// while a job that is not over is placed on it.
+    async fn remove_fleet_host(&self, name: &str) -> StoreResult<bool> {
+        let write = AdminWrite::RemoveFleetHost {
+            name: name.to_string(),
+        };
+        // Nothing of a removal is dated: the commit's time is not written.
+        match self.commit(&Commit::admin(write, None, Utc::now())).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
     /// Records that a host's worker is alive, and its room.
     async fn host_heartbeat(&self, beat: &HostHeartbeat) -> StoreResult<()>;
     async fn host_heartbeats(&self) -> StoreResult<Vec<HostHeartbeat>>;

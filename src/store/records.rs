@@ -357,6 +357,14 @@ pub enum AdminWrite {
         id: EndpointId,
         change: EndpointChange,
     },
+    /// Adds a host of the fleet or replaces the one of its name; refused
+    /// (`Duplicate(ZoneHost)`) when another host serves its zone.
+    PutFleetHost(crate::domain::host::FleetHost),
+    /// Refused (`NotFound`) for an unknown host, and (`Conflict`) while a
+    /// job that is not over is placed on it.
+    RemoveFleetHost {
+        name: String,
+    },
 }
 
 /// What can happen to an endpoint after it is registered.

@@ -148,7 +148,7 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 
 fn page_routes() -> Router<WebState> {
     use pages::{
-        account, admin, common, customer, drills, endpoints, staff, transactions, verdict,
+        account, admin, common, customer, drills, endpoints, hosts, staff, transactions, verdict,
     };
     Router::new()
         .route("/", get(account::home))
@@ -207,6 +207,8 @@ fn page_routes() -> Router<WebState> {
             "/admin/zones/{region}/{zone}/{state}",
             post(admin::set_zone),
         )
+        .route("/admin/hosts", get(hosts::page).post(hosts::save))
+        .route("/admin/hosts/{name}/remove", post(hosts::remove))
         .route("/admin/faults", post(admin::add_fault))
         .route("/admin/faults/clear", post(admin::clear_faults))
         .route("/admin/outbox", get(admin::outbox))

@@ -154,7 +154,6 @@ impl HostFleet {
         fleet.psql("desk", 5432, "postgres", "CREATE DATABASE desk");
         fleet.write_description(plan.restore_hosts);
         fleet.desk_command(&["migrate"]);
-        fleet.load_hosts().await;
         fleet.desk_command(&[
             "fleet",
             "certs",
@@ -209,19 +208,6 @@ impl HostFleet {
             self.lan.dns("src")
         ));
         write(&self.description_path(), &text);
-    }
-
-    /// The fleet description into the desk's database.
-    async fn load_hosts(&self) {
-        let text = std::fs::read_to_string(self.description_path()).unwrap();
-        let description = restore_desk::domain::host::FleetDescription::parse(&text).unwrap();
-        let store = restore_desk::store::open(&self.desk_url).await.unwrap();
-        for host in &description.hosts {
-            store
-                .put_fleet_host(host, chrono::Utc::now())
-                .await
-                .unwrap();
-        }
     }
 
     /// The settings every desk process of `host` runs with.

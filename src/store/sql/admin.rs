@@ -1,6 +1,7 @@
-//! Administration's writes: people, subscriptions, zones, clusters and the
-//! simulated fleet's faults. Each is applied inside a commit, beside its
-//! audit event; a write that finds nothing to change refuses the commit.
+//! Administration's writes: people, subscriptions, zones, clusters, the
+//! fleet's hosts and the simulated fleet's faults. Each is applied inside a
+//! commit, beside its audit event; a write that finds nothing to change
+//! refuses the commit.
 
 use super::*;
 
@@ -151,6 +152,8 @@ pub(super) async fn write_admin(
         AdminWrite::ChangeEndpoint { id, change } => {
             endpoints::change_endpoint(tx, *id, change, at).await?
         }
+        AdminWrite::PutFleetHost(host) => hosts::put_host_row(tx, host, at).await?,
+        AdminWrite::RemoveFleetHost { name } => hosts::remove_host_row(tx, name).await?,
     }
     Ok(())
 }

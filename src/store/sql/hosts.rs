@@ -28,10 +28,10 @@ pub(super) async fn fleet_hosts(store: &SqlStore) -> StoreResult<Vec<FleetHost>>
     Ok(rows.iter().map(host_row).collect::<Result<_, _>>()?)
 }
 
-/// Adds the host or replaces the one of that name. A zone another host
-/// already serves is refused: `Duplicate(Unique::ZoneHost)`.
-pub(super) async fn put_fleet_host(
-    store: &SqlStore,
+/// Adds the host or replaces the one of that name, inside a commit. A zone
+/// another host already serves is refused: `Duplicate(Unique::ZoneHost)`.
+pub(super) async fn put_host_row(
+    tx: &mut Tx,
     host: &FleetHost,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -50,18 +50,33 @@ pub(super) async fn put_fleet_host(
     .bind(host.max_restores)
     .bind(i64::from(host.tls_port))
     .bind(now)
-    .execute(&store.pool)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Removes a host; true when there was one.
-pub(super) async fn remove_fleet_host(store: &SqlStore, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM fleet_hosts WHERE name = $1")
+/// Removes a host inside a commit, unless a job that is not over is placed
+/// on it: `NotFound` when there is no such host, `Conflict` while one is.
+pub(super) async fn remove_host_row(tx: &mut Tx, name: &str) -> StoreResult<()> {
+    let done = sqlx::query(
+        "DELETE FROM fleet_hosts WHERE name = $1 \
+           AND NOT EXISTS (SELECT 1 FROM restore_jobs \
+                           WHERE host = $1 AND state NOT IN ('succeeded', 'failed', 'cancelled'))",
+    )
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() > 0 {
+        return Ok(());
+    }
+    let known: Option<String> = sqlx::query_scalar("SELECT name FROM fleet_hosts WHERE name = $1")
         .bind(name)
-        .execute(&store.pool)
+        .fetch_optional(&mut **tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    match known {
+        Some(_) => Err(StoreError::Conflict("the restores placed on the host")),
+        None => Err(StoreError::NotFound("the host")),
+    }
 }
 
 pub(super) async fn host_heartbeat(store: &SqlStore, beat: &HostHeartbeat) -> StoreResult<()> {

@@ -452,18 +452,6 @@ impl Store for SqlStore {
         hosts::fleet_hosts(self).await
     }
 
-    async fn put_fleet_host(
-        &self,
-        host: &crate::domain::host::FleetHost,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.wrote(hosts::put_fleet_host(self, host, now).await)
-    }
-
-    async fn remove_fleet_host(&self, name: &str) -> StoreResult<bool> {
-        self.wrote(hosts::remove_fleet_host(self, name).await)
-    }
-
     async fn host_heartbeat(&self, beat: &HostHeartbeat) -> StoreResult<()> {
         hosts::host_heartbeat(self, beat).await
     }

@@ -55,6 +55,9 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         routes::job,
         routes::zones,
         routes::set_zone,
+        routes::hosts,
+        routes::put_host,
+        routes::remove_host,
         routes::users,
         routes::create_user,
         routes::update_user,
@@ -115,7 +118,7 @@ use crate::web::error::{ErrorBody, ErrorCode, ErrorDetail, FieldError};
         (name = "drills", description = "Restore tests: each cluster's backups restored on a \
             schedule from each zone in turn into a copy no customer sees, verified, then \
             removed. A zone whose latest test failed puts the cluster's restores at risk."),
-        (name = "fleet", description = "Zones and injected faults"),
+        (name = "fleet", description = "Zones, the fleet's hosts and injected faults"),
         (name = "admin", description = "People, outbox and audit log"),
         (name = "endpoints", description = "Webhooks and team chats notices are posted to. \
             A webhook post carries `Restore-Desk-Signature: t=<unix seconds>,v1=<hex>`: \

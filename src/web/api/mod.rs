@@ -137,6 +137,11 @@ pub fn router() -> Router<WebState> {
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/zones", get(zones))
         .route("/api/v1/zones/{zone}/{state}", post(set_zone))
+        .route("/api/v1/hosts", get(hosts))
+        .route(
+            "/api/v1/hosts/{name}",
+            axum::routing::put(put_host).delete(remove_host),
+        )
         .route("/api/v1/users", get(users).post(create_user))
         .route("/api/v1/users/{id}", axum::routing::patch(update_user))
         .route(

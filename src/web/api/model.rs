@@ -1470,3 +1470,98 @@ impl From<&crate::desk::transactions::TransactionsAround> for TransactionsOut {
         }
     }
 }
+
+/// A host of the fleet, as the fleet's list has it and as its workers last
+/// reported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostOut {
+    pub name: String,
+    #[schema(value_type = words::HostRole)]
+    pub role: String,
+    /// The DNS name others reach it by; null for a host only heard from.
+    #[schema(required = true)]
+    pub address: Option<String>,
+    /// A zone host's zone.
+    #[schema(required = true, value_type = Option<words::Zone>)]
+    pub zone: Option<String>,
+    /// Where the desk's process there keeps its files.
+    #[schema(required = true)]
+    pub data_root: Option<String>,
+    /// A restore host's limit of restores at once.
+    #[schema(required = true)]
+    pub max_restores: Option<i64>,
+    /// pgBackRest's TLS server there; null for a host only heard from.
+    #[schema(required = true)]
+    pub tls_port: Option<u16>,
+    /// In the fleet's list (false: a restore host whose workers report but
+    /// that nobody listed, such as the single machine's `local`).
+    pub configured: bool,
+    /// Its workers reported within `HOST_LOST_SECONDS`.
+    pub alive: bool,
+    /// When its workers last reported; null: never.
+    #[schema(required = true)]
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Bytes free for restores there, as its workers last reported.
+    #[schema(required = true)]
+    pub free_bytes: Option<i64>,
+    /// Restores and restore tests placed on it that are not over.
+    pub restores_running: i64,
+}
+
+pub fn host_out(h: crate::desk::hosts::HostStatus) -> HostOut {
+    HostOut {
+        role: h.role().as_str().to_string(),
+        max_restores: h.max_restores(),
+        last_seen_at: h.last_seen_at(),
+        free_bytes: h.free_bytes(),
+        configured: h.configured(),
+        alive: h.alive,
+        restores_running: h.restores_running,
+        address: h.config.as_ref().map(|c| c.address.clone()),
+        zone: h
+            .config
+            .as_ref()
+            .and_then(|c| c.zone)
+            .map(|z| z.to_string()),
+        data_root: h.config.as_ref().and_then(|c| c.data_root.clone()),
+        tls_port: h.config.as_ref().map(|c| c.tls_port),
+        name: h.name,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostsOut {
+    /// The listed hosts (by role, then name), then those only heard from.
+    pub hosts: Vec<HostOut>,
+}
+
+/// A host of the fleet, its name taken from the path. It replaces the host
+/// of that name whole: a field left out is none, `tls_port` left out is
+/// 8432.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HostIn {
+    #[schema(value_type = words::HostRole)]
+    pub role: String,
+    /// The DNS name others reach it by, the name in its certificate; not an
+    /// IP address.
+    #[schema(max_length = 253)]
+    pub address: String,
+    /// A zone host's zone; null for the others.
+    #[serde(default)]
+    #[schema(value_type = Option<words::Zone>)]
+    pub zone: Option<String>,
+    /// An absolute path where the desk's process there keeps its files;
+    /// a zone or restore host needs one.
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub data_root: Option<String>,
+    /// A restore host's limit of restores at once, 1 to 64; null for the
+    /// others.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 64)]
+    pub max_restores: Option<i64>,
+    /// pgBackRest's TLS server there (default 8432).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub tls_port: Option<i64>,
+}

@@ -1042,6 +1042,87 @@ pub async fn clear_faults(State(app): State<App>, api: ApiUser) -> AppResult<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
+// ---------------------------------------------------------------- hosts
+
+/// Staff: the fleet's hosts, each with when its workers last reported,
+/// its free room and the restores placed on it; hosts that report but
+/// nobody listed (such as the single machine's `local`) come last, marked
+/// not configured.
+#[utoipa::path(get, path = "/api/v1/hosts", tag = "fleet", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The fleet's hosts", body = HostsOut),
+        (status = 403, response = Forbidden),
+    ))]
+pub async fn hosts(State(app): State<App>, api: ApiUser) -> AppResult<Json<HostsOut>> {
+    api.staff()?;
+    let hosts = desk::hosts::list(&app).await?;
+    Ok(Json(HostsOut {
+        hosts: hosts.into_iter().map(host_out).collect(),
+    }))
+}
+
+/// Admins: adds a host of that name to the fleet's list, or replaces it
+/// whole. Kept in the audit trail; a refusal stores nothing.
+#[utoipa::path(put, path = "/api/v1/hosts/{name}", tag = "fleet", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The host's name: lowercase letters, digits and dashes")),
+    request_body = HostIn,
+    responses(
+        (status = 200, description = "Stored: the host as the list now has it", body = HostOut),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "A field is refused, `field` says which \
+            (`invalid_input`): a name or an address that is not one (an IP address is \
+            not), an unknown role or zone, a zone on a host that is not a zone host or \
+            none on one that is, a zone another host serves (`field` is `zone`, the \
+            message names that host), a missing or relative data root, a limit of \
+            restores out of 1 to 64 or on a host that runs none, a TLS port out of range. \
+            Nothing is stored", body = ErrorBody),
+    ))]
+pub async fn put_host(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidPath(name): ValidPath<String>,
+    ApiJson(body): ApiJson<HostIn>,
+) -> AppResult<Json<HostOut>> {
+    let admin = api.admin()?;
+    let input = desk::hosts::HostInput {
+        name,
+        role: body.role,
+        address: body.address,
+        zone: body.zone,
+        data_root: body.data_root,
+        max_restores: body.max_restores,
+        tls_port: body.tls_port,
+    };
+    let host = desk::hosts::put(&app, admin, &input).await?;
+    let stored = desk::hosts::list(&app)
+        .await?
+        .into_iter()
+        .find(|h| h.name == host.name)
+        .ok_or_else(AppError::internal)?;
+    Ok(Json(host_out(stored)))
+}
+
+/// Admins: removes a host from the fleet's list. Kept in the audit trail.
+#[utoipa::path(delete, path = "/api/v1/hosts/{name}", tag = "fleet", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The host's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No host of that name is listed (`not_found`)", body = ErrorBody),
+        (status = 422, description = "Restores or restore tests that are not over are \
+            placed on the host (`invalid_input`, `field` is `name`, the message says how \
+            many); nothing is removed", body = ErrorBody),
+    ))]
+pub async fn remove_host(
+    State(app): State<App>,
+    api: ApiUser,
+    ValidPath(name): ValidPath<String>,
+) -> AppResult<StatusCode> {
+    let admin = api.admin()?;
+    desk::hosts::remove(&app, admin, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------------------------------------------------------------- admin
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),

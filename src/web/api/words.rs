@@ -11,6 +11,7 @@ use crate::domain::actor::Role as DomainRole;
 use crate::domain::catalog::Zone as DomainZone;
 use crate::domain::cluster::ClusterStatus as DomainClusterStatus;
 use crate::domain::endpoint::{EndpointKind as DomainEndpointKind, EventType as DomainEventType};
+use crate::domain::host::HostRole as DomainHostRole;
 use crate::domain::restore_job::JobState as DomainJobState;
 use crate::domain::sla::Severity as DomainSeverity;
 use crate::domain::ticket::{
@@ -75,6 +76,13 @@ words!(
 words!(
     /// Where a restore job is: its steps, then how it ended.
     JobState = DomainJobState::ALL.map(DomainJobState::as_str)
+);
+
+words!(
+    /// What a host of the fleet is for: `source` runs customers' clusters,
+    /// `zone` keeps one zone's pgBackRest repository, `restore` runs
+    /// restores.
+    HostRole = DomainHostRole::ALL.map(DomainHostRole::as_str)
 );
 
 words!(

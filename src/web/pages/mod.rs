@@ -8,6 +8,7 @@ pub mod common;
 pub mod customer;
 pub mod drills;
 pub mod endpoints;
+pub mod hosts;
 pub mod staff;
 pub mod transactions;
 pub mod verdict;
