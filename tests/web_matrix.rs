@@ -748,6 +748,17 @@ async fn role_route_matrix(postgres: bool) {
             json!({}),
             [401, 403, 403, 403, 404],
         ),
+        // Registering an existing cluster: admins only; the simulated
+        // fleet has no zones to vouch for it, and nothing is stored.
+        (
+            Method::POST,
+            "/api/v1/clusters".into(),
+            json!({"name": "adopted", "subscription": "contoso", "resource_group": "rg-prod",
+                   "host": "src", "port": 5432, "stanza": "adopted", "data_directory": "/srv/pg",
+                   "database": "app", "user": "app", "tier": "GeneralPurpose", "vcores": 2,
+                   "storage_gib": 32, "server_version": "15"}),
+            [401, 403, 403, 403, 422],
+        ),
     ];
     for (method, path, body, expect) in &api_writes {
         for (i, api) in apis.iter().enumerate() {
@@ -824,6 +835,7 @@ async fn openapi_covers_every_route(postgres: bool) {
         ("post", "/api/v1/logout"),
         ("get", "/api/v1/me"),
         ("get", "/api/v1/clusters"),
+        ("post", "/api/v1/clusters"),
         ("get", "/api/v1/clusters/{id}"),
         ("delete", "/api/v1/clusters/{id}"),
         ("get", "/api/v1/clusters/{id}/transactions"),

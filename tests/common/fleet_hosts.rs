@@ -91,6 +91,9 @@ impl Drop for HostFleet {
         for mount in &self.mounts {
             let _ = Command::new("umount").arg("-l").arg(mount).status();
         }
+        if std::env::var_os("KEEP_FLEET").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -101,10 +104,11 @@ impl HostFleet {
         let mut hosts = vec!["desk", "src", "az1", "az2", "az3"];
         hosts.extend(plan.restore_hosts.iter().copied());
         let lan = Lan::create(&hosts);
+        // Short: a restored copy's socket path under it must stay within
+        // the 107 bytes a Unix socket's name may have.
         let root = PathBuf::from(format!(
-            "/var/tmp/rd-hosts-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
+            "/var/tmp/rdh-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
         ));
         std::fs::create_dir_all(&root).unwrap();
         for host in &hosts {

@@ -24,16 +24,15 @@ impl PgBackRestBackend {
         make_dir(&scratch, &self.user, 0o700).map_err(|e| e.to_string())?;
         let file = scratch.join(segment);
         let outcome = async {
-            let mut get = self.backrest(&reach.conf, &reach.stanza);
-            get.args(reach.transfer_args(zone));
-            // archive-get is PostgreSQL's command and wants a data
-            // directory; across hosts this host has none for the stanza,
-            // and the scratch folder serves (the file goes to a full path).
             if reach.networked {
-                get.arg(format!("--pg1-path={}", scratch.display()));
+                self.fetch_from_repository(reach, zone, segment, &scratch)
+                    .await?;
+            } else {
+                let mut get = self.backrest(&reach.conf, &reach.stanza);
+                get.args(reach.transfer_args(zone));
+                get.arg("archive-get").arg(segment).arg(&file);
+                self.must_succeed(get, StdDuration::from_secs(60)).await?;
             }
-            get.arg("archive-get").arg(segment).arg(&file);
-            self.must_succeed(get, StdDuration::from_secs(60)).await?;
             let mut dump = self.user.command(self.bin.join("pg_waldump"), &scratch);
             if let Some(rmgr) = rmgr {
                 dump.arg(format!("--rmgr={rmgr}"));
@@ -49,6 +48,99 @@ impl PgBackRestBackend {
         .await;
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         outcome
+    }
+
+    /// One archived segment read from `zone`'s repository into `scratch`,
+    /// across hosts: `archive-get` checks the segment against a data
+    /// directory this host does not have, so the file is found with
+    /// `repo-ls`, read (decrypted) with `repo-get` and decompressed here.
+    async fn fetch_from_repository(
+        &self,
+        reach: &Reach,
+        zone: Zone,
+        segment: &str,
+        scratch: &Path,
+    ) -> Result<(), String> {
+        let list = |path: String, filter: Option<String>| {
+            let mut ls = self.backrest(&reach.conf, &reach.stanza);
+            ls.args(reach.transfer_args(zone)).arg("--output=json");
+            if let Some(filter) = filter {
+                ls.arg(format!("--filter={filter}"));
+            }
+            ls.arg("repo-ls").arg(path);
+            ls
+        };
+        let stanza_dir = format!("archive/{}", reach.stanza);
+        let listed = self
+            .must_succeed(list(stanza_dir.clone(), None), StdDuration::from_secs(30))
+            .await?;
+        let archive_id = info::newest_archive_id(&listed.stdout)
+            .ok_or_else(|| format!("no archive in {stanza_dir} of {zone}"))?;
+        let dir = format!(
+            "{stanza_dir}/{archive_id}/{}",
+            &segment[..16.min(segment.len())]
+        );
+        let listed = self
+            .must_succeed(
+                list(dir.clone(), Some(format!("^{segment}"))),
+                StdDuration::from_secs(30),
+            )
+            .await?;
+        let name = info::first_file(&listed.stdout)
+            .ok_or_else(|| format!("{segment} is not in {zone}'s archive"))?;
+        let fetched = scratch.join(&name);
+        let mut get = self.backrest(&reach.conf, &reach.stanza);
+        get.args(reach.transfer_args(zone))
+            .arg("repo-get")
+            .arg(format!("{dir}/{name}"));
+        let (status, bytes, stderr) = process::run_binary(get, StdDuration::from_secs(60))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("repo-get of {segment}: {}", stderr.trim()));
+        }
+        std::fs::write(&fetched, bytes).map_err(|e| e.to_string())?;
+        self.user.own(&fetched).map_err(|e| e.to_string())?;
+        let target = scratch.join(segment);
+        let decompress = |program: &str, args: &[&str]| {
+            let mut c = self.user.command(program, scratch);
+            c.args(args).arg(&fetched).arg("-o").arg(&target);
+            c
+        };
+        let command = match name.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("zst") => Some(decompress("zstd", &["-dqf"])),
+            Some("lz4") => {
+                let mut c = self.user.command("lz4", scratch);
+                c.arg("-dqf").arg(&fetched).arg(&target);
+                Some(c)
+            }
+            Some("gz") | Some("bz2") => {
+                let program = if name.ends_with(".gz") {
+                    "gzip"
+                } else {
+                    "bzip2"
+                };
+                let out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+                let mut c = self.user.command(program, scratch);
+                c.arg("-dc")
+                    .arg(&fetched)
+                    .stdout(std::process::Stdio::from(out));
+                Some(c)
+            }
+            _ => None,
+        };
+        match command {
+            Some(command) => {
+                let done = run_quiet(command, StdDuration::from_secs(60))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !done.success() {
+                    return Err(format!("decompressing {name}: {}", done.reason()));
+                }
+            }
+            None => std::fs::rename(&fetched, &target).map_err(|e| e.to_string())?,
+        }
+        Ok(())
     }
 
     /// When the newest transaction recorded in `segment` ended, decoding

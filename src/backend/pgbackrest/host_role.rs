@@ -158,8 +158,9 @@ impl PgBackRestBackend {
                 continue;
             }
             if !present {
+                // This host's configuration names its own repository only.
                 let mut create = self.backrest(conf, stanza);
-                create.args([repo.as_str(), "stanza-create"]);
+                create.arg("stanza-create");
                 if let Err(error) = self.must_succeed(create, StdDuration::from_secs(300)).await {
                     tracing::warn!(cluster = %cluster.name, %zone, %error, "creating the stanza");
                     continue;

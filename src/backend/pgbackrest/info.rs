@@ -171,6 +171,31 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, String> {
     Ok(StanzaInfo { repos })
 }
 
+/// The newest archive of a stanza (`15-2` over `15-1`), from the JSON of
+/// `repo-ls archive/<stanza>`.
+pub fn newest_archive_id(json: &str) -> Option<String> {
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(json).ok()?;
+    entries
+        .iter()
+        .filter(|(_, e)| e["type"] == "path")
+        .filter_map(|(name, _)| {
+            let (version, id) = name.split_once('-')?;
+            version.parse::<u32>().ok()?;
+            Some((id.parse::<u32>().ok()?, name.clone()))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+/// The first file named in the JSON of `repo-ls`.
+pub fn first_file(json: &str) -> Option<String> {
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(json).ok()?;
+    entries
+        .into_iter()
+        .find(|(_, e)| e["type"] == "file")
+        .map(|(name, _)| name)
+}
+
 impl StanzaInfo {
     pub fn readable_zones(&self) -> ZoneSet {
         self.repos
@@ -318,6 +343,19 @@ pub fn last_transaction_end(waldump: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_archive_and_a_segment_s_file_come_from_repo_ls() {
+        let dirs = r#"{".":{"type":"path"},"15-1":{"type":"path"},"15-2":{"type":"path"},"archive.info":{"type":"file","size":370,"time":1}}"#;
+        assert_eq!(newest_archive_id(dirs).as_deref(), Some("15-2"));
+        assert_eq!(newest_archive_id(r#"{".":{"type":"path"}}"#), None);
+        let files = r#"{"000000010000000000000003-5a1d5c8f2e8f0b6d9a7c3e1b2f4a6c8d0e2f4a6b.zst":{"type":"file","size":1024,"time":1}}"#;
+        assert_eq!(
+            first_file(files).as_deref(),
+            Some("000000010000000000000003-5a1d5c8f2e8f0b6d9a7c3e1b2f4a6c8d0e2f4a6b.zst")
+        );
+        assert_eq!(first_file("{}"), None);
+    }
     use chrono::TimeZone;
 
     const THREE: &str = include_str!("testdata/info-three-repos.json");

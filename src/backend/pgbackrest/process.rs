@@ -287,3 +287,50 @@ pub async fn stop_leftover(pid_file: &Path, expect: &str) {
 pub async fn run_quiet(command: Command, timeout: Duration) -> Result<Finished, RunError> {
     run(command, timeout, &CancellationToken::new(), |_| {}).await
 }
+
+/// Runs a command whose output is binary (a file read from a repository):
+/// its exit status, its stdout as bytes and its stderr, within `timeout`.
+pub async fn run_binary(
+    mut command: Command,
+    timeout: Duration,
+) -> Result<(ExitStatus, Vec<u8>, String), RunError> {
+    let program = program_name(&command);
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|source| RunError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let name = program.clone();
+    let work = async move {
+        let io_error = |source| RunError::Io {
+            program: name.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        let mut err = String::new();
+        let (read_out, read_err) = tokio::join!(
+            stdout.read_to_end(&mut out),
+            stderr.read_to_string(&mut err)
+        );
+        read_out.map_err(io_error)?;
+        read_err.map_err(io_error)?;
+        let status = child.wait().await.map_err(io_error)?;
+        Ok::<_, RunError>((status, out, err))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(done) => done,
+        Err(_) => {
+            kill_group(pid).await;
+            Err(RunError::TimedOut {
+                program,
+                seconds: timeout.as_secs(),
+            })
+        }
+    }
+}

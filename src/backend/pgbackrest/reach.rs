@@ -362,17 +362,48 @@ impl PgBackRestBackend {
             "archive_mode = on\narchive_command = {}\n",
             layout::pg_quote(&command)
         );
-        if text.contains(&wanted) {
+        let without = |text: &str| -> String {
+            text.lines()
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with("archive_mode") && !l.starts_with("archive_command")
+                })
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        if !text.contains(&wanted) {
+            write_file(
+                &path,
+                &format!("{}{wanted}", without(&text)),
+                &self.user,
+                0o600,
+            )
+            .map_err(io_step("writing fleet.conf"))?;
+        }
+        // The restore left `archive_mode = 'off'` in postgresql.auto.conf,
+        // which wins over every other file.
+        let auto = home.data().join("postgresql.auto.conf");
+        let auto_text = std::fs::read_to_string(&auto).unwrap_or_default();
+        let cleaned = without(&auto_text);
+        if cleaned != auto_text {
+            write_file(&auto, &cleaned, &self.user, 0o600)
+                .map_err(io_step("writing postgresql.auto.conf"))?;
+        }
+        let server = self.server(home, port);
+        let archiving = async |server: &server::Server<'_>| -> bool {
+            let Ok(mut conn) = server.connect().await else {
+                return false;
+            };
+            let mode: Result<String, _> =
+                sqlx::query_scalar("SELECT current_setting('archive_mode')")
+                    .fetch_one(&mut conn)
+                    .await;
+            let _ = conn.close().await;
+            mode.is_ok_and(|m| m == "on")
+        };
+        if archiving(&server).await {
             return Ok(());
         }
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with("archive_mode") && !l.starts_with("archive_command"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        write_file(&path, &format!("{kept}{wanted}"), &self.user, 0o600)
-            .map_err(io_step("writing fleet.conf"))?;
-        let server = self.server(home, port);
         server
             .stop(true)
             .await

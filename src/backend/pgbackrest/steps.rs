@@ -86,6 +86,19 @@ impl Backend for PgBackRestBackend {
                 }
             }
         }
+        // A Unix socket's name holds 107 bytes: a fleet folder too deep
+        // would only fail when the copy starts, after its whole restore.
+        let socket = home.socket_dir().join(".s.PGSQL.65535");
+        if socket.as_os_str().len() > 107 {
+            return Err(StepError::fatal(
+                "fleet_dir_too_long",
+                format!(
+                    "the new cluster's socket path {} is longer than the 107 bytes a Unix socket \
+                     may have: use a shorter FLEET_DIR on this host",
+                    socket.display()
+                ),
+            ));
+        }
         progress.report(0.2, "reserving a port and a data directory");
         let owner = Self::restore_owner(job);
         let port = self
