@@ -893,7 +893,7 @@ async fn replay_progress_rises_and_a_second_restore_s_estimate_holds() {
         .await
         .unwrap();
     // In many commits: the replay point moves from commit to commit.
-    for batch in 0..32 {
+    for batch in 0..48 {
         sqlx::query(
             "INSERT INTO big SELECT g, repeat(md5(g::text), 32) \
              FROM generate_series($1, $1 + 4999) g",

@@ -390,7 +390,8 @@ impl Backend for PgBackRestBackend {
         let watch = async {
             let mut conn: Option<sqlx::PgConnection> = None;
             loop {
-                tokio::time::sleep(StdDuration::from_millis(250)).await;
+                // Often enough that a replay of a few seconds shows moving.
+                tokio::time::sleep(StdDuration::from_millis(100)).await;
                 if conn.is_none() {
                     conn = server.connect().await.ok();
                 }
