@@ -34,8 +34,20 @@ struct Desk {
 
 impl Desk {
     async fn new(db: &TestDb) -> Desk {
+        Desk::built(db, &[], |_, _| {}).await
+    }
+
+    /// A desk with more settings, its app adapted before use.
+    async fn built(
+        db: &TestDb,
+        extra: &[&str],
+        adapt: impl FnOnce(&mut App, &ManualClock),
+    ) -> Desk {
         let clock = ManualClock::new(t0());
-        let app = demo_app(db, clock.clone(), &["--max-attempts", "3"]).await;
+        let mut args = vec!["--max-attempts", "3"];
+        args.extend_from_slice(extra);
+        let mut app = demo_app(db, clock.clone(), &args).await;
+        adapt(&mut app, &clock);
         let user = |email: &'static str| {
             let app = app.clone();
             async move {
@@ -702,7 +714,160 @@ async fn a_stopping_process_hands_over_its_duties_at_once(db: TestDb) {
     );
 }
 
+/// A restore host slow to measure a restore's work: the start checks
+/// outlast the lease, which its worker keeps meanwhile, so the job starts
+/// instead of being taken from the worker mid-check over and over.
+mod slow_room {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Duration, Utc};
+    use restore_desk::backend::*;
+    use restore_desk::clock::ManualClock;
+    use restore_desk::domain::catalog::{Catalog, RestorePlan, ZoneSet};
+    use restore_desk::domain::cluster::{Cluster, Connection};
+    use restore_desk::domain::transactions::{
+        LogRead, LoggedTransaction, RelationFile, RelationName,
+    };
+    use restore_desk::domain::verification::{Check, ObservedCluster};
+    use tokio_util::sync::CancellationToken;
+
+    /// The simulated fleet, with a measure of a restore's work that takes real time
+    /// while the desk's clock runs twice as fast.
+    pub struct SlowRoom {
+        pub inner: DynBackend,
+        pub clock: ManualClock,
+    }
+
+    #[async_trait]
+    impl Backend for SlowRoom {
+        fn name(&self) -> &'static str {
+            self.inner.name()
+        }
+        async fn catalog(&self, c: &Cluster) -> Result<Catalog, FleetError> {
+            self.inner.catalog(c).await
+        }
+        async fn online_zones(&self, c: &Cluster) -> Result<ZoneSet, FleetError> {
+            self.inner.online_zones(c).await
+        }
+        async fn provision(
+            &self,
+            j: &JobContext,
+            p: &dyn Progress,
+            c: &CancellationToken,
+        ) -> Result<Connection, StepError> {
+            self.inner.provision(j, p, c).await
+        }
+        async fn restore_snapshot(
+            &self,
+            j: &JobContext,
+            plan: &RestorePlan,
+            p: &dyn Progress,
+            c: &CancellationToken,
+        ) -> Result<(), StepError> {
+            self.inner.restore_snapshot(j, plan, p, c).await
+        }
+        async fn replay_log(
+            &self,
+            j: &JobContext,
+            p: &dyn Progress,
+            c: &CancellationToken,
+        ) -> Result<Option<DateTime<Utc>>, StepError> {
+            self.inner.replay_log(j, p, c).await
+        }
+        async fn restore_work(
+            &self,
+            c: &Cluster,
+            plan: &RestorePlan,
+            target: DateTime<Utc>,
+        ) -> Result<restore_desk::domain::eta::Work, FleetError> {
+            // Four lease lengths of the desk's time in two of real time.
+            for _ in 0..20 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                self.clock.advance(Duration::milliseconds(200));
+            }
+            self.inner.restore_work(c, plan, target).await
+        }
+        async fn free_space(&self) -> Result<i64, FleetError> {
+            self.inner.free_space().await
+        }
+        async fn examine(
+            &self,
+            j: &JobContext,
+            c: &CancellationToken,
+        ) -> Result<Vec<Check>, StepError> {
+            self.inner.examine(j, c).await
+        }
+        async fn inspect(
+            &self,
+            j: &JobContext,
+            c: &CancellationToken,
+        ) -> Result<ObservedCluster, StepError> {
+            self.inner.inspect(j, c).await
+        }
+        async fn finalize(
+            &self,
+            j: &JobContext,
+            c: &CancellationToken,
+        ) -> Result<Connection, StepError> {
+            self.inner.finalize(j, c).await
+        }
+        async fn teardown(&self, j: &JobContext) -> Result<(), StepError> {
+            self.inner.teardown(j).await
+        }
+        async fn run_backups(&self, now: DateTime<Utc>) -> Result<BackupRound, FleetError> {
+            self.inner.run_backups(now).await
+        }
+        async fn transactions(
+            &self,
+            c: &Cluster,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+        ) -> Result<LogRead, FleetError> {
+            self.inner.transactions(c, from, to).await
+        }
+        async fn transaction(
+            &self,
+            c: &Cluster,
+            xid: u64,
+        ) -> Result<Option<LoggedTransaction>, FleetError> {
+            self.inner.transaction(c, xid).await
+        }
+        async fn relation_names(
+            &self,
+            c: &Cluster,
+        ) -> Result<Vec<(RelationFile, RelationName)>, FleetError> {
+            self.inner.relation_names(c).await
+        }
+    }
+
+    pub fn wrap(app: &mut restore_desk::app::App, clock: ManualClock) {
+        app.backend = Arc::new(SlowRoom {
+            inner: app.backend.clone(),
+            clock,
+        });
+    }
+}
+
+async fn a_slow_room_check_keeps_its_lease(db: TestDb) {
+    let desk = Desk::built(&db, &["--lease-seconds", "1"], |app, clock| {
+        slow_room::wrap(app, clock.clone())
+    })
+    .await;
+    let ticket = desk.approved(t0() - Duration::hours(2), "slow-room").await;
+    let job = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        desk.run_to_rest(&ticket),
+    )
+    .await
+    .expect("the job started and came to rest");
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
+    let actions = desk.actions(&ticket).await;
+    assert_eq!(count(&actions, "job_start"), 1, "{actions:?}");
+}
+
 crate::both_databases!(
+    a_slow_room_check_keeps_its_lease,
     a_stopping_process_hands_over_its_duties_at_once,
     happy_path,
     every_step_failing_once_is_retried,

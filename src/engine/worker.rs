@@ -282,8 +282,31 @@ impl Worker {
     ) -> Result<Next, EngineError> {
         let source = &loaded.source;
         if job.state == JobState::Queued {
-            // Nothing starts that this host cannot finish.
-            return match self.before_start(job, source).await {
+            // Nothing starts that this host cannot finish. The checks read
+            // every zone, a dead one for its full bound: the lease is kept
+            // meanwhile, or another worker would take the job mid-check.
+            let (cancel, stop) = (CancellationToken::new(), CancellationToken::new());
+            let checks = async {
+                let checked = self.before_start(job, source).await;
+                stop.cancel();
+                checked
+            };
+            let idle = ProgressCell::default();
+            let beat = self.heartbeat(job, &idle, &cancel, &stop, shutdown);
+            let (checked, interruption) = tokio::join!(checks, beat);
+            match interruption {
+                None => {}
+                Some(Interruption::Shutdown) => {
+                    self.app
+                        .store
+                        .release_lease(&job.fence(self.app.now()))
+                        .await?;
+                    return Ok(Next::Stop);
+                }
+                Some(Interruption::LeaseLost) => return Ok(Next::Stop),
+                Some(Interruption::Cancelled) => return Ok(Next::Continue),
+            }
+            return match checked {
                 Ok(work) => {
                     let done = StepDone {
                         outputs: JobOutputs {
