@@ -547,6 +547,93 @@ async fn the_admin_page_lists_hosts_and_keeps_a_refused_form(postgres: bool) {
     );
 }
 
+/// The register form of the admin clusters page: only admins, only with
+/// the form's token, shown once a source host is listed; a refusal keeps
+/// what was typed, says why beside the field, and stores nothing.
+async fn the_clusters_page_registers_only_for_admins_and_stores_nothing_refused(postgres: bool) {
+    let t = spawn_app(postgres, &[]).await;
+    let mut ada = t.browser();
+    ada.sign_in("ada@admin.example").await;
+    let page = ada.page("/admin/clusters").await;
+    assert!(
+        !page.contains("id=\"register-form\""),
+        "no source host, no form"
+    );
+    assert!(
+        page.contains("once the fleet lists a source host"),
+        "{page}"
+    );
+    let api = Api::signed_in(&t.base, "ada@admin.example").await;
+    let (status, _) = put(
+        &api,
+        "src",
+        json!({"role": "source", "address": "src.fleet.test"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = ada.page("/admin/clusters").await;
+    assert!(page.contains("id=\"register-form\""), "{page}");
+    assert!(
+        page.contains("<option value=\"src\""),
+        "the source host is offered"
+    );
+    let before = t
+        .app
+        .store
+        .clusters(restore_desk::store::Scope::Everything, true)
+        .await
+        .unwrap();
+    let fields = [
+        ("name", "orders-adopted"),
+        ("subscription", "contoso"),
+        ("resource_group", "rg-prod"),
+        ("host", "src"),
+        ("port", "5432"),
+        ("stanza", "orders"),
+        ("data_directory", "/srv/pg/orders"),
+        ("database", "postgres"),
+        ("user", "postgres"),
+        ("tier", "GeneralPurpose"),
+        ("vcores", "two"),
+        ("storage_gib", "32"),
+        ("node_count", "1"),
+        ("server_version", "15"),
+    ];
+    // A number that is not one, beside its field, the rest kept.
+    let refused = ada.post("/admin/clusters", &fields).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("id=\"r-vcores-error\""), "{page}");
+    assert!(
+        page.contains("value=\"orders-adopted\""),
+        "what was typed is kept"
+    );
+    // The simulated fleet adopts nothing from outside: said beside the host.
+    let mut good = fields;
+    good[10] = ("vcores", "2");
+    let refused = ada.post("/admin/clusters", &good).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("id=\"r-host-error\""), "{page}");
+    assert!(page.contains("BACKEND=pgbackrest"), "{page}");
+    // No token, or not an admin: refused before anything is read.
+    let forged = ada.post_raw("/admin/clusters", &good).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    for email in ["alice@contoso.example", "sam@support.example"] {
+        let mut browser = t.browser();
+        browser.sign_in(email).await;
+        let response = browser.post("/admin/clusters", &good).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{email}");
+    }
+    let after = t
+        .app
+        .store
+        .clusters(restore_desk::store::Scope::Everything, true)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), before.len(), "nothing was stored");
+}
+
 // ------------------------------------------------------------ the binary
 
 const BIN: &str = env!("CARGO_BIN_EXE_restore-desk");
@@ -823,6 +910,7 @@ crate::both_databases!(
     customers_see_nothing_and_staff_only_read,
     a_host_with_an_unfinished_restore_is_kept,
     the_admin_page_lists_hosts_and_keeps_a_refused_form,
+    the_clusters_page_registers_only_for_admins_and_stores_nothing_refused,
     a_fleet_description_is_read_at_start,
     a_wrong_fleet_description_stops_the_start,
 );

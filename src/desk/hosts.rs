@@ -405,3 +405,32 @@ pub async fn import(
         Err(other) => Err(other.into()),
     }
 }
+
+/// A listed zone host as the network finds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneReach {
+    pub zone: Zone,
+    pub host: String,
+    pub answering: bool,
+}
+
+/// Each listed zone host tried on its TLS port, all at once, each for at
+/// most `domain::host::ZONE_ANSWER_SECONDS`. Empty when no zone host is listed (the
+/// single machine's zones are folders).
+pub async fn zone_reach(app: &App) -> Result<Vec<ZoneReach>, DeskError> {
+    let hosts = app.store.fleet_hosts().await?;
+    let tries = hosts
+        .into_iter()
+        .filter_map(|h| h.zone.filter(|_| h.role == HostRole::Zone).map(|z| (z, h)))
+        .map(|(zone, host)| async move {
+            let answering = crate::fleet::answers(&host).await;
+            ZoneReach {
+                zone,
+                host: host.name,
+                answering,
+            }
+        });
+    let mut found = futures::future::join_all(tries).await;
+    found.sort_by_key(|r| r.zone);
+    Ok(found)
+}

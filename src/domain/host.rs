@@ -22,6 +22,11 @@ string_enum! {
 /// The port pgBackRest's TLS server listens on unless told otherwise.
 pub const DEFAULT_TLS_PORT: u16 = 8432;
 
+/// How long a zone host has to accept a connection on its TLS port before
+/// it counts as not answering: a catalog read skips it after this, and
+/// the zones page says so.
+pub const ZONE_ANSWER_SECONDS: u64 = 2;
+
 /// A host of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

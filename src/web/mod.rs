@@ -148,7 +148,8 @@ pub fn static_dir(settings: &crate::config::Settings) -> PathBuf {
 
 fn page_routes() -> Router<WebState> {
     use pages::{
-        account, admin, common, customer, drills, endpoints, hosts, staff, transactions, verdict,
+        account, admin, common, customer, drills, endpoints, hosts, register, staff, transactions,
+        verdict,
     };
     Router::new()
         .route("/", get(account::home))
@@ -196,7 +197,10 @@ fn page_routes() -> Router<WebState> {
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
-        .route("/admin/clusters", get(admin::clusters))
+        .route(
+            "/admin/clusters",
+            get(admin::clusters).post(register::register),
+        )
         .route("/admin/clusters/{id}/delete", post(admin::delete_cluster))
         .route(
             "/admin/clusters/{id}/drill-settings",

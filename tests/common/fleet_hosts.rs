@@ -58,6 +58,8 @@ pub struct FleetPlan<'a> {
     pub small_hosts: &'a [(&'a str, u32)],
     /// Extra settings of every desk process.
     pub env: &'a [(&'a str, &'a str)],
+    /// Restore hosts whose worker the test starts itself, later.
+    pub idle: &'a [&'a str],
 }
 
 impl Default for FleetPlan<'_> {
@@ -66,6 +68,7 @@ impl Default for FleetPlan<'_> {
             restore_hosts: &["r1", "r2"],
             small_hosts: &[],
             env: &[],
+            idle: &[],
         }
     }
 }
@@ -170,10 +173,16 @@ impl HostFleet {
         fleet.wait_for_tls(&["az1", "az2", "az3"]);
         fleet.start_source();
         fleet.start_desk();
-        for host in plan.restore_hosts {
+        let started: Vec<&str> = plan
+            .restore_hosts
+            .iter()
+            .copied()
+            .filter(|h| !plan.idle.contains(h))
+            .collect();
+        for host in &started {
             fleet.start_worker(host);
         }
-        fleet.wait_for_tls(plan.restore_hosts);
+        fleet.wait_for_tls(&started);
         fleet.people();
         fleet
     }
@@ -596,6 +605,27 @@ impl HostFleet {
         .await
     }
 
+    /// A restore host's worker started and its TLS server answering.
+    pub fn start_restore_host(&mut self, host: &str) {
+        self.start_worker(host);
+        self.wait_for_tls(&[host]);
+    }
+
+    /// Signs `email` in to the web desk: a browser with its session.
+    pub async fn browser_as(&self, email: &str) -> super::web::Browser {
+        let mut browser = super::web::Browser::new(&self.api);
+        browser.page("/login").await;
+        let response = browser
+            .post("/login", &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in of {email}"
+        );
+        browser
+    }
+
     /// Polls `probe` every 250 ms until it answers, for at most `limit`.
     pub async fn wait_for<T>(
         &self,
@@ -648,5 +678,15 @@ impl ApiClient {
             .unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> StatusCode {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 }

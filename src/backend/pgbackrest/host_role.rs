@@ -104,6 +104,9 @@ impl PgBackRestBackend {
             sys::kill(pid as i32, libc::SIGHUP);
             tracing::info!(host = %me.name, "pgBackRest TLS server told of a new configuration");
         }
+        if me.role == HostRole::Restore {
+            self.keep_copies(&me.name).await?;
+        }
         if let (HostRole::Zone, Some(zone)) = (me.role, me.zone)
             && !backing_up.swap(true, Ordering::SeqCst)
         {
@@ -117,6 +120,44 @@ impl PgBackRestBackend {
                 }
                 flag.store(false, Ordering::SeqCst);
             });
+        }
+        Ok(())
+    }
+
+    /// A restore host's copies handed over to their customers: a deleted
+    /// one's server stopped (its backups stay in the zones for the grace),
+    /// a live one's started again should it have stopped, as after the
+    /// host restarted.
+    async fn keep_copies(&self, me: &str) -> Result<(), FleetError> {
+        let clusters = self.store.clusters(Scope::Everything, true).await?;
+        for cluster in clusters {
+            let Some(location) = &cluster.location else {
+                continue;
+            };
+            if location.host != me
+                || cluster.restored_from.is_none()
+                || cluster.status != crate::domain::cluster::ClusterStatus::Ready
+            {
+                continue;
+            }
+            let Some(dir) = Path::new(&location.data_directory).parent() else {
+                continue;
+            };
+            let home = ClusterHome(dir.to_path_buf());
+            if !home.data().join("PG_VERSION").is_file() {
+                continue;
+            }
+            let server = self.server(&home, cluster.connection.port as u16);
+            let deleted = cluster.deleted_at.is_some();
+            let outcome = match (deleted, server.pid().is_some()) {
+                (true, true) => server.stop(true).await.map(|()| "stopped, deleted"),
+                (false, false) => server.start().map(|()| "started again"),
+                _ => continue,
+            };
+            match outcome {
+                Ok(what) => tracing::info!(cluster = %cluster.name, "a handed-over copy {what}"),
+                Err(error) => tracing::warn!(cluster = %cluster.name, %error, "keeping a copy"),
+            }
         }
         Ok(())
     }

@@ -207,10 +207,22 @@ impl PgBackRestBackend {
         }
         let hosts = self.fleet_hosts().await?;
         let reads = Zone::ALL.map(|zone| {
-            let has_host = hosts.iter().any(|h| h.zone == Some(zone));
+            let host = hosts.iter().find(|h| h.zone == Some(zone));
             async move {
-                if !has_host {
+                let Some(host) = host else {
                     return unreadable(zone, format!("zone {zone} has no host in the fleet"));
+                };
+                // A host that does not even take a connection is skipped
+                // at once: pgBackRest would try it four times.
+                if !crate::fleet::answers(host).await {
+                    return unreadable(
+                        zone,
+                        format!(
+                            "zone {zone}'s host {} did not answer within {} s",
+                            host.name,
+                            crate::domain::host::ZONE_ANSWER_SECONDS
+                        ),
+                    );
                 }
                 let mut command = self.backrest(&reach.conf, &reach.stanza);
                 command

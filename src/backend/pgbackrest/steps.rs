@@ -35,6 +35,18 @@ impl Backend for PgBackRestBackend {
                 tracing::warn!(%error, "remembering what the zones hold");
             }
         }
+        // No zone answers and none was seen before: that is no catalog,
+        // not a cluster without backups (a stanza not created yet is).
+        let silent = |r: &info::Repo| {
+            !r.readable && r.backups.is_empty() && !r.status.contains("missing stanza")
+        };
+        if info.repos.iter().all(silent) {
+            let why: Vec<String> = info.repos.iter().map(|r| r.status.clone()).collect();
+            return Err(FleetError::Unreachable(format!(
+                "no zone answers: {}",
+                why.join("; ")
+            )));
+        }
         Ok(info.catalog(&ends))
     }
 

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::common::{parse_id, people, times_for};
+use super::register::{FIELDS as REGISTER_FIELDS, RegisterForm, RegisterSection};
 use super::{Chrome, FormErrors, chrome, flash, refused, render};
 use crate::app::App;
 use crate::desk::admin::{self as admin_ops, FaultRequest, NewUser, UserChange};
@@ -225,9 +226,24 @@ struct ClustersPage {
     chrome: Chrome,
     rows: Vec<ClusterRow>,
     errors: FormErrors,
+    /// The form to register an existing cluster, when the fleet lists a
+    /// source host.
+    register: Option<RegisterSection>,
 }
 
-async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult<Response> {
+impl ClustersPage {
+    /// Refusals about no field of the registration form.
+    fn other_errors(&self) -> Vec<String> {
+        self.errors.other(&REGISTER_FIELDS)
+    }
+}
+
+pub(super) async fn clusters_page(
+    app: &App,
+    viewer: &Viewer,
+    errors: FormErrors,
+    form: RegisterForm,
+) -> AppResult<Response> {
     let times = times_for(app, &viewer.user);
     let slugs: HashMap<SubscriptionId, String> = app
         .store
@@ -288,12 +304,19 @@ async fn clusters_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppRes
         .await?,
         rows,
         errors,
+        register: RegisterSection::of(app, form).await?,
     };
     render(StatusCode::OK, &page)
 }
 
 pub async fn clusters(State(app): State<App>, AdminUser(viewer): AdminUser) -> AppResult<Response> {
-    clusters_page(&app, &viewer, FormErrors::default()).await
+    clusters_page(
+        &app,
+        &viewer,
+        FormErrors::default(),
+        RegisterForm::default(),
+    )
+    .await
 }
 
 /// A destructive act's form: ticked to confirm, with the reason the audit
@@ -334,7 +357,12 @@ pub async fn delete_cluster(
     let id = parse_id(&id)?;
     let reason = match form.checked("delete this cluster") {
         Ok(reason) => reason,
-        Err(error) => return refused(error, |errors| clusters_page(&app, &viewer, errors)).await,
+        Err(error) => {
+            return refused(error, |errors| {
+                clusters_page(&app, &viewer, errors, RegisterForm::default())
+            })
+            .await;
+        }
     };
     match admin_ops::delete_cluster(&app, &viewer.user, id, Some(reason)).await {
         Ok(()) => {
@@ -345,7 +373,12 @@ pub async fn delete_cluster(
             .await?;
             Ok(Redirect::to("/admin/clusters").into_response())
         }
-        Err(error) => refused(error.into(), |errors| clusters_page(&app, &viewer, errors)).await,
+        Err(error) => {
+            refused(error.into(), |errors| {
+                clusters_page(&app, &viewer, errors, RegisterForm::default())
+            })
+            .await
+        }
     }
 }
 
@@ -354,6 +387,8 @@ pub async fn delete_cluster(
 pub struct ZoneRow {
     pub zone: ZoneStatus,
     pub changed: Stamp,
+    /// Its host across hosts and whether it answered just now.
+    pub reach: Option<(String, bool)>,
 }
 
 pub struct FaultRow {
@@ -369,11 +404,21 @@ struct ZonesPage {
     faults: Vec<FaultRow>,
     steps: Vec<(&'static str, &'static str)>,
     sandbox: bool,
+    /// How long a zone host has to answer.
+    answer_seconds: u64,
     errors: FormErrors,
+}
+
+impl ZonesPage {
+    /// Whether the zones are hosts of their own.
+    fn networked(&self) -> bool {
+        self.zones.iter().any(|z| z.reach.is_some())
+    }
 }
 
 async fn zones_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult<Response> {
     let times = times_for(app, &viewer.user);
+    let reach = crate::desk::hosts::zone_reach(app).await?;
     let zones = app
         .store
         .zones()
@@ -381,6 +426,10 @@ async fn zones_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult
         .into_iter()
         .map(|z| ZoneRow {
             changed: times.stamp(z.changed_at),
+            reach: reach
+                .iter()
+                .find(|r| r.zone == z.zone)
+                .map(|r| (r.host.clone(), r.answering)),
             zone: z,
         })
         .collect();
@@ -409,6 +458,7 @@ async fn zones_page(app: &App, viewer: &Viewer, errors: FormErrors) -> AppResult
             .map(|s| (s.as_str(), s.label()))
             .collect(),
         sandbox: app.backend.name() == "sandbox",
+        answer_seconds: crate::domain::host::ZONE_ANSWER_SECONDS,
         errors,
     };
     render(StatusCode::OK, &page)

@@ -9,6 +9,7 @@ pub mod customer;
 pub mod drills;
 pub mod endpoints;
 pub mod hosts;
+pub mod register;
 pub mod staff;
 pub mod transactions;
 pub mod verdict;
