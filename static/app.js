@@ -335,13 +335,16 @@
       choice: form.querySelector("[data-transaction-choice]"),
       changed: null
     });
+    // A slower answer for an earlier moment must not replace a newer one.
+    var asked = 0;
     function refresh() {
       var date = form.querySelector("[name=date]").value;
       var time = form.querySelector("[name=time]").value;
       var zone = form.querySelector("[name=time_zone]").value;
       if (!date || !time) return;
+      var mine = ++asked;
       happened.show("local_time=" + encodeURIComponent(date + "T" + time) +
-                    "&time_zone=" + encodeURIComponent(zone));
+                    "&time_zone=" + encodeURIComponent(zone), function () { return mine === asked; });
     }
     form.addEventListener("change", function () { clearTimeout(timer); timer = setTimeout(refresh, 300); });
     var details = form.closest("details");

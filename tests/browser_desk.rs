@@ -615,8 +615,8 @@ async fn the_form_shows_what_happened_and_a_click_sets_the_target() {
     until(
         &client,
         "the DROP among the transactions around the moment",
-        "const d = document.querySelector('#happened-list .tx-destructive');
-         return !!d && d.innerText.includes('DROP public.orders');",
+        "return Array.from(document.querySelectorAll('#happened-list .tx-destructive'))
+           .some(d => d.innerText.includes('DROP public.orders'));",
     )
     .await;
     let around = eval(
@@ -630,7 +630,8 @@ async fn the_form_shows_what_happened_and_a_click_sets_the_target() {
         "its neighbours too: {around}"
     );
     shots.take(&client, "request-form-what-happened").await;
-    click(&client, "#happened-list .tx-destructive .tx-before").await;
+    // The DROP's row: a large delete nearby is marked too.
+    click_drop_before(&client, "#happened-list").await;
     let drop_second = incident.timestamp() / 7 * 7;
     let before = chrono::DateTime::from_timestamp(drop_second - 1, 0).unwrap();
     let expected = before.format("%H:%M:%S").to_string();
@@ -723,11 +724,12 @@ async fn a_customer_corrects_the_target_to_a_transaction_on_the_ticket_page() {
     until(
         &client,
         "the DROP beside the form",
-        "const d = document.querySelector('#target-form .tx-destructive');
-         return !!d && d.innerText.includes('DROP public.orders');",
+        "return Array.from(document.querySelectorAll('#target-form .tx-destructive'))
+           .some(d => d.innerText.includes('DROP public.orders'));",
     )
     .await;
-    click(&client, "#target-form .tx-destructive .tx-before").await;
+    // The DROP's row: a large delete nearby is marked too.
+    click_drop_before(&client, "#target-form").await;
     until(
         &client,
         "the transaction chosen",
@@ -743,10 +745,14 @@ async fn a_customer_corrects_the_target_to_a_transaction_on_the_ticket_page() {
         .await
         .unwrap();
     click(&client, "#target-form button[type=submit]").await;
+    // The form itself says "just before transaction" once chosen: the
+    // flash is what only the answer to the submit shows.
     until(
         &client,
         "the corrected ticket",
-        "return document.body.innerText.includes('just before transaction')",
+        "const f = document.querySelector('.flash');
+         return !!f && f.innerText.includes('passed its check')
+           && document.body.innerText.includes('just before transaction');",
     )
     .await;
     let stored = t
@@ -826,14 +832,15 @@ async fn a_paused_copy_goes_back_to_just_before_the_drop_picked_beside_the_form(
     until(
         &client,
         "the DROP beside the form",
-        "const d = document.querySelector('#target-form .tx-destructive');
-         return !!d && d.innerText.includes('DROP public.orders');",
+        "return Array.from(document.querySelectorAll('#target-form .tx-destructive'))
+           .some(d => d.innerText.includes('DROP public.orders'));",
     )
     .await;
     shots
         .take(&client, "ticket-paused-copy-what-happened")
         .await;
-    click(&client, "#target-form .tx-destructive .tx-before").await;
+    // The DROP's row: a large delete nearby is marked too.
+    click_drop_before(&client, "#target-form").await;
     until(
         &client,
         "just before the DROP's transaction chosen",
@@ -892,4 +899,19 @@ async fn a_paused_copy_goes_back_to_just_before_the_drop_picked_beside_the_form(
         .take(&client, "ticket-accepted-after-going-back")
         .await;
     client.close().await.unwrap();
+}
+
+/// Clicks "Just before" on the DROP's row of the list under `scope`.
+async fn click_drop_before(client: &Client, scope: &str) {
+    let clicked = eval(
+        client,
+        "const row = Array.from(document.querySelectorAll(arguments[0] + ' .tx-destructive'))
+           .find(d => d.innerText.includes('DROP public.orders'));
+         if (!row) return false;
+         row.querySelector('.tx-before').click();
+         return true;",
+        vec![json!(scope)],
+    )
+    .await;
+    assert_eq!(clicked, json!(true), "the DROP's row is listed");
 }
