@@ -559,11 +559,17 @@ async fn a_lossy_zone_still_restores_and_no_zone_fails_clearly() {
     let fleet = HostFleet::start(FleetPlan::default()).await;
     let (ada, orders, t1) = in_every_zone(&fleet).await;
 
-    // A lossy az3 the only zone that answers: the restore completes, its
-    // progress moving.
+    // A slow, lossy az3 the only zone that answers: the restore completes,
+    // its progress moving. The kernel here has no netem: the loss is
+    // nftables dropping 15 % of what az3 sends, the delay a proxy holding
+    // back everything az3's TLS server answers by 50 ms.
     fleet.lan.link("az1", false);
     fleet.lan.link("az2", false);
     fleet.lan.loss("az3", 15);
+    let slow = fleet
+        .lan
+        .delay_proxy("az3", 8433, 8432, std::time::Duration::from_millis(50));
+    fleet.lan.redirect("az3", 8432, Some(slow.port()));
     let id = file_and_approve(&fleet, &orders, t1, "orders-lossy").await;
     let mut seen = std::collections::BTreeSet::new();
     fleet
@@ -595,6 +601,13 @@ async fn a_lossy_zone_still_restores_and_no_zone_fails_clearly() {
     let (_, dropped) = fleet.lan.loss_counts("az3");
     assert!(dropped > 0, "az3 lost packets on the way");
     fleet.lan.loss("az3", 0);
+    assert!(
+        slow.relayed() > 1_000_000,
+        "the restore came through the slow link: {} bytes",
+        slow.relayed()
+    );
+    fleet.lan.redirect("az3", 8432, None);
+    drop(slow);
     fleet.lan.link("az1", true);
     fleet.lan.link("az2", true);
     let id = file_and_approve(&fleet, &orders, t1, "orders-no-zone").await;

@@ -23,7 +23,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,7 @@ const NETNS_ETC: &str = "/etc/netns";
 /// The nftables tables the faults add inside a host's namespace.
 const BLACKHOLE_TABLE: &str = "rd_blackhole";
 const LOSS_TABLE: &str = "rd_loss";
+const REDIRECT_TABLE: &str = "rd_redirect";
 
 /// One switch and its hosts; see the module's doc.
 pub struct Lan {
@@ -397,6 +399,24 @@ impl Lan {
         (packets[0], packets[1])
     }
 
+    /// Sends connections other hosts make to `port` on `host` to
+    /// `to_port` there instead (`Some`), or stops (`None`): with a delay
+    /// proxy on `to_port` in front of the real server, every peer sees a
+    /// slow link while the host itself still reaches its own server.
+    pub fn redirect(&self, host: &str, port: u16, to_port: Option<u16>) {
+        let table = format!("ip {REDIRECT_TABLE}");
+        let mut script = format!("table {table}\ndelete table {table}\n");
+        if let Some(to) = to_port {
+            script += &format!(
+                "table {table} {{\n\
+                 chain prerouting {{ type nat hook prerouting priority dstnat; \
+                 iifname \"eth0\" tcp dport {port} redirect to :{to}; }}\n\
+                 }}\n"
+            );
+        }
+        self.nft(host, &script);
+    }
+
     fn nft(&self, host: &str, script: &str) {
         use std::io::Write;
         let mut child = self
@@ -458,6 +478,8 @@ impl Lan {
         let target = SocketAddr::V4(SocketAddrV4::new(address, target_port));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let relayed = Arc::new(AtomicU64::new(0));
+        let counted = relayed.clone();
         let thread = self.spawn_in(host, move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -474,7 +496,7 @@ impl Lan {
                 let _ = ready_tx.send(Ok(listener.local_addr().unwrap()));
                 tokio::select! {
                     _ = stop_rx => {}
-                    _ = accept_loop(listener, target, delay) => {}
+                    _ = accept_loop(listener, target, delay, counted) => {}
                 }
             });
             // Dropping the runtime ends every connection still open.
@@ -486,6 +508,7 @@ impl Lan {
         };
         DelayProxy {
             address,
+            relayed,
             stop: Some(stop_tx),
             thread: Some(thread),
             _lan: PhantomData,
@@ -604,6 +627,7 @@ fn enter_namespace(path: &std::path::Path) {
 /// which the borrow of its Lan makes happen before the Lan is removed.
 pub struct DelayProxy<'lan> {
     address: SocketAddr,
+    relayed: Arc<AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _lan: PhantomData<&'lan Lan>,
@@ -618,6 +642,11 @@ impl DelayProxy<'_> {
     pub fn port(&self) -> u16 {
         self.address.port()
     }
+
+    /// Bytes the target sent back through the proxy so far.
+    pub fn relayed(&self) -> u64 {
+        self.relayed.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for DelayProxy<'_> {
@@ -631,20 +660,25 @@ impl Drop for DelayProxy<'_> {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, delay: Duration) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    delay: Duration,
+    relayed: Arc<AtomicU64>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             // Out of descriptors, say: give the connections time to end.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        tokio::spawn(relay(client, target, delay));
+        tokio::spawn(relay(client, target, delay, relayed.clone()));
     }
 }
 
 /// One connection: the client's bytes go on at once, the target's come
 /// back `delay` late.
-async fn relay(client: TcpStream, target: SocketAddr, delay: Duration) {
+async fn relay(client: TcpStream, target: SocketAddr, delay: Duration, relayed: Arc<AtomicU64>) {
     let Ok(upstream) = TcpStream::connect(target).await else {
         return;
     };
@@ -656,12 +690,20 @@ async fn relay(client: TcpStream, target: SocketAddr, delay: Duration) {
         let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
         let _ = upstream_write.shutdown().await;
     };
-    tokio::join!(forward, delay_line(upstream_read, client_write, delay));
+    tokio::join!(
+        forward,
+        delay_line(upstream_read, client_write, delay, relayed)
+    );
 }
 
 /// Copies `from` to `to`, each chunk written `delay` after it was read;
 /// the end of the stream is held as long.
-async fn delay_line(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+async fn delay_line(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    relayed: Arc<AtomicU64>,
+) {
     let (line_in, mut line_out) =
         tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(256);
     let read = async move {
@@ -669,6 +711,7 @@ async fn delay_line(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Dura
         loop {
             // A read error ends the stream as an end of file would.
             let n = from.read(&mut buffer).await.unwrap_or(0);
+            relayed.fetch_add(n as u64, Ordering::Relaxed);
             let due = tokio::time::Instant::now() + delay;
             if line_in.send((due, buffer[..n].to_vec())).await.is_err() || n == 0 {
                 return;
