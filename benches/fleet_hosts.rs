@@ -3,8 +3,8 @@
 //! the desk onto a restore host, against the same `pgbackrest restore` +
 //! `pg_ctl start` + wait for promotion run by hand on the same host from the
 //! same zone, backup set and target, in the same run; and the restore's
-//! MB/s beside the MB/s of `tar` copying the source's data directory from
-//! the source host to the restore host (the ceiling of this network).
+//! MB/s beside the MB/s of `tar` copying the same data directory from the
+//! source host to the restore host (the ceiling of this network).
 //!
 //!     bash benches/run hosts          # or: cargo bench --bench fleet_hosts
 //!     QUICK=1 bash benches/run hosts  # scale 15, 50 MB of log
@@ -81,6 +81,30 @@ async fn bench() {
     let (status, registered) = fleet.register_source("orders", SOURCE_STANZA).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
     let orders = registered["id"].as_str().unwrap().to_string();
+    // The zones' own first backups, so each zone host knows the stanza.
+    fleet
+        .wait_for(
+            "a first backup in every zone",
+            Duration::from_secs(300),
+            async || {
+                ["az1", "az2", "az3"]
+                    .iter()
+                    .all(|zone| {
+                        let dir = fleet
+                            .root
+                            .join(zone)
+                            .join("repo/backup")
+                            .join(SOURCE_STANZA);
+                        std::fs::read_dir(dir).is_ok_and(|entries| {
+                            entries
+                                .flatten()
+                                .any(|e| e.file_name().to_string_lossy().ends_with('F'))
+                        })
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
 
     // The data, and a full backup of it in az1 taken on az1 as its zone
     // host would, so that restore reads it.
@@ -99,7 +123,20 @@ async fn bench() {
         "postgres",
     ]);
     run(pgbench, "pgbench -i");
-    step(&format!("pgbench scale {scale} loaded"));
+    let accounts = fleet.psql(
+        "src",
+        SOURCE_PORT,
+        "postgres",
+        "SELECT count(*) FROM pgbench_accounts",
+    );
+    assert_eq!(accounts, (scale * 100_000).to_string());
+    let size = fleet.psql(
+        "src",
+        SOURCE_PORT,
+        "postgres",
+        "SELECT pg_size_pretty(pg_database_size('postgres'))",
+    );
+    step(&format!("pgbench scale {scale} loaded: {size}"));
     let zone_conf = fleet.root.join("az1").join("host").join("pgbackrest.conf");
     let mut backup = fleet.lan.as_user("az1", "postgres", "pgbackrest");
     backup
@@ -349,8 +386,9 @@ async fn bench() {
     ]);
     run(stop, "pg_ctl stop by hand");
 
-    // The ceiling: the source's data directory sent from src to r1 by tar.
-    let source_data = fleet.source_dir().join("pg");
+    // The ceiling: the restored data directory (stopped, so it holds
+    // still) sent by tar from the source host to the restore host.
+    let source_data = data.clone();
     let landing = fleet.root.join("r1").join("tar-copy");
     std::fs::create_dir_all(&landing).unwrap();
     let listen = "import socket, sys, shutil\n\
@@ -416,6 +454,7 @@ fn pg_down(fleet: &HostFleet, port: u16) -> bool {
             "-t",
             "1",
         ])
+        .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
