@@ -80,7 +80,8 @@ async fn the_main_pages_have_no_accessibility_violations() {
         .await;
     assert!(status.is_success(), "{body}");
     restore_desk::engine::drain(&t.app).await.unwrap();
-    // Hosts for the hosts page: a zone host and this desk's own, reporting.
+    // Hosts for the hosts page: a zone host, a source host and this desk's
+    // own, reporting.
     let (status, body) = ada
         .send(
             reqwest::Method::PUT,
@@ -89,6 +90,15 @@ async fn the_main_pages_have_no_accessibility_violations() {
                 json!({"role": "zone", "address": "az1.fleet.test", "zone": "az1",
                         "data_root": "/var/lib/rd"}),
             ),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    // A source host: the clusters page offers its register form.
+    let (status, body) = ada
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/hosts/src",
+            Some(json!({"role": "source", "address": "src.fleet.test"})),
         )
         .await;
     assert!(status.is_success(), "{body}");
