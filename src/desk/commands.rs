@@ -83,6 +83,40 @@ pub fn job_change(
     restore_job::apply(job, transition, guard, outputs, context)
 }
 
+/// A job command the desk issues by itself, with no ticket to follow:
+/// the transition, its change fenced by the job's run and its event, in
+/// one commit at this app's clock (the caller may add to it). `None` when
+/// the job's state refuses the command.
+pub fn system_job_commit(
+    app: &App,
+    job: &RestoreJob,
+    command: &JobCommand,
+    detail: String,
+) -> Option<Commit> {
+    let transition =
+        restore_job::transition(job.state, command, &Actor::SYSTEM, &job_facts(app, job)).ok()?;
+    let (change, _) = job_change(
+        app,
+        job,
+        &transition,
+        JobGuard::State { run: job.run },
+        JobOutputs::default(),
+    );
+    let mut commit = Commit::at(app.now());
+    commit.events.push(NewEvent {
+        ticket_id: job.ticket_id,
+        job_id: Some(job.id),
+        actor: Actor::SYSTEM,
+        action: EventAction::of_job(command),
+        from_state: Some(job.state.as_str().into()),
+        to_state: Some(transition.to.as_str().into()),
+        detail,
+        at: commit.at,
+    });
+    commit.job = Some(JobWrite::Change(Box::new(change)));
+    Some(commit)
+}
+
 pub fn job_facts(app: &App, job: &RestoreJob) -> JobFacts {
     JobFacts {
         kind: job.kind,

@@ -10,11 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::EngineError;
 use crate::app::App;
-use crate::desk::commands::{job_change, job_facts};
-use crate::domain::actor::Actor;
-use crate::domain::event::EventAction;
+use crate::desk::commands::system_job_commit;
 use crate::domain::restore_job::{self, JobCommand};
-use crate::store::{Commit, HostHeartbeat, JobGuard, JobOutputs, JobWrite, NewEvent, StoreError};
+use crate::store::{HostHeartbeat, StoreError};
 
 /// How often a worker process says it is alive: often enough that a host
 /// is missed only after several beats.
@@ -97,33 +95,13 @@ pub async fn take_over_lost_hosts(app: &App) -> Result<usize, EngineError> {
             continue;
         };
         let command = JobCommand::Rehost { host: host.clone() };
-        let Ok(transition) =
-            restore_job::transition(job.state, &command, &Actor::SYSTEM, &job_facts(app, &job))
-        else {
+        let detail = format!(
+            "restore host {host} not heard from for {} s",
+            app.settings.host_lost_seconds
+        );
+        let Some(mut commit) = system_job_commit(app, &job, &command, detail) else {
             continue;
         };
-        let (change, _) = job_change(
-            app,
-            &job,
-            &transition,
-            JobGuard::State { run: job.run },
-            JobOutputs::default(),
-        );
-        let mut commit = Commit::at(now);
-        commit.events.push(NewEvent {
-            ticket_id: job.ticket_id,
-            job_id: Some(job.id),
-            actor: Actor::SYSTEM,
-            action: EventAction::of_job(&command),
-            from_state: Some(job.state.as_str().into()),
-            to_state: Some(transition.to.as_str().into()),
-            detail: format!(
-                "restore host {host} not heard from for {} s",
-                app.settings.host_lost_seconds
-            ),
-            at: now,
-        });
-        commit.job = Some(JobWrite::Change(Box::new(change)));
         // The record of the cluster the lost run was building goes with it
         // (its files stay out of reach until the host is back); a run being
         // removed removes it itself.
@@ -224,30 +202,9 @@ pub async fn explain_unplaced(app: &App) -> Result<usize, EngineError> {
             continue;
         }
         let command = JobCommand::Wait(failure.clone());
-        let Ok(transition) =
-            restore_job::transition(job.state, &command, &Actor::SYSTEM, &job_facts(app, &job))
-        else {
+        let Some(commit) = system_job_commit(app, &job, &command, failure.message.clone()) else {
             continue;
         };
-        let (change, _) = job_change(
-            app,
-            &job,
-            &transition,
-            JobGuard::State { run: job.run },
-            JobOutputs::default(),
-        );
-        let mut commit = Commit::at(now);
-        commit.events.push(NewEvent {
-            ticket_id: job.ticket_id,
-            job_id: Some(job.id),
-            actor: Actor::SYSTEM,
-            action: EventAction::of_job(&command),
-            from_state: Some(job.state.as_str().into()),
-            to_state: Some(transition.to.as_str().into()),
-            detail: failure.message.clone(),
-            at: now,
-        });
-        commit.job = Some(JobWrite::Change(Box::new(change)));
         match app.commit(commit).await {
             Ok(_) => {
                 explained += 1;

@@ -15,7 +15,9 @@ use super::EngineError;
 use crate::app::App;
 use crate::backend::{FleetView, JobContext, Progress, StepError};
 use crate::desk::DeskError;
-use crate::desk::commands::{Checked, Issuer, Outcome, Situation, job_change, job_facts, plan};
+use crate::desk::commands::{
+    Checked, Issuer, Outcome, Situation, job_change, job_facts, plan, system_job_commit,
+};
 use crate::domain::actor::Actor;
 use crate::domain::catalog::RestorePlan;
 use crate::domain::catalog::ZoneSet;
@@ -193,35 +195,10 @@ impl Worker {
         let Some(drill) = app.store.drill_to_preempt(place, app.now()).await? else {
             return Ok(false);
         };
-        let command = JobCommand::Preempt;
-        let Ok(transition) = restore_job::transition(
-            drill.state,
-            &command,
-            &Actor::SYSTEM,
-            &job_facts(app, &drill),
-        ) else {
+        let detail = format!("a customer's restore needs {}", place.host);
+        let Some(commit) = system_job_commit(app, &drill, &JobCommand::Preempt, detail) else {
             return Ok(false);
         };
-        let (change, _) = job_change(
-            app,
-            &drill,
-            &transition,
-            JobGuard::State { run: drill.run },
-            JobOutputs::default(),
-        );
-        let now = app.now();
-        let mut commit = Commit::at(now);
-        commit.events.push(NewEvent {
-            ticket_id: None,
-            job_id: Some(drill.id),
-            actor: Actor::SYSTEM,
-            action: EventAction::of_job(&command),
-            from_state: Some(drill.state.as_str().into()),
-            to_state: Some(transition.to.as_str().into()),
-            detail: format!("a customer's restore needs {}", place.host),
-            at: now,
-        });
-        commit.job = Some(JobWrite::Change(Box::new(change)));
         match app.commit(commit).await {
             Ok(_) => {
                 metrics::counter!("restore_desk_drills_preempted_total").increment(1);
