@@ -204,8 +204,8 @@ pub async fn register(
         None => resolve_region(app, None).await?,
     };
     let hosts = app.store.fleet_hosts().await?;
-    match hosts.iter().find(|h| h.name == registration.host) {
-        Some(host) if host.role == HostRole::Source => {}
+    let source_host = match hosts.iter().find(|h| h.name == registration.host) {
+        Some(host) if host.role == HostRole::Source => host,
         Some(host) => {
             return Err(bad(
                 "host",
@@ -221,7 +221,7 @@ pub async fn register(
                 ),
             ));
         }
-    }
+    };
     let location = FleetLocation {
         stanza: registration.stanza.clone(),
         host: registration.host.clone(),
@@ -260,11 +260,7 @@ pub async fn register(
             server_version: registration.server_version.clone(),
         },
         connection: Connection {
-            host: hosts
-                .iter()
-                .find(|h| h.name == registration.host)
-                .map(|h| h.address.clone())
-                .unwrap_or_default(),
+            host: source_host.address.clone(),
             port: registration.port,
             database: registration.database.clone(),
             user: registration.user.clone(),
