@@ -283,32 +283,23 @@ impl Worker {
                 Some(Interruption::LeaseLost) => return Ok(Next::Stop),
                 Some(Interruption::Cancelled) => return Ok(Next::Continue),
             }
-            return match checked {
-                Ok(work) => {
-                    let done = StepDone {
-                        outputs: JobOutputs {
-                            work,
-                            ..JobOutputs::default()
-                        },
-                        ..StepDone::empty()
-                    };
-                    self.commit(job, loaded, JobCommand::Start, done).await
-                }
+            let (command, work) = match checked {
+                Ok(work) => (JobCommand::Start, work),
                 Err((failure, work)) => {
                     tracing::info!(code = %failure.code, "waiting for room: {}", failure.message);
                     // What it needs stays with the job: a host with less
                     // room free leaves it for another.
-                    let done = StepDone {
-                        outputs: JobOutputs {
-                            work,
-                            ..JobOutputs::default()
-                        },
-                        ..StepDone::empty()
-                    };
-                    self.commit(job, loaded, JobCommand::Wait(failure), done)
-                        .await
+                    (JobCommand::Wait(failure), work)
                 }
             };
+            let done = StepDone {
+                outputs: JobOutputs {
+                    work,
+                    ..JobOutputs::default()
+                },
+                ..StepDone::empty()
+            };
+            return self.commit(job, loaded, command, done).await;
         }
         let context = JobContext {
             job_id: job.id,
